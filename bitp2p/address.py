@@ -1,0 +1,131 @@
+"""
+Peer addresses: parsing, formatting, routability and network groups.
+
+An address on the wire is C{host:port} with an IPv4 literal, or C{[ipv6]:port}.
+L{Address} is the parsed, normalised form used everywhere inside bitp2p; its
+C{str()} is the wire form.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import attrs
+
+
+class AddressError(ValueError):
+    """
+    A string is not a valid C{host:port} / C{[ipv6]:port} peer address.
+    """
+
+
+@attrs.frozen(order=True)
+class Address:
+    """
+    A peer's listening address.
+
+    @ivar host: the IP literal, normalised (IPv4 dotted quad, or compressed
+        IPv6 without brackets; an IPv4-mapped IPv6 address becomes IPv4).
+    @ivar port: the TCP port, 0..65535.
+    """
+
+    host: str
+    port: int
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.host)
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.host
+
+    def __str__(self) -> str:
+        if self.is_ipv6:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def of(cls, host: str, port: int) -> Address:
+        """
+        Build a normalised address from an IP literal and a port.
+
+        @raise AddressError: if C{host} is not an IP literal or C{port} is out
+            of range.
+        """
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise AddressError(f"bad port {port!r}")
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            raise AddressError(f"not an IP address: {host!r}") from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return cls(str(ip), port)
+
+
+def parse_address(text: str) -> Address:
+    """
+    Parse the wire form C{host:port} or C{[ipv6]:port}.
+
+    @raise AddressError: if C{text} is not of that form.
+    """
+    if not isinstance(text, str):
+        raise AddressError(f"address must be a string, not {type(text).__name__}")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]:")
+        if not sep:
+            raise AddressError(f"bad address {text!r}")
+    else:
+        host, sep, rest = text.rpartition(":")
+        if not sep or ":" in host:
+            raise AddressError(f"bad address {text!r}")
+    if not rest.isdigit() or len(rest) > 5:
+        raise AddressError(f"bad port in {text!r}")
+    return Address.of(host, int(rest))
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """
+    Split C{HOST:PORT} where HOST may also be a host name (for C{--seed}).
+
+    @raise AddressError: if there is no valid port.
+    """
+    if text.startswith("["):
+        address = parse_address(text)
+        return address.host, address.port
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or ":" in host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise AddressError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def is_routable(address: Address) -> bool:
+    """
+    Whether an address could be a peer at all: not unspecified (0.0.0.0, ::),
+    not multicast, not broadcast, not reserved, and not port 0.
+
+    Loopback and private ranges count as routable: bitp2p networks are often
+    run on one machine or one LAN.
+    """
+    if address.port == 0:
+        return False
+    ip = address.ip
+    if ip.is_loopback:
+        return True
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return False
+    return True
+
+
+def network_group(address: Address) -> str:
+    """
+    The network group used to spread outbound connections: the IPv4 /16 or
+    the IPv6 /32 the address lies in.
+    """
+    ip = address.ip
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Network((int(ip) & 0xFFFF0000, 16)))
+    return str(ipaddress.IPv6Network((int(ip) >> 96 << 96, 32)))

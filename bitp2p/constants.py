@@ -1,0 +1,70 @@
+"""
+Every tunable number of bitp2p, in one place, with its unit in its name.
+
+Protocol numbers come from the wire contract (PROTOCOL.md); policy numbers follow
+Bitcoin Core's net/addrman defaults where the contract is silent.
+"""
+
+from bitp2p._version import __version__
+
+PROTOCOL_VERSION = 1
+USER_AGENT = f"/bitp2p:{__version__}/"
+
+# Framing
+MAX_MESSAGE_BYTES = 1024 * 1024  # longest accepted line, delimiter excluded
+
+# Message field limits
+NODE_ID_MAX_CHARS = 64
+USER_AGENT_MAX_CHARS = 256
+MAX_ADDR_ENTRIES = 1000  # an addr with more entries is a violation
+NONCE_MAX = 2**64 - 1
+
+# Connections
+DEFAULT_PORT = 5000
+DEFAULT_INTERFACE = "0.0.0.0"
+MAX_OUTBOUND = 8
+MAX_CONNECTIONS = 125
+# Built-in bootstrap list of the original design: 127.0.0.1 ports 5000-5003,
+# less the node's own port.
+DEFAULT_SEED_HOST = "127.0.0.1"
+DEFAULT_SEED_PORTS = (5000, 5001, 5002, 5003)
+LISTEN_BACKLOG = 128
+CONNECT_TIMEOUT_S = 10
+
+# Timers
+HANDSHAKE_TIMEOUT_S = 60
+PING_INTERVAL_S = 30
+PING_TIMEOUT_S = 90  # a pong later than this ends the connection
+INACTIVITY_TIMEOUT_S = 10 * 60  # nothing at all received for this long
+MAINTENANCE_INTERVAL_S = 5  # how often the node tops up its outbound slots
+ADVERTISE_INTERVAL_S = 10 * 60  # periodic self-advertisement to every peer
+SAVE_INTERVAL_S = 15 * 60  # Bitcoin Core: DUMP_PEERS_INTERVAL
+# When the address book already has addresses, seeds are only used if the node
+# still has no peer this long after start (Bitcoin Core waits likewise).
+SEED_FALLBACK_S = 60
+
+# Address gossip
+GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer
+RELAY_MAX_ENTRIES = 10  # larger unsolicited addr messages are not relayed
+RELAY_FANOUT = 2  # relay fresh addresses to this many other peers
+# Token bucket for addresses accepted from one peer (Bitcoin Core:
+# MAX_ADDR_RATE_PER_SECOND = 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET = 1000).
+ADDR_RATE_PER_S = 0.1
+ADDR_BUCKET_TOKENS = 1000
+# An addr entry whose time is further than this in the future is clamped.
+ADDR_FUTURE_SLACK_S = 10 * 60
+
+# Address book
+ADDRBOOK_MAX_ENTRIES = 20000
+RETRY_BASE_S = 2  # first retry after a failed attempt
+RETRY_MAX_S = 10 * 60  # longest wait between attempts to one address
+ADDR_HORIZON_S = 30 * 24 * 3600  # not seen for this long: not worth sharing
+ADDR_MAX_FAILURES = 10  # failures with no success: not worth sharing
+
+# Misbehaviour: violations per host before it is discouraged, and for how long.
+DISCOURAGE_THRESHOLD = 5
+DISCOURAGE_S = 24 * 3600
+
+# Persistence file names inside --datadir
+NODE_ID_FILE = "node_id"
+PEERS_FILE = "peers.json"

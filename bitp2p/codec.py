@@ -1,0 +1,305 @@
+"""
+Messages: encoding, decoding and validation. No framing, no Twisted.
+
+L{decode} turns one framed line into a message dict and enforces the wire
+contract's rules on it: a line that is not a JSON object with a string
+C{type}, or a known message whose fields have the wrong types or values out
+of range, raises L{ProtocolViolation}. Known messages come back normalised
+(optional fields filled in, C{addr} entries parsed into L{Address} tuples);
+messages of unknown types come back as parsed, for the application to judge.
+
+L{encode} is the inverse, and the builders (L{version}, L{verack},
+L{getaddr}, L{addr}, L{ping}, L{pong}) make messages ready for it.
+
+The JSON library sits behind C{_loads} and C{_dumps} so that a faster one
+can be swapped in without touching callers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+from bitp2p.address import Address, AddressError, is_routable, parse_address
+from bitp2p.constants import (
+    MAX_ADDR_ENTRIES,
+    NODE_ID_MAX_CHARS,
+    NONCE_MAX,
+    PROTOCOL_VERSION,
+    USER_AGENT_MAX_CHARS,
+)
+
+__all__ = [
+    "KNOWN_TYPES",
+    "ProtocolViolation",
+    "addr",
+    "decode",
+    "encode",
+    "getaddr",
+    "ping",
+    "pong",
+    "verack",
+    "version",
+]
+
+
+class ProtocolViolation(Exception):
+    """
+    A peer broke the wire protocol; C{str()} is a one-line reason.
+    """
+
+
+def _rejectConstant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_decoder = json.JSONDecoder(parse_constant=_rejectConstant)
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(data: bytes) -> Any:
+    return _decoder.decode(data.decode("utf-8"))
+
+
+def _dumps(obj: Any) -> bytes:
+    return _encoder.encode(obj).encode("utf-8")
+
+
+_NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")
+
+
+def _isInt(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _isNumber(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _nodeId(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not _NODE_ID.fullmatch(value):
+        raise ProtocolViolation(
+            f"{kind}: node_id must be 1 to {NODE_ID_MAX_CHARS} characters of [A-Za-z0-9_-]"
+        )
+    return value
+
+
+def _port(kind: str, value: object) -> int:
+    if not _isInt(value) or not 0 <= value <= 65535:  # type: ignore[operator]
+        raise ProtocolViolation(f"{kind}: port must be an int in 0..65535")
+    return value  # type: ignore[return-value]
+
+
+def _validateVersion(message: dict) -> dict:
+    if "node_id" not in message:
+        raise ProtocolViolation("version: node_id is required")
+    if "port" not in message:
+        raise ProtocolViolation("version: port is required")
+    _nodeId("version", message["node_id"])
+    _port("version", message["port"])
+    protocol = message.get("protocol", PROTOCOL_VERSION)
+    if not _isInt(protocol) or protocol < 1:
+        raise ProtocolViolation("version: protocol must be an int >= 1")
+    message["protocol"] = protocol
+    user_agent = message.get("user_agent", "")
+    if not isinstance(user_agent, str) or len(user_agent) > USER_AGENT_MAX_CHARS:
+        raise ProtocolViolation(
+            f"version: user_agent must be a string of at most {USER_AGENT_MAX_CHARS} characters"
+        )
+    message["user_agent"] = user_agent
+    timestamp = message.get("timestamp")
+    if timestamp is not None:
+        if not _isNumber(timestamp) or timestamp < 0 or timestamp != timestamp:
+            raise ProtocolViolation("version: timestamp must be a number >= 0")
+        timestamp = int(timestamp)
+    message["timestamp"] = timestamp
+    addr_recv = message.get("addr_recv")
+    if addr_recv is not None:
+        if not isinstance(addr_recv, str):
+            raise ProtocolViolation("version: addr_recv must be a string")
+        try:
+            addr_recv = parse_address(addr_recv)
+        except AddressError:
+            addr_recv = None  # informational only: an odd value is ignored
+    message["addr_recv"] = addr_recv
+    return message
+
+
+def _validateVerack(message: dict) -> dict:
+    node_id = message.get("node_id")
+    message["node_id"] = None if node_id is None else _nodeId("verack", node_id)
+    port = message.get("port")
+    message["port"] = None if port is None else _port("verack", port)
+    return message
+
+
+def _validateGetaddr(message: dict) -> dict:
+    return message
+
+
+def _entry(item: object) -> tuple[Address, int | None] | None:
+    """
+    One C{addr} entry, or L{None} if it is malformed or unroutable.
+    """
+    seen: int | None = None
+    if isinstance(item, dict):
+        text = item.get("addr")
+        when = item.get("time")
+        if when is not None:
+            if not _isNumber(when) or when < 0 or when != when or when == float("inf"):
+                return None
+            seen = int(when)
+    else:
+        text = item
+    if not isinstance(text, str):
+        return None
+    try:
+        address = parse_address(text)
+    except AddressError:
+        return None
+    if not is_routable(address):
+        return None
+    return (address, seen)
+
+
+def _validateAddr(message: dict) -> dict:
+    peers = message.get("peers")
+    if not isinstance(peers, list):
+        raise ProtocolViolation("addr: peers must be a list")
+    if len(peers) > MAX_ADDR_ENTRIES:
+        raise ProtocolViolation(f"addr with {len(peers)} entries")
+    entries = []
+    for item in peers:
+        entry = _entry(item)
+        if entry is not None:
+            entries.append(entry)
+    message["peers"] = entries
+    message["dropped"] = len(peers) - len(entries)
+    return message
+
+
+def _validateNonce(kind: str) -> Callable[[dict], dict]:
+    def validate(message: dict) -> dict:
+        nonce = message.get("nonce")
+        if not _isInt(nonce) or not 0 <= nonce <= NONCE_MAX:
+            raise ProtocolViolation(f"{kind}: nonce must be an int in 0..2^64-1")
+        return message
+
+    return validate
+
+
+_VALIDATORS: dict[str, Callable[[dict], dict]] = {
+    "version": _validateVersion,
+    "verack": _validateVerack,
+    "getaddr": _validateGetaddr,
+    "addr": _validateAddr,
+    "ping": _validateNonce("ping"),
+    "pong": _validateNonce("pong"),
+}
+
+KNOWN_TYPES = frozenset(_VALIDATORS)
+
+
+def decode(line: bytes) -> dict:
+    """
+    Decode and check one line (its delimiter already removed).
+
+    @param line: the raw bytes of the line.
+    @return: the message; known types normalised, unknown ones as parsed.
+    @raise ProtocolViolation: if the line breaks the wire contract.
+    """
+    try:
+        message = _loads(line)
+    except UnicodeDecodeError:
+        raise ProtocolViolation("message is not valid UTF-8") from None
+    except (ValueError, RecursionError):
+        raise ProtocolViolation("message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolViolation("message is not a JSON object")
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolViolation("message has no string type")
+    validate = _VALIDATORS.get(kind)
+    if validate is None:
+        return message
+    return validate(message)
+
+
+def _wireEntry(entry: object) -> object:
+    if isinstance(entry, tuple):
+        address, seen = entry
+        return str(address) if seen is None else {"addr": str(address), "time": seen}
+    return entry
+
+
+def encode(message: Mapping) -> bytes:
+    """
+    Compact UTF-8 JSON of a message, without a trailing newline. Accepts
+    what L{decode} returns.
+    """
+    kind = message.get("type")
+    if kind == "addr":
+        out = {k: v for k, v in message.items() if k != "dropped"}
+        out["peers"] = [_wireEntry(e) for e in message["peers"]]
+        return _dumps(out)
+    if kind in ("version", "verack"):
+        out = {k: v for k, v in message.items() if v is not None}
+        if isinstance(out.get("addr_recv"), Address):
+            out["addr_recv"] = str(out["addr_recv"])
+        return _dumps(out)
+    return _dumps(message)
+
+
+def version(
+    node_id: str,
+    port: int,
+    *,
+    user_agent: str | None = None,
+    timestamp: int | None = None,
+    addr_recv: Address | None = None,
+    protocol: int = PROTOCOL_VERSION,
+) -> dict:
+    """
+    A C{version} message; fields that are L{None} are left out.
+    """
+    message: dict = {"type": "version", "node_id": node_id, "port": port, "protocol": protocol}
+    if user_agent is not None:
+        message["user_agent"] = user_agent
+    if timestamp is not None:
+        message["timestamp"] = timestamp
+    if addr_recv is not None:
+        message["addr_recv"] = str(addr_recv)
+    return message
+
+
+def verack(node_id: str | None = None, port: int | None = None) -> dict:
+    message: dict = {"type": "verack"}
+    if node_id is not None:
+        message["node_id"] = node_id
+    if port is not None:
+        message["port"] = port
+    return message
+
+
+_GETADDR = {"type": "getaddr"}
+
+
+def getaddr() -> dict:
+    return dict(_GETADDR)
+
+
+def addr(entries: Iterable[tuple[Address, int | None]]) -> dict:
+    """
+    An C{addr} message: plain C{host:port} strings for entries without a
+    time, C{{"addr": ..., "time": ...}} objects for those with one.
+    """
+    return {"type": "addr", "peers": [_wireEntry(tuple(e)) for e in entries]}
+
+
+def ping(nonce: int) -> dict:
+    return {"type": "ping", "nonce": nonce}
+
+
+def pong(nonce: int) -> dict:
+    return {"type": "pong", "nonce": nonce}

@@ -1,0 +1,69 @@
+"""
+Named errors of bitp2p: why a connection could not be made or did not last.
+
+Every one of them has a one-line C{str()} fit for a log line or the console.
+"""
+
+from bitp2p.codec import ProtocolViolation
+
+__all__ = [
+    "ConnectFailed",
+    "DuplicateConnection",
+    "HandshakeFailed",
+    "HandshakeTimeout",
+    "LimitReached",
+    "NotRunning",
+    "PeerLost",
+    "ProtocolViolation",
+    "SelfConnection",
+]
+
+
+class ConnectFailed(Exception):
+    """
+    A connection to a peer could not be made or did not complete its handshake.
+    """
+
+
+class NotRunning(ConnectFailed):
+    """
+    The node is not running (not started yet, or stopped).
+    """
+
+
+class LimitReached(ConnectFailed):
+    """
+    The connection limit leaves no room for this connection.
+    """
+
+
+class HandshakeFailed(ConnectFailed):
+    """
+    The connection was made but closed before the handshake completed.
+    """
+
+
+class HandshakeTimeout(HandshakeFailed):
+    """
+    The peer did not complete the handshake within the handshake timeout.
+    """
+
+
+class SelfConnection(HandshakeFailed):
+    """
+    The address dialed is this node itself (the peer's version carried our
+    own node id).
+    """
+
+
+class DuplicateConnection(HandshakeFailed):
+    """
+    The peer is already connected to this node over another connection.
+    """
+
+
+class PeerLost(Exception):
+    """
+    An established connection ended: closed by the peer, or by this node
+    (ping or inactivity timeout, shutdown, an explicit disconnect).
+    """

@@ -1,0 +1,563 @@
+"""
+One connection's message logic: handshake, address gossip and keep-alive.
+
+A L{Peer} knows the protocol's meaning, never its framing: it receives decoded
+message dicts from its wire (L{bitp2p.wire.JSONLineWire}) and sends dicts back
+through it. Everything that needs to know about other connections (duplicate
+detection, the address book, relaying, limits) is asked of its
+L{PeerManager}, a narrow interface the node implements.
+
+The life of a peer, by what it has received::
+
+    NEW --version--> GOT_VERSION --verack--> ESTABLISHED --(lost)--> CLOSED
+    NEW --verack---> GOT_VERACK  --version-> ESTABLISHED
+
+Before ESTABLISHED any message other than C{version} or C{verack} is a
+protocol violation, and so is a second C{version} at any time. Each state
+change is made in one place, L{Peer._enter}.
+
+Timers, all on the injected clock and all cancelled when the connection ends:
+the handshake timeout (from connection to ESTABLISHED), the ping timeout
+(from a C{ping} to its C{pong}) and the inactivity timeout (since anything at
+all was received; checked lazily so that receiving costs no timer work).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from typing import Any, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from bitp2p import codec
+from bitp2p.address import Address
+from bitp2p.constants import (
+    ADDR_BUCKET_TOKENS,
+    ADDR_RATE_PER_S,
+    GETADDR_MAX_REPLY,
+    HANDSHAKE_TIMEOUT_S,
+    INACTIVITY_TIMEOUT_S,
+    PING_TIMEOUT_S,
+    RELAY_MAX_ENTRIES,
+)
+from bitp2p.errors import (
+    DuplicateConnection,
+    HandshakeFailed,
+    HandshakeTimeout,
+    PeerLost,
+    ProtocolViolation,
+    SelfConnection,
+)
+
+log = Logger()
+
+# How long a closing connection may take to flush before it is dropped.
+CLOSE_GRACE_S = 5
+
+
+class Direction(enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class PeerState(enum.Enum):
+    NEW = "new"
+    GOT_VERSION = "got-version"
+    GOT_VERACK = "got-verack"
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class PeerSettings:
+    """
+    Per-connection limits, shared by all the peers of one node.
+
+    @ivar handshake_timeout_s: time allowed from connection to established.
+    @ivar ping_timeout_s: time allowed for a C{pong} to arrive.
+    @ivar inactivity_timeout_s: a peer silent this long is disconnected.
+    @ivar addr_rate_per_s: addresses accepted per second from one peer.
+    @ivar addr_bucket_tokens: most addresses accepted from one peer in a burst.
+    """
+
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    ping_timeout_s: float = PING_TIMEOUT_S
+    inactivity_timeout_s: float = INACTIVITY_TIMEOUT_S
+    addr_rate_per_s: float = ADDR_RATE_PER_S
+    addr_bucket_tokens: float = ADDR_BUCKET_TOKENS
+
+
+class PeerManager(Protocol):
+    """
+    What a L{Peer} asks of the node that owns it.
+    """
+
+    def versionFor(self, peer: Peer) -> dict:
+        """
+        The C{version} message to send to C{peer}.
+        """
+
+    def checkVersion(self, peer: Peer) -> Exception | None:
+        """
+        Judge the peer's C{version} (already stored on C{peer}): L{None} to go
+        on, or the L{HandshakeFailed} that closes the connection.
+        """
+
+    def peerEstablished(self, peer: Peer) -> None:
+        """
+        The handshake completed.
+        """
+
+    def peerClosed(self, peer: Peer, reason: Exception) -> None:
+        """
+        The connection ended (at any state).
+        """
+
+    def violationFrom(self, peer: Peer, violation: ProtocolViolation) -> None:
+        """
+        C{peer} broke the protocol; the peer closes itself afterwards.
+        """
+
+    def advertisementFor(self, peer: Peer) -> Address | None:
+        """
+        This node's own listening address as C{peer} can reach it, if any.
+        """
+
+    def addressesFor(self, peer: Peer, count: int) -> list[tuple[Address, int | None]]:
+        """
+        At most C{count} addresses to answer C{peer}'s C{getaddr} with.
+        """
+
+    def addressesReceived(
+        self, peer: Peer, entries: list[tuple[Address, int | None]], relay: bool
+    ) -> None:
+        """
+        C{peer} told us of these addresses (already rate-limited); C{relay}
+        says whether fresh ones may be passed on.
+        """
+
+    def applicationMessage(self, peer: Peer, message: dict) -> None:
+        """
+        A message of a type the peer protocol itself does not handle.
+        """
+
+
+class Peer:
+    """
+    The protocol logic of one connection, inbound or outbound.
+
+    @ivar wire: the framing layer this peer sends through; set by the wire.
+    @ivar direction: L{Direction.INBOUND} or L{Direction.OUTBOUND}.
+    @ivar state: the current L{PeerState}.
+    @ivar node_id: the peer's node id, once its C{version} arrived.
+    @ivar listen_port: the port the peer says it listens on (0: none).
+    @ivar user_agent: the peer's user agent string.
+    @ivar protocol: the peer's protocol version.
+    @ivar addr_recv: our address as the peer sees it, if it said.
+    @ivar connected_at: when the connection was made.
+    @ivar established_at: when the handshake completed, or L{None}.
+    @ivar rtt_s: the round-trip time of the last answered ping, or L{None}.
+    @ivar messages_in: messages received.
+    @ivar messages_out: messages sent.
+    @ivar close_reason: why the connection ended or is ending, or L{None}.
+    @ivar dialed: the address this node dialed to make this connection.
+    """
+
+    wire: Any = None
+
+    def __init__(
+        self,
+        manager: PeerManager,
+        clock: IReactorTime,
+        direction: Direction,
+        settings: PeerSettings = PeerSettings(),
+        rng: random.Random | None = None,
+        dialed: Address | None = None,
+    ) -> None:
+        self._manager = manager
+        self._clock = clock
+        self._settings = settings
+        self._rng = rng if rng is not None else random.Random()
+        self.direction = direction
+        self.dialed = dialed
+        self.state = PeerState.NEW
+        self.node_id: str | None = None
+        self.listen_port = 0
+        self.user_agent = ""
+        self.protocol = 0
+        self.addr_recv: Address | None = None
+        self.connected_at = 0.0
+        self.established_at: float | None = None
+        self.rtt_s: float | None = None
+        self.messages_in = 0
+        self.messages_out = 0
+        self.close_reason: Exception | None = None
+        self._last_recv = 0.0
+        self._handshake_timer: IDelayedCall | None = None
+        self._idle_timer: IDelayedCall | None = None
+        self._ping_timer: IDelayedCall | None = None
+        self._close_timer: IDelayedCall | None = None
+        self._ping_nonce: int | None = None
+        self._ping_sent_at = 0.0
+        self._getaddr_answered = False
+        self._awaiting_addr_answer = False
+        self._addr_tokens = float(RELAY_MAX_ENTRIES)
+        self._addr_tokens_at = 0.0
+        self._waiting: list[Deferred[Peer]] = []
+
+    def __repr__(self) -> str:
+        who = self.node_id[:8] if self.node_id else "?"
+        return f"<Peer {who} {self.remote} {self.direction.value} {self.state.value}>"
+
+    # -- facts about the connection -------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        """
+        The remote end of the TCP connection, as C{host:port}.
+        """
+        if self.wire is None or self.wire.transport is None:
+            return "-"
+        peer = self.wire.getPeer()
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        if host is None:
+            return str(peer)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
+    def address(self) -> Address | None:
+        """
+        The peer's listening address: the connection's remote host with the
+        port the peer announced, or the address dialed. L{None} when the peer
+        does not listen.
+        """
+        if self.dialed is not None:
+            return self.dialed
+        if self.listen_port == 0 or self.wire is None:
+            return None
+        host = getattr(self.wire.getPeer(), "host", None)
+        try:
+            return Address.of(host, self.listen_port)
+        except (ValueError, AttributeError, TypeError):
+            return None
+
+    @property
+    def established(self) -> bool:
+        return self.state is PeerState.ESTABLISHED
+
+    def whenEstablished(self) -> Deferred[Peer]:
+        """
+        A Deferred that fires with this peer once the handshake is done, or
+        fails with a L{HandshakeFailed} if the connection ends before.
+        """
+        if self.state is PeerState.ESTABLISHED:
+            return succeed(self)
+        if self.state is PeerState.CLOSED:
+            return fail(self.close_reason or HandshakeFailed("connection closed"))
+        d: Deferred[Peer] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    # -- sending --------------------------------------------------------------
+
+    def send(self, message: dict) -> None:
+        """
+        Send one message to the peer.
+        """
+        if self.state is PeerState.CLOSED or self.wire is None:
+            return
+        self.messages_out += 1
+        self.wire.sendMessage(message)
+
+    def sendMany(self, messages: list[dict]) -> None:
+        """
+        Send several messages in one write.
+        """
+        if self.state is PeerState.CLOSED or self.wire is None or not messages:
+            return
+        self.messages_out += len(messages)
+        self.wire.sendMessages(messages)
+
+    def ping(self) -> None:
+        """
+        Ping the peer unless a ping is already waiting for its pong; the
+        connection ends if the pong is later than the ping timeout.
+        """
+        if self.state is not PeerState.ESTABLISHED or self._ping_nonce is not None:
+            return
+        self._ping_nonce = self._rng.getrandbits(64)
+        self._ping_sent_at = self._clock.seconds()
+        self._ping_timer = self._clock.callLater(
+            self._settings.ping_timeout_s, self._pingTimedOut
+        )
+        self.send(codec.ping(self._ping_nonce))
+
+    def advertise(self) -> None:
+        """
+        Tell the peer this node's own listening address.
+        """
+        own = self._manager.advertisementFor(self)
+        if own is not None:
+            self.send(codec.addr([(own, int(self._clock.seconds()))]))
+
+    def close(self, reason: Exception) -> None:
+        """
+        Close the connection, flushing what was written; drop it if that takes
+        longer than a few seconds.
+        """
+        if self.close_reason is None:
+            self.close_reason = reason
+        if self.wire is None or self.state is PeerState.CLOSED:
+            return
+        if self._close_timer is None:
+            self._close_timer = self._clock.callLater(CLOSE_GRACE_S, self._abort)
+            self.wire.close()
+
+    def _abort(self) -> None:
+        self._close_timer = None
+        self.wire.abort()
+
+    # -- from the wire --------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        now = self._clock.seconds()
+        self.connected_at = self._last_recv = self._addr_tokens_at = now
+        self._handshake_timer = self._clock.callLater(
+            self._settings.handshake_timeout_s, self._handshakeTimedOut
+        )
+        self._idle_timer = self._clock.callLater(
+            self._settings.inactivity_timeout_s, self._checkIdle
+        )
+        if self.direction is Direction.OUTBOUND:
+            self.send(self._manager.versionFor(self))
+
+    def messageReceived(self, message: dict) -> None:
+        if self.state is PeerState.CLOSED or self.close_reason is not None:
+            return
+        self._last_recv = self._clock.seconds()
+        self.messages_in += 1
+        kind = message["type"]
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, message)
+        elif self.state is not PeerState.ESTABLISHED:
+            self.violation(ProtocolViolation(f"{kind!r} before the handshake"))
+        else:
+            self._manager.applicationMessage(self, message)
+
+    def violation(self, violation: ProtocolViolation) -> None:
+        if self.close_reason is not None:
+            return
+        log.info(
+            "Protocol violation by {peer}: {violation}", peer=self, violation=violation
+        )
+        self._manager.violationFrom(self, violation)
+        self.close(violation)
+
+    def connectionLost(self, reason: Failure) -> None:
+        previous = self.state
+        self.state = PeerState.CLOSED
+        for timer in (
+            self._handshake_timer,
+            self._idle_timer,
+            self._ping_timer,
+            self._close_timer,
+        ):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._handshake_timer = self._idle_timer = None
+        self._ping_timer = self._close_timer = None
+        if self.close_reason is None:
+            self.close_reason = HandshakeFailed(
+                f"connection closed by peer: {reason.getErrorMessage()}"
+            ) if previous is not PeerState.ESTABLISHED else PeerLost(
+                reason.getErrorMessage()
+            )
+        waiting, self._waiting = self._waiting, []
+        failure = self.close_reason
+        if not isinstance(failure, HandshakeFailed):
+            failure = HandshakeFailed(str(failure))
+        for d in waiting:
+            d.errback(failure)
+        self._manager.peerClosed(self, self.close_reason)
+
+    # -- message handlers -----------------------------------------------------
+
+    def msg_version(self, message: dict) -> None:
+        if self.state in (PeerState.GOT_VERSION, PeerState.ESTABLISHED):
+            self.violation(ProtocolViolation("second version on one connection"))
+            return
+        self.node_id = message["node_id"]
+        self.listen_port = message["port"]
+        self.user_agent = message["user_agent"]
+        self.protocol = message["protocol"]
+        self.addr_recv = message["addr_recv"]
+        refusal = self._manager.checkVersion(self)
+        if refusal is not None:
+            log.info("Closing {peer}: {reason}", peer=self, reason=refusal)
+            self.close(refusal)
+            return
+        if self.direction is Direction.INBOUND:
+            self.sendMany([self._manager.versionFor(self), codec.verack()])
+        else:
+            self.send(codec.verack())
+        self._enter(
+            PeerState.ESTABLISHED
+            if self.state is PeerState.GOT_VERACK
+            else PeerState.GOT_VERSION
+        )
+
+    def msg_verack(self, message: dict) -> None:
+        if self.state is PeerState.NEW:
+            self._enter(PeerState.GOT_VERACK)
+        elif self.state is PeerState.GOT_VERSION:
+            self._enter(PeerState.ESTABLISHED)
+        elif self.state is PeerState.GOT_VERACK:
+            self.violation(ProtocolViolation("second verack before version"))
+        # A verack after the handshake is harmless and ignored.
+
+    def msg_getaddr(self, message: dict) -> None:
+        if not self._requireEstablished("getaddr") or self._getaddr_answered:
+            return
+        self._getaddr_answered = True
+        self.send(codec.addr(self._manager.addressesFor(self, GETADDR_MAX_REPLY)))
+
+    def msg_addr(self, message: dict) -> None:
+        if not self._requireEstablished("addr"):
+            return
+        entries = message["peers"]
+        # The answer to our getaddr is the first addr after it that is not
+        # just the peer advertising itself (which may arrive first).
+        answer = self._awaiting_addr_answer and not self._isSelfAdvertisement(entries)
+        if answer:
+            self._awaiting_addr_answer = False
+        else:
+            entries = self._rateLimit(entries)
+        if entries:
+            relay = not answer and len(message["peers"]) <= RELAY_MAX_ENTRIES
+            self._manager.addressesReceived(self, entries, relay)
+
+    def msg_ping(self, message: dict) -> None:
+        if self._requireEstablished("ping"):
+            self.send(codec.pong(message["nonce"]))
+
+    def msg_pong(self, message: dict) -> None:
+        if not self._requireEstablished("pong"):
+            return
+        if message["nonce"] != self._ping_nonce:
+            return  # Unsolicited or stale: ignored, as Bitcoin Core does.
+        self.rtt_s = self._clock.seconds() - self._ping_sent_at
+        self._ping_nonce = None
+        if self._ping_timer is not None and self._ping_timer.active():
+            self._ping_timer.cancel()
+        self._ping_timer = None
+
+    # -- internals --------------------------------------------------------------
+
+    def _requireEstablished(self, kind: str) -> bool:
+        if self.state is PeerState.ESTABLISHED:
+            return True
+        self.violation(ProtocolViolation(f"{kind!r} before the handshake"))
+        return False
+
+    def _enter(self, state: PeerState) -> None:
+        self.state = state
+        if state is not PeerState.ESTABLISHED:
+            return
+        self.established_at = self._clock.seconds()
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self._handshake_timer = None
+        # Discovery starts at once: the dialer asks for addresses, and each
+        # side tells the other where it listens.
+        if self.direction is Direction.OUTBOUND:
+            self._awaiting_addr_answer = True
+            self.send(codec.getaddr())
+        self.advertise()
+        self._manager.peerEstablished(self)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(self)
+
+    def _isSelfAdvertisement(self, entries: list) -> bool:
+        if len(entries) != 1:
+            return False
+        return entries[0][0] == self.address
+
+    def _rateLimit(self, entries: list) -> list:
+        """
+        Keep as many entries as the peer's token bucket allows.
+        """
+        now = self._clock.seconds()
+        settings = self._settings
+        self._addr_tokens = min(
+            settings.addr_bucket_tokens,
+            self._addr_tokens + (now - self._addr_tokens_at) * settings.addr_rate_per_s,
+        )
+        self._addr_tokens_at = now
+        allowed = int(self._addr_tokens)
+        if allowed < len(entries):
+            log.debug(
+                "Rate limit: dropped {dropped} addresses from {peer}",
+                dropped=len(entries) - allowed,
+                peer=self,
+            )
+            entries = entries[:allowed]
+        self._addr_tokens -= len(entries)
+        return entries
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshake_timer = None
+        log.info("Handshake with {peer} timed out", peer=self)
+        self.close(
+            HandshakeTimeout(
+                f"no handshake within {self._settings.handshake_timeout_s:g} s"
+            )
+        )
+
+    def _pingTimedOut(self) -> None:
+        self._ping_timer = None
+        log.info("Ping to {peer} timed out", peer=self)
+        self.close(PeerLost(f"no pong within {self._settings.ping_timeout_s:g} s"))
+
+    def _checkIdle(self) -> None:
+        timeout = self._settings.inactivity_timeout_s
+        idle_until = self._last_recv + timeout
+        now = self._clock.seconds()
+        if now >= idle_until:
+            self._idle_timer = None
+            log.info("{peer} silent for {timeout} s", peer=self, timeout=timeout)
+            self.close(PeerLost(f"nothing received for {timeout:g} s"))
+        else:
+            self._idle_timer = self._clock.callLater(idle_until - now, self._checkIdle)
+
+
+def _handlers() -> dict:
+    """
+    The C{msg_<type>} methods of L{Peer}, by message type, looked up once.
+    """
+    prefix = "msg_"
+    return {
+        name[len(prefix) :]: getattr(Peer, name)
+        for name in dir(Peer)
+        if name.startswith(prefix)
+    }
+
+
+_HANDLERS = _handlers()
+
+
+__all__ = [
+    "Direction",
+    "DuplicateConnection",
+    "Peer",
+    "PeerManager",
+    "PeerSettings",
+    "PeerState",
+    "SelfConnection",
+]

@@ -1,0 +1,190 @@
+"""
+C{twistd bitp2p}: command-line options and the service they build.
+
+The plugin file (C{twisted/plugins/bitp2p_plugin.py}) only points here; the
+same L{Options} serve C{python -m bitp2p}.
+
+Errors a user can make on the command line (a bad value, a busy port) end the
+program with one line on standard error and exit status 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.application import service
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+
+from bitp2p.address import AddressError, split_host_port
+from bitp2p.constants import (
+    DEFAULT_INTERFACE,
+    DEFAULT_PORT,
+    MAX_CONNECTIONS,
+    MAX_OUTBOUND,
+    PING_INTERVAL_S,
+)
+from bitp2p.node import Node, NodeConfig
+
+log = Logger()
+
+
+class UsageFailure(SystemExit):
+    """
+    A command-line mistake: exits with status 1 and this one-line message.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"bitp2p: {message}")
+
+
+def _exitWith(message: str) -> SystemExit:
+    """
+    End the program with one line on the real standard error: once twistd
+    runs, C{sys.stderr} is redirected into the log, so the line goes to both.
+    """
+    line = f"bitp2p: {message}"
+    log.critical("{line}", line=line)
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write(line + "\n")
+        stream.flush()
+    return SystemExit(1)
+
+
+def _number(option: str, text: str, kind: type, low: float, high: float | None = None):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < low or (high is not None and value > high) or value != value:
+        what = "a whole number" if kind is int else "a number"
+        bounds = f"in {low}..{high}" if high is not None else f">= {low}" if low else ">= 0"
+        if kind is float and low > 0:
+            bounds = "> 0"
+        raise usage.UsageError(f"--{option} must be {what} {bounds}, not {text!r}")
+    return value
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd bitp2p} and C{python -m bitp2p}.
+    """
+
+    synopsis = "[options] [PORT]"
+    longdesc = (
+        "Run a bitp2p node: listen for peers, dial seeds and discovered "
+        "addresses, keep connections alive. PORT may also be given as the "
+        "only argument."
+    )
+
+    optFlags = [
+        ["console", "c", "Interactive prompt on the terminal (when stdin is a terminal)."],
+        ["no-seeds", None, "Use no bootstrap seeds, not even the built-in ones."],
+    ]
+    optParameters = [
+        ["port", "p", str(DEFAULT_PORT), "TCP port to listen on (0: any free port)."],
+        ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
+        ["datadir", "d", None, "Directory for the node id and address book."],
+        ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
+        ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
+        ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["seeds"] = []
+
+    def opt_seed(self, value: str) -> None:
+        """
+        Bootstrap address HOST:PORT; repeat for several. A host name stands
+        for all its addresses. Default: 127.0.0.1 ports 5000-5003 but our own.
+        """
+        try:
+            split_host_port(value)
+        except AddressError as e:
+            raise usage.UsageError(f"--seed: {e}") from None
+        self["seeds"].append(value)
+
+    def parseArgs(self, port: str | None = None) -> None:
+        if port is not None:
+            self["port"] = port
+
+    def postOptions(self) -> None:
+        if self["seeds"] and self["no-seeds"]:
+            raise usage.UsageError("--seed and --no-seeds exclude each other")
+        try:
+            self.config = NodeConfig(
+                port=_number("port", self["port"], int, 0, 65535),
+                interface=self["interface"],
+                seeds=() if self["no-seeds"] else (self["seeds"] or None),
+                datadir=self["datadir"],
+                max_outbound=_number("max-outbound", self["max-outbound"], int, 0),
+                max_connections=_number("max-connections", self["max-connections"], int, 1),
+                ping_interval_s=_number("ping-interval", self["ping-interval"], float, 1e-9),
+            )
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+        try:
+            from bitp2p.address import Address
+
+            Address.of(self["interface"], 0)
+        except AddressError:
+            raise usage.UsageError(
+                f"--interface must be an IP address, not {self['interface']!r}"
+            ) from None
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Parse, turning any usage error into a one-line exit.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            raise UsageFailure(f"{e} (see --help)") from None
+
+
+class NodeService(service.MultiService):
+    """
+    The node, and its console when asked for, as one service. A port that
+    cannot be listened on ends the program with one line.
+    """
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node = node
+        node.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise _exitWith(_listenError(e)) from None
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            raise _exitWith(_listenError(e)) from None
+
+
+def _listenError(error: CannotListenError) -> str:
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    interface = error.interface or "0.0.0.0"
+    return f"cannot listen on {interface}:{error.port}: {reason.lower()}"
+
+
+def makeService(config: Options, stdio=None) -> service.MultiService:
+    """
+    Build the node service from parsed options.
+    """
+    node = Node(config.config)
+    top = NodeService(node)
+    if config["console"]:
+        stdin = stdio if stdio is not None else sys.stdin
+        if stdin.isatty():
+            from bitp2p.console import ConsoleService
+
+            ConsoleService(node, redirectStdout=True).setServiceParent(top)
+    return top

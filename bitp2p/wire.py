@@ -1,0 +1,138 @@
+"""
+The wire format: newline-delimited JSON over a byte stream.
+
+This module is framing and nothing else. L{JSONLineWire} is the Twisted
+protocol attached to a connection: it cuts the byte stream into lines, turns
+each line into a message dict with L{bitp2p.codec}, and hands it to its
+L{Peer<bitp2p.peer.Peer>}, which holds all message meaning (handshake,
+discovery, keep-alive). A second wire format is another class offering the
+same few methods to a L{Peer}; the peer logic does not change.
+
+The methods a peer uses of its wire are: C{sendMessage}, C{sendMessages},
+C{close}, C{abort}, C{getPeer}, C{getHost} and the counters C{bytesIn} and
+C{bytesOut}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+from twisted.internet.interfaces import IAddress
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from bitp2p import codec
+from bitp2p.codec import ProtocolViolation
+from bitp2p.constants import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from bitp2p.peer import Peer
+
+
+class JSONLineWire(LineReceiver):
+    """
+    Newline-delimited JSON framing for one connection.
+
+    Unlike the stock L{LineReceiver}, C{dataReceived} splits each received
+    chunk once (the stock one re-splits its whole buffer once per line, which
+    is quadratic in the chunk size), strips one optional C{\\r}, skips empty
+    lines, and stops reading as soon as the connection is being closed.
+
+    @ivar peer: the message-level logic this wire feeds.
+    @ivar MAX_LENGTH: the longest accepted line in bytes, delimiter excluded.
+    @ivar bytesIn: bytes received on this connection.
+    @ivar bytesOut: bytes written to this connection.
+    """
+
+    delimiter = b"\n"
+
+    def __init__(self, peer: Peer, maxLength: int = MAX_MESSAGE_BYTES) -> None:
+        self.peer = peer
+        self.MAX_LENGTH = maxLength
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self._closing = False
+        peer.wire = self
+
+    # -- from the transport ---------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.peer.connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.bytesIn += len(data)
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(b"\n")
+        self._buffer = lines.pop()
+        maxLength = self.MAX_LENGTH
+        for line in lines:
+            if self._closing:
+                return
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if len(line) > maxLength:
+                self.lineLengthExceeded(line)
+                return
+            if line:
+                self.lineReceived(line)
+        if len(self._buffer) > maxLength and not self._closing:
+            self.lineLengthExceeded(self._buffer)
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            message = codec.decode(line)
+        except ProtocolViolation as violation:
+            self.peer.violation(violation)
+            return
+        self.peer.messageReceived(message)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._buffer = b""
+        self.peer.violation(
+            ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
+        )
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._closing = True
+        self.peer.connectionLost(reason)
+
+    # -- for the peer ---------------------------------------------------------
+
+    def sendMessage(self, message: Mapping) -> None:
+        """
+        Encode one message and write it with its delimiter.
+        """
+        data = codec.encode(message) + b"\n"
+        self.bytesOut += len(data)
+        self.transport.write(data)
+
+    def sendMessages(self, messages: Iterable[Mapping]) -> None:
+        """
+        Encode several messages and write them in one call.
+        """
+        data = b"".join(codec.encode(message) + b"\n" for message in messages)
+        self.bytesOut += len(data)
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """
+        Stop reading and close once what was written has been sent.
+        """
+        self._closing = True
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Stop reading and drop the connection at once.
+        """
+        self._closing = True
+        self.transport.abortConnection()
+
+    def getPeer(self) -> IAddress:
+        return self.transport.getPeer()
+
+    def getHost(self) -> IAddress:
+        return self.transport.getHost()

@@ -1,0 +1,163 @@
+"""
+Shared test fixtures: a recording peer manager, peers on StringTransports,
+and nodes wired together in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.test import iosim
+
+from bitp2p import codec
+from bitp2p.address import Address
+from bitp2p.peer import Direction, Peer, PeerSettings
+from bitp2p.wire import JSONLineWire
+
+
+class RecordingManager:
+    """
+    A L{bitp2p.peer.PeerManager} that records every call as an event.
+    """
+
+    def __init__(self, node_id: str = "us", port: int = 5000) -> None:
+        self.node_id = node_id
+        self.port = port
+        self.events: list[tuple] = []
+        self.refusal: Exception | None = None
+        self.known: list[tuple[Address, int | None]] = []
+        self.own: Address | None = Address.of("127.0.0.1", port)
+
+    def kinds(self) -> list[str]:
+        return [event[0] for event in self.events]
+
+    def versionFor(self, peer):
+        return codec.version(self.node_id, self.port, user_agent="/test/", timestamp=1)
+
+    def checkVersion(self, peer):
+        self.events.append(("checkVersion", peer.node_id))
+        return self.refusal
+
+    def peerEstablished(self, peer):
+        self.events.append(("established", peer))
+
+    def peerClosed(self, peer, reason):
+        self.events.append(("closed", reason))
+
+    def violationFrom(self, peer, violation):
+        self.events.append(("violation", str(violation)))
+
+    def advertisementFor(self, peer):
+        return self.own
+
+    def addressesFor(self, peer, count):
+        self.events.append(("addressesFor", count))
+        return self.known[:count]
+
+    def addressesReceived(self, peer, entries, relay):
+        self.events.append(("addresses", list(entries), relay))
+
+    def applicationMessage(self, peer, message):
+        self.events.append(("application", message))
+
+
+def makePeer(
+    direction: Direction = Direction.OUTBOUND,
+    settings: PeerSettings = PeerSettings(),
+    manager: RecordingManager | None = None,
+    clock: Clock | None = None,
+    maxLength: int = 1024 * 1024,
+):
+    """
+    A peer with its wire on a L{StringTransport}, connected.
+
+    @return: C{(peer, wire, transport, manager, clock)}
+    """
+    manager = manager if manager is not None else RecordingManager()
+    clock = clock if clock is not None else Clock()
+    peer = Peer(manager, clock, direction, settings, rng=random.Random(7))
+    wire = JSONLineWire(peer, maxLength)
+    transport = StringTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 5000),
+        peerAddress=IPv4Address("TCP", "127.0.0.1", 40001),
+    )
+    wire.makeConnection(transport)
+    return peer, wire, transport, manager, clock
+
+
+def sent(transport: StringTransport) -> list[dict]:
+    """
+    The messages written to C{transport} since the last call; clears it.
+    """
+    data = transport.value()
+    transport.clear()
+    return [json.loads(line) for line in data.split(b"\n") if line]
+
+
+def receive(wire: JSONLineWire, *messages: dict) -> None:
+    """
+    Deliver messages to a wire as one chunk of bytes.
+    """
+    wire.dataReceived(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
+
+
+def lose(wire: JSONLineWire) -> None:
+    """
+    Tell a wire its connection is gone.
+    """
+    wire.connectionLost(Failure(ConnectionDone()))
+
+
+def version(node_id: str = "them", port: int = 6000, **extra) -> dict:
+    return {"type": "version", "node_id": node_id, "port": port, **extra}
+
+
+def establish(direction: Direction = Direction.OUTBOUND, **kwargs):
+    """
+    A peer whose handshake is complete; the handshake traffic is cleared.
+    """
+    peer, wire, transport, manager, clock = makePeer(direction, **kwargs)
+    receive(wire, version(), {"type": "verack"})
+    transport.clear()
+    manager.events.clear()
+    return peer, wire, transport, manager, clock
+
+
+def linkNodes(server, client, clock, serverPort=None):
+    """
+    Connect two L{bitp2p.node.Node}s in memory: C{client} dials C{server}.
+
+    @return: the L{iosim.IOPump}, already flushed.
+    """
+    serverAddress = server.listeningAddress
+    if serverPort is None:
+        serverPort = serverAddress.port
+    clientHost = client.listeningAddress.host if client.listeningAddress else "127.0.0.1"
+    if clientHost == "0.0.0.0":
+        clientHost = "127.0.0.1"
+    serverHost = serverAddress.host if serverAddress.host != "0.0.0.0" else "127.0.0.1"
+    serverWire = server._acceptInbound(IPv4Address("TCP", clientHost, 50000))
+    clientWire = client._buildPeer(Direction.OUTBOUND, Address.of(serverHost, serverPort))
+    return iosim.connect(
+        serverWire,
+        iosim.FakeTransport(
+            serverWire,
+            isServer=True,
+            hostAddress=IPv4Address("TCP", serverHost, serverPort),
+            peerAddress=IPv4Address("TCP", clientHost, 50000),
+        ),
+        clientWire,
+        iosim.FakeTransport(
+            clientWire,
+            isServer=False,
+            hostAddress=IPv4Address("TCP", clientHost, 50000),
+            peerAddress=IPv4Address("TCP", serverHost, serverPort),
+        ),
+        clock=clock,
+    )

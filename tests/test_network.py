@@ -1,0 +1,165 @@
+"""
+Real nodes on loopback sockets, in this process, with shortened intervals:
+the original design's results and more.
+
+These are trial TestCases run by the real reactor; they run under trial and
+under pytest. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from bitp2p.address import Address
+from bitp2p.node import Node, NodeConfig
+
+# Intervals shortened so that discovery plays out in seconds, not minutes.
+FAST = dict(
+    maintenance_interval_s=0.1,
+    advertise_interval_s=0.5,
+    addr_rate_per_s=1000.0,
+    seed_fallback_s=2.0,
+)
+
+
+class NetworkTestCase(TestCase):
+    timeout = 90
+
+    def startNode(self, **config) -> Node:
+        for key, value in FAST.items():
+            config.setdefault(key, value)
+        config.setdefault("seeds", ())
+        node = Node(NodeConfig(port=0, interface="127.0.0.1", **config))
+        node.startService()
+        self.addCleanup(self.stopNode, node)
+        return node
+
+    def stopNode(self, node: Node):
+        if node.running:
+            return node.stopService()
+
+    async def waitFor(self, predicate, what: str, seconds: float = 30.0) -> None:
+        """
+        Poll C{predicate} every 50 ms until it holds; fail after C{seconds}.
+        """
+        for _ in range(int(seconds / 0.05)):
+            if predicate():
+                return
+            await task.deferLater(reactor, 0.05)
+        self.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+def peerIds(node: Node) -> set[str]:
+    return {peer.node_id for peer in node.peers()}
+
+
+def knows(node: Node, others) -> bool:
+    return all(o.listeningAddress in node.book for o in others if o is not node)
+
+
+def graphConnected(nodes) -> bool:
+    byId = {n.node_id: n for n in nodes}
+    seen = {nodes[0].node_id}
+    todo = [nodes[0]]
+    while todo:
+        for nid in peerIds(todo.pop()):
+            if nid in byId and nid not in seen:
+                seen.add(nid)
+                todo.append(byId[nid])
+    return len(seen) == len(nodes)
+
+
+class OriginalDesignTests(NetworkTestCase):
+    @defer.inlineCallbacks
+    def test_twoNodesConnectAndEachListsTheOther(self):
+        a = self.startNode()
+        b = self.startNode()
+        peer = yield b.connect("127.0.0.1", a.listeningAddress.port)
+        self.assertEqual(peer.node_id, a.node_id)
+        yield defer.ensureDeferred(
+            self.waitFor(lambda: peerIds(a) == {b.node_id}, "a to list b")
+        )
+        [seenByA] = a.status()["peers"]
+        [seenByB] = b.status()["peers"]
+        self.assertEqual(seenByA["node_id"], b.node_id)
+        self.assertEqual(seenByA["direction"], "inbound")
+        self.assertEqual(seenByA["address"], str(b.listeningAddress))
+        self.assertEqual(seenByB["node_id"], a.node_id)
+        self.assertEqual(seenByB["direction"], "outbound")
+        self.assertEqual(seenByB["address"], str(a.listeningAddress))
+
+    @defer.inlineCallbacks
+    def test_fourNodesBecomeAFullMeshThroughDiscovery(self):
+        a, b, c, d = nodes = [self.startNode() for _ in range(4)]
+        for dialer, target in ((a, b), (b, c), (b, d), (c, d)):
+            yield dialer.connect("127.0.0.1", target.listeningAddress.port)
+        yield defer.ensureDeferred(
+            self.waitFor(
+                lambda: all(len(n.peers()) == 3 for n in nodes), "a full mesh of four"
+            )
+        )
+        for n in nodes:
+            self.assertEqual(peerIds(n), {o.node_id for o in nodes if o is not n})
+            self.assertTrue(knows(n, nodes))
+
+    @defer.inlineCallbacks
+    def test_tenNodesFromOneSeedAllConnectAndKnowEachOther(self):
+        seed = self.startNode()
+        seedAddress = str(seed.listeningAddress)
+        nodes = [seed] + [self.startNode(seeds=[seedAddress]) for _ in range(10)]
+        yield defer.ensureDeferred(
+            self.waitFor(
+                lambda: all(knows(n, nodes) for n in nodes) and graphConnected(nodes),
+                "eleven nodes to know each other and form one connected graph",
+                seconds=60,
+            )
+        )
+        for n in nodes:
+            self.assertGreaterEqual(len(n.peers()), 3, n.status()["peers"])
+
+
+class PersistenceTests(NetworkTestCase):
+    @defer.inlineCallbacks
+    def test_restartedNodeKeepsItsIdAndReconnectsWithoutSeeds(self):
+        a = self.startNode()
+        datadir = self.mktemp()
+        b = self.startNode(datadir=datadir)
+        yield b.connect("127.0.0.1", a.listeningAddress.port)
+        yield b.stopService()
+        yield defer.ensureDeferred(self.waitFor(lambda: not a.peers(), "a to see b leave"))
+        again = self.startNode(datadir=datadir, seeds=())
+        self.assertEqual(again.node_id, b.node_id)
+        self.assertIn(a.listeningAddress, again.book)
+        yield defer.ensureDeferred(
+            self.waitFor(lambda: peerIds(again) == {a.node_id}, "the restarted node to redial a")
+        )
+        self.assertEqual(peerIds(a), {b.node_id})
+
+
+class RobustnessTests(NetworkTestCase):
+    @defer.inlineCallbacks
+    def test_misbehavingPeerIsDroppedAndOthersAreStillServed(self):
+        a = self.startNode()
+        b = self.startNode()
+        yield b.connect("127.0.0.1", a.listeningAddress.port)
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+        from twisted.internet.protocol import Protocol, Factory
+
+        lost = defer.Deferred()
+
+        class Garbage(Protocol):
+            def connectionMade(self):
+                self.transport.write(b"\xff\xfe not json\n")
+
+            def connectionLost(self, reason):
+                lost.callback(None)
+
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", a.listeningAddress.port)
+        yield endpoint.connect(Factory.forProtocol(Garbage))
+        yield lost
+        self.assertEqual(peerIds(a), {b.node_id})
+        c = self.startNode()
+        peer = yield c.connect("127.0.0.1", a.listeningAddress.port)
+        self.assertEqual(peer.node_id, a.node_id)
+        self.assertEqual(Address.of("127.0.0.1", a.listeningAddress.port), a.listeningAddress)

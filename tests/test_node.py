@@ -1,0 +1,378 @@
+"""
+The node service in memory: nodes on MemoryReactorClock, connections through
+twisted.test.iosim, every timer driven by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p import codec
+from bitp2p.address import Address
+from bitp2p.errors import ConnectFailed, DuplicateConnection, NotRunning, SelfConnection
+from bitp2p.node import Node, NodeConfig
+from bitp2p.peer import Direction
+
+from .helpers import linkNodes
+
+
+def makeNode(port: int, reactor=None, **config) -> Node:
+    config.setdefault("seeds", ())
+    config.setdefault("interface", "127.0.0.1")
+    reactor = reactor if reactor is not None else MemoryReactorClock()
+    node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
+    node.startService()
+    return node
+
+
+class LifecycleTests(SynchronousTestCase):
+    def test_listensOnConfiguredInterfaceAndPort(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor)
+        [(port, factory, backlog, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (6001, "127.0.0.1"))
+        self.assertEqual(node.listeningAddress, Address.of("127.0.0.1", 6001))
+
+    def test_builtInSeedsAreTheOriginalDesignsButOurOwnPort(self):
+        reactor = MemoryReactorClock()
+        makeNode(5001, reactor, seeds=None, interface="0.0.0.0")
+        dialed = sorted((host, port) for host, port, *_ in reactor.tcpClients)
+        self.assertEqual(dialed, [("127.0.0.1", 5000), ("127.0.0.1", 5002), ("127.0.0.1", 5003)])
+
+    def test_configuredSeedsAreDialedAtStart(self):
+        reactor = MemoryReactorClock()
+        makeNode(6001, reactor, seeds=["10.0.0.1:7000", "[2001:db8::1]:7001"])
+        dialed = sorted((host, port) for host, port, *_ in reactor.tcpClients)
+        self.assertEqual(dialed, [("10.0.0.1", 7000), ("2001:db8::1", 7001)])
+
+    def test_noSeedsMeansNoDialing(self):
+        reactor = MemoryReactorClock()
+        makeNode(6001, reactor)
+        reactor.advance(3600)
+        self.assertEqual(reactor.tcpClients, [])
+
+    def test_stopClosesEverythingAndLeavesNoTimer(self):
+        reactor = MemoryReactorClock()
+        a = makeNode(6001, reactor)
+        b = makeNode(6002, reactor)
+        pump = linkNodes(a, b, reactor)
+        self.assertEqual(len(a.peers()), 1)
+        d = a.stopService()
+        pump.flush()
+        self.successResultOf(d)
+        self.successResultOf(b.stopService())
+        self.assertEqual(a.peers(), [])
+        self.assertEqual(b.peers(), [])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_connectWhenNotRunningFails(self):
+        node = Node(NodeConfig(port=0, seeds=()), reactor=MemoryReactorClock())
+        self.failureResultOf(node.connect("127.0.0.1", 5000), NotRunning)
+
+    def test_invalidConfigurationIsRefusedWithOneLine(self):
+        for bad in (
+            {"port": 70000},
+            {"max_outbound": -1},
+            {"ping_interval_s": 0},
+            {"seeds": ["nonsense"]},
+        ):
+            with self.assertRaises(ValueError) as caught:
+                NodeConfig(**bad)
+            self.assertNotIn("\n", str(caught.exception))
+
+
+class ConnectionTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.a = makeNode(6001, self.reactor)
+        self.b = makeNode(6002, self.reactor)
+
+    def test_twoNodesEachListTheOther(self):
+        linkNodes(self.a, self.b, self.reactor)
+        [peerOfA] = self.a.status()["peers"]
+        [peerOfB] = self.b.status()["peers"]
+        self.assertEqual(peerOfA["node_id"], self.b.node_id)
+        self.assertEqual(peerOfB["node_id"], self.a.node_id)
+        self.assertEqual(peerOfA["direction"], "inbound")
+        self.assertEqual(peerOfB["direction"], "outbound")
+        self.assertEqual(peerOfB["address"], "127.0.0.1:6001")
+        self.assertEqual(peerOfA["address"], "127.0.0.1:6002")
+        for record in (peerOfA, peerOfB):
+            self.assertGreater(record["bytes_in"], 0)
+            self.assertGreater(record["bytes_out"], 0)
+            self.assertGreater(record["messages_in"], 0)
+            self.assertTrue(record["user_agent"].startswith("/bitp2p:"))
+
+    def test_advertisedAddressesAreLearned(self):
+        linkNodes(self.a, self.b, self.reactor)
+        self.assertIn(Address.of("127.0.0.1", 6002), self.a.book)
+        self.assertIn(Address.of("127.0.0.1", 6001), self.b.book)
+        self.assertEqual(self.b.book.get(Address.of("127.0.0.1", 6001)).attempts, 0)
+
+    def test_observersAreToldOfConnectAndDisconnect(self):
+        events = []
+        stop = self.a.observe(
+            connected=lambda p: events.append(("up", p.node_id)),
+            disconnected=lambda p, why: events.append(("down", p.node_id, str(why))),
+        )
+        pump = linkNodes(self.a, self.b, self.reactor)
+        self.a.disconnect(self.b.node_id[:6])
+        pump.flush()
+        self.assertEqual(
+            events, [("up", self.b.node_id), ("down", self.b.node_id, "disconnected by request")]
+        )
+        stop()
+        linkNodes(self.a, self.b, self.reactor)
+        self.assertEqual(len(events), 2)
+
+    def test_disconnectUnknownPeerRaisesLookupError(self):
+        self.assertRaises(LookupError, self.a.disconnect, "nobody")
+
+    def test_duplicateConnectionIsClosed(self):
+        linkNodes(self.a, self.b, self.reactor)
+        events = []
+        self.b.observe(connected=events.append)
+        pump = linkNodes(self.a, self.b, self.reactor, serverPort=6001)
+        self.assertEqual(len(self.a.peers()), 1)
+        self.assertEqual(len(self.b.peers()), 1)
+        self.assertEqual(events, [])
+        closed = [p for p in self.b._connections if p.close_reason is not None]
+        self.assertEqual(closed, [])  # the newer connection is already gone
+        self.assertTrue(pump.clientIO.disconnected or pump.serverIO.disconnected)
+
+    def test_selfConnectionIsClosedAndNotDialedAgain(self):
+        address = Address.of("127.0.0.1", 6001)
+        self.a.book.add(address, 0)
+        server = self.a
+        linkNodes(server, self.a, self.reactor)
+        self.assertEqual(self.a.peers(), [])
+        self.assertNotIn(address, self.a.book)
+        self.failureResultOf(self.a.connect("127.0.0.1", 6001), SelfConnection)
+
+    def test_connectFiresWithThePeerAfterHandshake(self):
+        d = self.b.connect("127.0.0.1", 6001)
+        [(host, port, factory, timeout, bindAddress)] = [
+            c for c in self.reactor.tcpClients if c[1] == 6001
+        ]
+        self.assertNoResult(d)
+        from twisted.test import iosim
+
+        serverWire = self.a._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000))
+        clientWire = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 6001))
+        iosim.connect(
+            serverWire,
+            iosim.FakeTransport(serverWire, True, IPv4Address("TCP", "127.0.0.1", 6001),
+                                IPv4Address("TCP", "127.0.0.1", 50000)),
+            clientWire,
+            iosim.FakeTransport(clientWire, False, IPv4Address("TCP", "127.0.0.1", 50000),
+                                IPv4Address("TCP", "127.0.0.1", 6001)),
+            clock=self.reactor,
+        )
+        peer = self.successResultOf(d)
+        self.assertEqual(peer.node_id, self.a.node_id)
+
+    def test_connectFailureIsClearAndCountedAgainstTheAddress(self):
+        d = self.b.connect("127.0.0.1", 6009)
+        [connector] = [c for c in self.reactor.connectors]
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(connector, ConnectionRefusedError())
+        failure = self.failureResultOf(d, ConnectFailed)
+        self.assertIn("cannot connect to 127.0.0.1:6009", str(failure.value))
+        self.assertEqual(self.b.book.get(Address.of("127.0.0.1", 6009)).attempts, 1)
+
+
+class LimitTests(SynchronousTestCase):
+    def test_inboundBeyondTheLimitIsRefused(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=3, max_outbound=1)
+        accepted = [
+            node._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000 + i)) for i in range(3)
+        ]
+        self.assertEqual([w is not None for w in accepted], [True, True, False])
+
+    def test_maintenanceKeepsAtMostMaxOutboundDials(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_outbound=3)
+        for i in range(10):
+            node.book.add(Address.of(f"10.{i}.0.1", 5000), 0)
+        reactor.advance(node.config.maintenance_interval_s)
+        self.assertEqual(len(reactor.tcpClients), 3)
+        reactor.advance(node.config.maintenance_interval_s)
+        self.assertEqual(len(reactor.tcpClients), 3)
+
+    def test_failedAddressIsRetriedWithBackoff(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, seeds=["10.0.0.1:5000"], maintenance_interval_s=1)
+        dialTimes = []
+        for second in range(40):
+            while len(dialTimes) < len(reactor.tcpClients):
+                dialTimes.append(reactor.seconds())
+                factory = reactor.tcpClients[-1][2]
+                factory.clientConnectionFailed(reactor.connectors[-1], ConnectionRefusedError())
+            reactor.advance(1)
+        gaps = [b - a for a, b in zip(dialTimes, dialTimes[1:])]
+        self.assertEqual(gaps, [2, 4, 8, 16])
+
+    def test_repeatedViolationsDiscourageTheHost(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=10, max_outbound=0, discourage_threshold=3)
+        from twisted.test import proto_helpers
+
+        for i in range(3):
+            wire = node._acceptInbound(IPv4Address("TCP", "10.9.9.9", 40000 + i))
+            wire.makeConnection(
+                proto_helpers.StringTransport(peerAddress=IPv4Address("TCP", "10.9.9.9", 1))
+            )
+            wire.dataReceived(b"garbage\n")
+            self.assertTrue(wire.transport.disconnecting)
+        self.assertTrue(node.isDiscouraged("10.9.9.9", reactor.seconds()))
+        self.assertFalse(node.isDiscouraged("10.9.9.8", reactor.seconds()))
+        reactor.advance(24 * 3600)
+        self.assertFalse(node.isDiscouraged("10.9.9.9", reactor.seconds()))
+
+
+class GossipTests(SynchronousTestCase):
+    def test_freshSmallAddrIsRelayedToTwoOtherPeers(self):
+        reactor = MemoryReactorClock()
+        hub = makeNode(6000, reactor, addr_rate_per_s=1000)
+        others = [makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(4)]
+        pumps = [linkNodes(hub, other, reactor) for other in others]
+        for node in [hub, *others]:
+            for peer in node.peers():
+                peer.wire.transport.getOutBuffer()
+        fresh = Address.of("10.20.30.40", 5000)
+        source = others[0].peers()[0]
+        reactor.advance(1)
+        source.send(codec.addr([(fresh, int(reactor.seconds()))]))
+        for pump in pumps:
+            pump.flush()
+        learned = [fresh in node.book for node in others[1:]]
+        self.assertEqual(sorted(learned), [False, True, True])
+        self.assertIn(fresh, hub.book)
+
+    def test_relayStopsWhenEveryoneKnows(self):
+        reactor = MemoryReactorClock()
+        nodes = [makeNode(6000 + i, reactor, addr_rate_per_s=1000) for i in range(4)]
+        pumps = []
+        for i, a in enumerate(nodes):
+            for b in nodes[i + 1 :]:
+                pumps.append(linkNodes(a, b, reactor))
+        fresh = Address.of("10.20.30.40", 5000)
+        nodes[0].peers()[0].send(codec.addr([(fresh, int(reactor.seconds()))]))
+        for _ in range(10):
+            for pump in pumps:
+                pump.flush()
+        before = sum(p.messages_out for n in nodes for p in n.peers())
+        for pump in pumps:
+            pump.flush()
+        after = sum(p.messages_out for n in nodes for p in n.peers())
+        self.assertEqual(before, after)
+        self.assertEqual(sum(fresh in n.book for n in nodes[1:]), 3)
+
+    def test_getaddrAnswerHoldsKnownAddressesButNotTheAsker(self):
+        reactor = MemoryReactorClock()
+        reactor.advance(1000)
+        a = makeNode(6001, reactor)
+        for i in range(5):
+            a.book.add(Address.of(f"10.0.0.{i + 1}", 5000), 1000, seen=999)
+        b = makeNode(6002, reactor)
+        linkNodes(a, b, reactor)
+        for i in range(5):
+            self.assertIn(Address.of(f"10.0.0.{i + 1}", 5000), b.book)
+        self.assertNotIn(Address.of("127.0.0.1", 6002), b.book)
+
+    def test_applicationHandlersReceiveTheirMessages(self):
+        reactor = MemoryReactorClock()
+        a, b = makeNode(6001, reactor), makeNode(6002, reactor)
+        got = []
+        a.registerHandler("chat", lambda peer, message: got.append((peer.node_id, message)))
+        pump = linkNodes(a, b, reactor)
+        self.assertEqual(b.broadcast({"type": "chat", "text": "hi"}), 1)
+        pump.flush()
+        self.assertEqual(got, [(b.node_id, {"type": "chat", "text": "hi"})])
+        self.assertRaises(ValueError, a.registerHandler, "ping", lambda p, m: None)
+
+    def test_pingLoopMeasuresRoundTrips(self):
+        reactor = MemoryReactorClock()
+        a, b = makeNode(6001, reactor), makeNode(6002, reactor)
+        pump = linkNodes(a, b, reactor)
+        reactor.advance(a.config.ping_interval_s)
+        pump.flush()
+        self.assertIsNotNone(a.status()["peers"][0]["rtt_s"])
+
+
+class PersistenceTests(SynchronousTestCase):
+    def test_nodeIdAndAddressBookSurviveARestart(self):
+        datadir = self.mktemp()
+        reactor = MemoryReactorClock()
+        first = makeNode(6001, reactor, datadir=datadir)
+        first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
+        first.book.mark_success(Address.of("10.1.1.1", 5000), 100)
+        self.successResultOf(first.stopService())
+        second = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(second.node_id, first.node_id)
+        self.assertEqual(second.book.get(Address.of("10.1.1.1", 5000)).last_success, 100)
+
+    def test_savedBookIsUsedBeforeSeeds(self):
+        datadir = self.mktemp()
+        first = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
+        self.successResultOf(first.stopService())
+        reactor = MemoryReactorClock()
+        makeNode(6001, reactor, datadir=datadir, seeds=["10.2.2.2:5000"])
+        self.assertEqual([c[:2] for c in reactor.tcpClients], [("10.1.1.1", 5000)])
+        reactor.advance(60)
+        self.assertIn(("10.2.2.2", 5000), [c[:2] for c in reactor.tcpClients])
+
+    def test_peersFileIsWrittenPeriodically(self):
+        datadir = self.mktemp()
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, datadir=datadir, save_interval_s=10)
+        node.book.add(Address.of("10.1.1.1", 5000), 0)
+        path = os.path.join(datadir, "peers.json")
+        self.assertFalse(os.path.exists(path))
+        reactor.advance(10)
+        with open(path) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["addresses"]["addresses"][0]["addr"], "10.1.1.1:5000")
+        self.assertEqual([n for n in os.listdir(datadir) if "tmp" in n], [])
+
+    def test_damagedPeersFileIsSetAsideAndNodeStartsClean(self):
+        datadir = self.mktemp()
+        os.makedirs(datadir)
+        with open(os.path.join(datadir, "peers.json"), "w") as f:
+            f.write("{truncated")
+        node = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(len(node.book), 0)
+        aside = [n for n in os.listdir(datadir) if n.startswith("peers.json.damaged-")]
+        self.assertEqual(len(aside), 1)
+        self.assertFalse(os.path.exists(os.path.join(datadir, "peers.json")))
+        self.flushLoggedErrors()
+
+    def test_structurallyWrongPeersFileIsSetAside(self):
+        datadir = self.mktemp()
+        os.makedirs(datadir)
+        with open(os.path.join(datadir, "peers.json"), "w") as f:
+            json.dump({"version": 1, "addresses": "not a book"}, f)
+        node = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(len(node.book), 0)
+        self.assertEqual(
+            len([n for n in os.listdir(datadir) if n.startswith("peers.json.damaged-")]), 1
+        )
+
+    def test_damagedNodeIdIsReplaced(self):
+        datadir = self.mktemp()
+        os.makedirs(datadir)
+        with open(os.path.join(datadir, "node_id"), "w") as f:
+            f.write("not a valid id!\n")
+        node = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        with open(os.path.join(datadir, "node_id")) as f:
+            self.assertEqual(f.read().strip(), node.node_id)
+        self.assertEqual(len([n for n in os.listdir(datadir) if "damaged" in n]), 1)

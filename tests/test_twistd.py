@@ -1,0 +1,154 @@
+"""
+Real C{twistd -n bitp2p} processes, checked from outside over the wire by a
+plain-socket client that speaks the protocol by hand.
+
+Every process is killed in cleanup; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+DEADLINE_S = 30
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WireClient:
+    """
+    A minimal protocol client written from PROTOCOL.md, sharing no code
+    with bitp2p.
+    """
+
+    def __init__(self, port: int, node_id: str = "outside-checker") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+        self.send({"type": "version", "node_id": node_id, "port": 0, "protocol": 1})
+
+    def send(self, message: dict) -> None:
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def receive(self) -> dict:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the node")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def receiveType(self, kind: str) -> dict:
+        for _ in range(100):
+            message = self.receive()
+            if message["type"] == kind:
+                return message
+        raise AssertionError(f"no {kind} in 100 messages")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TwistdTests(SynchronousTestCase):
+    def spawn(self, *args: str) -> subprocess.Popen:
+        workdir = self.mktemp()
+        os.makedirs(workdir)
+        process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "bitp2p", *args],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.addCleanup(self.reap, process)
+        return process
+
+    def reap(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+
+    def connectWhenUp(self, port: int) -> WireClient:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                return WireClient(port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def test_twoTwistdNodesFindEachOther(self):
+        portA, portB = freePort(), freePort()
+        self.spawn("--port", str(portA), "--interface", "127.0.0.1", "--no-seeds")
+        self.spawn(
+            "--port", str(portB), "--interface", "127.0.0.1",
+            "--seed", f"127.0.0.1:{portA}", "--ping-interval", "1",
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            client = self.connectWhenUp(portA)
+            try:
+                theirs = client.receiveType("version")
+                client.receiveType("verack")
+                client.send({"type": "verack"})
+                client.send({"type": "getaddr"})
+                client.send({"type": "ping", "nonce": 12345})
+                addr = client.receiveType("addr")
+                while "pong" not in (m := client.receive())["type"]:
+                    if m["type"] == "addr":
+                        addr["peers"] += m["peers"]
+                self.assertEqual(m["nonce"], 12345)
+            finally:
+                client.close()
+            self.assertEqual(theirs["port"], portA)
+            known = {e["addr"] if isinstance(e, dict) else e for e in addr["peers"]}
+            if f"127.0.0.1:{portB}" in known or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertIn(f"127.0.0.1:{portB}", known)
+
+    def test_busyPortEndsWithOneLine(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            process = self.spawn("--port", str(port), "--interface", "127.0.0.1", "--no-seeds")
+            process.wait(DEADLINE_S)
+            err = process.stderr.read().decode()
+        self.assertEqual(process.returncode, 1)
+        self.assertEqual(
+            err.strip().splitlines(),
+            [f"bitp2p: cannot listen on 127.0.0.1:{port}: address already in use"],
+        )
+
+    def test_badOptionValueEndsWithOneLine(self):
+        for args, expected in (
+            (["--port", "abc"], "--port must be a whole number in 0..65535, not 'abc'"),
+            (["--seed", "nowhere"], "--seed"),
+            (["--max-outbound", "-2"], "--max-outbound"),
+        ):
+            process = self.spawn(*args)
+            process.wait(DEADLINE_S)
+            err = process.stderr.read().decode().strip().splitlines()
+            self.assertEqual(process.returncode, 1, args)
+            self.assertEqual(len(err), 1, err)
+            self.assertTrue(err[0].startswith("bitp2p: "), err)
+            self.assertIn(expected, err[0])

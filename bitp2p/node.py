@@ -188,6 +188,8 @@ class PeerServerFactory(ServerFactory):
     Builds the protocol of each inbound connection, or refuses it.
     """
 
+    noisy = False
+
     def __init__(self, node: Node) -> None:
         self.node = node
 
@@ -201,6 +203,8 @@ class PeerClientFactory(ClientFactory):
 
     @ivar dialed: the address dialed, when it is an IP literal.
     """
+
+    noisy = False
 
     def __init__(self, node: Node, dialed: Address | None) -> None:
         self.node = node
@@ -357,6 +361,13 @@ class Node(service.Service):
         if isinstance(result[0], Failure):
             result[0].raiseException()
         self._port = result[0]
+
+    @property
+    def reactor(self):
+        """
+        The reactor (and clock) this node runs on.
+        """
+        return self._reactor
 
     @property
     def listeningAddress(self) -> Address | None:

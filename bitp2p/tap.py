@@ -45,7 +45,7 @@ def _exitWith(message: str) -> SystemExit:
     runs, C{sys.stderr} is redirected into the log, so the line goes to both.
     """
     line = f"bitp2p: {message}"
-    log.critical("{line}", line=line)
+    log.error("{line}", line=line)
     stream = sys.__stderr__
     if stream is not None:
         stream.write(line + "\n")
@@ -139,6 +139,12 @@ class Options(usage.Options):
         """
         Parse, turning any usage error into a one-line exit.
         """
+        if options is None:
+            options = sys.argv[1:]
+        options = list(options)
+        if options and not options[0].startswith("-"):
+            # "python -m bitp2p 5000 --seed ...": the port may come first.
+            options.append(options.pop(0))
         try:
             super().parseOptions(options)
         except usage.UsageError as e:

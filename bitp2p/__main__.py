@@ -1,0 +1,64 @@
+"""
+C{python -m bitp2p PORT [options]}: a node with an interactive console.
+
+The options are those of C{twistd bitp2p} (L{bitp2p.tap.Options}). On a
+terminal the console has a prompt and log lines appear above it; on a pipe it
+reads one command per line, answers on stdout, logs to stderr, and stops at
+the end of its input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+)
+
+from bitp2p.console import ConsoleService, formatLogLine
+from bitp2p.node import Node
+from bitp2p.tap import NodeService, Options
+
+
+def _stderrObserver(event: dict) -> None:
+    text = formatLogLine(event)
+    if text is not None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = Options()
+    options.parseOptions(sys.argv[1:] if argv is None else argv)
+
+    from twisted.internet import reactor
+
+    node = Node(options.config, reactor=reactor)
+    top = NodeService(node)
+    console = ConsoleService(node)
+    console.setServiceParent(top)
+
+    # Start before logging begins: a busy port ends the program with its one
+    # line, and the log events buffered until then are dropped with it.
+    top.privilegedStartService()
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+
+    observer = console.logObserver() if console.interactive else _stderrObserver
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

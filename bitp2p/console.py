@@ -1,0 +1,421 @@
+"""
+The interactive console: a prompt for driving a running node by hand.
+
+Three layers:
+
+  - L{Commands} parses and runs one command line against a L{Node} and
+    writes its answer through a callable. It knows nothing of terminals.
+  - Two front-ends feed it lines: L{TerminalConsole} (a terminal in raw mode,
+    with line editing and history, built on C{twisted.conch.recvline}) and
+    L{PipeConsole} (plain lines from a pipe, for scripts and tests).
+  - L{ConsoleService} picks the front-end by whether stdin is a terminal,
+    wires it to stdin/stdout with C{StandardIO}, and makes sure log lines
+    never garble the prompt: in a terminal, each log line erases the prompt
+    line, is written, and the prompt and the half-typed input are redrawn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import time
+from typing import Callable
+
+from twisted.application import service
+from twisted.conch.insults.insults import ServerProtocol
+from twisted.conch.recvline import HistoricRecvLine
+from twisted.internet import stdio
+from twisted.internet.defer import Deferred
+from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
+from zope.interface import provider
+
+from bitp2p.node import Node
+
+HELP = """\
+commands:
+  connect HOST PORT   dial a peer and shake hands
+  disconnect ID       close the connection to a peer (a unique id prefix will do)
+  peers               the connected peers
+  known               the known addresses (the address book)
+  status              this node's id, address, uptime and counts
+  help                this list
+  quit                stop the node and leave (also Ctrl-D, Ctrl-C)"""
+
+ALIASES = {"?": "help", "exit": "quit"}
+
+USAGE = {
+    "connect": "usage: connect HOST PORT",
+    "disconnect": "usage: disconnect ID",
+}
+
+
+def age(now: float, then: float | None) -> str:
+    """
+    A short human duration since C{then}: C{-} when never.
+    """
+    if not then:
+        return "-"
+    seconds = max(0.0, now - then)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def prompt(node: Node) -> str:
+    return f"node-{node.node_id[:8]}> "
+
+
+class Commands:
+    """
+    The console's commands, run against one node.
+
+    @ivar node: the node commanded.
+    """
+
+    def __init__(
+        self, node: Node, write: Callable[[str], object], quit: Callable[[], object]
+    ) -> None:
+        self.node = node
+        self._write = write
+        self._quit = quit
+
+    def execute(self, line: str) -> Deferred | None:
+        """
+        Run one command line. Output goes to C{write}, one call per line.
+
+        @return: a Deferred for a command that finishes later (C{connect},
+            C{disconnect}), else L{None}.
+        """
+        words = line.split()
+        if not words:
+            return None
+        name, args = words[0].lower(), words[1:]
+        name = ALIASES.get(name, name)
+        method = getattr(self, f"cmd_{name}", None)
+        if method is None:
+            self._write(f"unknown command {words[0]!r}; type help")
+            return None
+        try:
+            inspect.signature(method).bind(*args)
+        except TypeError:
+            self._write(USAGE.get(name, f"usage: {name}"))
+            return None
+        return method(*args)
+
+    def cmd_connect(self, host: str, port: str) -> Deferred | None:
+        if not port.isdigit() or not 0 < int(port) <= 65535:
+            self._write(f"bad port {port!r}: expected 1..65535")
+            return None
+        self._write(f"connecting to {host}:{port} ...")
+        d = self.node.connect(host, int(port))
+
+        def connected(peer) -> None:
+            self._write(f"connected to {peer.node_id[:8]} at {peer.address or peer.remote}")
+
+        def failed(failure: Failure) -> None:
+            self._write(f"connect failed: {failure.getErrorMessage()}")
+
+        return d.addCallbacks(connected, failed)
+
+    def cmd_disconnect(self, node_id: str) -> Deferred | None:
+        try:
+            peer = self.node.findPeer(node_id)
+        except LookupError as e:
+            self._write(str(e.args[0]))
+            return None
+        d = self.node.disconnect(peer.node_id)
+        return d.addCallback(lambda _: self._write(f"disconnected {peer.node_id[:8]}"))
+
+    def cmd_peers(self) -> None:
+        status = self.node.status()
+        if not status["peers"]:
+            self._write("no peers")
+            return
+        now = self.node.reactor.seconds()
+        self._write(
+            f"{'ID':8}  {'ADDRESS':21}  {'DIR':8}  {'AGENT':16}  {'SINCE':5}  "
+            f"{'RTT':>8}  {'MSGS IN/OUT':>11}  {'BYTES IN/OUT':>13}"
+        )
+        for p in status["peers"]:
+            rtt = "-" if p["rtt_s"] is None else f"{p['rtt_s'] * 1000:.1f}ms"
+            self._write(
+                f"{p['node_id'][:8]:8}  {p['address'] or p['remote']:21}  "
+                f"{p['direction']:8}  {p['user_agent'][:16]:16}  "
+                f"{age(now, p['connected_since']):5}  {rtt:>8}  "
+                f"{p['messages_in']:>5}/{p['messages_out']:<5}  "
+                f"{p['bytes_in']:>6}/{p['bytes_out']:<6}"
+            )
+
+    def cmd_known(self) -> None:
+        known = self.node.status()["known"]
+        if not known:
+            self._write("no known addresses")
+            return
+        now = self.node.reactor.seconds()
+        self._write(f"{'ADDRESS':21}  {'SEEN':5}  {'WORKED':6}  {'TRIED':5}  FAILS")
+        for k in known:
+            seed = "  seed" if k["seed"] else ""
+            self._write(
+                f"{k['address']:21}  {age(now, k['last_seen']):5}  "
+                f"{age(now, k['last_success']):6}  {age(now, k['last_tried']):5}  "
+                f"{k['attempts']:5}{seed}"
+            )
+
+    def cmd_status(self) -> None:
+        s = self.node.status()
+        now = self.node.reactor.seconds()
+        self._write(f"node id    {s['node_id']}")
+        self._write(f"listening  {s['listening'] or '-'}")
+        self._write(f"agent      {s['user_agent']}")
+        self._write(f"uptime     {age(now, now - s['uptime_s']) if s['uptime_s'] else '-'}")
+        self._write(
+            f"peers      {s['outbound']} outbound, {s['inbound']} inbound, "
+            f"{s['handshaking']} handshaking, {s['dialing']} dialing"
+        )
+        self._write(f"known      {len(s['known'])} addresses")
+
+    def cmd_help(self) -> None:
+        for line in HELP.splitlines():
+            self._write(line)
+
+    def cmd_quit(self) -> None:
+        self._write("bye")
+        self._quit()
+
+
+class TerminalConsole(HistoricRecvLine):
+    """
+    The console on a terminal in raw mode: prompt, line editing, history.
+    Text from elsewhere (command answers, log lines) is shown with
+    L{showText}, which keeps the prompt and the input intact.
+    """
+
+    CTRL_C = b"\x03"
+    CTRL_D = b"\x04"
+
+    def __init__(self, node: Node, quit: Callable[[], object]) -> None:
+        self.node = node
+        self._quit = quit
+        self.commands = Commands(node, self.showText, quit)
+        self.ps = (prompt(node).encode(), b"... ")
+
+    def connectionMade(self) -> None:
+        HistoricRecvLine.connectionMade(self)
+        self.keyHandlers[self.CTRL_C] = self._quit
+        self.keyHandlers[self.CTRL_D] = self.handle_EOF
+
+    def initializeScreen(self) -> None:
+        # Unlike RecvLine, leave the screen (and what is on it) alone.
+        self.terminal.write(self.ps[self.pn])
+        self.setInsertMode()
+
+    def handle_EOF(self) -> None:
+        if not self.lineBuffer:
+            self._quit()
+
+    def handle_RETURN(self) -> None:
+        line = b"".join(self.lineBuffer)
+        if line and (not self.historyLines or self.historyLines[-1] != line):
+            self.historyLines.append(line)
+        self.historyPosition = len(self.historyLines)
+        self.lineBuffer = []
+        self.lineBufferIndex = 0
+        self.terminal.write(b"\n")  # the terminal protocol sends \r\n
+        self.drawInputLine()
+        self.commands.execute(line.decode("utf-8", "replace"))
+
+    def showText(self, text: str) -> None:
+        """
+        Write lines above the prompt, then redraw the prompt and the input
+        with the cursor where it was.
+        """
+        terminal = self.terminal
+        if terminal is None:
+            return
+        terminal.write(b"\r")
+        terminal.eraseLine()
+        for line in text.splitlines() or [""]:
+            terminal.write(line.encode("utf-8", "replace") + b"\n")
+        self.drawInputLine()
+        back = len(self.lineBuffer) - self.lineBufferIndex
+        if back:
+            terminal.cursorBackward(back)
+
+    def connectionLost(self, reason) -> None:
+        self._quit()
+
+
+class PipeConsole(LineOnlyReceiver):
+    """
+    The console on a pipe: one command per line, answers one per line, and
+    the end of input stops the node.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 65536
+
+    def __init__(self, node: Node, quit: Callable[[], object]) -> None:
+        self._quit = quit
+        self.commands = Commands(node, self.showText, quit)
+
+    def lineReceived(self, line: bytes) -> None:
+        self.commands.execute(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def showText(self, text: str) -> None:
+        if self.transport is not None:
+            self.transport.write(text.encode("utf-8", "replace") + b"\n")
+
+    def connectionLost(self, reason) -> None:
+        self._quit()
+
+
+class _PromptSafeStream:
+    """
+    Stands in for C{sys.stdout} under C{twistd --console}: whole lines
+    written to it (twistd's log) go above the prompt once the console runs.
+    """
+
+    def __init__(self, original, console: ConsoleService) -> None:
+        self._original = original
+        self._console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        if not self._console.active:
+            return self._original.write(text)
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._console.showText(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._console.active:
+            self._original.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._original, name)
+
+
+class ConsoleService(service.Service):
+    """
+    Runs the console on this process's stdin and stdout.
+
+    @ivar active: whether the console owns the terminal now.
+    """
+
+    name = "bitp2p-console"
+
+    def __init__(
+        self,
+        node: Node,
+        redirectStdout: bool = False,
+        quit: Callable[[], object] | None = None,
+        stdin=None,
+    ) -> None:
+        self.node = node
+        self.active = False
+        self._stdin = stdin if stdin is not None else sys.__stdin__
+        self._quit = quit if quit is not None else self._stopReactor
+        self._quitting = False
+        self._termios = None
+        self._front = None
+        self._stdio = None
+        self._savedStdout = None
+        self.interactive = self._stdin is not None and self._stdin.isatty()
+        if redirectStdout and self.interactive:
+            self._savedStdout = sys.stdout
+            sys.stdout = _PromptSafeStream(sys.stdout, self)
+
+    def _stopReactor(self) -> None:
+        self.node.reactor.stop()
+
+    def quit(self) -> None:
+        """
+        Stop, once: the front-ends may ask several times (EOF after quit).
+        """
+        if not self._quitting:
+            self._quitting = True
+            self._quit()
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        if self.interactive:
+            import termios
+            import tty
+
+            fd = self._stdin.fileno()
+            self._termios = termios.tcgetattr(fd)
+            tty.setraw(fd)
+            self._front = None
+
+            def build() -> TerminalConsole:
+                self._front = TerminalConsole(self.node, self.quit)
+                return self._front
+
+            protocol = ServerProtocol(build)
+        else:
+            self._front = protocol = PipeConsole(self.node, self.quit)
+        self._stdio = stdio.StandardIO(protocol, reactor=self.node.reactor)
+        self.active = True
+
+    def stopService(self) -> None:
+        service.Service.stopService(self)
+        self.active = False
+        if self._termios is not None:
+            import termios
+
+            fd = self._stdin.fileno()
+            # Leave the terminal as we found it, the prompt line erased.
+            termios.tcsetattr(fd, termios.TCSANOW, self._termios)
+            self._termios = None
+            out = sys.__stdout__
+            if out is not None and out.isatty():
+                os.write(out.fileno(), b"\r\x1b[2K")
+        if self._savedStdout is not None:
+            sys.stdout = self._savedStdout
+            self._savedStdout = None
+
+    def showText(self, text: str) -> None:
+        """
+        Show text above the prompt (or as plain lines on a pipe).
+        """
+        if self._front is not None and self.active:
+            self._front.showText(text)
+
+    def logObserver(self, level: LogLevel = LogLevel.info):
+        """
+        A log observer that shows events of C{level} and above through the
+        console, one short line each.
+        """
+
+        @provider(ILogObserver)
+        def observe(event: dict) -> None:
+            if event.get("log_level", LogLevel.info) < level:
+                return
+            text = formatLogLine(event)
+            if text is not None:
+                self.showText(text)
+
+        return observe
+
+
+def formatLogLine(event: dict) -> str | None:
+    """
+    C{HH:MM:SS message}, with the level named for warnings and errors; the
+    traceback of a logged failure is kept.
+    """
+    text = formatEvent(event)
+    if not text:
+        return None
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("log_time", time.time())))
+    level = event.get("log_level", LogLevel.info)
+    prefix = f"{level.name}: " if level >= LogLevel.warn else ""
+    failure = event.get("log_failure")
+    if failure is not None:
+        text += "\n" + failure.getTraceback()
+    return f"{stamp} {prefix}{text}"

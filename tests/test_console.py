@@ -1,0 +1,307 @@
+"""
+The console: its commands against a node in memory, the terminal front-end
+redrawing the prompt around log lines, and real C{python -m bitp2p}
+processes driven through pipes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.conch.insults.insults import ServerProtocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p.address import Address
+from bitp2p.console import Commands, TerminalConsole, age
+from bitp2p.node import Node, NodeConfig
+
+from .helpers import linkNodes
+
+DEADLINE_S = 30
+
+
+def memoryNode(port: int, reactor: MemoryReactorClock) -> Node:
+    node = Node(
+        NodeConfig(port=port, interface="127.0.0.1", seeds=()),
+        reactor=reactor,
+        rng=random.Random(port),
+    )
+    node.startService()
+    return node
+
+
+class CommandTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.node = memoryNode(6001, self.reactor)
+        self.output: list[str] = []
+        self.quits = []
+        self.commands = Commands(self.node, self.output.append, lambda: self.quits.append(1))
+
+    def type(self, line):  # noqa: A003 - reads as the console does
+        self.output.clear()
+        return self.commands.execute(line)
+
+    def test_helpListsEveryCommand(self):
+        self.type("help")
+        text = "\n".join(self.output)
+        for name in ("connect", "disconnect", "peers", "known", "status", "help", "quit"):
+            self.assertIn(name, text)
+        help = list(self.output)
+        self.type("?")
+        self.assertEqual(self.output, help)
+
+    def test_emptyLineDoesNothing(self):
+        self.assertIsNone(self.type("   "))
+        self.assertEqual(self.output, [])
+
+    def test_unknownCommand(self):
+        self.type("frobnicate now")
+        self.assertEqual(self.output, ["unknown command 'frobnicate'; type help"])
+
+    def test_wrongArgumentCountGivesUsage(self):
+        self.type("connect 127.0.0.1")
+        self.assertEqual(self.output, ["usage: connect HOST PORT"])
+        self.type("disconnect")
+        self.assertEqual(self.output, ["usage: disconnect ID"])
+        self.type("peers extra")
+        self.assertEqual(self.output, ["usage: peers"])
+
+    def test_badPort(self):
+        self.type("connect 127.0.0.1 http")
+        self.assertEqual(self.output, ["bad port 'http': expected 1..65535"])
+
+    def test_noPeersAndNoKnownAddresses(self):
+        self.type("peers")
+        self.assertEqual(self.output, ["no peers"])
+        self.type("known")
+        self.assertEqual(self.output, ["no known addresses"])
+
+    def test_peersShowsEachConnectedPeer(self):
+        other = memoryNode(6002, self.reactor)
+        self.reactor.advance(1000)
+        linkNodes(self.node, other, self.reactor)
+        self.reactor.advance(65)
+        self.type("peers")
+        self.assertEqual(len(self.output), 2)
+        row = self.output[1].split()
+        self.assertEqual(row[:4], [other.node_id[:8], "127.0.0.1:6002", "inbound", "/bitp2p:0.1.0/"])
+        self.assertEqual(row[4], "1m")
+
+    def test_knownShowsTheAddressBook(self):
+        self.reactor.advance(100)
+        self.node.book.add(Address.of("10.0.0.1", 5000), 100, seen=40)
+        self.type("known")
+        self.assertEqual(self.output[1].split(), ["10.0.0.1:5000", "1m", "-", "-", "0"])
+
+    def test_statusShowsIdentityAndCounts(self):
+        self.type("status")
+        text = "\n".join(self.output)
+        self.assertIn(self.node.node_id, text)
+        self.assertIn("127.0.0.1:6001", text)
+        self.assertIn("0 outbound, 0 inbound", text)
+
+    def test_connectReportsSuccess(self):
+        other = memoryNode(6002, self.reactor)
+        d = self.type("connect 127.0.0.1 6002")
+        self.assertEqual(self.output, ["connecting to 127.0.0.1:6002 ..."])
+        # Complete the dial in memory: hand the recorded factory a connection.
+        factory = self.reactor.tcpClients[-1][2]
+        from twisted.internet.address import IPv4Address
+        from twisted.test import iosim
+
+        clientWire = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 6002))
+        serverWire = other._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000))
+        iosim.connect(
+            serverWire,
+            iosim.FakeTransport(serverWire, True, IPv4Address("TCP", "127.0.0.1", 6002),
+                                IPv4Address("TCP", "127.0.0.1", 50000)),
+            clientWire,
+            iosim.FakeTransport(clientWire, False, IPv4Address("TCP", "127.0.0.1", 50000),
+                                IPv4Address("TCP", "127.0.0.1", 6002)),
+            clock=self.reactor,
+        )
+        self.successResultOf(d)
+        self.assertEqual(self.output[-1], f"connected to {other.node_id[:8]} at 127.0.0.1:6002")
+
+    def test_connectReportsFailure(self):
+        from twisted.internet.error import ConnectionRefusedError
+
+        d = self.type("connect 127.0.0.1 6009")
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(self.reactor.connectors[-1], ConnectionRefusedError())
+        self.successResultOf(d)
+        self.assertTrue(self.output[-1].startswith("connect failed: cannot connect to 127.0.0.1:6009"))
+
+    def test_disconnectUnknownPeer(self):
+        self.type("disconnect abc")
+        self.assertEqual(self.output, ["no connected peer 'abc'"])
+
+    def test_disconnectByPrefix(self):
+        other = memoryNode(6002, self.reactor)
+        pump = linkNodes(self.node, other, self.reactor)
+        d = self.type(f"disconnect {other.node_id[:5]}")
+        pump.flush()
+        self.successResultOf(d)
+        self.assertEqual(self.output, [f"disconnected {other.node_id[:8]}"])
+        self.assertEqual(self.node.peers(), [])
+
+    def test_quitAndExit(self):
+        self.type("quit")
+        self.type("exit")
+        self.assertEqual(self.quits, [1, 1])
+
+    def test_age(self):
+        self.assertEqual(
+            [age(1000, t) for t in (None, 0, 1000, 990, 900, 1000 - 7200, 1000 - 3 * 86400)],
+            ["-", "-", "0s", "10s", "1m", "2h", "3d"],
+        )
+
+
+class TerminalTests(SynchronousTestCase):
+    def setUp(self):
+        node = memoryNode(6001, MemoryReactorClock())
+        node.node_id = "abcdef0123456789"
+        self.quits = []
+        self.console = TerminalConsole(node, lambda: self.quits.append(1))
+        self.terminal = ServerProtocol(lambda: self.console)
+        self.transport = StringTransport()
+        self.terminal.makeConnection(self.transport)
+
+    def screen(self) -> bytes:
+        return self.transport.value()
+
+    def test_promptIsShownAtStart(self):
+        self.assertIn(b"node-abcdef01> ", self.screen())
+        self.assertNotIn(b"\x1bc", self.screen())  # the screen is not reset
+
+    def test_logLineKeepsPromptAndHalfTypedInput(self):
+        self.terminal.dataReceived(b"conn")
+        self.transport.clear()
+        self.console.showText("12:00:00 peer connected")
+        self.assertEqual(
+            self.screen(),
+            b"\r\x1b[2K12:00:00 peer connected\r\nnode-abcdef01> conn",
+        )
+
+    def test_cursorIsPutBackWhereItWas(self):
+        self.terminal.dataReceived(b"connect")
+        self.terminal.dataReceived(b"\x1b[D\x1b[D")  # two left arrows
+        self.transport.clear()
+        self.console.showText("log")
+        self.assertTrue(self.screen().endswith(b"node-abcdef01> connect\x1b[2D"))
+
+    def test_returnRunsTheCommand(self):
+        self.terminal.dataReceived(b"peers\r")
+        self.assertIn(b"no peers\r\nnode-abcdef01> ", self.screen())
+        self.assertEqual(self.console.historyLines, [b"peers"])
+
+    def test_ctrlDOnEmptyLineQuits(self):
+        self.terminal.dataReceived(b"x\x04")
+        self.assertEqual(self.quits, [])
+        self.terminal.dataReceived(b"\x7f\x04")
+        self.assertEqual(self.quits, [1])
+
+    def test_ctrlCQuits(self):
+        self.terminal.dataReceived(b"\x03")
+        self.assertEqual(self.quits, [1])
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ProcessTests(SynchronousTestCase):
+    """
+    C{python -m bitp2p} as a user runs it, through pipes.
+    """
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bitp2p", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.addCleanup(self.reap, process)
+        return process
+
+    def reap(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream and not stream.closed:
+                stream.close()
+
+    def readUntil(self, process, pattern: str) -> str:
+        """
+        Read stdout lines until one matches C{pattern}; bounded in time.
+        """
+        deadline = time.monotonic() + DEADLINE_S
+        seen = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline().decode()
+            if not line:
+                break
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+        self.fail(f"no line matching {pattern!r} in {seen!r}")
+
+    def command(self, process, line: str) -> None:
+        process.stdin.write(line.encode() + b"\n")
+        process.stdin.flush()
+
+    def test_terminalOneTerminalTwo(self):
+        portA, portB = freePort(), freePort()
+        a = self.spawn(str(portA), "--interface", "127.0.0.1", "--no-seeds")
+        b = self.spawn(str(portB), "--interface", "127.0.0.1", "--no-seeds")
+        self.command(a, "status")
+        idA = self.readUntil(a, r"^node id").split()[2]
+        self.command(b, "status")
+        idB = self.readUntil(b, r"^node id").split()[2]
+        self.command(b, f"connect 127.0.0.1 {portA}")
+        self.readUntil(b, rf"^connected to {idA[:8]} at 127.0.0.1:{portA}")
+        self.command(b, "peers")
+        self.readUntil(b, rf"^{idA[:8]}\s+127.0.0.1:{portA}\s+outbound")
+        self.command(a, "peers")
+        self.readUntil(a, rf"^{idB[:8]}\s+127.0.0.1:{portB}\s+inbound")
+        for process in (a, b):
+            self.command(process, "quit")
+            self.assertEqual(process.wait(DEADLINE_S), 0)
+
+    def test_endOfInputStopsTheNode(self):
+        process = self.spawn("0", "--interface", "127.0.0.1", "--no-seeds")
+        process.stdin.close()
+        self.assertEqual(process.wait(DEADLINE_S), 0)
+
+    def test_busyPortGivesOneLine(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            process = self.spawn(str(port), "--interface", "127.0.0.1", "--no-seeds")
+            self.assertEqual(process.wait(DEADLINE_S), 1)
+        self.assertEqual(
+            process.stderr.read().decode().splitlines(),
+            [f"bitp2p: cannot listen on 127.0.0.1:{port}: address already in use"],
+        )
+
+    def test_badOptionGivesOneLine(self):
+        process = self.spawn("--port", "abc")
+        self.assertEqual(process.wait(DEADLINE_S), 1)
+        self.assertEqual(
+            process.stderr.read().decode().splitlines(),
+            ["bitp2p: --port must be a whole number in 0..65535, not 'abc' (see --help)"],
+        )

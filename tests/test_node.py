@@ -376,3 +376,59 @@ class PersistenceTests(SynchronousTestCase):
         with open(os.path.join(datadir, "node_id")) as f:
             self.assertEqual(f.read().strip(), node.node_id)
         self.assertEqual(len([n for n in os.listdir(datadir) if "damaged" in n]), 1)
+
+
+class FakeResolver:
+    """
+    An IHostnameResolver answering from a fixed table, synchronously.
+    """
+
+    def __init__(self, table):
+        self.table = table
+        self.asked = []
+
+    def resolveHostName(self, receiver, hostName, portNumber=0, addressTypes=None,
+                        transportSemantics="TCP"):
+        from twisted.internet.address import IPv6Address
+
+        self.asked.append((hostName, portNumber))
+        receiver.resolutionBegan(object())
+        for host in self.table.get(hostName, []):
+            kind = IPv6Address if ":" in host else IPv4Address
+            receiver.addressResolved(kind("TCP", host, portNumber))
+        receiver.resolutionComplete()
+
+
+class BootstrapTests(SynchronousTestCase):
+    def test_seedHostNameStandsForAllItsAddresses(self):
+        reactor = MemoryReactorClock()
+        reactor.nameResolver = FakeResolver(
+            {"seeds.example": ["10.0.0.1", "10.1.0.1", "2001:db8::5"]}
+        )
+        node = makeNode(6001, reactor, seeds=["seeds.example:7000"])
+        self.assertEqual(reactor.nameResolver.asked, [("seeds.example", 7000)])
+        expected = {
+            Address.of("10.0.0.1", 7000),
+            Address.of("10.1.0.1", 7000),
+            Address.of("2001:db8::5", 7000),
+        }
+        self.assertEqual({info.address for info in node.book}, expected)
+        self.assertTrue(all(info.seed for info in node.book))
+        dialed = {Address.of(host, port) for host, port, *_ in reactor.tcpClients}
+        self.assertEqual(dialed, expected)
+
+    def test_ownAddressIsAdvertisedPeriodically(self):
+        reactor = MemoryReactorClock()
+        a = makeNode(6001, reactor, advertise_interval_s=600, inactivity_timeout_s=10_000,
+                     ping_interval_s=10_000)
+        b = makeNode(6002, reactor, inactivity_timeout_s=10_000, ping_interval_s=10_000)
+        pump = linkNodes(a, b, reactor)
+        [peer] = b.peers()
+        before = peer.messages_in
+        reactor.advance(599)
+        pump.flush()
+        self.assertEqual(peer.messages_in, before)
+        reactor.advance(1)
+        pump.flush()
+        self.assertEqual(peer.messages_in, before + 1)
+        self.assertGreater(b.book.get(Address.of("127.0.0.1", 6001)).last_seen, 599)

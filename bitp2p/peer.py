@@ -12,8 +12,9 @@ The life of a peer, by what it has received::
     NEW --version--> GOT_VERSION --verack--> ESTABLISHED --(lost)--> CLOSED
     NEW --verack---> GOT_VERACK  --version-> ESTABLISHED
 
-Before ESTABLISHED any message other than C{version} or C{verack} is a
-protocol violation, and so is a second C{version} at any time. Each state
+Before ESTABLISHED any other message of the protocol's own types is a
+violation (unknown types are ignored, never a violation), and so is a second
+C{version} at any time. Each state
 change is made in one place, L{Peer._enter}.
 
 Timers, all on the injected clock and all cancelled when the connection ends:
@@ -345,10 +346,13 @@ class Peer:
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, message)
-        elif self.state is not PeerState.ESTABLISHED:
-            self.violation(ProtocolViolation(f"{kind!r} before the handshake"))
-        else:
+        elif self.state is PeerState.ESTABLISHED:
             self._manager.applicationMessage(self, message)
+        else:
+            # An unknown type is never a violation (forward compatibility:
+            # a newer peer may announce features before its verack), but
+            # nothing is handed to the application before the handshake.
+            log.debug("Ignoring {kind!r} from {peer} before the handshake", kind=kind, peer=self)
 
     def violation(self, violation: ProtocolViolation) -> None:
         if self.close_reason is not None:

@@ -148,12 +148,19 @@ class HandshakeTests(SynchronousTestCase):
             {"type": "ping", "nonce": 1},
             {"type": "getaddr"},
             {"type": "addr", "peers": []},
-            {"type": "chat", "text": "hi"},
+            {"type": "pong", "nonce": 1},
         ):
             peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
             receive(wire, message)
             self.assertTrue(transport.disconnecting, message)
             self.assertEqual(manager.kinds(), ["violation"], message)
+
+    def test_unknownTypeBeforeHandshakeIsIgnored(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        receive(wire, {"type": "sendfeature", "x": 1}, version(), {"type": "verack"})
+        self.assertFalse(transport.disconnecting)
+        self.assertTrue(peer.established)
+        self.assertNotIn("application", manager.kinds())
 
     def test_messageAfterVersionButBeforeVerackIsViolation(self):
         peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)

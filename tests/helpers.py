@@ -161,3 +161,16 @@ def linkNodes(server, client, clock, serverPort=None):
         ),
         clock=clock,
     )
+
+
+def tempDir(testCase) -> str:
+    """
+    A fresh directory removed when the test ends (trial's C{mktemp} leaves
+    its directories behind in the working directory under pytest).
+    """
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="bitp2p-test-")
+    testCase.addCleanup(shutil.rmtree, path, True)
+    return path

@@ -8,11 +8,15 @@ under pytest. Every wait is bounded.
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from bitp2p.address import Address
 from bitp2p.node import Node, NodeConfig
+
+from .helpers import tempDir
 
 # Intervals shortened so that discovery plays out in seconds, not minutes.
 FAST = dict(
@@ -123,7 +127,7 @@ class PersistenceTests(NetworkTestCase):
     @defer.inlineCallbacks
     def test_restartedNodeKeepsItsIdAndReconnectsWithoutSeeds(self):
         a = self.startNode()
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         b = self.startNode(datadir=datadir)
         yield b.connect("127.0.0.1", a.listeningAddress.port)
         yield b.stopService()

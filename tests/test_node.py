@@ -20,7 +20,7 @@ from bitp2p.errors import ConnectFailed, DuplicateConnection, NotRunning, SelfCo
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction
 
-from .helpers import linkNodes
+from .helpers import linkNodes, tempDir
 
 
 def makeNode(port: int, reactor=None, **config) -> Node:
@@ -310,7 +310,7 @@ class GossipTests(SynchronousTestCase):
 
 class PersistenceTests(SynchronousTestCase):
     def test_nodeIdAndAddressBookSurviveARestart(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
         first = makeNode(6001, reactor, datadir=datadir)
         first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
@@ -321,7 +321,7 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(second.book.get(Address.of("10.1.1.1", 5000)).last_success, 100)
 
     def test_savedBookIsUsedBeforeSeeds(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         first = makeNode(6001, MemoryReactorClock(), datadir=datadir)
         first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
         self.successResultOf(first.stopService())
@@ -332,7 +332,7 @@ class PersistenceTests(SynchronousTestCase):
         self.assertIn(("10.2.2.2", 5000), [c[:2] for c in reactor.tcpClients])
 
     def test_peersFileIsWrittenPeriodically(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, datadir=datadir, save_interval_s=10)
         node.book.add(Address.of("10.1.1.1", 5000), 0)
@@ -345,7 +345,7 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual([n for n in os.listdir(datadir) if "tmp" in n], [])
 
     def test_damagedPeersFileIsSetAsideAndNodeStartsClean(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         os.makedirs(datadir)
         with open(os.path.join(datadir, "peers.json"), "w") as f:
             f.write("{truncated")
@@ -357,7 +357,7 @@ class PersistenceTests(SynchronousTestCase):
         self.flushLoggedErrors()
 
     def test_structurallyWrongPeersFileIsSetAside(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         os.makedirs(datadir)
         with open(os.path.join(datadir, "peers.json"), "w") as f:
             json.dump({"version": 1, "addresses": "not a book"}, f)
@@ -368,7 +368,7 @@ class PersistenceTests(SynchronousTestCase):
         )
 
     def test_damagedNodeIdIsReplaced(self):
-        datadir = self.mktemp()
+        datadir = os.path.join(tempDir(self), "d")
         os.makedirs(datadir)
         with open(os.path.join(datadir, "node_id"), "w") as f:
             f.write("not a valid id!\n")

@@ -16,6 +16,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from .helpers import tempDir
+
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 DEADLINE_S = 30
 
@@ -62,7 +64,7 @@ class WireClient:
 
 class TwistdTests(SynchronousTestCase):
     def spawn(self, *args: str) -> subprocess.Popen:
-        workdir = self.mktemp()
+        workdir = os.path.join(tempDir(self), "d")
         os.makedirs(workdir)
         process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "bitp2p", *args],

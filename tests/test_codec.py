@@ -1,0 +1,240 @@
+"""
+The codec: every framing-independent rule of the wire contract.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p import codec
+from bitp2p.address import Address
+from bitp2p.codec import ProtocolViolation, decode, encode
+
+
+def line(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def version(**fields) -> dict:
+    message = {"type": "version", "node_id": "abc", "port": 5000}
+    message.update(fields)
+    return message
+
+
+class ViolationTests(SynchronousTestCase):
+    def assertViolation(self, raw: bytes, fragment: str = "") -> None:
+        with self.assertRaises(ProtocolViolation) as caught:
+            decode(raw)
+        text = str(caught.exception)
+        self.assertNotIn("\n", text)
+        self.assertIn(fragment, text)
+
+    def test_invalidUTF8(self):
+        self.assertViolation(b'{"type":"x","v":"\xff"}', "UTF-8")
+
+    def test_invalidJSON(self):
+        for raw in (b"{", b"not json", b'{"type": "x",}', b"{'type': 'x'}"):
+            self.assertViolation(raw, "JSON")
+
+    def test_nonFiniteNumbersAreNotJSON(self):
+        for constant in (b"NaN", b"Infinity", b"-Infinity"):
+            self.assertViolation(b'{"type":"x","v":' + constant + b"}", "JSON")
+
+    def test_topLevelMustBeAnObject(self):
+        for raw in (b"[]", b"1", b'"version"', b"null", b"true"):
+            self.assertViolation(raw, "object")
+
+    def test_typeIsRequiredAndAString(self):
+        self.assertViolation(b"{}", "type")
+        self.assertViolation(b'{"type": 1}', "type")
+        self.assertViolation(b'{"type": null}', "type")
+
+    def test_versionNodeId(self):
+        for bad in ("", "x" * 65, "has space", "ü", 5, None):
+            self.assertViolation(line(version(node_id=bad)), "node_id")
+        message = version()
+        del message["node_id"]
+        self.assertViolation(line(message), "node_id")
+
+    def test_versionPort(self):
+        for bad in (-1, 65536, 5000.0, True, "5000", None):
+            self.assertViolation(line(version(port=bad)), "port")
+        message = version()
+        del message["port"]
+        self.assertViolation(line(message), "port")
+
+    def test_versionOptionalFields(self):
+        self.assertViolation(line(version(protocol=0)), "protocol")
+        self.assertViolation(line(version(protocol="1")), "protocol")
+        self.assertViolation(line(version(user_agent="u" * 257)), "user_agent")
+        self.assertViolation(line(version(user_agent=7)), "user_agent")
+        self.assertViolation(line(version(timestamp=-1)), "timestamp")
+        self.assertViolation(line(version(timestamp=True)), "timestamp")
+        self.assertViolation(line(version(addr_recv=5)), "addr_recv")
+
+    def test_verackFields(self):
+        self.assertViolation(line({"type": "verack", "node_id": "bad id"}), "node_id")
+        self.assertViolation(line({"type": "verack", "port": 70000}), "port")
+
+    def test_nonce(self):
+        for kind in ("ping", "pong"):
+            for bad in (-1, 2**64, True, 1.5, "1", None):
+                self.assertViolation(line({"type": kind, "nonce": bad}), "nonce")
+            self.assertViolation(line({"type": kind}), "nonce")
+
+    def test_addrPeers(self):
+        self.assertViolation(line({"type": "addr"}), "peers")
+        self.assertViolation(line({"type": "addr", "peers": "1.2.3.4:5"}), "peers")
+        self.assertViolation(
+            line({"type": "addr", "peers": ["1.2.3.4:5"] * 1001}), "addr with 1001 entries"
+        )
+
+
+class DecodeTests(SynchronousTestCase):
+    def test_versionDefaults(self):
+        message = decode(line(version()))
+        self.assertEqual(
+            message,
+            {
+                "type": "version",
+                "node_id": "abc",
+                "port": 5000,
+                "protocol": 1,
+                "user_agent": "",
+                "timestamp": None,
+                "addr_recv": None,
+            },
+        )
+
+    def test_versionFullAndExtraFieldsIgnored(self):
+        message = decode(
+            line(
+                version(
+                    protocol=2,
+                    user_agent="/other:9/",
+                    timestamp=1795000000.7,
+                    addr_recv="[::1]:53422",
+                    services=["future"],
+                )
+            )
+        )
+        self.assertEqual(message["protocol"], 2)
+        self.assertEqual(message["timestamp"], 1795000000)
+        self.assertEqual(message["addr_recv"], Address.of("::1", 53422))
+        self.assertEqual(message["services"], ["future"])
+
+    def test_unparsableAddrRecvIsIgnored(self):
+        self.assertIsNone(decode(line(version(addr_recv="somewhere")))["addr_recv"])
+
+    def test_maximumNodeIdAndUserAgent(self):
+        message = decode(line(version(node_id="A_-z9" * 12 + "abcd", user_agent="u" * 256)))
+        self.assertEqual(len(message["node_id"]), 64)
+
+    def test_unknownTypePassesThroughUntouched(self):
+        raw = {"type": "chat", "text": "hi", "nested": {"a": [1, 2.5, None]}}
+        self.assertEqual(decode(line(raw)), raw)
+
+    def test_nonceBounds(self):
+        self.assertEqual(decode(line({"type": "ping", "nonce": 0}))["nonce"], 0)
+        self.assertEqual(decode(line({"type": "pong", "nonce": 2**64 - 1}))["nonce"], 2**64 - 1)
+
+    def test_thousandAddrEntriesAreAccepted(self):
+        peers = [f"10.0.{i // 250}.{i % 250 + 1}:5000" for i in range(1000)]
+        message = decode(line({"type": "addr", "peers": peers}))
+        self.assertEqual(len(message["peers"]), 1000)
+        self.assertEqual(message["dropped"], 0)
+
+    def test_badAddrEntriesAreDroppedAndCounted(self):
+        peers = [
+            "garbage",
+            "0.0.0.0:1",
+            "224.0.0.1:1",
+            "10.0.0.1:0",
+            "10.0.0.1:65536",
+            {"time": 5},
+            {"addr": "10.0.0.2:1", "time": -1},
+            {"addr": "10.0.0.3:1", "time": True},
+            7,
+            None,
+            "[::]:5000",
+            "10.0.0.9:5000",
+        ]
+        message = decode(line({"type": "addr", "peers": peers}))
+        self.assertEqual(message["peers"], [(Address.of("10.0.0.9", 5000), None)])
+        self.assertEqual(message["dropped"], 11)
+
+    def test_addrEntryForms(self):
+        message = decode(
+            line(
+                {
+                    "type": "addr",
+                    "peers": [
+                        "198.51.100.7:5000",
+                        "[2001:db8::1]:5001",
+                        {"addr": "198.51.100.8:5002", "time": 1795000000, "extra": 1},
+                        {"addr": "198.51.100.9:5003"},
+                    ],
+                }
+            )
+        )
+        self.assertEqual(
+            message["peers"],
+            [
+                (Address.of("198.51.100.7", 5000), None),
+                (Address.of("2001:db8::1", 5001), None),
+                (Address.of("198.51.100.8", 5002), 1795000000),
+                (Address.of("198.51.100.9", 5003), None),
+            ],
+        )
+
+
+class EncodeTests(SynchronousTestCase):
+    def test_compactUTF8WithoutNewline(self):
+        data = encode({"type": "chat", "text": "héllo"})
+        self.assertEqual(data, '{"type":"chat","text":"héllo"}'.encode())
+        self.assertNotIn(b"\n", encode({"type": "chat", "text": "a\nb"}))
+
+    def test_roundTrips(self):
+        for message in (
+            version(protocol=1, user_agent="/x/", timestamp=5, addr_recv="127.0.0.1:9"),
+            {"type": "verack", "node_id": "n", "port": 1},
+            {"type": "getaddr"},
+            {"type": "addr", "peers": ["10.0.0.1:1", {"addr": "[2001:db8::1]:2", "time": 3}]},
+            {"type": "ping", "nonce": 2**64 - 1},
+            {"type": "pong", "nonce": 0},
+            {"type": "custom", "x": [1, {"y": None}]},
+        ):
+            decoded = decode(line(message))
+            self.assertEqual(decode(encode(decoded)), decoded, message)
+
+    def test_buildersDecodeBack(self):
+        self.assertEqual(
+            decode(encode(codec.version("me", 7, user_agent="/u/", timestamp=9,
+                                        addr_recv=Address.of("::1", 4)))),
+            {
+                "type": "version",
+                "node_id": "me",
+                "port": 7,
+                "protocol": 1,
+                "user_agent": "/u/",
+                "timestamp": 9,
+                "addr_recv": Address.of("::1", 4),
+            },
+        )
+        self.assertEqual(encode(codec.verack()), b'{"type":"verack"}')
+        self.assertEqual(encode(codec.getaddr()), b'{"type":"getaddr"}')
+        self.assertEqual(decode(encode(codec.ping(42)))["nonce"], 42)
+        self.assertEqual(decode(encode(codec.pong(43))), {"type": "pong", "nonce": 43})
+        entries = [(Address.of("10.0.0.1", 1), None), (Address.of("10.0.0.2", 2), 77)]
+        self.assertEqual(
+            encode(codec.addr(entries)),
+            b'{"type":"addr","peers":["10.0.0.1:1",{"addr":"10.0.0.2:2","time":77}]}',
+        )
+        self.assertEqual(decode(encode(codec.addr(entries)))["peers"], entries)
+
+    def test_knownTypes(self):
+        self.assertEqual(
+            codec.KNOWN_TYPES, {"version", "verack", "getaddr", "addr", "ping", "pong"}
+        )

@@ -19,8 +19,7 @@ from twisted.logger import (
 )
 
 from bitp2p.console import ConsoleService, formatLogLine
-from bitp2p.node import Node
-from bitp2p.tap import NodeService, Options
+from bitp2p.tap import NodeService, Options, makeNode
 
 
 def _stderrObserver(event: dict) -> None:
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from twisted.internet import reactor
 
-    node = Node(options.config, reactor=reactor)
+    node = makeNode(options, reactor)
     top = NodeService(node)
     console = ConsoleService(node)
     console.setServiceParent(top)

@@ -10,6 +10,7 @@ program with one line on standard error and exit status 1, no traceback.
 
 from __future__ import annotations
 
+import math
 import sys
 
 from twisted.application import service
@@ -17,7 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
-from bitp2p.address import AddressError, split_host_port
+from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.constants import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
@@ -53,17 +54,24 @@ def _exitWith(message: str) -> SystemExit:
     return SystemExit(1)
 
 
-def _number(option: str, text: str, kind: type, low: float, high: float | None = None):
+def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
+    bounds = f"in {low}..{high}" if high is not None else f">= {low}"
     try:
-        value = kind(text)
-    except (TypeError, ValueError):
+        value = int(text)
+    except ValueError:
         value = None
-    if value is None or value < low or (high is not None and value > high) or value != value:
-        what = "a whole number" if kind is int else "a number"
-        bounds = f"in {low}..{high}" if high is not None else f">= {low}" if low else ">= 0"
-        if kind is float and low > 0:
-            bounds = "> 0"
-        raise usage.UsageError(f"--{option} must be {what} {bounds}, not {text!r}")
+    if value is None or value < low or (high is not None and value > high):
+        raise usage.UsageError(f"--{option} must be a whole number {bounds}, not {text!r}")
+    return value
+
+
+def _seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < math.inf:
+        raise usage.UsageError(f"--{option} must be a number of seconds > 0, not {text!r}")
     return value
 
 
@@ -116,19 +124,17 @@ class Options(usage.Options):
             raise usage.UsageError("--seed and --no-seeds exclude each other")
         try:
             self.config = NodeConfig(
-                port=_number("port", self["port"], int, 0, 65535),
+                port=_wholeNumber("port", self["port"], 0, 65535),
                 interface=self["interface"],
                 seeds=() if self["no-seeds"] else (self["seeds"] or None),
                 datadir=self["datadir"],
-                max_outbound=_number("max-outbound", self["max-outbound"], int, 0),
-                max_connections=_number("max-connections", self["max-connections"], int, 1),
-                ping_interval_s=_number("ping-interval", self["ping-interval"], float, 1e-9),
+                max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
+                max_connections=_wholeNumber("max-connections", self["max-connections"], 1),
+                ping_interval_s=_seconds("ping-interval", self["ping-interval"]),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         try:
-            from bitp2p.address import Address
-
             Address.of(self["interface"], 0)
         except AddressError:
             raise usage.UsageError(
@@ -181,11 +187,22 @@ def _listenError(error: CannotListenError) -> str:
     return f"cannot listen on {interface}:{error.port}: {reason.lower()}"
 
 
+def makeNode(config: Options, reactor=None) -> Node:
+    """
+    The node the parsed options describe. A data directory that cannot be
+    used ends the program with one line.
+    """
+    try:
+        return Node(config.config, reactor=reactor)
+    except OSError as e:
+        raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
+
+
 def makeService(config: Options, stdio=None) -> service.MultiService:
     """
     Build the node service from parsed options.
     """
-    node = Node(config.config)
+    node = makeNode(config)
     top = NodeService(node)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin

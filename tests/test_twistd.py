@@ -142,10 +142,16 @@ class TwistdTests(SynchronousTestCase):
         )
 
     def test_badOptionValueEndsWithOneLine(self):
+        notADirectory = os.path.join(tempDir(self), "file")
+        open(notADirectory, "w").close()
         for args, expected in (
             (["--port", "abc"], "--port must be a whole number in 0..65535, not 'abc'"),
             (["--seed", "nowhere"], "--seed"),
             (["--max-outbound", "-2"], "--max-outbound"),
+            (["--ping-interval", "0"], "--ping-interval"),
+            (["--interface", "localhost"], "--interface must be an IP address"),
+            (["--datadir", os.path.join(notADirectory, "d")], "--datadir"),
+            (["--no-such-option"], "no-such-option"),
         ):
             process = self.spawn(*args)
             process.wait(DEADLINE_S)

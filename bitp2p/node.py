@@ -620,7 +620,16 @@ class Node(service.Service):
             return SelfConnection("connected to itself")
         existing = self._by_id.get(peer.node_id)
         if existing is not None and existing is not peer:
-            return DuplicateConnection(f"already connected to {peer.node_id}")
+            duplicate = DuplicateConnection(f"already connected to {peer.node_id}")
+            if existing.established or existing.direction is peer.direction:
+                return duplicate  # the newer connection goes
+            # Both nodes dialed each other at once, and each sees the other
+            # connection as the newer one. Both keep the connection dialed
+            # by the node with the smaller id, so exactly one survives.
+            ours = Direction.OUTBOUND if self.node_id < peer.node_id else Direction.INBOUND
+            if peer.direction is not ours:
+                return duplicate
+            existing.close(duplicate)
         self._by_id[peer.node_id] = peer
         return None
 
@@ -793,7 +802,8 @@ class Node(service.Service):
         def connected(wire: JSONLineWire) -> None:
             if address is not None:
                 self._dialing.pop(address, None)
-            wire.peer.whenEstablished().chainDeferred(result)
+            peer = wire.peer
+            peer.whenEstablished().addErrback(self._alreadyConnected, peer).chainDeferred(result)
 
         def failed(failure: Failure) -> None:
             if address is not None:
@@ -812,6 +822,17 @@ class Node(service.Service):
 
         connecting.addCallbacks(connected, failed)
         return result
+
+    def _alreadyConnected(self, failure: Failure, peer: Peer) -> Deferred[Peer] | Failure:
+        """
+        A dial that found the node already connected over another
+        connection gets that connection's peer.
+        """
+        if failure.check(DuplicateConnection):
+            other = self._by_id.get(peer.node_id)
+            if other is not None and other is not peer:
+                return other.whenEstablished()
+        return failure
 
     def _isOwn(self, address: Address | None) -> None:
         if address is not None:

@@ -129,11 +129,11 @@ def establish(direction: Direction = Direction.OUTBOUND, **kwargs):
     return peer, wire, transport, manager, clock
 
 
-def linkNodes(server, client, clock, serverPort=None):
+def linkNodes(server, client, clock, serverPort=None, greet=True):
     """
     Connect two L{bitp2p.node.Node}s in memory: C{client} dials C{server}.
 
-    @return: the L{iosim.IOPump}, already flushed.
+    @return: the L{iosim.IOPump}, already flushed unless C{greet} is false.
     """
     serverAddress = server.listeningAddress
     if serverPort is None:
@@ -160,6 +160,7 @@ def linkNodes(server, client, clock, serverPort=None):
             peerAddress=IPv4Address("TCP", serverHost, serverPort),
         ),
         clock=clock,
+        greet=greet,
     )
 
 

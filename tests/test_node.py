@@ -147,6 +147,26 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(closed, [])  # the newer connection is already gone
         self.assertTrue(pump.clientIO.disconnected or pump.serverIO.disconnected)
 
+    def test_simultaneousDialsLeaveExactlyOneConnection(self):
+        for _ in range(2):  # whichever node has the smaller id
+            one = linkNodes(self.a, self.b, self.reactor, greet=False)
+            two = linkNodes(self.b, self.a, self.reactor, greet=False)
+            for _ in range(20):
+                one.pump()
+                two.pump()
+            self.assertEqual([p.node_id for p in self.a.peers()], [self.b.node_id])
+            self.assertEqual([p.node_id for p in self.b.peers()], [self.a.node_id])
+            [kept] = self.a.peers()
+            smaller = min(self.a, self.b, key=lambda n: n.node_id)
+            self.assertEqual(
+                kept.direction, Direction.OUTBOUND if smaller is self.a else Direction.INBOUND
+            )
+            self.a.disconnect(self.b.node_id)
+            one.flush()
+            two.flush()
+            self.assertEqual(self.a.peers(), [])
+            self.a, self.b = self.b, self.a
+
     def test_selfConnectionIsClosedAndNotDialedAgain(self):
         address = Address.of("127.0.0.1", 6001)
         self.a.book.add(address, 0)

@@ -47,12 +47,10 @@ from bitp2p.constants import (
     RELAY_MAX_ENTRIES,
 )
 from bitp2p.errors import (
-    DuplicateConnection,
     HandshakeFailed,
     HandshakeTimeout,
     PeerLost,
     ProtocolViolation,
-    SelfConnection,
 )
 
 log = Logger()
@@ -558,10 +556,8 @@ _HANDLERS = _handlers()
 
 __all__ = [
     "Direction",
-    "DuplicateConnection",
     "Peer",
     "PeerManager",
     "PeerSettings",
     "PeerState",
-    "SelfConnection",
 ]

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p import codec
 from bitp2p.address import Address
-from bitp2p.errors import ConnectFailed, DuplicateConnection, NotRunning, SelfConnection
+from bitp2p.errors import ConnectFailed, NotRunning, SelfConnection
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction
 
@@ -229,9 +229,9 @@ class LimitTests(SynchronousTestCase):
 
     def test_failedAddressIsRetriedWithBackoff(self):
         reactor = MemoryReactorClock()
-        node = makeNode(6001, reactor, seeds=["10.0.0.1:5000"], maintenance_interval_s=1)
+        makeNode(6001, reactor, seeds=["10.0.0.1:5000"], maintenance_interval_s=1)
         dialTimes = []
-        for second in range(40):
+        for _ in range(40):
             while len(dialTimes) < len(reactor.tcpClients):
                 dialTimes.append(reactor.seconds())
                 factory = reactor.tcpClients[-1][2]

@@ -11,13 +11,19 @@ messages of unknown types come back as parsed, for the application to judge.
 L{encode} is the inverse, and the builders (L{version}, L{verack},
 L{getaddr}, L{addr}, L{ping}, L{pong}) make messages ready for it.
 
-The JSON library sits behind C{_loads} and C{_dumps} so that a faster one
-can be swapped in without touching callers.
+The JSON library sits behind C{_loads} and C{_dumps}. orjson is used when
+installed (it decodes a small message in ~0.5 us against ~2.5 us for the
+standard library, and encodes in ~0.2 us against ~3.4 us; see
+C{bench/codec.py}); whatever it refuses is handed to the standard library,
+which has the last word, and so do lines holding integers of 20 digits or
+more (orjson would read those beyond 64 bits as floats): what is accepted,
+and how it reads, is the standard library's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Callable, Iterable, Mapping
 
@@ -58,12 +64,37 @@ _decoder = json.JSONDecoder(parse_constant=_rejectConstant)
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _loads(data: bytes) -> Any:
+def _stdlibLoads(data: bytes) -> Any:
     return _decoder.decode(data.decode("utf-8"))
 
 
-def _dumps(obj: Any) -> bytes:
+def _stdlibDumps(obj: Any) -> bytes:
     return _encoder.encode(obj).encode("utf-8")
+
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _loads, _dumps = _stdlibLoads, _stdlibDumps
+else:
+
+    # orjson reads integers beyond 64 bits as floats; a line with a run of
+    # 20 digits or more goes to the standard library, which keeps them exact.
+    _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+    def _loads(data: bytes) -> Any:
+        if _LONG_DIGITS.search(data) is None:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass
+        return _stdlibLoads(data)
+
+    def _dumps(obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:
+            return _stdlibDumps(obj)
 
 
 _NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")
@@ -110,8 +141,8 @@ def _validateVersion(message: dict) -> dict:
     message["user_agent"] = user_agent
     timestamp = message.get("timestamp")
     if timestamp is not None:
-        if not _isNumber(timestamp) or timestamp < 0 or timestamp != timestamp:
-            raise ProtocolViolation("version: timestamp must be a number >= 0")
+        if not _isNumber(timestamp) or not 0 <= timestamp < math.inf:
+            raise ProtocolViolation("version: timestamp must be a finite number >= 0")
         timestamp = int(timestamp)
     message["timestamp"] = timestamp
     addr_recv = message.get("addr_recv")
@@ -147,7 +178,7 @@ def _entry(item: object) -> tuple[Address, int | None] | None:
         text = item.get("addr")
         when = item.get("time")
         if when is not None:
-            if not _isNumber(when) or when < 0 or when != when or when == float("inf"):
+            if not _isNumber(when) or not 0 <= when < math.inf:
                 return None
             seen = int(when)
     else:

@@ -72,6 +72,7 @@ class ViolationTests(SynchronousTestCase):
         self.assertViolation(line(version(user_agent=7)), "user_agent")
         self.assertViolation(line(version(timestamp=-1)), "timestamp")
         self.assertViolation(line(version(timestamp=True)), "timestamp")
+        self.assertViolation(line(version()).replace(b"}", b',"timestamp":1e400}'), "timestamp")
         self.assertViolation(line(version(addr_recv=5)), "addr_recv")
 
     def test_verackFields(self):
@@ -131,6 +132,23 @@ class DecodeTests(SynchronousTestCase):
     def test_maximumNodeIdAndUserAgent(self):
         message = decode(line(version(node_id="A_-z9" * 12 + "abcd", user_agent="u" * 256)))
         self.assertEqual(len(message["node_id"]), 64)
+
+    def test_hugeIntegersStayExact(self):
+        big = 2**100 + 1
+        self.assertEqual(decode(line({"type": "x", "n": big}))["n"], big)
+        with self.assertRaises(ProtocolViolation):
+            decode(line({"type": "ping", "nonce": 2**64}))
+
+    def test_acceptedLanguageIsTheStandardLibrarys(self):
+        for raw in (
+            b'\xef\xbb\xbf{"type":"x"}',
+            b'{"type":"x"} x',
+            b'\x0b{"type":"x"}',
+            b'{"type":"x"}\x00',
+            b"[" * 100_000 + b"]" * 100_000,
+        ):
+            self.assertRaises(ProtocolViolation, decode, raw)
+        self.assertEqual(decode(b' {"type":"x","a":"\\ud800"}\t')["a"], "\ud800")
 
     def test_unknownTypePassesThroughUntouched(self):
         raw = {"type": "chat", "text": "hi", "nested": {"a": [1, 2.5, None]}}

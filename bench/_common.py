@@ -1,0 +1,66 @@
+"""
+Shared pieces of the benchmarks: a load process that speaks the protocol
+with plain sockets, medians, and one-line reports.
+
+Each benchmark measures bitp2p and a bare-Twisted baseline in the same run,
+alternating, and reports medians and their ratio: the machines here are
+shared and noisy, so absolute figures vary while ratios hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+
+MESSAGE = {"type": "bench", "seq": 0, "payload": "x" * 60, "from": "bench-sender"}
+
+
+def message_line(seq: int = 0) -> bytes:
+    """
+    A ~100-byte application message, encoded as on the wire.
+    """
+    return json.dumps({**MESSAGE, "seq": seq}, separators=(",", ":")).encode() + b"\n"
+
+
+def handshake(sock: socket.socket, node_id: str = "bench-load") -> None:
+    """
+    Do the version/verack handshake on a connected socket, by hand.
+    """
+    sock.sendall(
+        json.dumps({"type": "version", "node_id": node_id, "port": 0}).encode() + b"\n"
+    )
+    buffer = b""
+    seen = set()
+    while not {"version", "verack"} <= seen:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        seen.update(json.loads(line)["type"] for line in lines if line)
+    sock.sendall(b'{"type":"verack"}\n')
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    """
+    Run this benchmark's load side in another process.
+    """
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def report(name: str, unit: str, ours: list[float], bare: list[float], target: float) -> None:
+    """
+    Print medians, the ratio of medians and whether it meets the target.
+    """
+    m_ours, m_bare = statistics.median(ours), statistics.median(bare)
+    ratio = m_ours / m_bare
+    verdict = "meets" if ratio >= target else "misses"
+    print(
+        f"{name}: bitp2p {m_ours:,.0f} {unit}, bare Twisted {m_bare:,.0f} {unit}, "
+        f"ratio {ratio:.2f} ({verdict} the target {target}); "
+        f"medians of {len(ours)} runs each"
+    )

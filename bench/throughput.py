@@ -1,0 +1,128 @@
+"""
+Message throughput on one connection.
+
+A load process blasts N application messages of ~100 bytes down one TCP
+connection on loopback. The receiver is either a bitp2p node (framing,
+decoding, validation, dispatch to a registered handler) or a bare Twisted
+LineOnlyReceiver that only decodes each line with the same JSON library.
+Reported: messages per second received, medians of several runs, and the
+ratio bitp2p / bare (target >= 0.7).
+
+    python bench/throughput.py [--messages 200000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+
+from _common import handshake, message_line, report, spawn  # noqa: E402
+
+
+def send(port: int, count: int, speak: bool) -> None:
+    sock = socket.create_connection(("127.0.0.1", port))
+    if speak:
+        handshake(sock)
+    block = b"".join(message_line(i) for i in range(1000))
+    for _ in range(count // 1000):
+        sock.sendall(block)
+    # Stay until the receiver hangs up, so nothing is cut short.
+    sock.settimeout(120)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    sock.close()
+
+
+def measure(kind: str, count: int) -> float:
+    from twisted.internet import defer, reactor
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import LineOnlyReceiver
+
+    done: defer.Deferred = defer.Deferred()
+    state = {"n": 0, "start": None}
+
+    def seen() -> None:
+        if state["start"] is None:
+            state["start"] = time.perf_counter()
+        state["n"] += 1
+        if state["n"] == count:
+            done.callback(time.perf_counter() - state["start"])
+
+    if kind == "bare":
+
+        class Bare(LineOnlyReceiver):
+            delimiter = b"\n"
+            MAX_LENGTH = 1024 * 1024
+
+            def lineReceived(self, line):
+                json.loads(line)
+                seen()
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Bare), interface="127.0.0.1")
+        stop = port.stopListening
+    else:
+        from bitp2p import Node, NodeConfig
+
+        node = Node(NodeConfig(port=0, interface="127.0.0.1", seeds=()))
+        node.registerHandler("bench", lambda peer, message: seen())
+        node.startService()
+        port = node._port
+        stop = node.stopService
+    load = spawn(__file__, "--send", str(port.getHost().port), str(count), kind)
+
+    elapsed = []
+
+    def finish(seconds):
+        elapsed.append(seconds)
+        return defer.maybeDeferred(stop)
+
+    done.addCallback(finish).addBoth(lambda _: reactor.stop())
+    reactor.run()
+    load.kill()
+    load.wait()
+    return count / elapsed[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--send", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.send:
+        port, count, kind = args.send
+        send(int(port), int(count), kind == "bitp2p")
+        return
+    if args.one:
+        # One measurement per process: a reactor runs only once.
+        print(measure(args.one[0], int(args.one[1])))
+        return
+    import subprocess
+
+    results: dict[str, list[float]] = {"bitp2p": [], "bare": []}
+    for run in range(args.runs):
+        # Alternate which goes first, so that neither always meets a machine
+        # that has just been busy (or idle).
+        for kind in list(results)[:: 1 if run % 2 else -1]:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", kind, str(args.messages)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            ).stdout
+            results[kind].append(float(out.strip().splitlines()[-1]))
+    report("throughput", "msg/s", results["bitp2p"], results["bare"], 0.7)
+
+
+if __name__ == "__main__":
+    main()

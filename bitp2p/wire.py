@@ -63,11 +63,16 @@ class JSONLineWire(LineReceiver):
         if self._closing:
             return
         self.bytesIn += len(data)
+        peer = self.peer
+        peer.dataArrived()
         if self._buffer:
             data = self._buffer + data
         lines = data.split(b"\n")
         self._buffer = lines.pop()
         maxLength = self.MAX_LENGTH
+        decode = codec.decode
+        received = peer.messageReceived
+        # The body of lineReceived, inlined: this loop is the hot path.
         for line in lines:
             if self._closing:
                 return
@@ -77,11 +82,19 @@ class JSONLineWire(LineReceiver):
                 self.lineLengthExceeded(line)
                 return
             if line:
-                self.lineReceived(line)
+                try:
+                    message = decode(line)
+                except ProtocolViolation as violation:
+                    peer.violation(violation)
+                    return
+                received(message)
         if len(self._buffer) > maxLength and not self._closing:
             self.lineLengthExceeded(self._buffer)
 
     def lineReceived(self, line: bytes) -> None:
+        """
+        One line (for callers outside C{dataReceived}, which inlines this).
+        """
         try:
             message = codec.decode(line)
         except ProtocolViolation as violation:

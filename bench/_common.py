@@ -16,6 +16,10 @@ import statistics
 import subprocess
 import sys
 
+if os.environ.get("BITP2P_BENCH_STDLIB_JSON"):
+    # Hide orjson from this process (bitp2p's codec included).
+    sys.modules["orjson"] = None  # type: ignore[assignment]
+
 try:
     from orjson import loads
 

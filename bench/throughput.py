@@ -9,7 +9,10 @@ LineOnlyReceiver that only decodes each line with the same JSON library
 Reported: messages per second received, medians of several runs, and the
 ratio bitp2p / bare (target >= 0.7).
 
-    python bench/throughput.py [--messages 200000] [--runs 5]
+    python bench/throughput.py [--messages 200000] [--runs 5] [--stdlib-json]
+
+With --stdlib-json both sides use the standard library's json (orjson is
+hidden from bitp2p's codec too), to compare the two libraries.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--stdlib-json", action="store_true")
     parser.add_argument("--send", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -106,8 +110,11 @@ def main() -> None:
         # One measurement per process: a reactor runs only once.
         print(measure(args.one[0], int(args.one[1])))
         return
+    import os
     import subprocess
 
+    if args.stdlib_json:
+        os.environ["BITP2P_BENCH_STDLIB_JSON"] = "1"
     results: dict[str, list[float]] = {"bitp2p": [], "bare": []}
     for run in range(args.runs):
         # Alternate which goes first, so that neither always meets a machine
@@ -121,7 +128,8 @@ def main() -> None:
                 timeout=600,
             ).stdout
             results[kind].append(float(out.strip().splitlines()[-1]))
-    print(f"JSON library on both sides: {JSON_LIBRARY}")
+    library = "json (standard library)" if args.stdlib_json else JSON_LIBRARY
+    print(f"JSON library on both sides: {library}")
     report("throughput", "msg/s", results["bitp2p"], results["bare"], 0.7)
 
 

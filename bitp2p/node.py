@@ -88,6 +88,9 @@ log = Logger()
 
 # An addr entry seen longer ago than this is stored but not relayed.
 RELAY_FRESH_S = 10 * 60
+# When inbound slots are full, the peers with the fastest pings are never
+# evicted (Bitcoin Core protects 8 by ping time, with many more slots).
+EVICTION_PROTECT_FASTEST = 4
 
 MessageHandler = Callable[[Peer, dict], object]
 
@@ -753,21 +756,58 @@ class Node(service.Service):
     # -- internals ------------------------------------------------------------
 
     def _acceptInbound(self, addr) -> JSONLineWire | None:
-        inbound = sum(p.direction is Direction.INBOUND for p in self._connections)
+        inbound = [p for p in self._connections if p.direction is Direction.INBOUND]
         host = getattr(addr, "host", "")
         limit = self.config.inbound_slots
-        if self.isDiscouraged(host, self._reactor.seconds()):
+        discouraged = self.isDiscouraged(host, self._reactor.seconds())
+        if discouraged:
             # Like Bitcoin Core: a discouraged host may still take a free
-            # slot, but never the last one.
+            # slot, but never the last one, and never evicts anyone.
             limit -= 1
-        if inbound >= limit:
+        if len(inbound) >= limit and (discouraged or not self._evictInbound(inbound)):
             log.info(
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
-                inbound=inbound,
+                inbound=len(inbound),
             )
             return None
         return self._buildPeer(Direction.INBOUND, None)
+
+    def _evictInbound(self, inbound: list[Peer]) -> bool:
+        """
+        Make room for a new inbound connection, as Bitcoin Core's
+        AttemptToEvictConnection does: among established inbound peers,
+        protect the 4 with the fastest pings and the older half, then close
+        the youngest peer of the network group holding the most of the rest.
+        A full node thus still admits newcomers (a seed must, or nodes that
+        arrive late never learn an address), while an attacker cannot push
+        out the long-lived, well-connected peers.
+
+        @return: whether a peer was evicted.
+        """
+        candidates = [p for p in inbound if p.established and p.close_reason is None]
+        timed = sorted((p for p in candidates if p.rtt_s is not None), key=lambda p: p.rtt_s)
+        protected = set(timed[:EVICTION_PROTECT_FASTEST])
+        candidates = [p for p in candidates if p not in protected]
+        candidates.sort(key=lambda p: p.established_at)
+        candidates = candidates[len(candidates) // 2 :]
+        if not candidates:
+            return False
+        groups: dict[str, list[Peer]] = {}
+        for peer in candidates:
+            remote = peer.wire.getPeer()
+            try:
+                group = network_group(Address.of(remote.host, 0))
+            except (AddressError, AttributeError):
+                group = "?"
+            groups.setdefault(group, []).append(peer)
+        largest = max(
+            groups.values(), key=lambda ps: (len(ps), max(p.established_at for p in ps))
+        )
+        victim = max(largest, key=lambda p: p.established_at)
+        log.info("Inbound slots full: evicting {peer} to make room", peer=victim)
+        victim.close(PeerLost("evicted to make room for a new connection"))
+        return True
 
     def _buildPeer(self, direction: Direction, dialed: Address | None) -> JSONLineWire:
         peer = Peer(

@@ -217,6 +217,30 @@ class LimitTests(SynchronousTestCase):
         ]
         self.assertEqual([w is not None for w in accepted], [True, True, False])
 
+    def test_fullNodeEvictsItsYoungestInboundPeerForANewcomer(self):
+        reactor = MemoryReactorClock()
+        hub = makeNode(6000, reactor, max_connections=3, max_outbound=1)
+        first, second, third = (makeNode(6001 + i, reactor) for i in range(3))
+        linkNodes(hub, first, reactor)
+        reactor.advance(10)
+        pump = linkNodes(hub, second, reactor)
+        reactor.advance(10)
+        linkNodes(hub, third, reactor)
+        pump.flush()
+        self.assertEqual(
+            {p.node_id for p in hub.peers()}, {first.node_id, third.node_id}
+        )
+        self.assertEqual(second.peers(), [])
+
+    def test_discouragedHostNeverEvicts(self):
+        reactor = MemoryReactorClock()
+        hub = makeNode(6000, reactor, max_connections=3, max_outbound=1)
+        for i in range(2):
+            linkNodes(hub, makeNode(6001 + i, reactor), reactor)
+        hub._discouraged["10.6.6.6"] = reactor.seconds() + 100
+        self.assertIsNone(hub._acceptInbound(IPv4Address("TCP", "10.6.6.6", 1)))
+        self.assertEqual(len(hub.peers()), 2)
+
     def test_maintenanceKeepsAtMostMaxOutboundDials(self):
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, max_outbound=3)

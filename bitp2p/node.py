@@ -277,7 +277,9 @@ class Node(service.Service):
         )
         self._serverFactory = PeerServerFactory(self)
         self._port: IListeningPort | None = None
-        self._connections: set[Peer] = set()
+        # A dict, not a set: iteration in connection order keeps runs with a
+        # seeded rng reproducible (a set would follow memory addresses).
+        self._connections: dict[Peer, None] = {}
         self._by_id: dict[str, Peer] = {}
         self._dialing: dict[Address, Deferred] = {}
         self._own: set[Address] = set()
@@ -652,7 +654,7 @@ class Node(service.Service):
                 self._notify(connected, peer)
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
-        self._connections.discard(peer)
+        self._connections.pop(peer, None)
         if peer.node_id is not None and self._by_id.get(peer.node_id) is peer:
             del self._by_id[peer.node_id]
         was_established = peer.established_at is not None
@@ -818,16 +820,41 @@ class Node(service.Service):
             rng=self._rng,
             dialed=dialed,
         )
-        self._connections.add(peer)
+        self._connections[peer] = None
         return JSONLineWire(peer, self.config.max_message_bytes)
 
     def _endpointFor(self, host: str, port: int, address: Address | None):
         timeout = self.config.connect_timeout_s
         if address is None:
             return HostnameEndpoint(self._reactor, host, port, timeout=timeout)
+        bind = self._bindAddressFor(address)
         if address.is_ipv6:
-            return TCP6ClientEndpoint(self._reactor, address.host, port, timeout=timeout)
-        return TCP4ClientEndpoint(self._reactor, address.host, port, timeout=timeout)
+            return TCP6ClientEndpoint(
+                self._reactor, address.host, port, timeout=timeout, bindAddress=bind
+            )
+        return TCP4ClientEndpoint(
+            self._reactor, address.host, port, timeout=timeout, bindAddress=bind
+        )
+
+    def _bindAddressFor(self, address: Address) -> tuple[str, int] | None:
+        """
+        Dial from the listening interface when it is one specific address
+        that can reach C{address}, so that the peer sees this node's
+        connections come from the address it listens on. (Several nodes on
+        one host, each on its own 127.x.y.z, would otherwise all appear as
+        127.0.0.1.)
+        """
+        try:
+            own = Address.of(self.config.interface, 0)
+        except AddressError:
+            return None
+        if (
+            own.ip.is_unspecified
+            or own.is_ipv6 != address.is_ipv6
+            or own.ip.is_loopback != address.ip.is_loopback
+        ):
+            return None
+        return (own.host, 0)
 
     def _dial(self, host: str, port: int, address: Address | None) -> Deferred[Peer]:
         now = self._reactor.seconds()

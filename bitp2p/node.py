@@ -737,23 +737,9 @@ class Node(service.Service):
         if relay and fresh:
             self._relay(peer, fresh)
 
-    def applicationMessage(self, peer: Peer, message: dict) -> None:
-        handler = self._handlers.get(message["type"])
-        if handler is None:
-            log.debug(
-                "Ignoring message of unknown type {type!r} from {peer}",
-                type=message["type"],
-                peer=peer,
-            )
-            return
-        try:
-            handler(peer, message)
-        except Exception:
-            log.failure(
-                "Handler for {type!r} failed on a message from {peer}",
-                type=message["type"],
-                peer=peer,
-            )
+    @property
+    def applicationHandlers(self) -> dict[str, MessageHandler]:
+        return self._handlers
 
     # -- internals ------------------------------------------------------------
 

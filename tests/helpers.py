@@ -63,8 +63,24 @@ class RecordingManager:
     def addressesReceived(self, peer, entries, relay):
         self.events.append(("addresses", list(entries), relay))
 
-    def applicationMessage(self, peer, message):
-        self.events.append(("application", message))
+    @property
+    def applicationHandlers(self):
+        return _Recorder(self.events)
+
+
+class _Recorder:
+    """
+    Application handlers for every type but the protocol's own, each
+    recording its message.
+    """
+
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def get(self, kind, default=None):
+        if kind in codec.KNOWN_TYPES:
+            return default  # as Node.registerHandler refuses them
+        return lambda peer, message: self.events.append(("application", message))
 
 
 def makePeer(

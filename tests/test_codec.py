@@ -256,3 +256,62 @@ class EncodeTests(SynchronousTestCase):
         self.assertEqual(
             codec.KNOWN_TYPES, {"version", "verack", "getaddr", "addr", "ping", "pong"}
         )
+
+
+class DecodeManyTests(SynchronousTestCase):
+    """
+    L{codec.decode_many}, the receiving hot path, reaches the same verdicts
+    as L{decode} line by line, on its fast path and its exact one.
+    """
+
+    LINES = [
+        line({"type": "chat", "text": "hi", "n": 3, "f": 2.5}),
+        b"",
+        line(version()),
+        line({"type": "ping", "nonce": 2**64 - 1}),
+        b' {"type":"x","a":"\\ud800"}\t',
+        line({"type": "addr", "peers": ["127.0.0.1:1", "0.0.0.0:1", 7]}),
+    ]
+
+    def test_sameMessagesAsDecodeOnBothPaths(self):
+        expected = [decode(raw) for raw in self.LINES if raw]
+        for exact in (True, False):
+            messages, violation = codec.decode_many(self.LINES, exact)
+            self.assertIsNone(violation)
+            self.assertEqual(messages, expected)
+
+    def test_stopsAtTheFirstBadLineWithItsViolation(self):
+        bad = [
+            (b"[1]", "object"),
+            (b"{}", "type"),
+            (b'{"type": 5}', "type"),
+            (b'"version"', "object"),
+            (b"{not json", "JSON"),
+            (b'{"type":"x","v":"\xff"}', "UTF-8"),
+            (line({"type": "ping", "nonce": -1}), "nonce"),
+            (line(version(port=70000)), "port"),
+        ]
+        for raw, fragment in bad:
+            for exact in (True, False):
+                messages, violation = codec.decode_many(
+                    [self.LINES[0], raw, self.LINES[2]], exact
+                )
+                self.assertEqual(messages, [decode(self.LINES[0])], raw)
+                self.assertIsInstance(violation, ProtocolViolation)
+                self.assertIn(fragment, str(violation))
+
+    def test_longDigitRunsNeedTheExactPath(self):
+        self.assertFalse(codec.needs_exact(b"\n".join(self.LINES[:3])))
+        self.assertTrue(codec.needs_exact(line({"type": "x", "n": 2**64})))
+        self.assertTrue(codec.needs_exact(line({"type": "x", "n": -(2**63) - 1})))
+        self.assertFalse(codec.needs_exact(b'{"a":-123456789012345678}'))
+        # 19 digits, then a break, then 19 more: no single long run.
+        self.assertFalse(codec.needs_exact(b'{"a":1234567890123456789,"b":1234567890123456789}'))
+
+    def test_exactPathKeepsHugeIntegers(self):
+        for big in (2**100 + 1, 2**64, -(2**63) - 1, -(10**19) + 1):
+            raw = line({"type": "x", "n": big})
+            messages, violation = codec.decode_many([raw], codec.needs_exact(raw))
+            self.assertEqual(messages[0]["n"], big)
+            self.assertIs(type(messages[0]["n"]), int)
+            self.assertEqual(decode(raw)["n"], big)

@@ -76,6 +76,42 @@ class FramingTests(SynchronousTestCase):
         wire.dataReceived(json.dumps(version()).encode() + b"\n")
         self.assertEqual(manager.kinds(), ["violation"])
 
+    def test_messagesBeforeAViolationInOneChunkAreHandled(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        wire.dataReceived(json.dumps(version()).encode() + b"\n[1]\n")
+        self.assertEqual(manager.kinds(), ["checkVersion", "violation"])
+        self.assertEqual(peer.state, PeerState.GOT_VERSION)
+        self.assertTrue(transport.disconnecting)
+
+    def test_messagesBeforeAnOversizedLineInOneChunkAreHandled(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, maxLength=100)
+        wire.dataReceived(
+            json.dumps(version()).encode() + b"\n" + b"a" * 101 + b"\n" + b'{"type":"verack"}\n'
+        )
+        self.assertEqual(manager.kinds(), ["checkVersion", "violation"])
+        self.assertIn("longer than 100 bytes", manager.events[-1][1])
+        self.assertEqual(peer.state, PeerState.GOT_VERSION)
+
+    def test_carriageReturnsOnlyBeforeNewlinesAreStripped(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.dataReceived(b'{"type":"chat","t":"a\\r"}\r\n{"type":"chat","t":"b"}\n')
+        self.assertEqual(
+            manager.events[-2:],
+            [("application", {"type": "chat", "t": "a\r"}), ("application", {"type": "chat", "t": "b"})],
+        )
+
+    def test_nothingIsHandledAfterTheConnectionStartsClosing(self):
+        peer, wire, transport, manager, clock = establish()
+        before = len(manager.events)
+        wire.dataReceived(
+            b'{"type":"chat","n":1}\n{"type":"ping","nonce":-1}\n{"type":"chat","n":2}\n'
+        )
+        self.assertEqual(
+            [e[0] for e in manager.events[before:]], ["application", "violation"]
+        )
+        wire.dataReceived(b'{"type":"chat","n":3}\n')
+        self.assertEqual(len(manager.events), before + 2)
+
     def test_bytesAreCounted(self):
         peer, wire, transport, manager, clock = makePeer()
         out = len(transport.value())

@@ -12,6 +12,10 @@ USER_AGENT = f"/bitp2p:{__version__}/"
 
 # Framing
 MAX_MESSAGE_BYTES = 1024 * 1024  # longest accepted line, delimiter excluded
+# Bytes written to a peer while its send buffer stays full (the peer is not
+# reading) before it is dropped. Room for a few of the largest messages;
+# Bitcoin Core's -maxsendbuffer is 1000 KB.
+MAX_SEND_BUFFER_BYTES = 4 * 1024 * 1024
 
 # Message field limits
 NODE_ID_MAX_CHARS = 64
@@ -28,7 +32,9 @@ MAX_CONNECTIONS = 125
 # less the node's own port.
 DEFAULT_SEED_HOST = "127.0.0.1"
 DEFAULT_SEED_PORTS = (5000, 5001, 5002, 5003)
-LISTEN_BACKLOG = 128
+# listen() backlog: Twisted's default of 50 drops connection bursts (the
+# kernel caps it at net.core.somaxconn, 4096 on current Linux).
+LISTEN_BACKLOG = 1024
 CONNECT_TIMEOUT_S = 10
 
 # Timers

@@ -64,6 +64,7 @@ from bitp2p.constants import (
     MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
     MAX_OUTBOUND,
+    MAX_SEND_BUFFER_BYTES,
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
     RELAY_FANOUT,
@@ -157,6 +158,7 @@ class NodeConfig:
     seed_fallback_s: float = attrs.field(default=SEED_FALLBACK_S, validator=_positive)
     connect_timeout_s: float = attrs.field(default=CONNECT_TIMEOUT_S, validator=_positive)
     max_message_bytes: int = attrs.field(default=MAX_MESSAGE_BYTES, validator=_positive)
+    max_send_buffer_bytes: int = attrs.field(default=MAX_SEND_BUFFER_BYTES, validator=_positive)
     addr_rate_per_s: float = attrs.field(default=ADDR_RATE_PER_S, validator=_positive)
     addr_bucket_tokens: float = attrs.field(default=ADDR_BUCKET_TOKENS, validator=_positive)
     discourage_threshold: int = attrs.field(default=DISCOURAGE_THRESHOLD, validator=_positive)
@@ -807,7 +809,9 @@ class Node(service.Service):
             dialed=dialed,
         )
         self._connections[peer] = None
-        return JSONLineWire(peer, self.config.max_message_bytes)
+        return JSONLineWire(
+            peer, self.config.max_message_bytes, self.config.max_send_buffer_bytes
+        )
 
     def _endpointFor(self, host: str, port: int, address: Address | None):
         timeout = self.config.connect_timeout_s

@@ -170,6 +170,8 @@ class Peer:
     @ivar messages_in: messages received (decoded).
     @ivar messages_out: messages sent.
     @ivar close_reason: why the connection ended or is ending, or L{None}.
+    @ivar reading: whether received messages are handled: false once the
+        connection is closing, and while the wire has paused reading.
     @ivar dialed: the address this node dialed to make this connection.
     """
 
@@ -203,6 +205,7 @@ class Peer:
         self.messages_in = 0
         self.messages_out = 0
         self.close_reason: Exception | None = None
+        self.reading = True
         self._last_recv = 0.0
         self._handshake_timer: IDelayedCall | None = None
         self._idle_timer: IDelayedCall | None = None
@@ -273,9 +276,9 @@ class Peer:
 
     def send(self, message: dict) -> None:
         """
-        Send one message to the peer.
+        Send one message to the peer (nothing once the connection is closing).
         """
-        if self.state is PeerState.CLOSED or self.wire is None:
+        if self.close_reason is not None or self.wire is None:
             return
         self.messages_out += 1
         self.wire.sendMessage(message)
@@ -284,7 +287,7 @@ class Peer:
         """
         Send several messages in one write.
         """
-        if self.state is PeerState.CLOSED or self.wire is None or not messages:
+        if self.close_reason is not None or self.wire is None or not messages:
             return
         self.messages_out += len(messages)
         self.wire.sendMessages(messages)
@@ -318,11 +321,23 @@ class Peer:
         """
         if self.close_reason is None:
             self.close_reason = reason
+        self.reading = False
         if self.wire is None or self.state is PeerState.CLOSED:
             return
         if self._close_timer is None:
             self._close_timer = self._clock.callLater(CLOSE_GRACE_S, self._abort)
             self.wire.close()
+
+    def sendBufferFull(self, written: int) -> None:
+        """
+        The peer has not read what we sent while C{written} more bytes were
+        queued for it: drop it at once (flushing to it would never end).
+        """
+        log.info(
+            "Dropping {peer}: not reading ({written} bytes queued)", peer=self, written=written
+        )
+        self.close(PeerLost(f"not reading: send buffer over {written} bytes"))
+        self.wire.abort()
 
     def _abort(self) -> None:
         self._close_timer = None
@@ -349,17 +364,23 @@ class Peer:
         """
         self._last_recv = self._clock.seconds()
 
-    def messagesReceived(self, messages: list[dict]) -> None:
+    def messagesReceived(self, messages: list[dict]) -> list[dict]:
         """
         Handle decoded messages in order (all those of one received chunk),
-        stopping as soon as the connection is closing.
+        stopping as soon as L{reading} turns false: the connection is
+        closing, or the wire paused reading.
+
+        @return: the messages not handled (empty when all were).
         """
-        self.messages_in += len(messages)
         handlers = _HANDLERS
         applicationHandlers = self._applicationHandlers
-        for message in messages:
-            if self.close_reason is not None:
-                return  # closing (or closed): nothing more is read
+        self.messages_in += len(messages)
+        pending = iter(messages)
+        for message in pending:
+            if not self.reading:
+                rest = [message, *pending]
+                self.messages_in -= len(rest)
+                return rest
             kind = message["type"]
             # Application types first: they are the many. None of them is
             # one of the protocol's own (registerHandler refuses those).
@@ -387,12 +408,25 @@ class Peer:
                 )
             else:
                 log.debug("Ignoring {kind!r} from {peer}", kind=kind, peer=self)
+        return []
 
     def messageReceived(self, message: dict) -> None:
         """
         Handle one decoded message.
         """
         self.messagesReceived([message])
+
+    def pauseReading(self) -> None:
+        """
+        Handle no more messages until L{resumeReading}.
+        """
+        self.reading = False
+
+    def resumeReading(self) -> None:
+        """
+        Handle messages again, unless the connection is closing.
+        """
+        self.reading = self.close_reason is None
 
     def violation(self, violation: ProtocolViolation) -> None:
         if self.close_reason is not None:
@@ -416,6 +450,7 @@ class Peer:
                 timer.cancel()
         self._handshake_timer = self._idle_timer = None
         self._ping_timer = self._close_timer = None
+        self.reading = False
         if self.close_reason is None:
             self.close_reason = HandshakeFailed(
                 f"connection closed by peer: {reason.getErrorMessage()}"

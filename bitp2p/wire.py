@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
-from bitp2p.constants import MAX_MESSAGE_BYTES
+from bitp2p.constants import MAX_MESSAGE_BYTES, MAX_SEND_BUFFER_BYTES
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
@@ -41,26 +41,79 @@ class JSONLineWire(LineReceiver):
     its peer in one call; the peer stops taking them as soon as the
     connection is being closed.
 
+    The wire is also the transport's streaming producer: when the send
+    buffer for this peer fills (the peer reads slower than we write), it
+    stops reading from the peer, keeps the messages not yet handled, and
+    goes on once the buffer has drained. While the buffer stays full, at
+    most C{maxSendBuffer} more bytes are written before the peer is dropped.
+
     @ivar peer: the message-level logic this wire feeds.
     @ivar MAX_LENGTH: the longest accepted line in bytes, delimiter excluded.
+    @ivar maxSendBuffer: bytes that may be written while the send buffer
+        stays full before the peer is dropped.
     @ivar bytesIn: bytes received on this connection.
     @ivar bytesOut: bytes written to this connection.
+    @ivar sendPaused: whether the send buffer is full; reading from the peer
+        is paused meanwhile.
     """
 
     delimiter = b"\n"
 
-    def __init__(self, peer: Peer, maxLength: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        maxLength: int = MAX_MESSAGE_BYTES,
+        maxSendBuffer: int = MAX_SEND_BUFFER_BYTES,
+    ) -> None:
         self.peer = peer
         self.MAX_LENGTH = maxLength
+        self.maxSendBuffer = maxSendBuffer
         self.bytesIn = 0
         self.bytesOut = 0
+        self.sendPaused = False
+        self._writtenWhilePaused = 0
+        self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         self._closing = False
         peer.wire = self
 
     # -- from the transport ---------------------------------------------------
 
     def connectionMade(self) -> None:
+        # As a streaming producer, the wire is told when the transport's
+        # send buffer for this peer fills up and when it drains again.
+        self.transport.registerProducer(self, True)
         self.peer.connectionMade()
+
+    def pauseProducing(self) -> None:
+        """
+        The send buffer for this peer is full (it reads slower than we
+        write): stop reading from it until the buffer drains, as Bitcoin Core
+        stops processing a peer whose send queue is full, so that its
+        requests cannot make us buffer more for it.
+        """
+        if self.sendPaused:
+            return
+        self.sendPaused = True
+        self._writtenWhilePaused = 0
+        self.peer.pauseReading()
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The send buffer has drained: read from the peer again.
+        """
+        if not self.sendPaused:
+            return
+        self.sendPaused = False
+        self.peer.resumeReading()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._deliver(*pending)  # which may pause again
+        if not self.sendPaused and not self._closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._closing = True
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -85,14 +138,26 @@ class JSONLineWire(LineReceiver):
                     del lines[index:]
                     break
         messages, violation = codec.decode_many(lines, codec.needs_exact(data))
+        if violation is None and (tooLong is not None or len(self._buffer) > maxLength):
+            self._buffer = b""
+            violation = ProtocolViolation(f"message longer than {maxLength} bytes")
+        self._deliver(messages, violation)
+
+    def _deliver(self, messages: list[dict], violation: ProtocolViolation | None) -> None:
+        """
+        Hand messages to the peer, then the violation that followed them. What
+        the peer does not take because reading was paused meanwhile waits
+        for L{resumeProducing}.
+        """
         if messages:
-            peer.messagesReceived(messages)
-        if self._closing:
-            return
-        if violation is not None:
-            peer.violation(violation)
-        elif tooLong is not None or len(self._buffer) > maxLength:
-            self.lineLengthExceeded(self._buffer)
+            rest = self.peer.messagesReceived(messages)
+            if self._closing:
+                return
+            if rest:
+                self._pending = (rest, violation)
+                return
+        if violation is not None and not self._closing:
+            self.peer.violation(violation)
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -121,16 +186,22 @@ class JSONLineWire(LineReceiver):
         """
         Encode one message and write it with its delimiter.
         """
-        data = codec.encode(message) + b"\n"
-        self.bytesOut += len(data)
-        self.transport.write(data)
+        self._write(codec.encode(message) + b"\n")
 
     def sendMessages(self, messages: Iterable[Mapping]) -> None:
         """
         Encode several messages and write them in one call.
         """
-        data = b"".join(codec.encode(message) + b"\n" for message in messages)
+        self._write(b"".join(codec.encode(message) + b"\n" for message in messages))
+
+    def _write(self, data: bytes) -> None:
         self.bytesOut += len(data)
+        if self.sendPaused:
+            # Twisted buffers without limit; the limit is ours.
+            self._writtenWhilePaused += len(data)
+            if self._writtenWhilePaused > self.maxSendBuffer:
+                self.peer.sendBufferFull(self._writtenWhilePaused)
+                return
         self.transport.write(data)
 
     def close(self) -> None:

@@ -89,6 +89,7 @@ def makePeer(
     manager: RecordingManager | None = None,
     clock: Clock | None = None,
     maxLength: int = 1024 * 1024,
+    maxSendBuffer: int = 4 * 1024 * 1024,
 ):
     """
     A peer with its wire on a L{StringTransport}, connected.
@@ -98,7 +99,7 @@ def makePeer(
     manager = manager if manager is not None else RecordingManager()
     clock = clock if clock is not None else Clock()
     peer = Peer(manager, clock, direction, settings, rng=random.Random(7))
-    wire = JSONLineWire(peer, maxLength)
+    wire = JSONLineWire(peer, maxLength, maxSendBuffer)
     transport = StringTransport(
         hostAddress=IPv4Address("TCP", "127.0.0.1", 5000),
         peerAddress=IPv4Address("TCP", "127.0.0.1", 40001),

@@ -34,7 +34,8 @@ class NetworkTestCase(TestCase):
         for key, value in FAST.items():
             config.setdefault(key, value)
         config.setdefault("seeds", ())
-        node = Node(NodeConfig(port=0, interface="127.0.0.1", **config))
+        config.setdefault("interface", "127.0.0.1")
+        node = Node(NodeConfig(port=0, **config))
         node.startService()
         self.addCleanup(self.stopNode, node)
         return node
@@ -167,3 +168,86 @@ class RobustnessTests(NetworkTestCase):
         peer = yield c.connect("127.0.0.1", a.listeningAddress.port)
         self.assertEqual(peer.node_id, a.node_id)
         self.assertEqual(Address.of("127.0.0.1", a.listeningAddress.port), a.listeningAddress)
+
+    @defer.inlineCallbacks
+    def test_peerThatNeverReadsIsThrottledThenDroppedWhileOthersAreServed(self):
+        """
+        A client floods pings and never reads the pongs. Once the node's send
+        buffer for it fills, the node stops reading from it (the flood backs
+        up into the client's own socket); the node's further writes to it
+        pass the send-buffer limit and it is dropped. Another peer is served
+        throughout.
+        """
+        import socket
+
+        a = self.startNode(max_send_buffer_bytes=64 * 1024)
+        b = self.startNode()
+        yield b.connect("127.0.0.1", a.listeningAddress.port)
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", a.listeningAddress.port))
+        yield task.deferLater(reactor, 0.05)
+        sock.sendall(
+            b'{"type":"version","node_id":"sluggard","port":0}\n{"type":"verack"}\n'
+        )
+        yield defer.ensureDeferred(
+            self.waitFor(lambda: "sluggard" in peerIds(a), "the handshake")
+        )
+        slow = a.findPeer("sluggard")
+        # Small kernel buffers on both sides (no autotuning), so that the
+        # flood backs up within a few hundred kilobytes.
+        slow.wire.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        slow.wire.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        block = b"".join(b'{"type":"ping","nonce":%d}\n' % i for i in range(2000))
+        stuck = 0
+        unsent = memoryview(block)
+        for _ in range(1000):  # at most ~10 s
+            sentNow = 0
+            try:
+                while True:
+                    count = sock.send(unsent)  # may take part of a line
+                    sentNow += count
+                    unsent = unsent[count:] if count < len(unsent) else memoryview(block)
+            except BlockingIOError:
+                pass
+            # Stuck: the node is paused and the client could send nothing
+            # for 20 rounds running.
+            stuck = stuck + 1 if slow.wire.sendPaused and not sentNow else 0
+            if stuck == 20:
+                break
+            yield task.deferLater(reactor, 0.01)
+        self.assertEqual(stuck, 20, "the flood never backed up")
+        handled = slow.messages_in
+        yield task.deferLater(reactor, 0.2)
+        self.assertEqual(slow.messages_in, handled, "the node kept reading a peer that does not read")
+        # Meanwhile the honest peer is served.
+        self.assertIn(b.node_id, peerIds(a))
+        yield b.findPeer(a.node_id[:8]).whenEstablished()
+        a.broadcast({"type": "news", "text": "x" * 40_000})
+        a.broadcast({"type": "news", "text": "x" * 40_000})
+        yield defer.ensureDeferred(
+            self.waitFor(lambda: "sluggard" not in peerIds(a), "the sluggard to be dropped")
+        )
+        self.assertIn("not reading", str(slow.close_reason))
+        self.assertIn(b.node_id, peerIds(a))
+
+
+class LoopbackAddressTests(NetworkTestCase):
+    @defer.inlineCallbacks
+    def test_nodesOnTheirOwnLoopbackAddressesSeeEachOthersRealAddress(self):
+        """
+        Nodes listening on 127.0.2.1 and 127.0.3.1 dial from those addresses,
+        so each sees the other's connection come from where it listens.
+        """
+        a = self.startNode(interface="127.0.2.1")
+        b = self.startNode(interface="127.0.3.1")
+        peer = yield b.connect("127.0.2.1", a.listeningAddress.port)
+        self.assertEqual(peer.wire.getHost().host, "127.0.3.1")
+        yield defer.ensureDeferred(self.waitFor(lambda: b.node_id in peerIds(a), "a to see b"))
+        [seenByA] = a.status()["peers"]
+        self.assertEqual(seenByA["remote"].split(":")[0], "127.0.3.1")
+        self.assertEqual(seenByA["address"], str(b.listeningAddress))
+        self.assertEqual(a.findPeer(b.node_id).address.host, "127.0.3.1")

@@ -433,3 +433,84 @@ class ApplicationMessageTests(SynchronousTestCase):
         peer, wire, transport, manager, clock = establish()
         receive(wire, {"type": "ping", "nonce": 5, "future": {"x": 1}})
         self.assertEqual(sent(transport), [{"type": "pong", "nonce": 5}])
+
+
+class SendBufferTests(SynchronousTestCase):
+    """
+    Twisted buffers writes without limit; the wire bounds what a peer that
+    does not read can make us hold.
+    """
+
+    def test_wireIsTheTransportsStreamingProducer(self):
+        peer, wire, transport, manager, clock = makePeer()
+        self.assertIs(transport.producer, wire)
+        self.assertTrue(transport.streaming)
+
+    def test_fullSendBufferPausesReadingUntilItDrains(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.pauseProducing()  # what the transport does when its buffer fills
+        self.assertTrue(wire.sendPaused)
+        self.assertEqual(transport.producerState, "paused")
+        wire.resumeProducing()
+        self.assertFalse(wire.sendPaused)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertFalse(transport.disconnecting)
+
+    def test_peerThatDoesNotReadIsDroppedPastTheLimit(self):
+        peer, wire, transport, manager, clock = establish(maxSendBuffer=1000)
+        wire.pauseProducing()
+        peer.send({"type": "chat", "text": "x" * 500})
+        self.assertFalse(transport.disconnecting)
+        written = len(transport.value())
+        peer.send({"type": "chat", "text": "x" * 500})
+        self.assertTrue(transport.disconnected)  # aborted, not flushed
+        self.assertEqual(len(transport.value()), written)  # the excess was not buffered
+        self.assertIsInstance(peer.close_reason, PeerLost)
+        self.assertIn("not reading", str(peer.close_reason))
+
+    def test_writesWhileNotPausedDoNotCountTowardsTheLimit(self):
+        peer, wire, transport, manager, clock = establish(maxSendBuffer=1000)
+        for _ in range(10):
+            peer.send({"type": "chat", "text": "x" * 500})
+        wire.pauseProducing()
+        wire.resumeProducing()
+        wire.pauseProducing()
+        peer.send({"type": "chat", "text": "x" * 500})
+        self.assertFalse(transport.disconnecting)
+
+    def test_nothingIsSentOnceClosing(self):
+        peer, wire, transport, manager, clock = establish()
+        peer.close(PeerLost("bye"))
+        peer.send({"type": "chat"})
+        peer.sendMany([{"type": "chat"}])
+        peer.ping()
+        self.assertEqual(sent(transport), [])
+
+    def test_messagesLeftWhenReadingPausesAreHandledOnResume(self):
+        peer, wire, transport, manager, clock = establish()
+        handled = []
+
+        class Handlers:
+            def get(self, kind, default=None):
+                if kind != "chat":
+                    return default
+
+                def handle(peer, message):
+                    handled.append(message["n"])
+                    if message["n"] == 1:
+                        wire.pauseProducing()  # as if this answer filled the buffer
+
+                return handle
+
+        peer._applicationHandlers = Handlers()
+        before = peer.messages_in
+        wire.dataReceived(
+            b'{"type":"chat","n":1}\n{"type":"chat","n":2}\n{"type":"chat","n":3}\n[]\n'
+        )
+        self.assertEqual(handled, [1])
+        self.assertNotIn("violation", manager.kinds())  # it comes after 2 and 3
+        self.assertEqual(transport.producerState, "paused")
+        wire.resumeProducing()
+        self.assertEqual(handled, [1, 2, 3])
+        self.assertEqual(manager.kinds(), ["violation"])
+        self.assertEqual(peer.messages_in, before + 3)

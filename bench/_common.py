@@ -77,3 +77,51 @@ def report(name: str, unit: str, ours: list[float], bare: list[float], target: f
         f"ratio {ratio:.2f} ({verdict} the target {target}); "
         f"medians of {len(ours)} runs each"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """
+    CPU time (user + system) used so far by process C{pid}, from
+    C{/proc/PID/stat} (Linux), in seconds; its resolution is one clock tick
+    (C{os.sysconf("SC_CLK_TCK")}, usually 1/100 s).
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    # The command name (field 2) may hold spaces and parentheses: count the
+    # fields from the last ")". utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def report_per_cpu(
+    name: str,
+    unit: str,
+    ours_wall: list[float],
+    bare_wall: list[float],
+    ours_cpu: list[float],
+    bare_cpu: list[float],
+    target: float,
+) -> None:
+    """
+    Print two figures for a server benchmark: C{unit} per wall-clock second
+    (informational: it is bounded by the load generator as much as by the
+    server) and C{unit} per second of the server process's CPU time, whose
+    ratio of medians is judged against the target.
+    """
+    median = statistics.median
+    w_ours, w_bare = median(ours_wall), median(bare_wall)
+    c_ours, c_bare = median(ours_cpu), median(bare_cpu)
+    ratio = c_ours / c_bare
+    verdict = "meets" if ratio >= target else "misses"
+    print(
+        f"{name} per wall-clock second (informational, load-bound): "
+        f"bitp2p {w_ours:,.0f} {unit}/s, bare Twisted {w_bare:,.0f} {unit}/s, "
+        f"ratio {w_ours / w_bare:.2f}"
+    )
+    print(
+        f"{name} per server CPU second (judged): "
+        f"bitp2p {c_ours:,.0f} {unit}, bare Twisted {c_bare:,.0f} {unit}, "
+        f"ratio {ratio:.2f} ({verdict} the target {target}); "
+        f"medians of {len(ours_cpu)} runs each"
+    )

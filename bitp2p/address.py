@@ -8,6 +8,7 @@ C{str()} is the wire form.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import attrs
@@ -34,7 +35,7 @@ class Address:
 
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return ipaddress.ip_address(self.host)
+        return _ip(self.host)
 
     @property
     def is_ipv6(self) -> bool:
@@ -53,15 +54,35 @@ class Address:
         @raise AddressError: if C{host} is not an IP literal or C{port} is out
             of range.
         """
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise AddressError(f"bad port {port!r}")
-        try:
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            raise AddressError(f"not an IP address: {host!r}") from None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return cls(str(ip), port)
+        if type(port) is not int or not 0 <= port <= 65535:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise AddressError(f"bad port {port!r}")
+        return cls(_normalHost(host), port)
+
+
+# Parsing an IP literal with ipaddress costs ~10 us; the same few hosts come
+# back again and again (every connection's remote end, every addr entry of a
+# known node), so their normal forms and parsed IPs are remembered.
+_HOST_CACHE_SIZE = 16384
+
+
+@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+def _normalHost(host: str) -> str:
+    """
+    The normal form of an IP literal (raises L{AddressError} if not one).
+    """
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except (ValueError, AttributeError):
+        raise AddressError(f"not an IP address: {host!r}") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(host)
 
 
 def parse_address(text: str) -> Address:

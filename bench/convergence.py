@@ -3,19 +3,26 @@ Discovery convergence and growth, on an in-memory network (bench/simnet.py).
 
 N nodes, each on its own 10.a.b.1 address (so they fall in many different
 /16 groups), all started within the first minute from one seed, with the
-default intervals. Simulated time advances until every node knows at least
-95 % of the others and the connection graph is connected (or a limit is
-reached). Reported per N: simulated time to convergence, and per node per
-simulated minute the messages and bytes sent and the CPU seconds spent; the
-growth of those costs with N shows whether they stay flat. The curves (known
-addresses over time, per N) are drawn to a PNG.
+default intervals and limits. Simulated time advances until every node knows
+at least 95 % of the others and the connection graph is connected (or a
+limit is reached), then runs on for a further C{--steady} simulated seconds.
+
+Reported per N: simulated time to convergence, and per node per simulated
+minute the messages and bytes sent and the CPU spent (the whole simulation's
+CPU, divided by N), for the discovery phase and for the steady state after
+it. The steady-state figures are the per-node cost of running the network;
+their growth with N (100, 300, 1000 by default) says whether that cost stays
+flat. The curves (known addresses over time, per N) and the growth are drawn
+to PNG files.
 
     python bench/convergence.py [--sizes 100 300 1000] [--plot docs/convergence.png]
+        [--growth-plot docs/growth.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -32,9 +39,7 @@ def ip_of(i: int) -> str:
     return f"10.{i % 250}.{i // 250}.1"
 
 
-def run(n: int, limit_s: float, quiet: bool = False) -> dict:
-    from twisted.logger import globalLogPublisher
-
+def run(n: int, limit_s: float, steady_s: float, quiet: bool = False) -> dict:
     from bitp2p import Node, NodeConfig
     from bitp2p.address import Address
 
@@ -64,9 +69,20 @@ def run(n: int, limit_s: float, quiet: bool = False) -> dict:
                     todo.append(byId[peer.node_id])
         return len(seen) == n
 
+    def mark() -> tuple[float, int, int, float]:
+        return (net.now, net.lines, net.bytes, time.process_time())
+
+    def cost(start, end) -> dict:
+        minutes = n * (end[0] - start[0]) / 60
+        return {
+            "messages": (end[1] - start[1]) / minutes,
+            "bytes": (end[2] - start[2]) / minutes,
+            "cpu_ms": 1000 * (end[3] - start[3]) / minutes,
+        }
+
     curve = []
     converged_at = None
-    cpu0 = time.process_time()
+    begin = mark()
     while net.now < limit_s:
         net.advance(SAMPLE_S)
         fractions = [
@@ -82,17 +98,20 @@ def run(n: int, limit_s: float, quiet: bool = False) -> dict:
         if not quiet and int(net.now) % 300 == 0:
             print(f"  N={n} t={net.now:.0f}s mean={curve[-1][1]:.3f} min={curve[-1][2]:.3f}",
                   flush=True)
-    cpu = time.process_time() - cpu0
-    minutes = net.now / 60
+    discovered = mark()
+    net.advance(steady_s)
+    steady = mark()
+    peers = [len(node.peers()) for node in nodes]
     for node in nodes:
         node.stopService()
     return {
         "n": n,
         "converged_s": converged_at,
-        "messages_per_node_min": net.lines / n / minutes,
-        "bytes_per_node_min": net.bytes / n / minutes,
-        "cpu_ms_per_node_min": 1000 * cpu / n / minutes,
-        "peers_mean": None,
+        "discovery": cost(begin, discovered),
+        "steady": cost(discovered, steady),
+        "peers_mean": sum(peers) / n,
+        "peers_min": min(peers),
+        "peers_max": max(peers),
         "curve": curve,
     }
 
@@ -119,26 +138,76 @@ def plot(results: list[dict], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def plot_growth(results: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["n"] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for ax, key, label in zip(
+        axes,
+        ("messages", "bytes", "cpu_ms"),
+        ("messages sent", "bytes sent", "CPU ms (simulation)"),
+    ):
+        for phase, style in (("steady", "o-"), ("discovery", "s--")):
+            ax.plot(sizes, [r[phase][key] for r in results], style, label=phase)
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("nodes (N)")
+        ax.set_title(f"{label} per node per minute", fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--limit", type=float, default=3 * 3600, help="simulated seconds")
+    parser.add_argument(
+        "--steady", type=float, default=1800, help="simulated seconds measured after convergence"
+    )
     parser.add_argument("--plot", default=None, help="write the curves to this PNG")
+    parser.add_argument("--growth-plot", default=None, help="write the growth to this PNG")
     args = parser.parse_args()
     results = []
     for n in args.sizes:
-        r = run(n, args.limit)
+        r = run(n, args.limit, args.steady)
         results.append(r)
-        done = f"{r['converged_s'] / 60:.1f} simulated min" if r["converged_s"] else "not within the limit"
+        done = (
+            f"{r['converged_s'] / 60:.1f} simulated min"
+            if r["converged_s"]
+            else "not within the limit"
+        )
+        d, st = r["discovery"], r["steady"]
         print(
-            f"N={n}: converged in {done}; per node per minute: "
-            f"{r['messages_per_node_min']:.0f} messages, {r['bytes_per_node_min']:,.0f} bytes, "
-            f"{r['cpu_ms_per_node_min']:.1f} ms CPU",
+            f"N={n}: converged in {done}; peers per node {r['peers_mean']:.1f} "
+            f"(min {r['peers_min']}, max {r['peers_max']}); per node per minute, "
+            f"discovery: {d['messages']:.0f} messages, {d['bytes']:,.0f} bytes, "
+            f"{d['cpu_ms']:.1f} ms CPU; steady: {st['messages']:.0f} messages, "
+            f"{st['bytes']:,.0f} bytes, {st['cpu_ms']:.1f} ms CPU",
             flush=True,
+        )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(
+            f"growth N={first['n']} -> N={last['n']} (x{last['n'] / first['n']:.0f} nodes, "
+            f"log2 ratio {math.log2(last['n']) / math.log2(first['n']):.2f}): steady per-node "
+            + ", ".join(
+                f"{key} x{last['steady'][key] / first['steady'][key]:.2f}"
+                for key in ("messages", "bytes", "cpu_ms")
+            )
         )
     if args.plot:
         plot(results, args.plot)
         print(f"curves written to {args.plot}")
+    if args.growth_plot and len(results) > 1:
+        plot_growth(results, args.growth_plot)
+        print(f"growth written to {args.growth_plot}")
 
 
 if __name__ == "__main__":

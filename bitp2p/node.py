@@ -499,9 +499,10 @@ class Node(service.Service):
         @return: how many peers it was sent to.
         """
         count = 0
+        frames: dict = {}  # encoded once, whatever the number of peers
         for peer in self.peers():
             if peer is not exclude:
-                peer.send(message)
+                peer.send(message, frames)
                 count += 1
         return count
 
@@ -1016,8 +1017,9 @@ class Node(service.Service):
         if not others:
             return
         message = codec.addr(entries)
+        frames: dict = {}
         for peer in self._rng.sample(others, min(RELAY_FANOUT, len(others))):
-            peer.send(message)
+            peer.send(message, frames)
 
     def _whenClosed(self, peer: Peer) -> Deferred[None]:
         d: Deferred[None] = Deferred()

@@ -274,14 +274,18 @@ class Peer:
 
     # -- sending --------------------------------------------------------------
 
-    def send(self, message: dict) -> None:
+    def send(self, message: dict, frames: dict | None = None) -> None:
         """
         Send one message to the peer (nothing once the connection is closing).
+
+        @param frames: for a message sent to many peers, one dict shared by
+            all those sends, so that it is encoded only once (see the wire's
+            C{sendMessage}).
         """
         if self.close_reason is not None or self.wire is None:
             return
         self.messages_out += 1
-        self.wire.sendMessage(message)
+        self.wire.sendMessage(message, frames)
 
     def sendMany(self, messages: list[dict]) -> None:
         """

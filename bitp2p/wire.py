@@ -182,11 +182,21 @@ class JSONLineWire(LineReceiver):
 
     # -- for the peer ---------------------------------------------------------
 
-    def sendMessage(self, message: Mapping) -> None:
+    def sendMessage(self, message: Mapping, frames: dict | None = None) -> None:
         """
         Encode one message and write it with its delimiter.
+
+        @param frames: when the same message goes to many peers, a dict shared
+            by those sends, in which each wire format keeps its encoding of
+            the message, so that it is encoded once, not once per peer.
         """
-        self._write(codec.encode(message) + b"\n")
+        if frames is None:
+            self._write(codec.encode(message) + b"\n")
+            return
+        data = frames.get(JSONLineWire)
+        if data is None:
+            data = frames[JSONLineWire] = codec.encode(message) + b"\n"
+        self._write(data)
 
     def sendMessages(self, messages: Iterable[Mapping]) -> None:
         """

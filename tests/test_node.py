@@ -343,6 +343,24 @@ class GossipTests(SynchronousTestCase):
         self.assertEqual(got, [(b.node_id, {"type": "chat", "text": "hi"})])
         self.assertRaises(ValueError, a.registerHandler, "ping", lambda p, m: None)
 
+    def test_broadcastReachesEveryPeerAndEncodesOnce(self):
+        reactor = MemoryReactorClock()
+        hub = makeNode(6001, reactor)
+        others = [makeNode(6002 + i, reactor) for i in range(3)]
+        got = []
+        pumps = []
+        for other in others:
+            other.registerHandler("news", lambda peer, message: got.append(message))
+            pumps.append(linkNodes(hub, other, reactor))
+        encoded = []
+        original = codec.encode
+        self.patch(codec, "encode", lambda m: encoded.append(m["type"]) or original(m))
+        self.assertEqual(hub.broadcast({"type": "news", "n": 1}), 3)
+        self.assertEqual(encoded, ["news"])
+        for pump in pumps:
+            pump.flush()
+        self.assertEqual(got, [{"type": "news", "n": 1}] * 3)
+
     def test_pingLoopMeasuresRoundTrips(self):
         reactor = MemoryReactorClock()
         a, b = makeNode(6001, reactor), makeNode(6002, reactor)

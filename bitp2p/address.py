@@ -131,7 +131,12 @@ def is_routable(address: Address) -> bool:
     """
     if address.port == 0:
         return False
-    ip = address.ip
+    return _routableHost(address.host)
+
+
+@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+def _routableHost(host: str) -> bool:
+    ip = _ip(host)
     if ip.is_loopback:
         return True
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:

@@ -11,13 +11,15 @@ messages of unknown types come back as parsed, for the application to judge.
 L{encode} is the inverse, and the builders (L{version}, L{verack},
 L{getaddr}, L{addr}, L{ping}, L{pong}) make messages ready for it.
 
-The JSON library sits behind C{_loads} and C{_dumps}. orjson is used when
-installed (it decodes a small message in ~0.5 us against ~2.5 us for the
-standard library, and encodes in ~0.2 us against ~3.4 us; see
-C{bench/codec.py}); whatever it refuses is handed to the standard library,
-which has the last word, and so do lines holding integers of 20 digits or
-more, or negative ones of 19 (orjson would read those outside 64 bits as
-floats): what is accepted, and how it reads, is the standard library's.
+The JSON library sits behind C{_loads}, C{_dumps} and L{decode_many}.
+orjson is used when installed: C{bench/codec.py} measured it decoding a
+123-byte message 7x faster than the standard library and encoding it 17x
+faster, which makes a chunk's worth of such messages go through
+L{decode_many} 2.9x faster and L{encode} 9.7x faster. Whatever orjson
+refuses is handed to the standard library, which has the last word, and so
+do lines holding integers of 20 digits or more, or negative ones of 19
+(orjson would read those outside 64 bits as floats): what is accepted, and
+how it reads, is the standard library's.
 """
 
 from __future__ import annotations

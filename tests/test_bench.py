@@ -1,0 +1,76 @@
+"""
+The benchmark scripts run, end to end, at a tiny size: each exits 0 and
+prints its summary line with the figures the docs quote. Nothing here
+judges speed (the figures of a shared machine prove nothing); it keeps the
+README's benchmark commands working.
+
+Every script is run as a subprocess with a deadline; the scripts kill the
+processes they start themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+DEADLINE_S = 120
+
+
+def runBench(testCase, script: str, *args: str) -> str:
+    path = os.path.join(BENCH, script)
+    if not os.path.exists(path):
+        testCase.fail(f"{path} is missing")
+    result = subprocess.run(
+        [sys.executable, path, *args],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        stdin=subprocess.DEVNULL,
+    )
+    testCase.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    return result.stdout
+
+
+RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (0\.\d)\)"
+
+
+class BenchmarkScriptTests(SynchronousTestCase):
+    def test_throughput(self):
+        out = runBench(self, "throughput.py", "--messages", "20000", "--runs", "1")
+        self.assertRegex(out, r"throughput: bitp2p [\d,]+ msg/s, bare Twisted [\d,]+ msg/s, " + RATIO)
+
+    def test_pingpong(self):
+        out = runBench(self, "pingpong.py", "--trips", "300", "--runs", "1")
+        self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)
+
+    def test_handshakes(self):
+        out = runBench(self, "handshakes.py", "--seconds", "0.5", "--runs", "1", "--inflight", "5")
+        self.assertRegex(out, r"handshakes per server CPU second \(judged\): .*" + RATIO)
+        [line] = [l for l in out.splitlines() if l.startswith("run 1 bitp2p")]
+        self.assertRegex(line, r", 0 failed$")
+
+    def test_peers(self):
+        out = runBench(self, "peers.py", "--peers", "50")
+        match = re.search(r"peers: bitp2p ([\d.]+) KiB RSS per established peer \((\d+) established\)", out)
+        self.assertIsNotNone(match, out)
+        self.assertEqual(match.group(2), "50")
+
+    def test_hotpath(self):
+        out = runBench(self, "hotpath.py", "--runs", "1")
+        self.assertRegex(out, r"receive: bitp2p [\d,]+ ns per message, bare Twisted [\d,]+ ns")
+        self.assertRegex(out, r"handshake: bitp2p [\d.]+ us of CPU per inbound handshake")
+
+    def test_codec(self):
+        out = runBench(self, "codec.py", "--number", "200", "--repeat", "1")
+        self.assertRegex(out, r"conclusion: on the \d+-byte message the standard library makes")
+
+    def test_convergence(self):
+        out = runBench(self, "convergence.py", "--sizes", "12", "24", "--steady", "120")
+        for n in (12, 24):
+            self.assertRegex(out, rf"N={n}: converged in [\d.]+ simulated min; peers per node")
+        self.assertIn("growth N=12 -> N=24", out)

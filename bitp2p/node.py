@@ -279,6 +279,7 @@ class Node(service.Service):
         )
         self._serverFactory = PeerServerFactory(self)
         self._port: IListeningPort | None = None
+        self._listening: tuple[IListeningPort | None, Address | None] = (None, None)
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
@@ -381,13 +382,16 @@ class Node(service.Service):
         """
         The address this node listens on (the real port when 0 was asked).
         """
-        if self._port is None:
+        port = self._port
+        if port is None:
             return None
-        bound = self._port.getHost()
-        host = self.config.interface
-        if host in ("0.0.0.0", "::"):
-            host = bound.host
-        return Address.of(host, bound.port)
+        if self._listening[0] is not port:  # worked out once per port
+            bound = port.getHost()
+            host = self.config.interface
+            if host in ("0.0.0.0", "::"):
+                host = bound.host
+            self._listening = (port, Address.of(host, bound.port))
+        return self._listening[1]
 
     @property
     def listeningPort(self) -> int:

@@ -283,6 +283,9 @@ class Node(service.Service):
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
+        # Connections by direction, kept as they come and go: accepting one
+        # must not cost a walk over thousands.
+        self._counts = {Direction.INBOUND: 0, Direction.OUTBOUND: 0}
         self._by_id: dict[str, Peer] = {}
         self._dialing: dict[Address, Deferred] = {}
         self._own: set[Address] = set()
@@ -661,7 +664,8 @@ class Node(service.Service):
                 self._notify(connected, peer)
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
-        self._connections.pop(peer, None)
+        if self._connections.pop(peer, 0) is None:
+            self._counts[peer.direction] -= 1
         if peer.node_id is not None and self._by_id.get(peer.node_id) is peer:
             del self._by_id[peer.node_id]
         was_established = peer.established_at is not None
@@ -751,7 +755,7 @@ class Node(service.Service):
     # -- internals ------------------------------------------------------------
 
     def _acceptInbound(self, addr) -> JSONLineWire | None:
-        inbound = [p for p in self._connections if p.direction is Direction.INBOUND]
+        count = self._counts[Direction.INBOUND]
         host = getattr(addr, "host", "")
         limit = self.config.inbound_slots
         discouraged = self.isDiscouraged(host, self._reactor.seconds())
@@ -759,11 +763,11 @@ class Node(service.Service):
             # Like Bitcoin Core: a discouraged host may still take a free
             # slot, but never the last one, and never evicts anyone.
             limit -= 1
-        if len(inbound) >= limit and (discouraged or not self._evictInbound(inbound)):
+        if count >= limit and (discouraged or not self._evictInbound(self._inboundPeers())):
             log.info(
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
-                inbound=len(inbound),
+                inbound=count,
             )
             return None
         return self._buildPeer(Direction.INBOUND, None)
@@ -814,6 +818,7 @@ class Node(service.Service):
             dialed=dialed,
         )
         self._connections[peer] = None
+        self._counts[direction] += 1
         return JSONLineWire(
             peer, self.config.max_message_bytes, self.config.max_send_buffer_bytes
         )
@@ -910,9 +915,10 @@ class Node(service.Service):
         return busy
 
     def _outboundCount(self) -> int:
-        return len(self._dialing) + sum(
-            p.direction is Direction.OUTBOUND for p in self._connections
-        )
+        return len(self._dialing) + self._counts[Direction.OUTBOUND]
+
+    def _inboundPeers(self) -> list[Peer]:
+        return [p for p in self._connections if p.direction is Direction.INBOUND]
 
     def _maintain(self) -> None:
         """

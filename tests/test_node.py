@@ -231,6 +231,13 @@ class LimitTests(SynchronousTestCase):
             {p.node_id for p in hub.peers()}, {first.node_id, third.node_id}
         )
         self.assertEqual(second.peers(), [])
+        # The running counts of connections by direction match a recount.
+        for node in (hub, first, second, third):
+            for direction in Direction:
+                self.assertEqual(
+                    node._counts[direction],
+                    sum(p.direction is direction for p in node._connections),
+                )
 
     def test_discouragedHostNeverEvicts(self):
         reactor = MemoryReactorClock()

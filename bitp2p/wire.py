@@ -141,6 +141,15 @@ class JSONLineWire(LineReceiver):
         if violation is None and (tooLong is not None or len(self._buffer) > maxLength):
             self._buffer = b""
             violation = ProtocolViolation(f"message longer than {maxLength} bytes")
+        if self._pending is not None:
+            # Reading is paused, yet bytes came (the transport may deliver
+            # what it had already read): they queue behind those waiting.
+            waiting, earlier = self._pending
+            self._pending = None
+            if earlier is not None:
+                messages, violation = waiting, earlier  # nothing counts after it
+            else:
+                messages = waiting + messages
         self._deliver(messages, violation)
 
     def _deliver(self, messages: list[dict], violation: ProtocolViolation | None) -> None:

@@ -514,3 +514,14 @@ class SendBufferTests(SynchronousTestCase):
         self.assertEqual(handled, [1, 2, 3])
         self.assertEqual(manager.kinds(), ["violation"])
         self.assertEqual(peer.messages_in, before + 3)
+
+    def test_bytesArrivingWhilePausedQueueBehindTheWaitingMessages(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.pauseProducing()
+        wire.dataReceived(b'{"type":"chat","n":1}\n')
+        wire.dataReceived(b'{"type":"chat","n":2}\n')
+        self.assertEqual(manager.events, [])
+        wire.resumeProducing()
+        self.assertEqual(
+            [e[1]["n"] for e in manager.events if e[0] == "application"], [1, 2]
+        )

@@ -53,6 +53,10 @@ SEED_FALLBACK_S = 60
 GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer
 RELAY_MAX_ENTRIES = 10  # larger unsolicited addr messages are not relayed
 RELAY_FANOUT = 2  # relay fresh addresses to this many other peers
+# Addresses remembered per peer as already sent to it or heard from it, so
+# that relaying never sends a peer what it knows (Bitcoin Core keeps 5000 in
+# a rolling Bloom filter per peer). Oldest forgotten first.
+KNOWN_ADDRESSES_PER_PEER = 5000
 # Token bucket for addresses accepted from one peer (Bitcoin Core:
 # MAX_ADDR_RATE_PER_SECOND = 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET = 1000).
 ADDR_RATE_PER_S = 0.1

@@ -1023,13 +1023,28 @@ class Node(service.Service):
         )
 
     def _relay(self, source: Peer, entries: list[tuple[Address, int | None]]) -> None:
+        """
+        Pass fresh addresses on: each goes to C{RELAY_FANOUT} peers chosen at
+        random among those (other than its source) that do not know it yet,
+        that is, that have neither sent it to us nor been sent it by us.
+        Without that filter every periodic self-advertisement, being news
+        (a newer time) to every node, flooded the whole network every
+        advertise interval, so that each node's traffic grew with the size
+        of the network (C{bench/convergence.py}); with it, once every link
+        has carried an address, its re-advertisements stop at the first hop.
+        """
         others = [p for p in self.peers() if p is not source]
         if not others:
             return
-        message = codec.addr(entries)
-        frames: dict = {}
-        for peer in self._rng.sample(others, min(RELAY_FANOUT, len(others))):
-            peer.send(message, frames)
+        batches: dict[Peer, list[tuple[Address, int | None]]] = {}
+        for entry in entries:
+            address = entry[0]
+            candidates = [p for p in others if not p.knowsAddress(address)]
+            for peer in self._rng.sample(candidates, min(RELAY_FANOUT, len(candidates))):
+                batches.setdefault(peer, []).append(entry)
+        for peer, batch in batches.items():
+            peer.rememberAddresses(address for address, _ in batch)
+            peer.send(codec.addr(batch))
 
     def _whenClosed(self, peer: Peer) -> Deferred[None]:
         d: Deferred[None] = Deferred()

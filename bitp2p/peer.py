@@ -26,6 +26,7 @@ all was received; checked lazily so that receiving costs no timer work).
 from __future__ import annotations
 
 import enum
+import itertools
 import random
 from typing import Any, Callable, Mapping, Protocol
 
@@ -43,6 +44,7 @@ from bitp2p.constants import (
     GETADDR_MAX_REPLY,
     HANDSHAKE_TIMEOUT_S,
     INACTIVITY_TIMEOUT_S,
+    KNOWN_ADDRESSES_PER_PEER,
     PING_TIMEOUT_S,
     RELAY_MAX_ENTRIES,
 )
@@ -184,7 +186,7 @@ class Peer:
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
-        "_addr_tokens", "_addr_tokens_at", "_waiting", "__weakref__",
+        "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "__weakref__",
     )
 
     def __init__(
@@ -229,6 +231,8 @@ class Peer:
         self._addr_tokens = float(RELAY_MAX_ENTRIES)
         self._addr_tokens_at = 0.0
         self._waiting: list[Deferred[Peer]] = []
+        # Made on first use: most peers of a big node exchange no addresses.
+        self._known: dict[Address, None] | None = None
 
     def __repr__(self) -> str:
         who = self.node_id[:8] if self.node_id else "?"
@@ -307,6 +311,29 @@ class Peer:
         self.messages_out += len(messages)
         self.wire.sendMessages(messages)
 
+    def knowsAddress(self, address: Address) -> bool:
+        """
+        Whether this peer was sent C{address}, or told us of it (among the
+        last C{KNOWN_ADDRESSES_PER_PEER} such addresses).
+        """
+        return self._known is not None and address in self._known
+
+    def rememberAddresses(self, addresses) -> None:
+        """
+        Note that this peer knows these addresses: it sent them, or was sent
+        them. The oldest are forgotten past C{KNOWN_ADDRESSES_PER_PEER}.
+        """
+        known = self._known
+        if known is None:
+            known = self._known = {}
+        for address in addresses:
+            known.pop(address, None)
+            known[address] = None
+        excess = len(known) - KNOWN_ADDRESSES_PER_PEER
+        if excess > 0:
+            for address in list(itertools.islice(known, excess)):
+                del known[address]
+
     def ping(self) -> None:
         """
         Ping the peer unless a ping is already waiting for its pong; the
@@ -327,6 +354,7 @@ class Peer:
         """
         own = self._manager.advertisementFor(self)
         if own is not None:
+            self.rememberAddresses((own,))
             self.send(codec.addr([(own, int(self._clock.seconds()))]))
 
     def close(self, reason: Exception) -> None:
@@ -519,7 +547,9 @@ class Peer:
         if not self._requireEstablished("getaddr") or self._getaddr_answered:
             return
         self._getaddr_answered = True
-        self.send(codec.addr(self._manager.addressesFor(self, GETADDR_MAX_REPLY)))
+        entries = self._manager.addressesFor(self, GETADDR_MAX_REPLY)
+        self.rememberAddresses(address for address, _ in entries)
+        self.send(codec.addr(entries))
 
     def msg_addr(self, message: dict) -> None:
         if not self._requireEstablished("addr"):
@@ -533,6 +563,7 @@ class Peer:
         else:
             entries = self._rateLimit(entries)
         if entries:
+            self.rememberAddresses(address for address, _ in entries)
             relay = not answer and len(message["peers"]) <= RELAY_MAX_ENTRIES
             self._manager.addressesReceived(self, entries, relay)
 

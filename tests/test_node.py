@@ -327,6 +327,56 @@ class GossipTests(SynchronousTestCase):
         self.assertEqual(before, after)
         self.assertEqual(sum(fresh in n.book for n in nodes[1:]), 3)
 
+    def test_relayGoesOnlyToPeersThatDoNotKnowTheAddress(self):
+        reactor = MemoryReactorClock()
+        hub = makeNode(6000, reactor, addr_rate_per_s=1000)
+        x, y, z = (makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(3))
+        pumps = [linkNodes(hub, other, reactor) for other in (x, y, z)]
+        fresh = Address.of("10.20.30.40", 5000)
+        reactor.advance(1)
+        # x tells the hub first (the hub relays it to y and z, the only
+        # others); then y tells it again, with a newer time: news, but every
+        # other peer of the hub already knows it, so nothing more is sent.
+        x.findPeer(hub.node_id).send(codec.addr([(fresh, int(reactor.seconds()))]))
+        for pump in pumps:
+            pump.flush()
+        self.assertTrue(all(fresh in n.book for n in (y, z)))
+        sentBefore = {p.node_id: p.messages_out for p in hub.peers()}
+        reactor.advance(5)
+        y.findPeer(hub.node_id).send(codec.addr([(fresh, int(reactor.seconds()))]))
+        for pump in pumps:
+            pump.flush()
+        self.assertEqual(hub.book.get(fresh).last_seen, reactor.seconds())
+        self.assertEqual({p.node_id: p.messages_out for p in hub.peers()}, sentBefore)
+
+    def test_periodicReadvertisementsStopAtTheFirstHop(self):
+        """
+        In a full mesh, the first advertisement of a node spreads; once every
+        link has carried its address, its later advertisements (each news:
+        a newer time) reach its direct peers and go no further.
+        """
+        reactor = MemoryReactorClock()
+        nodes = [makeNode(6000 + i, reactor, addr_rate_per_s=1000) for i in range(5)]
+        pumps = []
+        for i, a in enumerate(nodes):
+            for b in nodes[i + 1 :]:
+                pumps.append(linkNodes(a, b, reactor))
+
+        def addrMessagesAfterAdvertising() -> int:
+            before = sum(p.wire.bytesOut for n in nodes for p in n.peers())
+            counts = {id(p): p.messages_out for n in nodes for p in n.peers()}
+            reactor.advance(1)  # a newer time, and no ping or maintenance yet
+            nodes[0].advertiseAll()
+            for _ in range(5):
+                for pump in pumps:
+                    pump.flush()
+            self.assertGreater(sum(p.wire.bytesOut for n in nodes for p in n.peers()), before)
+            return sum(p.messages_out - counts[id(p)] for n in nodes for p in n.peers())
+
+        for _ in range(3):
+            addrMessagesAfterAdvertising()
+        self.assertEqual(addrMessagesAfterAdvertising(), 4)  # node 0 to its 4 peers, no relay
+
     def test_getaddrAnswerHoldsKnownAddressesButNotTheAsker(self):
         reactor = MemoryReactorClock()
         reactor.advance(1000)

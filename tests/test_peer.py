@@ -525,3 +525,40 @@ class SendBufferTests(SynchronousTestCase):
         self.assertEqual(
             [e[1]["n"] for e in manager.events if e[0] == "application"], [1, 2]
         )
+
+
+class KnownAddressTests(SynchronousTestCase):
+    """
+    Each peer remembers, up to a bound, the addresses it sent us or we sent
+    it, so that relaying never tells a peer what it knows.
+    """
+
+    def test_addressesHeardFromThePeerAreKnown(self):
+        peer, wire, transport, manager, clock = establish(
+            settings=PeerSettings(addr_bucket_tokens=1000, addr_rate_per_s=1000)
+        )
+        clock.advance(100)
+        receive(wire, {"type": "addr", "peers": ["10.1.2.3:5000"]})
+        self.assertTrue(peer.knowsAddress(Address.of("10.1.2.3", 5000)))
+        self.assertFalse(peer.knowsAddress(Address.of("10.1.2.4", 5000)))
+
+    def test_addressesSentToThePeerAreKnown(self):
+        peer, wire, transport, manager, clock = establish(Direction.INBOUND)
+        manager.known = [(Address.of("10.0.0.1", 5000), None)]
+        receive(wire, {"type": "getaddr"})
+        self.assertTrue(peer.knowsAddress(Address.of("10.0.0.1", 5000)))
+        peer.advertise()
+        self.assertTrue(peer.knowsAddress(manager.own))
+
+    def test_theOldestAreForgottenPastTheBound(self):
+        import bitp2p.peer
+
+        self.patch(bitp2p.peer, "KNOWN_ADDRESSES_PER_PEER", 3)
+        peer, wire, transport, manager, clock = establish()
+        addresses = [Address.of(f"10.0.0.{i}", 5000) for i in range(1, 6)]
+        peer.rememberAddresses(addresses[:3])
+        peer.rememberAddresses(addresses[:1])  # seen again: now the newest
+        peer.rememberAddresses(addresses[3:])
+        self.assertEqual(
+            [peer.knowsAddress(a) for a in addresses], [True, False, False, True, True]
+        )

@@ -354,7 +354,7 @@ class Peer:
         """
         own = self._manager.advertisementFor(self)
         if own is not None:
-            self.rememberAddresses((own,))
+            # Not remembered as known: we never relay our own address.
             self.send(codec.addr([(own, int(self._clock.seconds()))]))
 
     def close(self, reason: Exception) -> None:

@@ -547,8 +547,6 @@ class KnownAddressTests(SynchronousTestCase):
         manager.known = [(Address.of("10.0.0.1", 5000), None)]
         receive(wire, {"type": "getaddr"})
         self.assertTrue(peer.knowsAddress(Address.of("10.0.0.1", 5000)))
-        peer.advertise()
-        self.assertTrue(peer.knowsAddress(manager.own))
 
     def test_theOldestAreForgottenPastTheBound(self):
         import bitp2p.peer

@@ -171,6 +171,7 @@ class Peer:
     @ivar rtt_s: the round-trip time of the last answered ping, or L{None}.
     @ivar messages_in: messages received (decoded).
     @ivar messages_out: messages sent.
+    @ivar messages_ignored: messages received of a type no one handles.
     @ivar close_reason: why the connection ended or is ending, or L{None}.
     @ivar reading: whether received messages are handled: false once the
         connection is closing, and while the wire has paused reading.
@@ -186,7 +187,8 @@ class Peer:
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
-        "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "__weakref__",
+        "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "messages_ignored",
+        "__weakref__",
     )
 
     def __init__(
@@ -217,6 +219,7 @@ class Peer:
         self.rtt_s: float | None = None
         self.messages_in = 0
         self.messages_out = 0
+        self.messages_ignored = 0
         self.close_reason: Exception | None = None
         self.reading = True
         self._last_recv = 0.0
@@ -442,16 +445,27 @@ class Peer:
             handler = handlers.get(kind)
             if handler is not None:
                 handler(self, message)
-            elif self.state is not _ESTABLISHED:
+            else:
                 # An unknown type is never a violation (forward compatibility:
                 # a newer peer may announce features before its verack), but
                 # nothing is handed to the application before the handshake.
-                log.debug(
-                    "Ignoring {kind!r} from {peer} before the handshake", kind=kind, peer=self
-                )
-            else:
-                log.debug("Ignoring {kind!r} from {peer}", kind=kind, peer=self)
+                self._ignored(kind)
         return []
+
+    def _ignored(self, kind: str) -> None:
+        """
+        A message of a type no one handles was ignored. Only the first of a
+        connection is logged: twistd writes debug events to its log too,
+        and a peer must not be able to fill it.
+        """
+        self.messages_ignored += 1
+        if self.messages_ignored == 1:
+            log.debug(
+                "Ignoring {kind!r} from {peer}{when} (further ones are not logged)",
+                kind=kind,
+                peer=self,
+                when="" if self.state is _ESTABLISHED else " before the handshake",
+            )
 
     def messageReceived(self, message: dict) -> None:
         """

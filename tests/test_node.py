@@ -400,6 +400,23 @@ class GossipTests(SynchronousTestCase):
         self.assertEqual(got, [(b.node_id, {"type": "chat", "text": "hi"})])
         self.assertRaises(ValueError, a.registerHandler, "ping", lambda p, m: None)
 
+    def test_unhandledTypesAreIgnoredAndLoggedOncePerConnection(self):
+        from twisted.logger import globalLogPublisher
+
+        reactor = MemoryReactorClock()
+        a, b = makeNode(6001, reactor), makeNode(6002, reactor)
+        pump = linkNodes(a, b, reactor)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for n in range(3):
+            b.broadcast({"type": "nobody-handles-this", "n": n})
+        pump.flush()
+        ignoring = [e for e in events if "Ignoring" in e.get("log_format", "")]
+        self.assertEqual(len(ignoring), 1)
+        self.assertEqual(a.findPeer(b.node_id).messages_ignored, 3)
+        self.assertEqual(len(a.peers()), 1)
+
     def test_broadcastReachesEveryPeerAndEncodesOnce(self):
         reactor = MemoryReactorClock()
         hub = makeNode(6001, reactor)

@@ -664,7 +664,8 @@ class Node(service.Service):
                 self._notify(connected, peer)
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
-        if self._connections.pop(peer, 0) is None:
+        if peer in self._connections:
+            del self._connections[peer]
             self._counts[peer.direction] -= 1
         if peer.node_id is not None and self._by_id.get(peer.node_id) is peer:
             del self._by_id[peer.node_id]

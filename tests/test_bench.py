@@ -69,6 +69,17 @@ class BenchmarkScriptTests(SynchronousTestCase):
         out = runBench(self, "codec.py", "--number", "200", "--repeat", "1")
         self.assertRegex(out, r"conclusion: on the \d+-byte message the standard library makes")
 
+    def test_realnet(self):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        out = runBench(self, "realnet.py", "--nodes", "5", "--port", str(port), "--limit", "60")
+        self.assertRegex(
+            out, r"realnet: N=5 processes .*: full knowledge \(>= 95%, connected\) [\d.]+ s after"
+        )
+
     def test_convergence(self):
         out = runBench(self, "convergence.py", "--sizes", "12", "24", "--steady", "120")
         for n in (12, 24):

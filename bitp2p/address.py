@@ -54,9 +54,8 @@ class Address:
         @raise AddressError: if C{host} is not an IP literal or C{port} is out
             of range.
         """
-        if type(port) is not int or not 0 <= port <= 65535:
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-                raise AddressError(f"bad port {port!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise AddressError(f"bad port {port!r}")
         return cls(_normalHost(host), port)
 
 

@@ -279,7 +279,7 @@ class Node(service.Service):
         )
         self._serverFactory = PeerServerFactory(self)
         self._port: IListeningPort | None = None
-        self._listening: tuple[IListeningPort | None, Address | None] = (None, None)
+        self._listeningAddress: Address | None = None  # worked out once, in _listen
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
@@ -351,6 +351,7 @@ class Node(service.Service):
         self.save()
         if self._port is not None:
             port, self._port = self._port, None
+            self._listeningAddress = None
             closed.append(defer.maybeDeferred(port.stopListening))
         return defer.gatherResults(closed).addCallback(lambda _: None)
 
@@ -372,6 +373,11 @@ class Node(service.Service):
         if isinstance(result[0], Failure):
             result[0].raiseException()
         self._port = result[0]
+        bound = self._port.getHost()
+        host = self.config.interface
+        if host in ("0.0.0.0", "::"):
+            host = bound.host
+        self._listeningAddress = Address.of(host, bound.port)
 
     @property
     def reactor(self):
@@ -385,16 +391,7 @@ class Node(service.Service):
         """
         The address this node listens on (the real port when 0 was asked).
         """
-        port = self._port
-        if port is None:
-            return None
-        if self._listening[0] is not port:  # worked out once per port
-            bound = port.getHost()
-            host = self.config.interface
-            if host in ("0.0.0.0", "::"):
-                host = bound.host
-            self._listening = (port, Address.of(host, bound.port))
-        return self._listening[1]
+        return self._listeningAddress
 
     @property
     def listeningPort(self) -> int:

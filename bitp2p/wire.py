@@ -139,8 +139,7 @@ class JSONLineWire(LineReceiver):
                     break
         messages, violation = codec.decode_many(lines, codec.needs_exact(data))
         if violation is None and (tooLong is not None or len(self._buffer) > maxLength):
-            self._buffer = b""
-            violation = ProtocolViolation(f"message longer than {maxLength} bytes")
+            violation = self._tooLong()
         if self._pending is not None:
             # Reading is paused, yet bytes came (the transport may deliver
             # what it had already read): they queue behind those waiting.
@@ -180,10 +179,15 @@ class JSONLineWire(LineReceiver):
         self.peer.messagesReceived([message])
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        self.peer.violation(self._tooLong())
+
+    def _tooLong(self) -> ProtocolViolation:
+        """
+        The violation of a line over C{MAX_LENGTH}; what was buffered of it
+        is dropped.
+        """
         self._buffer = b""
-        self.peer.violation(
-            ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
-        )
+        return ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
 
     def connectionLost(self, reason: Failure) -> None:
         self._closing = True

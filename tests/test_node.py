@@ -32,6 +32,19 @@ def makeNode(port: int, reactor=None, **config) -> Node:
     return node
 
 
+def fullMesh(count: int, reactor) -> tuple[list[Node], list]:
+    """
+    C{count} nodes on ports 6000 and up, each linked to every other, with
+    no address rate limit to speak of; their iosim pumps.
+    """
+    nodes = [makeNode(6000 + i, reactor, addr_rate_per_s=1000) for i in range(count)]
+    pumps = []
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1 :]:
+            pumps.append(linkNodes(a, b, reactor))
+    return nodes, pumps
+
+
 class LifecycleTests(SynchronousTestCase):
     def test_listensOnConfiguredInterfaceAndPort(self):
         reactor = MemoryReactorClock()
@@ -310,11 +323,7 @@ class GossipTests(SynchronousTestCase):
 
     def test_relayStopsWhenEveryoneKnows(self):
         reactor = MemoryReactorClock()
-        nodes = [makeNode(6000 + i, reactor, addr_rate_per_s=1000) for i in range(4)]
-        pumps = []
-        for i, a in enumerate(nodes):
-            for b in nodes[i + 1 :]:
-                pumps.append(linkNodes(a, b, reactor))
+        nodes, pumps = fullMesh(4, reactor)
         fresh = Address.of("10.20.30.40", 5000)
         nodes[0].peers()[0].send(codec.addr([(fresh, int(reactor.seconds()))]))
         for _ in range(10):
@@ -356,11 +365,7 @@ class GossipTests(SynchronousTestCase):
         a newer time) reach its direct peers and go no further.
         """
         reactor = MemoryReactorClock()
-        nodes = [makeNode(6000 + i, reactor, addr_rate_per_s=1000) for i in range(5)]
-        pumps = []
-        for i, a in enumerate(nodes):
-            for b in nodes[i + 1 :]:
-                pumps.append(linkNodes(a, b, reactor))
+        nodes, pumps = fullMesh(5, reactor)
 
         def addrMessagesAfterAdvertising() -> int:
             before = sum(p.wire.bytesOut for n in nodes for p in n.peers())

@@ -147,10 +147,31 @@ def _routableHost(host: str) -> bool:
 
 def network_group(address: Address) -> str:
     """
-    The network group used to spread outbound connections: the IPv4 /16 or
-    the IPv6 /32 the address lies in.
+    The network group used to spread connections and address buckets: the
+    IPv4 /16 or the IPv6 /32 the address lies in, as a network string
+    (C{"10.1.0.0/16"}). Loopback and private ranges are grouped the same
+    way as public ones.
     """
-    ip = address.ip
+    return _groupOf(address.host)
+
+
+@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+def _groupOf(host: str) -> str:
+    ip = _ip(host)
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ipaddress.IPv4Network((int(ip) & 0xFFFF0000, 16)))
     return str(ipaddress.IPv6Network((int(ip) >> 96 << 96, 32)))
+
+
+def is_local_range(address: Address) -> bool:
+    """
+    Whether an address is loopback or private (RFC 1918, RFC 4193, link
+    local): on this machine or its local network.
+    """
+    return _localHost(address.host)
+
+
+@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+def _localHost(host: str) -> bool:
+    ip = _ip(host)
+    return ip.is_loopback or ip.is_private or ip.is_link_local

@@ -64,7 +64,25 @@ ADDR_BUCKET_TOKENS = 1000
 # An addr entry whose time is further than this in the future is clamped.
 ADDR_FUTURE_SLACK_S = 10 * 60
 
-# Address book
+# Address manager (bitp2p.addrman), Bitcoin Core's addrman numbers
+ADDRMAN_NEW_BUCKET_COUNT = 1024
+ADDRMAN_TRIED_BUCKET_COUNT = 256
+ADDRMAN_BUCKET_SIZE = 64
+ADDRMAN_TRIED_BUCKETS_PER_GROUP = 8  # one address group reaches at most 8 tried buckets
+ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP = 64  # one source group reaches at most 64 new buckets
+ADDRMAN_NEW_BUCKETS_PER_ADDRESS = 8  # most new buckets one address may sit in
+ADDRMAN_HORIZON_S = 30 * 24 * 3600  # not seen for this long: terrible
+ADDRMAN_RETRIES = 3  # failed attempts, never successful: terrible
+ADDRMAN_MAX_FAILURES = 10  # failed attempts ...
+ADDRMAN_MIN_FAIL_S = 7 * 24 * 3600  # ... with no success for this long: terrible
+ADDRMAN_REPLACEMENT_S = 4 * 3600  # a tried entry that worked this recently is kept
+ADDRMAN_TEST_WINDOW_S = 40 * 60  # an untested tried collision is resolved after this
+ADDRMAN_SET_TRIED_COLLISION_SIZE = 10  # pending tried collisions kept
+# getaddr answers: min(GETADDR_MAX_REPLY, max(23 % of the table, min(size, 100)))
+GETADDR_MAX_PCT = 23
+GETADDR_MIN_COUNT = 100
+
+# The simple address book (bitp2p.addrbook), kept as a baseline
 ADDRBOOK_MAX_ENTRIES = 20000
 RETRY_BASE_S = 2  # first retry after a failed attempt
 RETRY_MAX_S = 10 * 60  # longest wait between attempts to one address

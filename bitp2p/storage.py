@@ -3,29 +3,41 @@ The data directory: the node id and the peers file, written atomically.
 
 Layout of C{--datadir DIR}::
 
-    DIR/node_id      the node id, one line
-    DIR/peers.json   {"version": 1, "addresses": {...address book...},
-                      "discouraged": {"host": until_unix_seconds, ...}}
+    DIR/node_id       the node id, one line
+    DIR/peers.json    the address manager (L{bitp2p.addrman})
+    DIR/banlist.json  the bans (L{bitp2p.banman})
+    DIR/anchors.json  the outbound peers at the last shutdown; read and
+                      deleted at start
 
-Every write goes to a temporary file in the same directory, is fsynced, then
-renamed over the old file (and the directory fsynced), so a crash leaves
-either the old file or the new one, never half of one. A file that cannot be
-read back is moved aside (C{peers.json.damaged-<unix time>}) with a warning,
-and the node starts as if it were absent.
+The last three are I{documents}: a header line, then the body, one JSON
+value::
+
+    {"format": "bitp2p-peers", "version": 2, "sha256": "<hex of the body bytes>"}
+    {...body...}
+
+The checksum covers the body's bytes exactly as written, so truncation or a
+flipped byte is caught, and C{format} keeps a file of one kind from being read
+as another. Every write goes to a temporary file in the same directory, is
+fsynced, then renamed over the old file (and the directory fsynced), so a
+crash leaves either the old file or the new one, never half of one. A file
+that is damaged, of another kind or of an unknown version is moved aside
+(C{peers.json.damaged-<unix time>}) with a warning, and the node starts as if
+it were absent; it never crashes the node.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from bitp2p.constants import NODE_ID_FILE, NODE_ID_MAX_CHARS, PEERS_FILE
+from bitp2p.constants import NODE_ID_FILE, NODE_ID_MAX_CHARS
 
 log = Logger()
 
@@ -96,10 +108,6 @@ class DataDir:
     def node_id_path(self) -> Path:
         return self.path / NODE_ID_FILE
 
-    @property
-    def peers_path(self) -> Path:
-        return self.path / PEERS_FILE
-
     def load_node_id(self, now: float) -> str:
         """
         The node id kept here, or a new one (written at once) if there is none
@@ -119,34 +127,94 @@ class DataDir:
         atomic_write(path, node_id.encode("ascii") + b"\n")
         return node_id
 
-    def load_peers(self, now: float) -> dict[str, Any] | None:
+
+    def load_document(
+        self,
+        name: str,
+        kind: str,
+        version: int,
+        now: float,
+        upgrade: Callable[[object], Any] | None = None,
+    ) -> Any | None:
         """
-        The saved peers document, or L{None} if there is none or it is
-        damaged (then it is set aside).
+        The body of the document C{name}, or L{None} if there is none or it
+        cannot be used (then it is set aside with a warning).
+
+        @param kind: the expected C{format}.
+        @param version: the expected C{version}.
+        @param upgrade: for a file that is not a document at all but one
+            JSON value (an older bitp2p's format): returns the body it
+            stands for, or raises L{ValueError}.
         """
-        path = self.peers_path
+        path = self.path / name
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("version") != 1:
-                raise ValueError("not a bitp2p peers file")
-        except ValueError as e:
-            set_aside(path, now, str(e).splitlines()[0])
+        except OSError as e:
+            log.warn("Cannot read {path}: {error}", path=str(path), error=e)
             return None
-        return data
+        try:
+            return decode_document(raw, kind, version, upgrade)
+        except ValueError as e:
+            set_aside(path, now, str(e).splitlines()[0] if str(e) else "unreadable")
+            return None
 
-    def save_peers(self, document: dict[str, Any]) -> None:
+    def save_document(self, name: str, kind: str, version: int, body: Any) -> None:
         """
-        Write the peers document atomically.
-        """
-        atomic_write(self.peers_path, json.dumps(document, separators=(",", ":")).encode())
+        Write the document C{name} atomically.
 
-    def peers_damaged(self, now: float, why: str) -> None:
+        @raise OSError: if it cannot be written.
         """
-        The peers document parsed but its content is unusable: set it aside.
-        """
-        if self.peers_path.exists():
-            set_aside(self.peers_path, now, why)
+        atomic_write(self.path / name, encode_document(kind, version, body))
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(self.path / name)
+        except FileNotFoundError:
+            pass
+
+
+def encode_document(kind: str, version: int, body: Any) -> bytes:
+    """
+    A header line naming C{kind}, C{version} and the body's checksum, then
+    the body as JSON.
+    """
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    header = {"format": kind, "version": version, "sha256": hashlib.sha256(payload).hexdigest()}
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload + b"\n"
+
+
+def decode_document(
+    raw: bytes, kind: str, version: int, upgrade: Callable[[object], Any] | None = None
+) -> Any:
+    """
+    The body of an L{encode_document} document.
+
+    @raise ValueError: saying what is wrong: not a document, another kind,
+        another version, a checksum mismatch, a body that is not JSON.
+    """
+    head, sep, payload = raw.partition(b"\n")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or "format" not in header:
+        if upgrade is None:
+            raise ValueError("not a bitp2p document")
+        try:
+            old = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"not JSON: {e}") from None
+        return upgrade(old)
+    if header.get("format") != kind:
+        raise ValueError(f"a {header.get('format')!r} file, not {kind!r}")
+    if header.get("version") != version:
+        raise ValueError(f"{kind} version {header.get('version')!r}; this bitp2p reads {version}")
+    payload = payload.rstrip(b"\n")
+    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+        raise ValueError("checksum mismatch")
+    try:
+        return json.loads(payload)
+    except ValueError as e:
+        raise ValueError(f"body is not JSON: {e}") from None

@@ -171,7 +171,19 @@ def is_local_range(address: Address) -> bool:
     return _localHost(address.host)
 
 
+_LOCAL_RANGES = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+        "::1/128", "fc00::/7", "fe80::/10",
+    )
+)
+
+
 @functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
 def _localHost(host: str) -> bool:
+    # Not ipaddress's is_private, which also counts documentation and
+    # benchmarking ranges (192.0.2.0/24, 2001:db8::/32) that tests use as
+    # public addresses.
     ip = _ip(host)
-    return ip.is_loopback or ip.is_private or ip.is_link_local
+    return any(ip.version == n.version and ip in n for n in _LOCAL_RANGES)

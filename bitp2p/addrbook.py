@@ -1,42 +1,31 @@
 """
-The address book: which peer addresses a node knows, and whom to dial next.
+The simple address book of bitp2p 0.1, kept as a baseline.
 
-This module does address bookkeeping and selection only, as Bitcoin Core's
-addrman does; connection policy (how many to dial, when, what is excluded)
-lives in L{bitp2p.node}. Nothing here does I/O or reads a clock: every method
-that needs the time takes C{now} (unix seconds), and all randomness comes
-from the injected C{random.Random}, so behaviour is reproducible in tests.
+bitp2p's address manager is L{bitp2p.addrman}, a port of Bitcoin Core's
+addrman. This older book is kept, behind the same interface, so that the
+eclipse test and C{bench/eclipse.py} can run the same attack against both
+and show what the bucketed tables gain (C{NodeConfig(address_manager=
+"simple")} selects it). It is not meant for real use.
 
-What is stored, per address (L{AddressInfo}): when it was last seen alive
-(from gossip C{time} or our own successful connection), when we last tried
-it, when it last worked, how many attempts failed since, and whether it is a
-bootstrap seed.
+What is stored, per address (L{AddressInfo}): when it was last seen alive,
+when we last tried it, when it last worked, how many attempts failed since.
+One flat table of at most C{max_entries} addresses; a new address arriving
+when it is full evicts a terrible entry if any, else the never-successful
+entry seen longest ago, else the entry seen longest ago, so a flood of fresh
+addresses pushes out every address that never worked.
 
-Backoff: after C{n} failed attempts an address is not tried again before
-C{RETRY_BASE_S * 2**(n-1)} seconds (capped at C{RETRY_MAX_S}) have passed
-since the last try, so a dead seed is retried every 2, 4, 8 ... seconds up to
-every 10 minutes, never in a tight loop.
-
-Selection (L{AddressBook.select}): among ready addresses not excluded, those
-outside the network groups already used (IPv4 /16, IPv6 /32) come first, so
-outbound connections spread over networks (an eclipse attacker must control
-many groups); if none is left, any group will do. Addresses that worked
-before are chosen with probability 0.8 when there are also untried ones, and
-within each set an address with C{n} failures weighs C{1/(1+n)}.
-
-Getaddr answers (L{AddressBook.sample}) share only addresses that are not
-"terrible": not seen for 30 days, too far in the future, or failing many
-times without ever working.
-
-When the book is full, adding evicts one non-seed entry: a terrible one if
-any, else the never-successful one seen longest ago, else the one seen
-longest ago. L{AddressBook.check} re-verifies the invariants.
+Selection (L{AddressBook.select}): an address that worked before with
+probability 0.8 when there are also untried ones, uniformly within each set,
+an address with C{n} failures accepted with probability C{1/(1+n)}. Getaddr
+answers (L{AddressBook.get_addr}) share up to C{max_count} entries that are
+not "terrible": not seen for 30 days, too far in the future, or failing many
+times without ever working. L{AddressBook.check} re-verifies the invariants.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, Collection, Iterator
+from typing import Any, Iterable, Iterator
 
 import attrs
 
@@ -46,8 +35,7 @@ from bitp2p.constants import (
     ADDR_HORIZON_S,
     ADDR_MAX_FAILURES,
     ADDRBOOK_MAX_ENTRIES,
-    RETRY_BASE_S,
-    RETRY_MAX_S,
+    GETADDR_MAX_REPLY,
 )
 
 # Chance that select() picks among addresses that worked before, when there
@@ -55,6 +43,8 @@ from bitp2p.constants import (
 WORKED_PREFERENCE = 0.8
 # Never-successful addresses with this many failures are not shared.
 NEVER_WORKED_MAX_FAILURES = 3
+# Random draws select() makes before settling for its last candidate.
+_SELECT_DRAWS = 64
 
 
 class AddressBookError(ValueError):
@@ -74,15 +64,19 @@ class AddressInfo:
     last_tried: float = 0.0
     last_success: float = 0.0
     attempts: int = 0
-    seed: bool = False
+
+    @property
+    def failures(self) -> int:
+        """
+        Failed attempts since the last success (the node's retry backoff).
+        """
+        return self.attempts
 
     def is_terrible(self, now: float) -> bool:
         """
-        Not worth sharing: a seed never is; otherwise an address seen too
-        long ago (or never), too far in the future, or failing repeatedly.
+        Not worth sharing: an address seen too long ago (or never), too far
+        in the future, or failing repeatedly.
         """
-        if self.seed:
-            return False
         if self.last_seen > now + ADDR_FUTURE_SLACK_S:
             return True
         if self.last_success == 0 and self.attempts >= NEVER_WORKED_MAX_FAILURES:
@@ -96,7 +90,7 @@ class AddressInfo:
 
 class AddressBook:
     """
-    Known addresses, keyed by L{Address}.
+    Known addresses, keyed by L{Address}, in one flat table.
     """
 
     def __init__(
@@ -105,6 +99,10 @@ class AddressBook:
         self._rng = rng if rng is not None else random.Random()
         self._max = max_entries
         self._entries: dict[Address, AddressInfo] = {}
+        # For O(1) random choice: every address, and its index in the list.
+        self._order: list[Address] = []
+        self._index: dict[Address, int] = {}
+        self._worked = 0  # entries with last_success > 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -119,16 +117,21 @@ class AddressBook:
         return self._entries.get(address)
 
     def add(
-        self, address: Address, now: float, seen: float | None = None, seed: bool = False
-    ) -> bool:
+        self,
+        entries: Iterable[tuple[Address, float | None]],
+        source: Address | None,
+        now: float,
+        penalty_s: float = 0.0,
+    ) -> int:
         """
-        Learn an address.
+        Learn addresses (C{source} and C{penalty_s} are not used: this book
+        does not care who told it).
 
-        @param seen: when it was last seen alive, if known.
-        @return: whether this was news worth relaying: the address is new, or
-            C{seen} is later than what the book had. Unroutable addresses are
-            refused (C{False}).
+        @return: how many were news: new, or seen later than the book had.
         """
+        return sum(self._addOne(address, now, seen) for address, seen in entries)
+
+    def _addOne(self, address: Address, now: float, seen: float | None) -> bool:
         if not is_routable(address):
             return False
         if seen is not None and seen > now + ADDR_FUTURE_SLACK_S:
@@ -137,127 +140,134 @@ class AddressBook:
         if info is None:
             if len(self._entries) >= self._max and not self._evict(now):
                 return False
-            self._entries[address] = AddressInfo(
-                address, last_seen=seen if seen is not None else 0.0, seed=seed
-            )
+            self._insert(AddressInfo(address, last_seen=seen if seen is not None else 0.0))
             return True
-        if seed:
-            info.seed = True
         if seen is not None and seen > info.last_seen:
             info.last_seen = seen
             return True
         return False
 
+    def _insert(self, info: AddressInfo) -> None:
+        self._entries[info.address] = info
+        self._index[info.address] = len(self._order)
+        self._order.append(info.address)
+        if info.last_success > 0:
+            self._worked += 1
+
     def remove(self, address: Address) -> None:
-        self._entries.pop(address, None)
+        info = self._entries.pop(address, None)
+        if info is None:
+            return
+        if info.last_success > 0:
+            self._worked -= 1
+        i = self._index.pop(address)
+        last = self._order.pop()
+        if last != address:
+            self._order[i] = last
+            self._index[last] = i
 
-    def _info(self, address: Address) -> AddressInfo | None:
-        info = self._entries.get(address)
-        if info is None and self.add(address, 0.0):
-            info = self._entries[address]
-        return info
-
-    def mark_attempt(self, address: Address, now: float) -> None:
+    def attempt(self, address: Address, now: float, count_failure: bool = True) -> None:
         """
         We started dialing C{address}.
         """
-        info = self._info(address)
+        info = self._entries.get(address)
         if info is not None:
             info.last_tried = now
 
-    def mark_success(self, address: Address, now: float) -> None:
+    def good(self, address: Address, now: float, test_before_evict: bool = True) -> bool:
         """
         A connection to C{address} completed its handshake.
-        """
-        info = self._info(address)
-        if info is not None:
-            info.last_success = info.last_seen = now
-            info.attempts = 0
 
-    def mark_failure(self, address: Address, now: float) -> None:
+        @return: whether it had never worked before.
+        """
+        info = self._entries.get(address)
+        if info is None:
+            return False
+        first = info.last_success == 0
+        if first:
+            self._worked += 1
+        info.last_success = info.last_seen = info.last_tried = now
+        info.attempts = 0
+        return first
+
+    def failed(self, address: Address, now: float) -> None:
         """
         An attempt to reach C{address} failed.
         """
-        info = self._info(address)
+        info = self._entries.get(address)
         if info is not None:
             info.attempts += 1
-            if info.last_tried == 0:
-                info.last_tried = now
 
-    def retry_delay(self, attempts: int) -> float:
-        """
-        Seconds to wait after the last try, given the failures so far.
-        """
-        if attempts <= 0:
-            return 0.0
-        return float(min(RETRY_BASE_S * 2 ** min(attempts - 1, 32), RETRY_MAX_S))
-
-    def _readyAt(self, info: AddressInfo) -> float:
-        return info.last_tried + self.retry_delay(info.attempts)
-
-    def is_ready(self, address: Address, now: float) -> bool:
+    def connected(self, address: Address, now: float) -> None:
         info = self._entries.get(address)
-        return info is not None and now >= self._readyAt(info)
+        if info is not None:
+            info.last_seen = now
 
-    def next_ready_time(self, now: float, exclude: Collection[Address] = ()) -> float | None:
+    def select(self, now: float, new_only: bool = False) -> AddressInfo | None:
         """
-        The earliest time a non-excluded entry may be dialed, or L{None}.
+        Choose one address to dial, or L{None} if the book is empty.
         """
-        times = [self._readyAt(i) for a, i in self._entries.items() if a not in exclude]
-        return max(now, min(times)) if times else None
+        if not self._order:
+            return None
+        worked = self._worked
+        untried = len(self._order) - worked
+        if new_only:
+            if not untried:
+                return None
+            want_worked = False
+        elif worked and untried:
+            want_worked = self._rng.random() < WORKED_PREFERENCE
+        else:
+            want_worked = worked > 0
+        candidate = None
+        for _ in range(_SELECT_DRAWS):
+            info = self._entries[self._order[self._rng.randrange(len(self._order))]]
+            if (info.last_success > 0) is not want_worked:
+                continue
+            candidate = info
+            if self._rng.random() < 1.0 / (1 + info.attempts):
+                return info
+        return candidate
 
-    def select(
+    def select_tried_collision(self, now: float) -> AddressInfo | None:
+        return None  # one flat table: no collisions to test
+
+    def resolve_collisions(self, now: float) -> None:
+        pass
+
+    def get_addr(
         self,
         now: float,
-        exclude: Collection[Address] = (),
-        exclude_groups: Collection[str] = (),
-    ) -> Address | None:
+        max_count: int = GETADDR_MAX_REPLY,
+        max_pct: int = 100,
+        min_count: int = 0,
+    ) -> list[AddressInfo]:
         """
-        Choose one address to dial, or L{None} if nothing is eligible.
-        """
-        from bitp2p.address import network_group
-
-        ready = [
-            info
-            for address, info in self._entries.items()
-            if now >= self._readyAt(info) and address not in exclude
-        ]
-        if not ready:
-            return None
-        if exclude_groups:
-            spread = [i for i in ready if network_group(i.address) not in exclude_groups]
-            if spread:
-                ready = spread
-        worked = [i for i in ready if i.last_success > 0]
-        untried = [i for i in ready if i.last_success == 0]
-        if worked and untried:
-            pool = worked if self._rng.random() < WORKED_PREFERENCE else untried
-        else:
-            pool = worked or untried
-        weights = [1.0 / (1 + i.attempts) for i in pool]
-        return self._rng.choices(pool, weights)[0].address
-
-    def sample(self, count: int, now: float) -> list[AddressInfo]:
-        """
-        A random sample of at most C{count} entries believed reachable.
+        A random sample of at most C{max_count} entries believed reachable
+        (this book hands out as much as it can: C{max_pct} and
+        C{min_count} are not used).
         """
         good = [i for i in self._entries.values() if not i.is_terrible(now)]
-        if len(good) <= count:
+        if len(good) <= max_count:
             self._rng.shuffle(good)
             return good
-        return self._rng.sample(good, count)
+        return self._rng.sample(good, max_count)
 
     def _evict(self, now: float) -> bool:
-        candidates = [i for i in self._entries.values() if not i.seed]
-        if not candidates:
+        """
+        Make room: remove the worst 1 % of the book (terrible entries first,
+        then never-successful ones, each seen longest ago first). A batch,
+        so that a flood costs one sort per hundred additions, not a scan
+        per addition.
+        """
+        if not self._entries:
             return False
-        terrible = [i for i in candidates if i.is_terrible(now)]
-        if terrible:
-            victim = min(terrible, key=lambda i: i.last_seen)
-        else:
-            never = [i for i in candidates if i.last_success == 0]
-            victim = min(never or candidates, key=lambda i: i.last_seen)
-        del self._entries[victim.address]
+        ranked = sorted(
+            self._entries.values(),
+            key=lambda i: (not i.is_terrible(now), i.last_success > 0, i.last_seen),
+        )
+        for info in ranked[: max(1, self._max // 100)]:
+            self.remove(info.address)
         return True
 
     def check(self) -> None:
@@ -277,6 +287,13 @@ class AddressBook:
                 raise AddressBookError(f"{address}: negative attempts")
             if min(info.last_seen, info.last_tried, info.last_success) < 0:
                 raise AddressBookError(f"{address}: negative time")
+            i = self._index.get(address)
+            if i is None or not 0 <= i < len(self._order) or self._order[i] != address:
+                raise AddressBookError(f"{address}: not at its index")
+        if len(self._order) != len(self._entries) or len(self._index) != len(self._entries):
+            raise AddressBookError("index out of step with the entries")
+        if self._worked != sum(i.last_success > 0 for i in self._entries.values()):
+            raise AddressBookError("count of entries that worked is wrong")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -288,7 +305,6 @@ class AddressBook:
                     "last_tried": i.last_tried,
                     "last_success": i.last_success,
                     "attempts": i.attempts,
-                    "seed": i.seed,
                 }
                 for i in self._entries.values()
             ],
@@ -314,8 +330,12 @@ class AddressBook:
         book = cls(rng=rng, max_entries=max_entries)
         for item in entries:
             info = _infoFrom(item)
-            if info is not None and len(book._entries) < max_entries:
-                book._entries[info.address] = info
+            if (
+                info is not None
+                and info.address not in book._entries
+                and len(book._entries) < max_entries
+            ):
+                book._insert(info)
         return book
 
 
@@ -326,7 +346,6 @@ def _infoFrom(item: object) -> AddressInfo | None:
         address = parse_address(item["addr"])
         times = [item.get(k, 0) for k in ("last_seen", "last_tried", "last_success")]
         attempts = item.get("attempts", 0)
-        seed = item.get("seed", False)
     except (KeyError, AddressError):
         return None
     if not is_routable(address):
@@ -335,6 +354,4 @@ def _infoFrom(item: object) -> AddressInfo | None:
         return None
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
         return None
-    if not isinstance(seed, bool):
-        return None
-    return AddressInfo(address, float(times[0]), float(times[1]), float(times[2]), attempts, seed)
+    return AddressInfo(address, float(times[0]), float(times[1]), float(times[2]), attempts)

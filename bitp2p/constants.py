@@ -89,10 +89,32 @@ RETRY_MAX_S = 10 * 60  # longest wait between attempts to one address
 ADDR_HORIZON_S = 30 * 24 * 3600  # not seen for this long: not worth sharing
 ADDR_MAX_FAILURES = 10  # failures with no success: not worth sharing
 
-# Misbehaviour: violations per host before it is discouraged, and for how long.
+# Connection manager
+OUTBOUND_SELECT_TRIES = 100  # addresses drawn per maintenance round at most
+RECENT_TRY_S = 10 * 60  # an address tried this recently is skipped ...
+RECENT_TRY_TRIES = 30  # ... by the first 30 draws of a round (Bitcoin Core)
+FEELER_INTERVAL_S = 2 * 60  # mean time between feeler connections
+FEELER_TIMEOUT_S = 10  # a feeler or addr-fetch waits this long for its getaddr answer
+ADDR_FETCH_TIMEOUT_S = 30  # ... and an addr-fetch (--seednode) connection this long
+MANUAL_RETRY_MAX_S = 60  # --addnode / --connect peers are redialed at most this far apart
+# An inbound connection is refused when its network group already holds
+# this share of the inbound slots (1/8: 14 of the default 117), or 4 if more.
+INBOUND_GROUP_SHARE = 8
+INBOUND_GROUP_MIN = 4
+# Addresses relayed by others are stored as seen this much earlier than
+# they say (Bitcoin Core's 2 h penalty); an addr entry without a time, or
+# with one too far in the future, is stored as seen 5 days ago.
+ADDR_TIME_PENALTY_S = 2 * 3600
+ADDR_UNKNOWN_AGE_S = 5 * 24 * 3600
+
+# Misbehaviour: violations per host before it is discouraged (in memory), and
+# for how long; default length of a ban.
 DISCOURAGE_THRESHOLD = 5
 DISCOURAGE_S = 24 * 3600
+DEFAULT_BAN_S = 24 * 3600
 
 # Persistence file names inside --datadir
 NODE_ID_FILE = "node_id"
 PEERS_FILE = "peers.json"
+BANLIST_FILE = "banlist.json"
+ANCHORS_FILE = "anchors.json"

@@ -1,17 +1,52 @@
 """
 The node: a C{twisted.application} service that listens, dials, and keeps a
-healthy set of peers.
+healthy, diverse set of peers.
 
 L{Node} owns everything that spans connections: the listening port, the
-server and client factories, the live L{Peer}s, the
-L{AddressBook<bitp2p.addrbook.AddressBook>}, the discouraged hosts, the data
-directory, and four L{LoopingCall}s:
+server and client factories, the live L{Peer}s, the address manager
+(L{AddrMan<bitp2p.addrman.AddrMan>}), the bans and discouraged hosts
+(L{BanMan<bitp2p.banman.BanMan>}), the data directory, and four
+L{LoopingCall}s:
 
   - ping: every C{ping_interval_s}, ping every established peer;
-  - maintenance: every C{maintenance_interval_s}, dial addresses from the book
-    while fewer than C{max_outbound} outbound connections exist;
+  - maintenance: every C{maintenance_interval_s}, the connection manager's
+    round (below);
   - advertise: every C{advertise_interval_s}, tell every peer our address;
-  - save: every C{save_interval_s}, write the peers file (with C{datadir}).
+  - save: every C{save_interval_s}, write the peers and ban files.
+
+The connection manager, modelled on Bitcoin Core's CConnman, is the
+maintenance round:
+
+  - manual peers (C{--addnode}, C{--connect}) are kept connected, redialed
+    with backoff, outside the C{max_outbound} count;
+  - C{--seednode} addresses are dialed once for their addresses
+    (ADDR_FETCH connections, closed once the C{getaddr} answer arrives);
+  - unless C{--connect} is given, the outbound slots are filled: first with
+    the anchors (the outbound peers of the last run), then with addresses
+    drawn from the address manager, never two in one network group (IPv4
+    /16, IPv6 /32), never a banned, discouraged, busy or own address, and
+    not an address in its retry backoff;
+  - when the outbound slots are full, a feeler connection (one at a time,
+    about every C{feeler_interval_s}) tests an address of the "new" table
+    (or the old entry of a pending "tried" collision); one that answers is
+    promoted to "tried", and the feeler closes.
+
+Inbound connections are accepted up to the slots C{max_connections} leaves
+after the outbound ones, at most C{1/INBOUND_GROUP_SHARE} of them from one
+network group; when full, one is evicted by Bitcoin Core's rules
+(L{bitp2p.eviction}). Banned hosts are refused; discouraged ones may only
+take a free slot, never the last, and never evict.
+
+Local networks: loopback and private addresses are grouped by /16 like
+public ones, so nodes on 127.1.0.1 and 127.2.0.1 are in different groups.
+But a loopback or private address in one of the node's own groups (that of
+its listening address, of the local end of its connections, and 127.0.0.0/16
+when it listens on all interfaces) is on the same machine or network as the
+node: such addresses are exempt from the one-per-group rule and the inbound
+group cap, so that many nodes on one address (C{127.0.0.1}, ports 5000,
+5001, ...) still form a network. An attacker cannot use this from outside:
+loopback addresses are only accepted from loopback peers, and public
+addresses never get the exemption.
 
 It implements L{PeerManager<bitp2p.peer.PeerManager>}, the narrow interface
 through which each L{Peer} asks about the rest of the network. All time comes
@@ -21,7 +56,10 @@ with L{twisted.internet.task.Clock} or C{MemoryReactorClock}.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import random
+import secrets
 from typing import Callable
 
 import attrs
@@ -43,31 +81,59 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bitp2p import codec
-from bitp2p.address import Address, AddressError, network_group, split_host_port
+from bitp2p.address import (
+    Address,
+    AddressError,
+    is_local_range,
+    network_group,
+    parse_address,
+    split_host_port,
+)
 from bitp2p.addrbook import AddressBook, AddressBookError
+from bitp2p.addrman import AddrMan, AddrManError
+from bitp2p.banman import BanError, BanMan
 from bitp2p.constants import (
     ADDR_BUCKET_TOKENS,
+    ADDR_FETCH_TIMEOUT_S,
     ADDR_FUTURE_SLACK_S,
     ADDR_RATE_PER_S,
+    ADDR_TIME_PENALTY_S,
+    ADDR_UNKNOWN_AGE_S,
     ADVERTISE_INTERVAL_S,
+    ANCHORS_FILE,
+    BANLIST_FILE,
     CONNECT_TIMEOUT_S,
+    DEFAULT_BAN_S,
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
     DEFAULT_SEED_HOST,
     DEFAULT_SEED_PORTS,
     DISCOURAGE_S,
     DISCOURAGE_THRESHOLD,
+    FEELER_INTERVAL_S,
+    FEELER_TIMEOUT_S,
+    GETADDR_MAX_PCT,
+    GETADDR_MIN_COUNT,
     HANDSHAKE_TIMEOUT_S,
     INACTIVITY_TIMEOUT_S,
+    INBOUND_GROUP_MIN,
+    INBOUND_GROUP_SHARE,
     LISTEN_BACKLOG,
     MAINTENANCE_INTERVAL_S,
+    MANUAL_RETRY_MAX_S,
     MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
     MAX_OUTBOUND,
     MAX_SEND_BUFFER_BYTES,
+    OUTBOUND_SELECT_TRIES,
+    PEERS_FILE,
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
+    RECENT_TRY_S,
+    RECENT_TRY_TRIES,
     RELAY_FANOUT,
+    RETRY_BASE_S,
+    RETRY_MAX_S,
     SAVE_INTERVAL_S,
     SEED_FALLBACK_S,
     USER_AGENT,
@@ -81,7 +147,8 @@ from bitp2p.errors import (
     ProtocolViolation,
     SelfConnection,
 )
-from bitp2p.peer import Direction, Peer, PeerSettings
+from bitp2p.eviction import EvictionCandidate, select_to_evict
+from bitp2p.peer import ConnectionType, Direction, Peer, PeerSettings
 from bitp2p.storage import DataDir, new_node_id
 from bitp2p.wire import JSONLineWire
 
@@ -89,9 +156,13 @@ log = Logger()
 
 # An addr entry seen longer ago than this is stored but not relayed.
 RELAY_FRESH_S = 10 * 60
-# When inbound slots are full, the peers with the fastest pings are never
-# evicted (Bitcoin Core protects 8 by ping time, with many more slots).
-EVICTION_PROTECT_FASTEST = 4
+# Saved document kinds and versions (see bitp2p.storage).
+PEERS_FORMAT = ("bitp2p-peers", 2)
+BANLIST_FORMAT = ("bitp2p-banlist", 1)
+ANCHORS_FORMAT = ("bitp2p-anchors", 1)
+# Connections that exist for one job and close: not peers in the usual sense
+# (no relay, no broadcast, no observers).
+SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
 
 MessageHandler = Callable[[Peer, dict], object]
 
@@ -108,16 +179,44 @@ def _non_negative_int(instance, attribute, value) -> None:
         )
 
 
+def _optional_positive_int(instance, attribute, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"{attribute.name.replace('_', '-')} must be a whole number >= 1, not {value!r}"
+        )
+
+
 def _port(instance, attribute, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
         raise ValueError(f"port must be in 0..65535, not {value!r}")
 
 
-def _seeds(instance, attribute, value) -> None:
+def _hostPorts(instance, attribute, value) -> None:
     if value is None:
         return
-    for seed in value:
-        split_host_port(seed)
+    for entry in value:
+        split_host_port(entry)
+
+
+def _tupleOrNone(value):
+    return None if value is None else tuple(value)
+
+
+def _addressManager(instance, attribute, value) -> None:
+    if value not in ("addrman", "simple"):
+        raise ValueError(f"address-manager must be 'addrman' or 'simple', not {value!r}")
+
+
+def retry_delay(failures: int) -> float:
+    """
+    Seconds to wait after a try, given the failures since the last success:
+    C{RETRY_BASE_S * 2**(failures-1)}, at most C{RETRY_MAX_S}; 0 for none.
+    So a dead address is retried after 2, 4, 8 ... seconds, up to every 10
+    minutes, never in a tight loop.
+    """
+    if failures <= 0:
+        return 0.0
+    return float(min(RETRY_BASE_S * 2 ** min(failures - 1, 32), RETRY_MAX_S))
 
 
 @attrs.frozen
@@ -129,23 +228,41 @@ class NodeConfig:
     @ivar port: the TCP port to listen on; 0 picks a free one.
     @ivar interface: the address to listen on (C{0.0.0.0}: all IPv4, C{::}: all).
     @ivar seeds: C{HOST:PORT} bootstrap addresses (host names resolve to all
-        their addresses); L{None} for the built-in list, C{()} for none.
-    @ivar datadir: where the node id and peers file are kept, or L{None}.
+        their addresses), used when the address manager is empty, or when
+        there is still no peer C{seed_fallback_s} after start; L{None} for
+        the built-in list, C{()} for none.
+    @ivar addnodes: C{HOST:PORT} peers always kept connected (C{--addnode}).
+    @ivar connect: C{HOST:PORT} peers to connect to, and only those: no
+        automatic outbound connections, no seeds, no feelers (C{--connect}).
+    @ivar seednodes: C{HOST:PORT} nodes dialed once at start to fetch
+        addresses (C{--seednode}).
+    @ivar datadir: where the node id, peers, bans and anchors are kept, or
+        L{None}.
     @ivar node_id: a fixed node id; by default it comes from C{datadir} or is
         new and random.
     @ivar listen: whether to listen at all.
+    @ivar max_inbound_per_group: most inbound connections from one network
+        group; L{None}: 1/8 of the inbound slots, and at least 4.
+    @ivar address_manager: C{"addrman"} (Bitcoin Core's bucketed tables, the
+        default) or C{"simple"} (bitp2p 0.1's flat book, for comparison).
     """
 
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
     interface: str = DEFAULT_INTERFACE
     seeds: tuple[str, ...] | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else tuple(v), validator=_seeds
+        default=None, converter=_tupleOrNone, validator=_hostPorts
     )
+    addnodes: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
+    connect: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
+    seednodes: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
     datadir: str | None = None
     node_id: str | None = None
     listen: bool = True
     max_outbound: int = attrs.field(default=MAX_OUTBOUND, validator=_non_negative_int)
     max_connections: int = attrs.field(default=MAX_CONNECTIONS, validator=_non_negative_int)
+    max_inbound_per_group: int | None = attrs.field(
+        default=None, validator=_optional_positive_int
+    )
     ping_interval_s: float = attrs.field(default=PING_INTERVAL_S, validator=_positive)
     ping_timeout_s: float = attrs.field(default=PING_TIMEOUT_S, validator=_positive)
     handshake_timeout_s: float = attrs.field(default=HANDSHAKE_TIMEOUT_S, validator=_positive)
@@ -156,18 +273,21 @@ class NodeConfig:
     advertise_interval_s: float = attrs.field(default=ADVERTISE_INTERVAL_S, validator=_positive)
     save_interval_s: float = attrs.field(default=SAVE_INTERVAL_S, validator=_positive)
     seed_fallback_s: float = attrs.field(default=SEED_FALLBACK_S, validator=_positive)
+    feeler_interval_s: float = attrs.field(default=FEELER_INTERVAL_S, validator=_positive)
     connect_timeout_s: float = attrs.field(default=CONNECT_TIMEOUT_S, validator=_positive)
     max_message_bytes: int = attrs.field(default=MAX_MESSAGE_BYTES, validator=_positive)
     max_send_buffer_bytes: int = attrs.field(default=MAX_SEND_BUFFER_BYTES, validator=_positive)
     addr_rate_per_s: float = attrs.field(default=ADDR_RATE_PER_S, validator=_positive)
     addr_bucket_tokens: float = attrs.field(default=ADDR_BUCKET_TOKENS, validator=_positive)
     discourage_threshold: int = attrs.field(default=DISCOURAGE_THRESHOLD, validator=_positive)
+    address_manager: str = attrs.field(default="addrman", validator=_addressManager)
     user_agent: str = USER_AGENT
 
     @property
     def outbound_slots(self) -> int:
         """
-        Outbound connections kept: C{max_outbound}, within C{max_connections}.
+        Automatic outbound connections kept: C{max_outbound}, within
+        C{max_connections}.
         """
         return min(self.max_outbound, self.max_connections)
 
@@ -178,6 +298,15 @@ class NodeConfig:
         outbound slots are reserved.
         """
         return self.max_connections - self.outbound_slots
+
+    @property
+    def inbound_group_cap(self) -> int:
+        """
+        Most inbound connections from one network group.
+        """
+        if self.max_inbound_per_group is not None:
+            return self.max_inbound_per_group
+        return max(INBOUND_GROUP_MIN, self.inbound_slots // INBOUND_GROUP_SHARE)
 
     def seed_list(self) -> list[tuple[str, int]]:
         """
@@ -207,46 +336,49 @@ class PeerClientFactory(ClientFactory):
     Builds the protocol of one outbound connection.
 
     @ivar dialed: the address dialed, when it is an IP literal.
+    @ivar kind: the L{ConnectionType} of the connection.
     """
 
     noisy = False
 
-    def __init__(self, node: Node, dialed: Address | None) -> None:
+    def __init__(self, node: Node, dialed: Address | None, kind: ConnectionType) -> None:
         self.node = node
         self.dialed = dialed
+        self.kind = kind
 
     def buildProtocol(self, addr):
-        return self.node._buildPeer(Direction.OUTBOUND, self.dialed)
+        return self.node._buildPeer(Direction.OUTBOUND, self.dialed, self.kind, addr)
 
 
-class _Unreachable:
+@attrs.define(eq=False)
+class _Manual:
     """
-    The addresses maintenance must not dial: our own, the connected and the
-    dialing ones, and those of discouraged hosts. A view, not a copy.
+    One C{--addnode} or C{--connect} peer, and its redial state.
     """
 
-    def __init__(self, node: Node, now: float) -> None:
-        self._node = node
-        self._busy = node._busyAddresses()
-        self._now = now
+    host: str
+    port: int
+    address: Address | None
+    failures: int = 0
+    next_try: float = 0.0
+    peer: Peer | None = None
+    dialing: bool = False
 
-    def __contains__(self, address: object) -> bool:
-        return (
-            address in self._busy
-            or address in self._node._own
-            or self._node.isDiscouraged(address.host, self._now)  # type: ignore[attr-defined]
-        )
+    def __str__(self) -> str:
+        return str(self.address) if self.address is not None else f"{self.host}:{self.port}"
 
 
 class Node(service.Service):
     """
     A bitp2p node. Start it as a service (C{setServiceParent},
     C{startService}); stop it with C{stopService}, which closes every
-    connection and saves the address book.
+    connection and saves the address manager, the bans and the anchors.
 
     @ivar config: the L{NodeConfig}.
     @ivar node_id: this node's id.
-    @ivar book: the L{AddressBook} of known addresses.
+    @ivar book: the address manager (L{AddrMan}, or the simple
+        L{AddressBook} when C{config.address_manager} is C{"simple"}).
+    @ivar bans: the L{BanMan}: bans (saved) and discouraged hosts (not).
     """
 
     name = "bitp2p-node"
@@ -261,7 +393,13 @@ class Node(service.Service):
             from twisted.internet import reactor
         self.config = config = config if config is not None else NodeConfig()
         self._reactor = reactor
-        self._rng = rng if rng is not None else random.Random()
+        # Selection, relay targets and eviction must be unpredictable to an
+        # attacker who sees our ping nonces: the default source is the
+        # system's, not a Mersenne Twister (tests inject a seeded one).
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self._secret = (lambda n: rng.randbytes(n)) if rng is not None else secrets.token_bytes
+        self._relayKey = self._secret(32)
+        self._groupKey = self._secret(32)
         self._datadir = DataDir(config.datadir) if config.datadir else None
         if config.node_id is not None:
             self.node_id = config.node_id
@@ -269,7 +407,8 @@ class Node(service.Service):
             self.node_id = self._datadir.load_node_id(reactor.seconds())
         else:
             self.node_id = new_node_id()
-        self.book = AddressBook(rng=self._rng)
+        self.book = self._newBook()
+        self.bans = BanMan()
         self._settings = PeerSettings(
             handshake_timeout_s=config.handshake_timeout_s,
             ping_timeout_s=config.ping_timeout_s,
@@ -283,19 +422,33 @@ class Node(service.Service):
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
-        # Connections by direction, kept as they come and go: accepting one
-        # must not cost a walk over thousands.
-        self._counts = {Direction.INBOUND: 0, Direction.OUTBOUND: 0}
+        # Connections by kind, and inbound ones by network group, kept as
+        # they come and go: accepting one must not cost a walk over thousands.
+        self._counts = {kind: 0 for kind in ConnectionType}
+        self._inboundGroups: dict[str, int] = {}
+        self._groupOf: dict[Peer, str | None] = {}
         self._by_id: dict[str, Peer] = {}
         self._dialing: dict[Address, Deferred] = {}
+        self._dialKinds: dict[Address, ConnectionType] = {}
         self._own: set[Address] = set()
+        self._localGroups: set[str] = set()
         self._violations: dict[str, int] = {}
-        self._discouraged: dict[str, float] = {}
         self._handlers: dict[str, MessageHandler] = {}
         self._observers: list[tuple[Callable | None, Callable | None]] = []
         self._closing: list[tuple[Peer, Deferred]] = []
         self._seed_timer = None
         self._started_at = 0.0
+        self._anchors: list[Address] = []
+        self._manual = [
+            _Manual(host, port, _literal(host, port))
+            for host, port in (
+                split_host_port(entry) for entry in (*config.connect, *config.addnodes)
+            )
+        ]
+        self._fetches: list[list] = []  # [host, port, next_try, failures] per --seednode
+        self._fetching = False
+        self._feeler: Address | None = None
+        self._nextFeeler = 0.0
         self._loops: list[tuple[LoopingCall, float]] = []
         for method, interval in (
             (self._maintain, config.maintenance_interval_s),
@@ -310,6 +463,11 @@ class Node(service.Service):
     def __repr__(self) -> str:
         return f"<Node {self.node_id[:8]} {self.listeningAddress}>"
 
+    def _newBook(self):
+        if self.config.address_manager == "simple":
+            return AddressBook(rng=self._rng)
+        return AddrMan(rng=self._rng, key=self._secret(32))
+
     # -- service --------------------------------------------------------------
 
     def privilegedStartService(self) -> None:
@@ -321,12 +479,15 @@ class Node(service.Service):
         service.Service.startService(self)
         now = self._started_at = self._reactor.seconds()
         self._load(now)
-        if not any(not info.seed for info in self.book):
-            self._addSeeds()
-        else:
-            self._seed_timer = self._reactor.callLater(
-                self.config.seed_fallback_s, self._seedFallback
-            )
+        self._nextFeeler = now + self._feelerDelay()
+        self._fetches = [[host, port, now, 0] for host, port in map(split_host_port, self.config.seednodes)]
+        if not self.config.connect:
+            if len(self.book) == 0:
+                self._addSeeds()
+            else:
+                self._seed_timer = self._reactor.callLater(
+                    self.config.seed_fallback_s, self._seedFallback
+                )
         for loop, interval in self._loops:
             loop.start(interval, now=loop.f == self._maintain)
         log.info(
@@ -343,6 +504,7 @@ class Node(service.Service):
         if self._seed_timer is not None and self._seed_timer.active():
             self._seed_timer.cancel()
         self._seed_timer = None
+        self._saveAnchors()
         for d in list(self._dialing.values()):
             d.cancel()
         closed = [self._whenClosed(peer) for peer in self._connections]
@@ -377,7 +539,11 @@ class Node(service.Service):
         host = self.config.interface
         if host in ("0.0.0.0", "::"):
             host = bound.host
+            # Listening on every interface includes loopback.
+            self._localGroups.add(network_group(Address.of("::1" if ":" in host else "127.0.0.1", 0)))
         self._listeningAddress = Address.of(host, bound.port)
+        if not self._listeningAddress.ip.is_unspecified:
+            self._localGroups.add(network_group(self._listeningAddress))
 
     @property
     def reactor(self):
@@ -432,7 +598,7 @@ class Node(service.Service):
             return defer.fail(
                 LimitReached(f"{self.config.max_connections} connections already")
             )
-        return self._dial(host, port, address)
+        return self._dial(host, port, address, ConnectionType.MANUAL)
 
     def disconnect(self, node_id: str) -> Deferred[None]:
         """
@@ -467,9 +633,10 @@ class Node(service.Service):
 
     def peers(self) -> list[Peer]:
         """
-        The established peers.
+        The established peers (feeler and address-fetch connections, which
+        close as soon as their job is done, are not counted).
         """
-        return [p for p in self._connections if p.established]
+        return [p for p in self._connections if p.established and p.kind not in SHORT_LIVED]
 
     def observe(
         self,
@@ -524,23 +691,58 @@ class Node(service.Service):
         for peer in self.peers():
             peer.advertise()
 
-    def isDiscouraged(self, host: str, now: float) -> bool:
-        until = self._discouraged.get(host)
-        if until is None:
-            return False
-        if until <= now:
-            del self._discouraged[host]
-            return False
-        return True
+    def ban(self, target: str, duration_s: float = DEFAULT_BAN_S) -> str:
+        """
+        Ban an address or a subnet: connected peers in it are disconnected,
+        inbound connections from it refused, and it is never dialed. Bans
+        are saved in the data directory.
+
+        @param target: an IP address (C{10.1.2.3}) or a subnet (C{10.1.0.0/16}).
+        @param duration_s: how long the ban lasts.
+        @return: the banned subnet, normalised (C{10.1.2.3/32}).
+        @raise ValueError: if C{target} is not an address or a subnet, or
+            C{duration_s} is not positive.
+        """
+        if not duration_s > 0:
+            raise ValueError(f"ban duration must be positive, not {duration_s!r}")
+        now = self._reactor.seconds()
+        subnet = self.bans.ban(target, now + duration_s)
+        log.info("Banned {subnet} for {seconds:g} s", subnet=subnet, seconds=duration_s)
+        for peer in list(self._connections):
+            if self.bans.is_banned(_remoteHost(peer), now):
+                peer.close(PeerLost(f"banned ({subnet})"))
+        self._saveBans()
+        return subnet
+
+    def unban(self, target: str) -> bool:
+        """
+        Lift the ban of exactly this address or subnet.
+
+        @return: whether it was banned.
+        @raise ValueError: if C{target} is not an address or a subnet.
+        """
+        lifted = self.bans.unban(target)
+        if lifted:
+            log.info("Unbanned {target}", target=target)
+            self._saveBans()
+        return lifted
+
+    def isBanned(self, host: str) -> bool:
+        return self.bans.is_banned(host, self._reactor.seconds())
+
+    def isDiscouraged(self, host: str, now: float | None = None) -> bool:
+        return self.bans.is_discouraged(host, self._reactor.seconds() if now is None else now)
 
     def status(self) -> dict:
         """
         A snapshot of the node, fit for JSON: its id and address, every
-        established peer, the connections in progress, the known addresses.
+        established peer, the connections in progress, the known addresses,
+        the bans.
         """
         now = self._reactor.seconds()
         peers = []
-        for peer in sorted(self.peers(), key=lambda p: p.established_at or 0):
+        established = [p for p in self._connections if p.established]
+        for peer in sorted(established, key=lambda p: p.established_at or 0):
             wire = peer.wire
             peers.append(
                 {
@@ -548,9 +750,11 @@ class Node(service.Service):
                     "address": str(peer.address) if peer.address else None,
                     "remote": peer.remote,
                     "direction": peer.direction.value,
+                    "kind": peer.kind.value,
                     "user_agent": peer.user_agent,
                     "connected_since": peer.established_at,
                     "rtt_s": peer.rtt_s,
+                    "min_rtt_s": peer.min_rtt_s,
                     "messages_in": peer.messages_in,
                     "messages_out": peer.messages_out,
                     "bytes_in": wire.bytesIn,
@@ -560,11 +764,12 @@ class Node(service.Service):
         known = [
             {
                 "address": str(info.address),
+                "table": "tried" if getattr(info, "in_tried", info.last_success > 0) else "new",
                 "last_seen": info.last_seen,
                 "last_tried": info.last_tried,
                 "last_success": info.last_success,
                 "attempts": info.attempts,
-                "seed": info.seed,
+                "failures": info.failures,
             }
             for info in sorted(self.book, key=lambda i: i.address)
         ]
@@ -573,34 +778,52 @@ class Node(service.Service):
             "listening": str(self.listeningAddress) if self.listeningAddress else None,
             "user_agent": self.config.user_agent,
             "uptime_s": now - self._started_at if self.running else 0.0,
-            "outbound": sum(p.direction is Direction.OUTBOUND for p in self.peers()),
-            "inbound": sum(p.direction is Direction.INBOUND for p in self.peers()),
-            "handshaking": sum(not p.established for p in self._connections),
+            "outbound": sum(p.kind is ConnectionType.OUTBOUND for p in established),
+            "inbound": sum(p.kind is ConnectionType.INBOUND for p in established),
+            "manual": sum(p.kind is ConnectionType.MANUAL for p in established),
+            "handshaking": len(self._connections) - len(established),
             "dialing": len(self._dialing),
             "peers": peers,
             "known": known,
+            "bans": [{"subnet": s, "until": u} for s, u in self.bans.bans(now)],
         }
 
     def save(self) -> None:
         """
-        Write the address book and the discouraged hosts to the data
-        directory, if there is one.
+        Write the address manager and the bans to the data directory, if
+        there is one.
         """
         if self._datadir is None:
             return
-        now = self._reactor.seconds()
-        document = {
-            "version": 1,
-            "saved_at": now,
-            "addresses": self.book.to_json(),
-            "discouraged": {
-                h: until for h, until in self._discouraged.items() if until > now
-            },
-        }
+        self._saveDocument(PEERS_FILE, PEERS_FORMAT, self.book.to_json())
+        self._saveBans()
+
+    def _saveBans(self) -> None:
+        if self._datadir is not None:
+            self._saveDocument(BANLIST_FILE, BANLIST_FORMAT, self.bans.to_json(self._reactor.seconds()))
+
+    def _saveAnchors(self) -> None:
+        """
+        Remember the automatic outbound peers, to dial them first at the
+        next start (Bitcoin Core's anchors): an attacker who fills the
+        address tables while we are down does not choose our first peers.
+        """
+        if self._datadir is None:
+            return
+        anchors = [
+            str(p.dialed)
+            for p in self._connections
+            if p.kind is ConnectionType.OUTBOUND and p.established and p.dialed is not None
+        ]
+        self._saveDocument(ANCHORS_FILE, ANCHORS_FORMAT, anchors[: self.config.outbound_slots])
+
+    def _saveDocument(self, name: str, kind: tuple[str, int], body) -> None:
         try:
-            self._datadir.save_peers(document)
+            self._datadir.save_document(name, kind[0], kind[1], body)
         except OSError as e:
-            log.error("Cannot save peers to {path}: {error}", path=str(self._datadir.peers_path), error=e)
+            log.error(
+                "Cannot save {path}: {error}", path=str(self._datadir.path / name), error=e
+            )
 
     # -- PeerManager ----------------------------------------------------------
 
@@ -647,34 +870,77 @@ class Node(service.Service):
 
     def peerEstablished(self, peer: Peer) -> None:
         now = self._reactor.seconds()
+        local = _hostAddress(peer.wire.getHost())
+        if local is not None and not local.ip.is_unspecified:
+            self._localGroups.add(network_group(local))
         if peer.dialed is not None:
-            self.book.mark_success(peer.dialed, now)
+            # Known or not (a manual connection may be to a new address), an
+            # address that completed a handshake goes to "tried".
+            self.book.add([(peer.dialed, now)], peer.dialed, now)
+            self.book.good(peer.dialed, now)
+        for manual in self._manual:
+            if manual.peer is None and manual.address is not None and manual.address == peer.address:
+                manual.peer, manual.failures = peer, 0
+        if peer.kind in SHORT_LIVED:
+            # A feeler has done its job once the handshake is done, but the
+            # protocol has every dialer send getaddr: its answer is taken
+            # (it is one of the ways addresses spread), briefly waited for.
+            timeout = FEELER_TIMEOUT_S if peer.kind is ConnectionType.FEELER else ADDR_FETCH_TIMEOUT_S
+            self._reactor.callLater(timeout, self._finishShortLived, peer, "no getaddr answer")
+            log.debug(
+                "{kind} connection to {address} established",
+                kind=peer.kind.value,
+                address=peer.address,
+            )
+            return
         log.info(
             "Connected to {node_id} at {address} ({direction}, {user_agent})",
             node_id=peer.node_id,
             address=peer.address or peer.remote,
-            direction=peer.direction.value,
+            direction=peer.kind.value,
             user_agent=peer.user_agent,
         )
         for connected, _ in list(self._observers):
             if connected is not None:
                 self._notify(connected, peer)
 
+    def answerReceived(self, peer: Peer) -> None:
+        if peer.kind in SHORT_LIVED:
+            self._finishShortLived(peer, "done")
+
+    def _finishShortLived(self, peer: Peer, why: str) -> None:
+        if peer.close_reason is None and peer in self._connections:
+            peer.close(PeerLost(f"{peer.kind.value} connection {why}"))
+
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
+        now = self._reactor.seconds()
         if peer in self._connections:
             del self._connections[peer]
-            self._counts[peer.direction] -= 1
+            self._counts[peer.kind] -= 1
+            group = self._groupOf.pop(peer, None)
+            if peer.kind is ConnectionType.INBOUND and group is not None:
+                left = self._inboundGroups[group] - 1
+                if left:
+                    self._inboundGroups[group] = left
+                else:
+                    del self._inboundGroups[group]
         if peer.node_id is not None and self._by_id.get(peer.node_id) is peer:
             del self._by_id[peer.node_id]
         was_established = peer.established_at is not None
-        if (
-            peer.dialed is not None
-            and not was_established
-            and not isinstance(reason, (SelfConnection, DuplicateConnection))
-            and self.running
-        ):
-            self.book.mark_failure(peer.dialed, self._reactor.seconds())
-        if was_established:
+        if peer.dialed is not None and self.running:
+            if was_established:
+                self.book.connected(peer.dialed, now)
+            elif not isinstance(reason, (SelfConnection, DuplicateConnection)):
+                self.book.failed(peer.dialed, now)
+        if peer.kind is ConnectionType.FEELER and peer.dialed == self._feeler:
+            self._feeler = None
+        if peer.kind is ConnectionType.ADDR_FETCH:
+            self._fetching = False
+        for manual in self._manual:
+            if manual.peer is peer:
+                manual.peer = None
+                manual.next_try = now + retry_delay(1)
+        if was_established and peer.kind not in SHORT_LIVED:
             log.info(
                 "Disconnected from {node_id} at {address}: {reason}",
                 node_id=peer.node_id,
@@ -690,13 +956,13 @@ class Node(service.Service):
             d.callback(None)
 
     def violationFrom(self, peer: Peer, violation: ProtocolViolation) -> None:
-        host = getattr(peer.wire.getPeer(), "host", None)
-        if host is None:
+        host = _remoteHost(peer)
+        if not host:
             return
         count = self._violations.get(host, 0) + 1
         if count >= self.config.discourage_threshold:
             self._violations.pop(host, None)
-            self._discouraged[host] = self._reactor.seconds() + DISCOURAGE_S
+            self.bans.discourage(host, self._reactor.seconds() + DISCOURAGE_S)
             log.warn(
                 "Discouraging {host} for {hours} h after {count} protocol violations",
                 host=host,
@@ -724,89 +990,144 @@ class Node(service.Service):
         now = self._reactor.seconds()
         return [
             (info.address, int(info.last_seen) if info.last_seen else None)
-            for info in self.book.sample(count, now)
+            for info in self.book.get_addr(now, count, GETADDR_MAX_PCT, GETADDR_MIN_COUNT)
             if info.address not in self._own
         ]
 
     def addressesReceived(
         self, peer: Peer, entries: list[tuple[Address, int | None]], relay: bool
     ) -> None:
+        """
+        Store what C{peer} told us, as Bitcoin Core does: an entry without a
+        time, or with a time too far in the future, is taken as seen 5 days
+        ago (and not relayed), except the peer's announcement of itself,
+        taken as seen now; addresses that are ours, banned or discouraged are
+        dropped, and so are loopback ones unless the peer is on loopback too.
+        Fresh entries of a small unsolicited C{addr} are relayed.
+        """
         now = self._reactor.seconds()
-        from_loopback = _isLoopback(peer.wire.getPeer())
-        fresh = []
+        remote = _remoteAddress(peer)
+        from_loopback = remote is not None and remote.ip.is_loopback
+        source = peer.address or remote
+        if source is None:
+            return
+        accepted: list[tuple[Address, float]] = []
+        fresh: list[tuple[Address, int | None]] = []
         for address, seen in entries:
             if address in self._own or (address.ip.is_loopback and not from_loopback):
                 continue
-            if seen is not None and seen > now + ADDR_FUTURE_SLACK_S:
-                seen = int(now)
-            if self.book.add(address, now, seen=seen) and (
-                seen is None or seen >= now - RELAY_FRESH_S
-            ):
+            host = address.host
+            if self.bans.is_banned(host, now) or self.bans.is_discouraged(host, now):
+                continue
+            if seen is None or seen > now + ADDR_FUTURE_SLACK_S:
+                if address == peer.address:
+                    seen = int(now)
+                else:
+                    accepted.append((address, now - ADDR_UNKNOWN_AGE_S))
+                    continue
+            accepted.append((address, float(seen)))
+            if relay and seen >= now - RELAY_FRESH_S:
                 fresh.append((address, seen))
-        if relay and fresh:
+        if accepted and self.book.add(accepted, source, now, ADDR_TIME_PENALTY_S):
+            peer.last_addr_time = now
+        if fresh:
             self._relay(peer, fresh)
 
     @property
     def applicationHandlers(self) -> dict[str, MessageHandler]:
         return self._handlers
 
-    # -- internals ------------------------------------------------------------
+    # -- inbound ----------------------------------------------------------------
 
     def _acceptInbound(self, addr) -> JSONLineWire | None:
-        count = self._counts[Direction.INBOUND]
         host = getattr(addr, "host", "")
+        now = self._reactor.seconds()
+        if self.bans.is_banned(host, now):
+            log.debug("Refusing inbound connection from banned {host}", host=host)
+            return None
+        count = self._counts[ConnectionType.INBOUND]
         limit = self.config.inbound_slots
-        discouraged = self.isDiscouraged(host, self._reactor.seconds())
+        discouraged = self.bans.is_discouraged(host, now)
         if discouraged:
             # Like Bitcoin Core: a discouraged host may still take a free
             # slot, but never the last one, and never evicts anyone.
             limit -= 1
-        if count >= limit and (discouraged or not self._evictInbound(self._inboundPeers())):
+        remote = _hostAddress(addr)
+        group = self._diversityKey(remote) if remote is not None else None
+        if group is not None and self._inboundGroups.get(group, 0) >= self.config.inbound_group_cap:
+            log.info(
+                "Refusing inbound connection from {host}: {count} inbound from {group} already",
+                host=host,
+                count=self._inboundGroups[group],
+                group=group,
+            )
+            return None
+        if count >= limit and (discouraged or not self._evictInbound()):
             log.info(
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
                 inbound=count,
             )
             return None
-        return self._buildPeer(Direction.INBOUND, None)
+        return self._buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, addr)
 
-    def _evictInbound(self, inbound: list[Peer]) -> bool:
+    def _evictInbound(self) -> bool:
         """
-        Make room for a new inbound connection, as Bitcoin Core's
-        AttemptToEvictConnection does: among established inbound peers,
-        protect the 4 with the fastest pings and the older half, then close
-        the youngest peer of the network group holding the most of the rest.
-        A full node thus still admits newcomers (a seed must, or nodes that
-        arrive late never learn an address), while an attacker cannot push
-        out the long-lived, well-connected peers.
+        Make room for a new inbound connection by Bitcoin Core's rules
+        (L{bitp2p.eviction.select_to_evict}): protect peers by keyed network
+        group, lowest ping, recent novel addresses and longest uptime, then
+        close the youngest peer of the network group holding the most of
+        the rest. A full node thus still admits newcomers (a seed must, or
+        nodes that arrive late never learn an address), while an attacker
+        cannot push out the long-lived, diverse, fast peers.
 
         @return: whether a peer was evicted.
         """
-        candidates = [p for p in inbound if p.established and p.close_reason is None]
-        timed = sorted((p for p in candidates if p.rtt_s is not None), key=lambda p: p.rtt_s)
-        protected = set(timed[:EVICTION_PROTECT_FASTEST])
-        candidates = [p for p in candidates if p not in protected]
-        candidates.sort(key=lambda p: p.established_at)
-        candidates = candidates[len(candidates) // 2 :]
-        if not candidates:
+        candidates = []
+        for peer in self._connections:
+            if peer.kind is not ConnectionType.INBOUND or peer.close_reason is not None:
+                continue
+            remote = _remoteAddress(peer)
+            group = network_group(remote) if remote is not None else "?"
+            candidates.append(
+                EvictionCandidate(
+                    id=peer,
+                    connected_at=peer.connected_at,
+                    min_ping_s=peer.min_rtt_s,
+                    keyed_net_group=self._keyedGroup(group),
+                    is_local=remote is not None and remote.ip.is_loopback,
+                    last_addr_time=peer.last_addr_time,
+                )
+            )
+        victim = select_to_evict(candidates)
+        if victim is None:
             return False
-        groups: dict[str, list[Peer]] = {}
-        for peer in candidates:
-            remote = peer.wire.getPeer()
-            try:
-                group = network_group(Address.of(remote.host, 0))
-            except (AddressError, AttributeError):
-                group = "?"
-            groups.setdefault(group, []).append(peer)
-        largest = max(
-            groups.values(), key=lambda ps: (len(ps), max(p.established_at for p in ps))
-        )
-        victim = max(largest, key=lambda p: p.established_at)
         log.info("Inbound slots full: evicting {peer} to make room", peer=victim)
         victim.close(PeerLost("evicted to make room for a new connection"))
         return True
 
-    def _buildPeer(self, direction: Direction, dialed: Address | None) -> JSONLineWire:
+    def _keyedGroup(self, group: str) -> int:
+        digest = hashlib.blake2b(group.encode(), key=self._groupKey, digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def _diversityKey(self, address: Address) -> str | None:
+        """
+        The network group that counts for the one-outbound-per-group rule
+        and the inbound group cap, or L{None} for an address exempt from
+        both: a loopback or private address in one of our own groups.
+        """
+        group = network_group(address)
+        if group in self._localGroups and is_local_range(address):
+            return None
+        return group
+
+    def _buildPeer(
+        self,
+        direction: Direction,
+        dialed: Address | None,
+        kind: ConnectionType | None = None,
+        addr=None,
+    ) -> JSONLineWire:
         peer = Peer(
             self,
             self._reactor,
@@ -815,11 +1136,22 @@ class Node(service.Service):
             rng=self._rng,
             dialed=dialed,
         )
+        if kind is not None:
+            peer.kind = kind
+        kind = peer.kind
         self._connections[peer] = None
-        self._counts[direction] += 1
+        self._counts[kind] += 1
+        if kind is ConnectionType.INBOUND:
+            remote = _hostAddress(addr)
+            group = self._diversityKey(remote) if remote is not None else None
+            self._groupOf[peer] = group
+            if group is not None:
+                self._inboundGroups[group] = self._inboundGroups.get(group, 0) + 1
         return JSONLineWire(
             peer, self.config.max_message_bytes, self.config.max_send_buffer_bytes
         )
+
+    # -- outbound ---------------------------------------------------------------
 
     def _endpointFor(self, host: str, port: int, address: Address | None):
         timeout = self.config.connect_timeout_s
@@ -854,30 +1186,36 @@ class Node(service.Service):
             return None
         return (own.host, 0)
 
-    def _dial(self, host: str, port: int, address: Address | None) -> Deferred[Peer]:
+    def _dial(
+        self, host: str, port: int, address: Address | None, kind: ConnectionType
+    ) -> Deferred[Peer]:
         now = self._reactor.seconds()
         if address is not None:
-            self.book.mark_attempt(address, now)
+            self.book.attempt(address, now, self._countFailures())
         endpoint = self._endpointFor(host, port, address)
-        connecting = endpoint.connect(PeerClientFactory(self, address))
+        connecting = endpoint.connect(PeerClientFactory(self, address, kind))
         result: Deferred[Peer] = Deferred(lambda _: connecting.cancel())
         if address is not None:
             self._dialing[address] = result
+            self._dialKinds[address] = kind
+
+        def done() -> None:
+            if address is not None and self._dialing.get(address) is result:
+                del self._dialing[address]
+                del self._dialKinds[address]
 
         def connected(wire: JSONLineWire) -> None:
-            if address is not None:
-                self._dialing.pop(address, None)
+            done()
             peer = wire.peer
             peer.whenEstablished().addErrback(self._alreadyConnected, peer).chainDeferred(result)
 
         def failed(failure: Failure) -> None:
-            if address is not None:
-                self._dialing.pop(address, None)
+            done()
             if failure.check(defer.CancelledError, ConnectingCancelledError):
                 result.errback(ConnectFailed(f"dialing {host}:{port} cancelled"))
                 return
             if address is not None and self.running:
-                self.book.mark_failure(address, self._reactor.seconds())
+                self.book.failed(address, self._reactor.seconds())
             error = failure.value
             if failure.check(ConnectError):
                 error = ConnectFailed(
@@ -887,6 +1225,20 @@ class Node(service.Service):
 
         connecting.addCallbacks(connected, failed)
         return result
+
+    def _countFailures(self) -> bool:
+        """
+        Whether a failed dial now counts against the address (Bitcoin
+        Core): only while at least two outbound peers in distinct groups
+        work, so that a node that is offline does not condemn every
+        address it knows.
+        """
+        keys = {
+            self._diversityKey(p.dialed) or str(p.dialed)
+            for p in self._connections
+            if p.kind is ConnectionType.OUTBOUND and p.established and p.dialed is not None
+        }
+        return len(keys) >= min(self.config.outbound_slots - 1, 2)
 
     def _alreadyConnected(self, failure: Failure, peer: Peer) -> Deferred[Peer] | Failure:
         """
@@ -910,43 +1262,188 @@ class Node(service.Service):
             address = peer.address
             if address is not None:
                 busy.add(address)
+            if peer.dialed is not None:
+                busy.add(peer.dialed)
         return busy
 
-    def _outboundCount(self) -> int:
-        return len(self._dialing) + self._counts[Direction.OUTBOUND]
-
-    def _inboundPeers(self) -> list[Peer]:
-        return [p for p in self._connections if p.direction is Direction.INBOUND]
+    def _dialable(self, address: Address, busy: set[Address], now: float) -> bool:
+        return not (
+            address in busy
+            or address in self._own
+            or self.bans.is_banned(address.host, now)
+            or self.bans.is_discouraged(address.host, now)
+        )
 
     def _maintain(self) -> None:
         """
-        Dial addresses from the book until the outbound slots are full or the
-        book has nothing ready to dial.
+        The connection manager's round (see the module docstring).
         """
         if not self.running:
             return
-        missing = self.config.outbound_slots - self._outboundCount()
-        if missing <= 0:
-            return
         now = self._reactor.seconds()
-        unreachable = _Unreachable(self, now)
-        groups = {
-            network_group(p.address)
-            for p in self._connections
-            if p.direction is Direction.OUTBOUND and p.address is not None
-        }
-        for _ in range(missing):
-            address = self.book.select(now, exclude=unreachable, exclude_groups=groups)
-            if address is None:
+        self.book.resolve_collisions(now)
+        self._maintainManual(now)
+        self._fetchAddresses(now)
+        if self.config.connect:
+            return
+        busy = self._busyAddresses()
+        groups: set[str] = set()
+        in_use = 0
+        for peer in self._connections:
+            if peer.kind is ConnectionType.OUTBOUND:
+                in_use += 1
+                address = peer.dialed or peer.address
+                key = self._diversityKey(address) if address is not None else None
+                if key is not None:
+                    groups.add(key)
+        for address, kind in self._dialKinds.items():
+            if kind is ConnectionType.OUTBOUND:
+                in_use += 1
+                key = self._diversityKey(address)
+                if key is not None:
+                    groups.add(key)
+        missing = self.config.outbound_slots - in_use
+        while missing > 0 and self._anchors:
+            address = self._anchors.pop(0)
+            key = self._diversityKey(address)
+            if self._dialable(address, busy, now) and key not in groups:
+                self._dialOutbound(address, ConnectionType.OUTBOUND, busy, groups)
+                missing -= 1
+        tries = 0
+        while missing > 0 and tries < OUTBOUND_SELECT_TRIES:
+            tries += 1
+            info = self.book.select(now)
+            if info is None:
+                break
+            if not self._eligible(info, busy, now, tries):
+                continue
+            key = self._diversityKey(info.address)
+            if key is not None and key in groups:
+                continue
+            self._dialOutbound(info.address, ConnectionType.OUTBOUND, busy, groups)
+            missing -= 1
+        if missing <= 0 and now >= self._nextFeeler and self._feeler is None:
+            self._nextFeeler = now + self._feelerDelay()
+            self._startFeeler(now, busy)
+
+    def _eligible(self, info, busy: set[Address], now: float, tries: int) -> bool:
+        """
+        Whether an address drawn from the book may be dialed now: dialable,
+        out of its retry backoff, and (for the first draws of a round) not
+        tried in the last 10 minutes.
+        """
+        if not self._dialable(info.address, busy, now):
+            return False
+        if now < info.last_tried + retry_delay(info.failures):
+            return False
+        return not (now - info.last_tried < RECENT_TRY_S and tries < RECENT_TRY_TRIES)
+
+    def _dialOutbound(
+        self, address: Address, kind: ConnectionType, busy: set[Address], groups: set[str]
+    ) -> None:
+        busy.add(address)
+        key = self._diversityKey(address)
+        if key is not None and kind is ConnectionType.OUTBOUND:
+            groups.add(key)
+        log.debug("Dialing {address} ({kind})", address=address, kind=kind.value)
+        self._dial(address.host, address.port, address, kind).addErrback(
+            self._dialFailed, address
+        )
+
+    def _feelerDelay(self) -> float:
+        return self._rng.expovariate(1.0 / self.config.feeler_interval_s)
+
+    def _startFeeler(self, now: float, busy: set[Address]) -> None:
+        """
+        Test one address: the old entry of a pending "tried" collision if
+        there is one, else one from the "new" table.
+        """
+        info = self.book.select_tried_collision(now)
+        if info is not None and self._dialable(info.address, busy, now):
+            self._feeler = info.address
+        else:
+            for tries in range(1, OUTBOUND_SELECT_TRIES + 1):
+                info = self.book.select(now, new_only=True)
+                if info is None:
+                    return
+                if self._eligible(info, busy, now, tries):
+                    self._feeler = info.address
+                    break
+            else:
                 return
-            groups.add(network_group(address))
-            unreachable._busy.add(address)
-            log.debug("Dialing {address}", address=address)
-            self._dial(address.host, address.port, address).addErrback(
-                self._dialFailed, address
+        self._dialOutbound(self._feeler, ConnectionType.FEELER, busy, set())
+
+    def _maintainManual(self, now: float) -> None:
+        """
+        Keep every C{--addnode} / C{--connect} peer connected, redialing
+        with backoff (2, 4, ... up to C{MANUAL_RETRY_MAX_S} seconds).
+        """
+        if not self._manual:
+            return
+        connected = {p.address for p in self._connections if p.established and p.address}
+        for manual in self._manual:
+            if manual.peer is not None or manual.dialing or now < manual.next_try:
+                continue
+            if manual.address is not None and (
+                manual.address in connected or manual.address in self._dialing
+            ):
+                continue
+            manual.dialing = True
+            d = self._dial(manual.host, manual.port, manual.address, ConnectionType.MANUAL)
+            d.addCallbacks(self._manualUp, self._manualDown, (manual,), None, (manual,))
+
+    def _manualUp(self, peer: Peer, manual: _Manual) -> None:
+        manual.dialing = False
+        manual.failures = 0
+        if peer.close_reason is None:
+            manual.peer = peer
+
+    def _manualDown(self, failure: Failure, manual: _Manual) -> None:
+        manual.dialing = False
+        manual.failures += 1
+        delay = min(retry_delay(manual.failures), MANUAL_RETRY_MAX_S)
+        manual.next_try = self._reactor.seconds() + delay
+        log.info(
+            "Could not connect to {target}: {error}; retrying in {delay:g} s",
+            target=manual,
+            error=failure.getErrorMessage(),
+            delay=delay,
+        )
+
+    def _fetchAddresses(self, now: float) -> None:
+        """
+        Dial the next C{--seednode}, one at a time, for its addresses. A
+        failed one is retried with backoff while the book is still empty.
+        """
+        if self._fetching or not self._fetches or now < self._fetches[0][2]:
+            return
+        entry = self._fetches.pop(0)
+        host, port = entry[0], entry[1]
+        address = _literal(host, port)
+        if address is not None and address in self._own:
+            return
+        self._fetching = True
+        d = self._dial(host, port, address, ConnectionType.ADDR_FETCH)
+
+        def failed(failure: Failure) -> None:
+            self._fetching = False
+            entry[3] += 1
+            log.info(
+                "Could not fetch addresses from {host}:{port}: {error}",
+                host=host,
+                port=port,
+                error=failure.getErrorMessage(),
             )
+            if len(self.book) == 0:
+                entry[2] = self._reactor.seconds() + retry_delay(entry[3])
+                self._fetches.append(entry)
+                self._fetches.sort(key=lambda e: e[2])
+
+        d.addErrback(failed)
 
     def _dialFailed(self, failure: Failure, address: Address) -> None:
+        if address == self._feeler:
+            self._feeler = None
         log.debug(
             "Could not connect to {address}: {error}",
             address=address,
@@ -955,8 +1452,8 @@ class Node(service.Service):
 
     def _addSeeds(self) -> None:
         """
-        Put the bootstrap addresses in the book; host names are resolved to
-        all their addresses first.
+        Put the bootstrap addresses in the address manager; host names are
+        resolved to all their addresses first.
         """
         now = self._reactor.seconds()
         for host, port in self.config.seed_list():
@@ -965,8 +1462,11 @@ class Node(service.Service):
             except AddressError:
                 self._resolveSeed(host, port)
                 continue
-            if address not in self._own:
-                self.book.add(address, now, seed=True)
+            self._addSeed(address, now)
+
+    def _addSeed(self, address: Address, now: float) -> None:
+        if address not in self._own:
+            self.book.add([(address, now)], address, now)
 
     def _resolveSeed(self, host: str, port: int) -> None:
         resolver = getattr(self._reactor, "nameResolver", None)
@@ -979,10 +1479,11 @@ class Node(service.Service):
         def done(addresses: list[Address]) -> None:
             if not addresses:
                 log.warn("Seed {host} resolved to no address", host=host)
+            if not self.running:
+                return
             now = self._reactor.seconds()
             for address in addresses:
-                if self.running and address not in self._own:
-                    self.book.add(address, now, seed=True)
+                self._addSeed(address, now)
             self._maintain()
 
         receiver.done.addCallback(done)
@@ -994,55 +1495,101 @@ class Node(service.Service):
             self._addSeeds()
             self._maintain()
 
+    # -- persistence --------------------------------------------------------------
+
     def _load(self, now: float) -> None:
         if self._datadir is None:
             return
-        document = self._datadir.load_peers(now)
-        if document is None:
-            return
-        try:
-            self.book = AddressBook.from_json(document.get("addresses"), rng=self._rng)
-            discouraged = document.get("discouraged", {})
-            if not isinstance(discouraged, dict):
-                raise AddressBookError("discouraged is not an object")
-        except AddressBookError as e:
-            self._datadir.peers_damaged(now, str(e))
-            self.book = AddressBook(rng=self._rng)
-            return
-        self._discouraged = {
-            h: float(t)
-            for h, t in discouraged.items()
-            if isinstance(h, str) and isinstance(t, (int, float)) and t > now
-        }
-        log.info(
-            "Loaded {count} addresses from {path}",
-            count=len(self.book),
-            path=str(self._datadir.peers_path),
-        )
+        body = self._datadir.load_document(PEERS_FILE, *PEERS_FORMAT, now, upgrade=_upgradePeers)
+        if body is not None:
+            try:
+                self.book = self._bookFrom(body, now)
+            except (AddrManError, AddressBookError, AddressError) as e:
+                self._datadir.set_aside(PEERS_FILE, now, str(e))
+                self.book = self._newBook()
+            else:
+                log.info(
+                    "Loaded {count} addresses from {path}",
+                    count=len(self.book),
+                    path=str(self._datadir.path / PEERS_FILE),
+                )
+        body = self._datadir.load_document(BANLIST_FILE, *BANLIST_FORMAT, now)
+        if body is not None:
+            try:
+                self.bans = BanMan.from_json(body, now)
+            except BanError as e:
+                self._datadir.set_aside(BANLIST_FILE, now, str(e))
+        body = self._datadir.load_document(ANCHORS_FILE, *ANCHORS_FORMAT, now)
+        # Anchors are used once: a crash before the next clean stop must
+        # not make them permanent.
+        self._datadir.remove(ANCHORS_FILE)
+        if isinstance(body, list):
+            for text in body[: self.config.outbound_slots]:
+                try:
+                    self._anchors.append(parse_address(text))
+                except AddressError:
+                    continue
+
+    def _bookFrom(self, body, now: float):
+        """
+        The address manager saved in C{body}. A bitp2p 0.1 peers file
+        (C{{"legacy": [...]}} from L{_upgradePeers}) is imported: its
+        addresses go to "new", those that worked to "tried".
+        """
+        if isinstance(body, dict) and "legacy" in body:
+            old = AddressBook.from_json(body["legacy"], rng=self._rng)
+            if self.config.address_manager == "simple":
+                return old
+            book = self._newBook()
+            for info in old:
+                book.add([(info.address, info.last_seen)], info.address, now)
+                if info.last_success:
+                    book.good(info.address, info.last_success)
+            return book
+        if self.config.address_manager == "simple":
+            return AddressBook.from_json(body, rng=self._rng)
+        return AddrMan.from_json(body, rng=self._rng)
+
+    # -- relay ----------------------------------------------------------------------
 
     def _relay(self, source: Peer, entries: list[tuple[Address, int | None]]) -> None:
         """
-        Pass fresh addresses on: each goes to C{RELAY_FANOUT} peers chosen at
-        random among those (other than its source) that do not know it yet,
-        that is, that have neither sent it to us nor been sent it by us.
-        Without that filter every periodic self-advertisement, being news
-        (a newer time) to every node, flooded the whole network every
-        advertise interval, so that each node's traffic grew with the size
-        of the network (C{bench/convergence.py}); with it, once every link
-        has carried an address, its re-advertisements stop at the first hop.
+        Pass fresh addresses on, as Bitcoin Core's RelayAddress does: each
+        goes to the C{RELAY_FANOUT} peers (other than its source) that rank
+        highest by a keyed hash of the address, the peer and the day, so
+        the same address takes the same way for a day whoever sends it
+        again (repeating an address does not reach more peers), and is sent
+        only to those that do not know it yet (neither sent it to us nor
+        were sent it by us), so re-advertisements stop at the first hop.
         """
         others = [p for p in self.peers() if p is not source]
         if not others:
             return
+        now = int(self._reactor.seconds())
         batches: dict[Peer, list[tuple[Address, int | None]]] = {}
         for entry in entries:
             address = entry[0]
-            candidates = [p for p in others if not p.knowsAddress(address)]
-            for peer in self._rng.sample(candidates, min(RELAY_FANOUT, len(candidates))):
-                batches.setdefault(peer, []).append(entry)
+            for peer in self._relayTargets(address, others, now):
+                if not peer.knowsAddress(address):
+                    batches.setdefault(peer, []).append(entry)
         for peer, batch in batches.items():
             peer.rememberAddresses(address for address, _ in batch)
             peer.send(codec.addr(batch))
+
+    def _relayTargets(self, address: Address, peers: list[Peer], now: int) -> list[Peer]:
+        if len(peers) <= RELAY_FANOUT:
+            return peers
+        key = str(address).encode()
+        offset = int.from_bytes(hashlib.blake2b(key, key=self._relayKey, digest_size=8).digest(), "big")
+        day = ((now + offset % 86400) // 86400).to_bytes(8, "big")
+        base = hashlib.blake2b(key + b"\0" + day, key=self._relayKey, digest_size=8)
+
+        def rank(peer: Peer) -> bytes:
+            h = base.copy()
+            h.update((peer.node_id or "").encode())
+            return h.digest()
+
+        return heapq.nlargest(RELAY_FANOUT, peers, key=rank)
 
     def _whenClosed(self, peer: Peer) -> Deferred[None]:
         d: Deferred[None] = Deferred()
@@ -1054,6 +1601,50 @@ class Node(service.Service):
             callback(*args)
         except Exception:
             log.failure("Peer observer {callback!r} failed", callback=callback)
+
+
+def _upgradePeers(old: object) -> dict:
+    """
+    Read a bitp2p 0.1 peers file (one JSON object, version 1).
+
+    @raise ValueError: if it is not one.
+    """
+    if not isinstance(old, dict) or old.get("version") != 1 or not isinstance(
+        old.get("addresses"), dict
+    ):
+        raise ValueError("not a bitp2p peers file")
+    return {"legacy": old["addresses"]}
+
+
+def _literal(host: str, port: int) -> Address | None:
+    try:
+        return Address.of(host, port)
+    except AddressError:
+        return None
+
+
+def _hostAddress(address) -> Address | None:
+    """
+    The IP address (port 0) of a Twisted C{IAddress}, or L{None} (a UNIX
+    socket, a test transport without one).
+    """
+    host = getattr(address, "host", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)) or host is None:
+        return None
+    try:
+        return Address.of(host, 0)
+    except AddressError:
+        return None
+
+
+def _remoteAddress(peer: Peer) -> Address | None:
+    transport = peer.wire.transport if peer.wire is not None else None
+    return _hostAddress(transport.getPeer()) if transport is not None else None
+
+
+def _remoteHost(peer: Peer) -> str:
+    transport = peer.wire.transport if peer.wire is not None else None
+    return getattr(transport.getPeer(), "host", "") or "" if transport is not None else ""
 
 
 def _mirror(original: Deferred) -> Deferred:
@@ -1101,13 +1692,3 @@ class _Collect:
 def _hostPort(address) -> tuple[str, int] | None:
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     return None if host is None else (host, port)
-
-
-def _isLoopback(address) -> bool:
-    host = getattr(address, "host", None)
-    if not isinstance(address, (IPv4Address, IPv6Address)) or host is None:
-        return False
-    try:
-        return Address.of(host, 0).ip.is_loopback
-    except AddressError:
-        return False

@@ -66,6 +66,24 @@ class Direction(enum.Enum):
     OUTBOUND = "outbound"
 
 
+class ConnectionType(enum.Enum):
+    """
+    Why a connection exists (Bitcoin Core's ConnectionType).
+
+      - INBOUND: the peer dialed us;
+      - OUTBOUND: one of the C{max_outbound} automatic connections;
+      - FEELER: a short connection that tests an address, then closes;
+      - MANUAL: asked for (C{--addnode}, C{--connect}, L{Node.connect});
+      - ADDR_FETCH: C{--seednode}: fetch addresses, then close.
+    """
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    FEELER = "feeler"
+    MANUAL = "manual"
+    ADDR_FETCH = "addr-fetch"
+
+
 class PeerState(enum.Enum):
     NEW = "new"
     GOT_VERSION = "got-version"
@@ -145,6 +163,11 @@ class PeerManager(Protocol):
         says whether fresh ones may be passed on.
         """
 
+    def answerReceived(self, peer: Peer) -> None:
+        """
+        The answer to our C{getaddr} arrived (and was handled).
+        """
+
     applicationHandlers: Mapping[str, Callable[[Peer, dict], object]]
     """
     The application's handlers by message type (a live mapping: handlers
@@ -176,6 +199,10 @@ class Peer:
     @ivar reading: whether received messages are handled: false once the
         connection is closing, and while the wire has paused reading.
     @ivar dialed: the address this node dialed to make this connection.
+    @ivar kind: the L{ConnectionType}; the node sets it.
+    @ivar min_rtt_s: the lowest ping round trip seen, or L{None}.
+    @ivar last_addr_time: when the peer last told us of an address new to
+        us (0: never); the node sets it. Both protect from eviction.
     """
 
     # Slots, not an instance dict: with thousands of peers the dict of ~35
@@ -188,7 +215,7 @@ class Peer:
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
         "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "messages_ignored",
-        "__weakref__",
+        "kind", "min_rtt_s", "last_addr_time", "__weakref__",
     )
 
     def __init__(
@@ -208,6 +235,11 @@ class Peer:
         self._rng = rng if rng is not None else random.Random()
         self.direction = direction
         self.dialed = dialed
+        self.kind = (
+            ConnectionType.INBOUND if direction is Direction.INBOUND else ConnectionType.OUTBOUND
+        )
+        self.min_rtt_s: float | None = None
+        self.last_addr_time = 0.0
         self.state = PeerState.NEW
         self.node_id: str | None = None
         self.listen_port = 0
@@ -574,12 +606,13 @@ class Peer:
         answer = self._awaiting_addr_answer and not self._isSelfAdvertisement(entries)
         if answer:
             self._awaiting_addr_answer = False
-        else:
-            entries = self._rateLimit(entries)
+        entries = self._rateLimit(entries)
         if entries:
             self.rememberAddresses(address for address, _ in entries)
             relay = not answer and len(message["peers"]) <= RELAY_MAX_ENTRIES
             self._manager.addressesReceived(self, entries, relay)
+        if answer:
+            self._manager.answerReceived(self)
 
     def msg_ping(self, message: dict) -> None:
         if self._requireEstablished("ping"):
@@ -590,7 +623,9 @@ class Peer:
             return
         if message["nonce"] != self._ping_nonce:
             return  # Unsolicited or stale: ignored, as Bitcoin Core does.
-        self.rtt_s = self._clock.seconds() - self._ping_sent_at
+        self.rtt_s = rtt = self._clock.seconds() - self._ping_sent_at
+        if self.min_rtt_s is None or rtt < self.min_rtt_s:
+            self.min_rtt_s = rtt
         self._ping_nonce = None
         if self._ping_timer is not None and self._ping_timer.active():
             self._ping_timer.cancel()
@@ -616,6 +651,9 @@ class Peer:
         # side tells the other where it listens.
         if self.direction is Direction.OUTBOUND:
             self._awaiting_addr_answer = True
+            # Room for the whole answer, as Bitcoin Core does after its
+            # getaddr; the rate limit still bounds everything else.
+            self._addr_tokens += GETADDR_MAX_REPLY
             self.send(codec.getaddr())
         self.advertise()
         self._manager.peerEstablished(self)
@@ -630,14 +668,17 @@ class Peer:
 
     def _rateLimit(self, entries: list) -> list:
         """
-        Keep as many entries as the peer's token bucket allows.
+        Keep as many entries as the peer's token bucket allows. The bucket
+        refills at C{addr_rate_per_s} up to C{addr_bucket_tokens}; the bonus
+        given when we send C{getaddr} may take it above that.
         """
         now = self._clock.seconds()
         settings = self._settings
-        self._addr_tokens = min(
-            settings.addr_bucket_tokens,
-            self._addr_tokens + (now - self._addr_tokens_at) * settings.addr_rate_per_s,
-        )
+        if self._addr_tokens < settings.addr_bucket_tokens:
+            self._addr_tokens = min(
+                settings.addr_bucket_tokens,
+                self._addr_tokens + (now - self._addr_tokens_at) * settings.addr_rate_per_s,
+            )
         self._addr_tokens_at = now
         allowed = int(self._addr_tokens)
         if allowed < len(entries):

@@ -127,6 +127,13 @@ class DataDir:
         atomic_write(path, node_id.encode("ascii") + b"\n")
         return node_id
 
+    def set_aside(self, name: str, now: float, why: str) -> None:
+        """
+        A document parsed but its content is unusable: move it aside.
+        """
+        path = self.path / name
+        if path.exists():
+            set_aside(path, now, why)
 
     def load_document(
         self,

@@ -63,6 +63,9 @@ class RecordingManager:
     def addressesReceived(self, peer, entries, relay):
         self.events.append(("addresses", list(entries), relay))
 
+    def answerReceived(self, peer):
+        self.events.append(("answer",))
+
     @property
     def applicationHandlers(self):
         return _Recorder(self.events)

@@ -5,6 +5,7 @@ twisted.test.iosim, every timer driven by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -18,7 +19,8 @@ from bitp2p import codec
 from bitp2p.address import Address
 from bitp2p.errors import ConnectFailed, NotRunning, SelfConnection
 from bitp2p.node import Node, NodeConfig
-from bitp2p.peer import Direction
+from bitp2p.peer import ConnectionType, Direction
+from bitp2p.storage import encode_document
 
 from .helpers import linkNodes, tempDir
 
@@ -30,6 +32,16 @@ def makeNode(port: int, reactor=None, **config) -> Node:
     node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
     node.startService()
     return node
+
+
+def learn(node: Node, *addresses: Address, seen: float | None = None) -> None:
+    """
+    Put addresses in a node's address manager, as told by 10.99.0.1.
+    """
+    now = node.reactor.seconds()
+    node.book.add(
+        [(a, now if seen is None else seen) for a in addresses], Address.of("10.99.0.1", 5000), now
+    )
 
 
 def fullMesh(count: int, reactor) -> tuple[list[Node], list]:
@@ -128,6 +140,8 @@ class ConnectionTests(SynchronousTestCase):
         self.assertIn(Address.of("127.0.0.1", 6002), self.a.book)
         self.assertIn(Address.of("127.0.0.1", 6001), self.b.book)
         self.assertEqual(self.b.book.get(Address.of("127.0.0.1", 6001)).attempts, 0)
+        # b dialed a: a's address worked, so it is in "tried".
+        self.assertTrue(self.b.book.get(Address.of("127.0.0.1", 6001)).in_tried)
 
     def test_observersAreToldOfConnectAndDisconnect(self):
         events = []
@@ -182,7 +196,7 @@ class ConnectionTests(SynchronousTestCase):
 
     def test_selfConnectionIsClosedAndNotDialedAgain(self):
         address = Address.of("127.0.0.1", 6001)
-        self.a.book.add(address, 0)
+        learn(self.a, address)
         server = self.a
         linkNodes(server, self.a, self.reactor)
         self.assertEqual(self.a.peers(), [])
@@ -212,13 +226,15 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(peer.node_id, self.a.node_id)
 
     def test_connectFailureIsClearAndCountedAgainstTheAddress(self):
+        learn(self.b, Address.of("127.0.0.1", 6009))
         d = self.b.connect("127.0.0.1", 6009)
         [connector] = [c for c in self.reactor.connectors]
         factory = self.reactor.tcpClients[-1][2]
         factory.clientConnectionFailed(connector, ConnectionRefusedError())
         failure = self.failureResultOf(d, ConnectFailed)
         self.assertIn("cannot connect to 127.0.0.1:6009", str(failure.value))
-        self.assertEqual(self.b.book.get(Address.of("127.0.0.1", 6009)).attempts, 1)
+        info = self.b.book.get(Address.of("127.0.0.1", 6009))
+        self.assertEqual((info.failures, info.last_tried), (1, self.reactor.seconds()))
 
 
 class LimitTests(SynchronousTestCase):
@@ -231,25 +247,33 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual([w is not None for w in accepted], [True, True, False])
 
     def test_fullNodeEvictsItsYoungestInboundPeerForANewcomer(self):
+        # 24 inbound slots: Bitcoin Core's rules protect 16 peers outright
+        # (here, as pings and groups tie, the oldest, and the 4 youngest,
+        # whose self-advertisements were the last news) and half of the
+        # rest by uptime: the youngest of those left goes.
         reactor = MemoryReactorClock()
-        hub = makeNode(6000, reactor, max_connections=3, max_outbound=1)
-        first, second, third = (makeNode(6001 + i, reactor) for i in range(3))
-        linkNodes(hub, first, reactor)
-        reactor.advance(10)
-        pump = linkNodes(hub, second, reactor)
-        reactor.advance(10)
-        linkNodes(hub, third, reactor)
-        pump.flush()
-        self.assertEqual(
-            {p.node_id for p in hub.peers()}, {first.node_id, third.node_id}
-        )
-        self.assertEqual(second.peers(), [])
-        # The running counts of connections by direction match a recount.
-        for node in (hub, first, second, third):
-            for direction in Direction:
+        hub = makeNode(6000, reactor, max_connections=25, max_outbound=1)
+        nodes = [makeNode(6001 + i, reactor) for i in range(25)]
+        pumps = []
+        for node in nodes[:24]:
+            pumps.append(linkNodes(hub, node, reactor))
+            reactor.advance(10)
+            for pump in pumps:
+                pump.flush()
+        linkNodes(hub, nodes[24], reactor)
+        for pump in pumps:
+            pump.flush()
+        kept = {p.node_id for p in hub.peers()}
+        self.assertEqual(len(kept), 24)
+        self.assertIn(nodes[24].node_id, kept)
+        [evicted] = [n for n in nodes[:24] if n.node_id not in kept]
+        self.assertEqual(evicted.peers(), [])
+        self.assertIs(evicted, nodes[19])
+        # The running counts of connections by kind match a recount.
+        for node in (hub, *nodes):
+            for kind in ConnectionType:
                 self.assertEqual(
-                    node._counts[direction],
-                    sum(p.direction is direction for p in node._connections),
+                    node._counts[kind], sum(p.kind is kind for p in node._connections)
                 )
 
     def test_discouragedHostNeverEvicts(self):
@@ -257,15 +281,14 @@ class LimitTests(SynchronousTestCase):
         hub = makeNode(6000, reactor, max_connections=3, max_outbound=1)
         for i in range(2):
             linkNodes(hub, makeNode(6001 + i, reactor), reactor)
-        hub._discouraged["10.6.6.6"] = reactor.seconds() + 100
+        hub.bans.discourage("10.6.6.6", reactor.seconds() + 100)
         self.assertIsNone(hub._acceptInbound(IPv4Address("TCP", "10.6.6.6", 1)))
         self.assertEqual(len(hub.peers()), 2)
 
     def test_maintenanceKeepsAtMostMaxOutboundDials(self):
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, max_outbound=3)
-        for i in range(10):
-            node.book.add(Address.of(f"10.{i}.0.1", 5000), 0)
+        learn(node, *(Address.of(f"10.{i}.0.1", 5000) for i in range(10)))
         reactor.advance(node.config.maintenance_interval_s)
         self.assertEqual(len(reactor.tcpClients), 3)
         reactor.advance(node.config.maintenance_interval_s)
@@ -355,7 +378,6 @@ class GossipTests(SynchronousTestCase):
         y.findPeer(hub.node_id).send(codec.addr([(fresh, int(reactor.seconds()))]))
         for pump in pumps:
             pump.flush()
-        self.assertEqual(hub.book.get(fresh).last_seen, reactor.seconds())
         self.assertEqual({p.node_id: p.messages_out for p in hub.peers()}, sentBefore)
 
     def test_periodicReadvertisementsStopAtTheFirstHop(self):
@@ -386,8 +408,7 @@ class GossipTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         reactor.advance(1000)
         a = makeNode(6001, reactor)
-        for i in range(5):
-            a.book.add(Address.of(f"10.0.0.{i + 1}", 5000), 1000, seen=999)
+        learn(a, *(Address.of(f"10.0.0.{i + 1}", 5000) for i in range(5)), seen=999)
         b = makeNode(6002, reactor)
         linkNodes(a, b, reactor)
         for i in range(5):
@@ -454,8 +475,8 @@ class PersistenceTests(SynchronousTestCase):
         datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
         first = makeNode(6001, reactor, datadir=datadir)
-        first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
-        first.book.mark_success(Address.of("10.1.1.1", 5000), 100)
+        learn(first, Address.of("10.1.1.1", 5000), seen=100)
+        first.book.good(Address.of("10.1.1.1", 5000), 100)
         self.successResultOf(first.stopService())
         second = makeNode(6001, MemoryReactorClock(), datadir=datadir)
         self.assertEqual(second.node_id, first.node_id)
@@ -464,7 +485,7 @@ class PersistenceTests(SynchronousTestCase):
     def test_savedBookIsUsedBeforeSeeds(self):
         datadir = os.path.join(tempDir(self), "d")
         first = makeNode(6001, MemoryReactorClock(), datadir=datadir)
-        first.book.add(Address.of("10.1.1.1", 5000), 0, seen=100)
+        learn(first, Address.of("10.1.1.1", 5000), seen=100)
         self.successResultOf(first.stopService())
         reactor = MemoryReactorClock()
         makeNode(6001, reactor, datadir=datadir, seeds=["10.2.2.2:5000"])
@@ -476,13 +497,16 @@ class PersistenceTests(SynchronousTestCase):
         datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, datadir=datadir, save_interval_s=10)
-        node.book.add(Address.of("10.1.1.1", 5000), 0)
+        learn(node, Address.of("10.1.1.1", 5000))
         path = os.path.join(datadir, "peers.json")
         self.assertFalse(os.path.exists(path))
         reactor.advance(10)
-        with open(path) as f:
-            saved = json.load(f)
-        self.assertEqual(saved["addresses"]["addresses"][0]["addr"], "10.1.1.1:5000")
+        with open(path, "rb") as f:
+            header, body = f.read().splitlines()
+        header = json.loads(header)
+        self.assertEqual((header["format"], header["version"]), ("bitp2p-peers", 2))
+        self.assertEqual(header["sha256"], hashlib.sha256(body).hexdigest())
+        self.assertEqual(json.loads(body)["entries"][0]["addr"], "10.1.1.1:5000")
         self.assertEqual([n for n in os.listdir(datadir) if "tmp" in n], [])
 
     def test_damagedPeersFileIsSetAsideAndNodeStartsClean(self):
@@ -500,8 +524,8 @@ class PersistenceTests(SynchronousTestCase):
     def test_structurallyWrongPeersFileIsSetAside(self):
         datadir = os.path.join(tempDir(self), "d")
         os.makedirs(datadir)
-        with open(os.path.join(datadir, "peers.json"), "w") as f:
-            json.dump({"version": 1, "addresses": "not a book"}, f)
+        with open(os.path.join(datadir, "peers.json"), "wb") as f:
+            f.write(encode_document("bitp2p-peers", 2, {"entries": "not a list"}))
         node = makeNode(6001, MemoryReactorClock(), datadir=datadir)
         self.assertEqual(len(node.book), 0)
         self.assertEqual(
@@ -554,7 +578,6 @@ class BootstrapTests(SynchronousTestCase):
             Address.of("2001:db8::5", 7000),
         }
         self.assertEqual({info.address for info in node.book}, expected)
-        self.assertTrue(all(info.seed for info in node.book))
         dialed = {Address.of(host, port) for host, port, *_ in reactor.tcpClients}
         self.assertEqual(dialed, expected)
 
@@ -572,4 +595,8 @@ class BootstrapTests(SynchronousTestCase):
         reactor.advance(1)
         pump.flush()
         self.assertEqual(peer.messages_in, before + 1)
-        self.assertGreater(b.book.get(Address.of("127.0.0.1", 6001)).last_seen, 599)
+        # b keeps a's last-seen time up to date, within the hour, as
+        # Bitcoin Core does (more often would tell who is connected to whom).
+        reactor.advance(3600)
+        pump.flush()
+        self.assertGreater(b.book.get(Address.of("127.0.0.1", 6001)).last_seen, 3600)

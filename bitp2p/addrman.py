@@ -1,0 +1,1002 @@
+"""
+The address manager: a port of Bitcoin Core's addrman (C{src/addrman.cpp},
+C{AddrManImpl}), which decides which peer addresses a node remembers and
+which one it dials next, in a way an attacker flooding it with addresses
+cannot easily take over.
+
+Like Bitcoin Core's, this module does address bookkeeping and selection only;
+connection policy (how many to dial, when, what is excluded) lives in
+L{bitp2p.node}. Nothing here does I/O or reads a clock: every method that
+needs the time takes C{now} (unix seconds), and all randomness comes from the
+injected C{random.Random}, so behaviour is reproducible in tests.
+
+Tables: every known address (L{AddrInfo}) is in exactly one of two tables of
+fixed-size buckets (C{ADDRMAN_BUCKET_SIZE} slots each). The I{new} table
+(C{ADDRMAN_NEW_BUCKET_COUNT} buckets) holds addresses we heard of but never
+reached; one address may sit in up to C{ADDRMAN_NEW_BUCKETS_PER_ADDRESS} new
+buckets (its C{ref_count}), having been heard of from several sources. The
+I{tried} table (C{ADDRMAN_TRIED_BUCKET_COUNT} buckets) holds addresses we
+connected to successfully, each in a single slot. Nothing is ever added when
+its slot is taken, except by the replacement rules below, so the tables, and
+memory, stay bounded.
+
+Bucketing: where an address goes is a keyed hash (BLAKE2b with a secret
+32-byte key drawn at creation and kept across restarts), so an attacker
+cannot aim at slots. An address heard from a source lands in one of at most
+C{ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP} (64) new buckets chosen by the pair
+(address group, source group), groups being IPv4 /16 or IPv6 /32 networks:
+one source network can fill at most 64 of the 1024 new buckets, however many
+addresses it sends. An address of one group lands in one of at most
+C{ADDRMAN_TRIED_BUCKETS_PER_GROUP} (8) tried buckets. The slot inside a bucket
+is a hash of (table, bucket, address). In the new table a slot holding
+another address is taken over only if that address is terrible, or it also
+sits in other buckets while the newcomer sits in none; an address that ends
+up in no bucket is forgotten. Hearing again of a known address puts it in a
+further bucket with probability C{1/2**ref_count} only, and only if the news
+is fresher (its C{last_seen} is then refreshed at most hourly, daily for
+addresses not seen in the last day, less the penalty of the relay).
+
+Selection (L{AddrMan.select}): with equal chance the new or the tried table
+(unless one is empty, or only new addresses are wanted), then a random
+non-empty bucket and a random position in it, scanning forward to the first
+occupied slot; that entry is taken with probability C{chance * factor}, else
+the factor grows by 1.2 and the draw is repeated. C{chance} is 1, times 0.01
+if it was tried in the last 10 minutes, times C{0.66**min(attempts, 8)}.
+Attempts (L{AddrMan.attempt}) count at most once between two successful
+connections to any address, so a node that is offline for a while does not
+ruin its whole table.
+
+Terrible entries (L{AddrInfo.is_terrible}), which are neither shared nor
+protected when their slot is wanted: never one tried in the last minute;
+otherwise one seen more than 10 minutes in the future, never seen or not
+seen for C{ADDRMAN_HORIZON_S} (30 days), never successful after
+C{ADDRMAN_RETRIES} (3) attempts, or with C{ADDRMAN_MAX_FAILURES} (10)
+attempts and no success for C{ADDRMAN_MIN_FAIL_S} (a week).
+
+Collisions: when an address that worked (L{AddrMan.good}) would move into a
+tried slot held by another address, the move waits (up to
+C{ADDRMAN_SET_TRIED_COLLISION_SIZE} pending ones) and the node is asked to
+test the old occupant (L{AddrMan.select_tried_collision}).
+L{AddrMan.resolve_collisions} then keeps the old one if it worked in the
+last C{ADDRMAN_REPLACEMENT_S} (4 hours), and replaces it if it was tried
+in that time, more than a minute ago, without success, or if the test did
+not happen within C{ADDRMAN_TEST_WINDOW_S} (40 minutes). A tried entry
+replaced goes back to the new table, into the bucket of its first source.
+
+Getaddr answers (L{AddrMan.get_addr}) are a random sample, drawn by a partial
+Fisher-Yates shuffle over the list of all entries, of at most
+C{GETADDR_MAX_PCT} percent of the table (at least C{GETADDR_MIN_COUNT} if
+there are that many, at most C{GETADDR_MAX_REPLY}), leaving terrible entries
+out.
+
+Persistence (L{AddrMan.to_json}, L{AddrMan.from_json}): the key, the table
+geometry and every entry with its new buckets are saved. On load with the
+same geometry entries go back to the slots they had; otherwise (or when a
+slot is taken) they are re-bucketed from their first source, as Bitcoin Core
+does when its bucketing changes. Bad single entries are skipped.
+L{AddrMan.check} re-verifies every invariant (Bitcoin Core's
+C{CheckAddrman}).
+
+Not in Bitcoin Core: L{AddrInfo.failures} (consecutive failed dials, for the
+node's retry backoff), L{AddrMan.failed} and L{AddrMan.remove}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Any, Iterable, Iterator
+
+import attrs
+
+from bitp2p.address import Address, AddressError, is_routable, network_group, parse_address
+from bitp2p.constants import (
+    ADDRMAN_BUCKET_SIZE,
+    ADDRMAN_HORIZON_S,
+    ADDRMAN_MAX_FAILURES,
+    ADDRMAN_MIN_FAIL_S,
+    ADDRMAN_NEW_BUCKET_COUNT,
+    ADDRMAN_NEW_BUCKETS_PER_ADDRESS,
+    ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP,
+    ADDRMAN_REPLACEMENT_S,
+    ADDRMAN_RETRIES,
+    ADDRMAN_SET_TRIED_COLLISION_SIZE,
+    ADDRMAN_TEST_WINDOW_S,
+    ADDRMAN_TRIED_BUCKET_COUNT,
+    ADDRMAN_TRIED_BUCKETS_PER_GROUP,
+    GETADDR_MAX_PCT,
+    GETADDR_MAX_REPLY,
+    GETADDR_MIN_COUNT,
+)
+
+KEY_BYTES = 32
+# An entry tried this recently is never terrible (Bitcoin: 1 min).
+_RECENT_TRY_S = 60
+# last_seen further than this in the future makes an entry terrible.
+_FUTURE_TERRIBLE_S = 10 * 60
+# Tried this recently: chance() is multiplied by _RECENT_TRY_FACTOR.
+_RECENT_CHANCE_S = 10 * 60
+_RECENT_TRY_FACTOR = 0.01
+_ATTEMPT_FACTOR = 0.66
+_MAX_ATTEMPT_PENALTIES = 8
+# add(): an address whose time is this recent is "currently online" and has
+# its last_seen refreshed hourly, others daily.
+_ONLINE_S = 24 * 3600
+_ONLINE_UPDATE_S = 3600
+_OFFLINE_UPDATE_S = 24 * 3600
+# connected(): last_seen is refreshed at most this often.
+_CONNECTED_UPDATE_S = 20 * 60
+# resolve_collisions(): an old tried entry gets this long to answer a test.
+_COLLISION_GRACE_S = 60
+# select(): rounds before giving up on the acceptance test (the chance factor
+# grows 1.2x per round, so fewer than 60 are ever needed).
+_SELECT_MAX_ROUNDS = 10_000
+_CHANCE_BITS = 30
+
+
+class AddrManError(ValueError):
+    """
+    An invariant of the address manager is broken (L{AddrMan.check}), or
+    saved data is structurally unusable (L{AddrMan.from_json}).
+    """
+
+
+@attrs.define(slots=True, eq=False)
+class AddrInfo:
+    """
+    What the address manager knows of one address.
+
+    @ivar address: the address.
+    @ivar source: the address of the peer that first told us of it (for our
+        own dials and seeds: the address itself); its group picks the new
+        bucket the entry returns to when evicted from the tried table.
+    @ivar last_seen: when it was last heard to be alive (Bitcoin's C{nTime}).
+    @ivar last_tried: when we last tried to connect (Bitcoin's C{m_last_try}).
+    @ivar last_count_attempt: when an attempt was last counted.
+    @ivar last_success: when a connection to it last worked.
+    @ivar attempts: attempts since the last success, counted at most once
+        between two successes with any address (see L{AddrMan.attempt}).
+    @ivar failures: consecutive failed dials since the last success (not in
+        Bitcoin Core; for the node's retry backoff).
+    @ivar ref_count: how many new buckets hold it (0 when in tried).
+    @ivar in_tried: whether it is in the tried table.
+    """
+
+    address: Address
+    source: Address
+    last_seen: float = 0.0
+    last_tried: float = 0.0
+    last_count_attempt: float = 0.0
+    last_success: float = 0.0
+    attempts: int = 0
+    failures: int = 0
+    ref_count: int = 0
+    in_tried: bool = False
+
+    def is_terrible(self, now: float) -> bool:
+        """
+        Whether the entry is not worth keeping or sharing (Bitcoin's
+        C{IsTerrible}).
+
+        @param now: the current time.
+        """
+        if now - self.last_tried <= _RECENT_TRY_S:
+            return False
+        if self.last_seen > now + _FUTURE_TERRIBLE_S:
+            return True
+        if self.last_seen == 0 or now - self.last_seen > ADDRMAN_HORIZON_S:
+            return True
+        if self.last_success == 0 and self.attempts >= ADDRMAN_RETRIES:
+            return True
+        if now - self.last_success > ADDRMAN_MIN_FAIL_S and self.attempts >= ADDRMAN_MAX_FAILURES:
+            return True
+        return False
+
+    def chance(self, now: float) -> float:
+        """
+        The relative chance of being selected (Bitcoin's C{GetChance}).
+
+        @param now: the current time.
+        @return: 1.0, times 0.01 if tried in the last 10 minutes, times
+            C{0.66 ** min(attempts, 8)}.
+        """
+        chance = 1.0
+        if now - self.last_tried < _RECENT_CHANCE_S:
+            chance *= _RECENT_TRY_FACTOR
+        return chance * _ATTEMPT_FACTOR ** min(self.attempts, _MAX_ATTEMPT_PENALTIES)
+
+
+class _Table:
+    """
+    One table of buckets (Bitcoin's C{vvNew} or C{vvTried}), stored sparsely:
+    bucket -> position -> entry, with empty buckets absent, and the list of
+    non-empty buckets kept so that one can be drawn uniformly in O(1).
+    """
+
+    __slots__ = ("bucket_count", "bucket_size", "buckets", "count", "_nonempty", "_index")
+
+    def __init__(self, bucket_count: int, bucket_size: int) -> None:
+        self.bucket_count = bucket_count
+        self.bucket_size = bucket_size
+        self.buckets: dict[int, dict[int, AddrInfo]] = {}
+        self.count = 0  # occupied slots
+        self._nonempty: list[int] = []
+        self._index: dict[int, int] = {}
+
+    def get(self, bucket: int, pos: int) -> AddrInfo | None:
+        slots = self.buckets.get(bucket)
+        return None if slots is None else slots.get(pos)
+
+    def put(self, bucket: int, pos: int, info: AddrInfo) -> None:
+        """
+        Fill an empty slot.
+        """
+        slots = self.buckets.get(bucket)
+        if slots is None:
+            slots = self.buckets[bucket] = {}
+            self._index[bucket] = len(self._nonempty)
+            self._nonempty.append(bucket)
+        slots[pos] = info
+        self.count += 1
+
+    def clear(self, bucket: int, pos: int) -> None:
+        """
+        Empty an occupied slot.
+        """
+        slots = self.buckets[bucket]
+        del slots[pos]
+        self.count -= 1
+        if not slots:
+            del self.buckets[bucket]
+            index = self._index.pop(bucket)
+            last = self._nonempty.pop()
+            if last != bucket:
+                self._nonempty[index] = last
+                self._index[last] = index
+
+    def random_bucket(self, rng: random.Random) -> int:
+        """
+        A uniformly chosen non-empty bucket (the table must not be empty).
+        """
+        return self._nonempty[rng.randrange(len(self._nonempty))]
+
+    def slots(self) -> Iterator[tuple[int, int, AddrInfo]]:
+        for bucket, slots in self.buckets.items():
+            for pos, info in slots.items():
+                yield bucket, pos, info
+
+    def check(self, name: str) -> None:
+        """
+        Verify the table's own bookkeeping.
+
+        @raise AddrManError: if it is inconsistent.
+        """
+        if sorted(self._nonempty) != sorted(self.buckets) or len(self._index) != len(
+            self._nonempty
+        ):
+            raise AddrManError(f"{name} table: list of non-empty buckets is wrong")
+        for index, bucket in enumerate(self._nonempty):
+            if self._index.get(bucket) != index:
+                raise AddrManError(f"{name} table: bucket {bucket} has a wrong index")
+        count = 0
+        for bucket, slots in self.buckets.items():
+            if not 0 <= bucket < self.bucket_count:
+                raise AddrManError(f"{name} table: bucket {bucket} out of range")
+            if not slots:
+                raise AddrManError(f"{name} table: empty bucket {bucket} is listed")
+            for pos in slots:
+                if not 0 <= pos < self.bucket_size:
+                    raise AddrManError(f"{name} table: position {pos} out of range")
+            count += len(slots)
+        if count != self.count:
+            raise AddrManError(f"{name} table: counts {self.count} slots, holds {count}")
+
+
+def _addrKey(address: Address) -> bytes:
+    return str(address).encode()
+
+
+def _groupKey(address: Address) -> bytes:
+    return network_group(address).encode()
+
+
+def _int(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+class AddrMan:
+    """
+    Known addresses in a new and a tried table of buckets.
+    """
+
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        key: bytes | None = None,
+        *,
+        new_buckets: int = ADDRMAN_NEW_BUCKET_COUNT,
+        tried_buckets: int = ADDRMAN_TRIED_BUCKET_COUNT,
+        bucket_size: int = ADDRMAN_BUCKET_SIZE,
+    ) -> None:
+        """
+        @param rng: the source of all randomness.
+        @param key: the 32-byte bucketing secret; if L{None}, drawn from
+            C{rng}.
+        @param new_buckets: buckets in the new table (tests use fewer).
+        @param tried_buckets: buckets in the tried table.
+        @param bucket_size: slots per bucket.
+        @raise ValueError: if the key or the geometry is unusable.
+        """
+        for name, value in (
+            ("new_buckets", new_buckets),
+            ("tried_buckets", tried_buckets),
+            ("bucket_size", bucket_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
+        self._rng = rng if rng is not None else random.Random()
+        if key is None:
+            key = self._rng.randbytes(KEY_BYTES)
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            raise ValueError(f"key must be {KEY_BYTES} bytes")
+        self._key = key
+        self._new_count = new_buckets
+        self._tried_count = tried_buckets
+        self._bucket_size = bucket_size
+        # Bitcoin's mapInfo/mapAddr, vRandom with each entry's nRandomPos,
+        # and the new buckets each new entry sits in.
+        self._entries: dict[Address, AddrInfo] = {}
+        self._random: list[AddrInfo] = []
+        self._random_pos: dict[Address, int] = {}
+        self._new_refs: dict[Address, set[int]] = {}
+        self._new = _Table(new_buckets, bucket_size)
+        self._tried = _Table(tried_buckets, bucket_size)
+        self._n_tried = 0
+        # Pending tried collisions, in insertion order (Bitcoin's
+        # m_tried_collisions).
+        self._collisions: dict[Address, AddrInfo] = {}
+        self._last_good = 1.0
+
+    @property
+    def key(self) -> bytes:
+        return self._key
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._entries
+
+    def __iter__(self) -> Iterator[AddrInfo]:
+        return iter(list(self._entries.values()))
+
+    def get(self, address: Address) -> AddrInfo | None:
+        return self._entries.get(address)
+
+    @property
+    def size_new(self) -> int:
+        return len(self._entries) - self._n_tried
+
+    @property
+    def size_tried(self) -> int:
+        return self._n_tried
+
+    # Bucketing
+
+    def _hash(self, *parts: bytes) -> int:
+        data = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+        digest = hashlib.blake2b(data, key=self._key, digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def _tried_bucket(self, address: Address) -> int:
+        h1 = self._hash(_addrKey(address))
+        h2 = self._hash(_groupKey(address), _int(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP))
+        return h2 % self._tried_count
+
+    def _new_bucket(self, address: Address, source: Address) -> int:
+        source_group = _groupKey(source)
+        h1 = self._hash(_groupKey(address), source_group)
+        h2 = self._hash(source_group, _int(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
+        return h2 % self._new_count
+
+    def _position(self, new: bool, bucket: int, address: Address) -> int:
+        return self._hash(b"N" if new else b"K", _int(bucket), _addrKey(address)) % (
+            self._bucket_size
+        )
+
+    def _tried_slot(self, address: Address) -> tuple[int, int]:
+        bucket = self._tried_bucket(address)
+        return bucket, self._position(False, bucket, address)
+
+    # Entry bookkeeping (Create, Delete, SwapRandom, ClearNew, MakeTried)
+
+    def _create(self, info: AddrInfo) -> None:
+        address = info.address
+        self._entries[address] = info
+        self._random_pos[address] = len(self._random)
+        self._random.append(info)
+        self._new_refs[address] = set()
+
+    def _swap_random(self, i: int, j: int) -> None:
+        if i == j:
+            return
+        rnd = self._random
+        a, b = rnd[i], rnd[j]
+        rnd[i], rnd[j] = b, a
+        self._random_pos[a.address] = j
+        self._random_pos[b.address] = i
+
+    def _delete(self, info: AddrInfo) -> None:
+        """
+        Forget an entry that is in no table slot.
+        """
+        address = info.address
+        self._swap_random(self._random_pos[address], len(self._random) - 1)
+        self._random.pop()
+        del self._random_pos[address]
+        del self._entries[address]
+        del self._new_refs[address]
+        self._collisions.pop(address, None)
+
+    def _put_new(self, bucket: int, pos: int, info: AddrInfo) -> None:
+        self._new.put(bucket, pos, info)
+        self._new_refs[info.address].add(bucket)
+        info.ref_count += 1
+
+    def _clear_new(self, bucket: int, pos: int) -> None:
+        """
+        Empty a new-table slot, forgetting its entry if it was its last.
+        """
+        info = self._new.get(bucket, pos)
+        if info is None:
+            return
+        self._new.clear(bucket, pos)
+        self._new_refs[info.address].discard(bucket)
+        info.ref_count -= 1
+        if info.ref_count == 0:
+            self._delete(info)
+
+    def _make_tried(self, info: AddrInfo) -> None:
+        """
+        Move a new entry into its tried slot, sending the entry there back to
+        the new table.
+        """
+        address = info.address
+        refs = self._new_refs[address]
+        for bucket in refs:
+            self._new.clear(bucket, self._position(True, bucket, address))
+        refs.clear()
+        info.ref_count = 0
+        bucket, pos = self._tried_slot(address)
+        old = self._tried.get(bucket, pos)
+        if old is not None:
+            self._tried.clear(bucket, pos)
+            old.in_tried = False
+            self._n_tried -= 1
+            new_bucket = self._new_bucket(old.address, old.source)
+            new_pos = self._position(True, new_bucket, old.address)
+            self._clear_new(new_bucket, new_pos)
+            self._put_new(new_bucket, new_pos, old)
+        self._tried.put(bucket, pos, info)
+        info.in_tried = True
+        self._n_tried += 1
+
+    # Bitcoin's public operations
+
+    def add(
+        self,
+        entries: Iterable[tuple[Address, float]],
+        source: Address,
+        now: float,
+        penalty_s: float = 0.0,
+    ) -> int:
+        """
+        Learn addresses from a peer (Bitcoin's C{Add}).
+
+        @param entries: C{(address, time_seen)} pairs. Times are stored as
+            given (less the penalty): clamping times in the future is the
+            caller's job.
+        @param source: the peer that sent them (for our own dials and seeds:
+            the address itself).
+        @param now: the current time.
+        @param penalty_s: subtracted from the times of addresses other than
+            C{source} itself.
+        @return: how many were put into a new bucket. Unroutable addresses
+            are skipped.
+        """
+        return sum(
+            self._add_single(address, source, float(seen), float(penalty_s), now)
+            for address, seen in entries
+        )
+
+    def _add_single(
+        self, address: Address, source: Address, seen: float, penalty: float, now: float
+    ) -> bool:
+        if not is_routable(address):
+            return False
+        if address == source:
+            penalty = 0.0
+        info = self._entries.get(address)
+        if info is not None:
+            update = _ONLINE_UPDATE_S if now - seen < _ONLINE_S else _OFFLINE_UPDATE_S
+            if info.last_seen < seen - update - penalty:
+                info.last_seen = max(0.0, seen - penalty)
+            if seen <= info.last_seen or info.in_tried:
+                return False
+            if info.ref_count >= ADDRMAN_NEW_BUCKETS_PER_ADDRESS:
+                return False
+            if info.ref_count > 0 and self._rng.randrange(1 << info.ref_count) != 0:
+                return False
+        else:
+            info = AddrInfo(address, source, last_seen=max(0.0, seen - penalty))
+            self._create(info)
+        bucket = self._new_bucket(address, source)
+        pos = self._position(True, bucket, address)
+        existing = self._new.get(bucket, pos)
+        if existing is info:
+            return False
+        insert = existing is None or (
+            existing.is_terrible(now) or (existing.ref_count > 1 and info.ref_count == 0)
+        )
+        if insert:
+            self._clear_new(bucket, pos)
+            self._put_new(bucket, pos, info)
+        elif info.ref_count == 0:
+            self._delete(info)
+        return insert
+
+    def good(self, address: Address, now: float, test_before_evict: bool = True) -> bool:
+        """
+        A connection to C{address} worked (Bitcoin's C{Good}): it moves to
+        the tried table, unless its slot there is taken and
+        C{test_before_evict}, in which case a tried collision is queued.
+
+        @return: whether it was moved to the tried table.
+        """
+        self._last_good = now
+        info = self._entries.get(address)
+        if info is None:
+            return False
+        return self._good(info, now, test_before_evict)
+
+    def _good(self, info: AddrInfo, now: float, test_before_evict: bool) -> bool:
+        self._last_good = now
+        info.last_success = now
+        info.last_tried = now
+        info.attempts = 0
+        info.failures = 0
+        # last_seen is not updated, so as not to leak who we are connected to.
+        if info.in_tried or info.ref_count <= 0:
+            return False
+        bucket, pos = self._tried_slot(info.address)
+        if test_before_evict and self._tried.get(bucket, pos) is not None:
+            if len(self._collisions) < ADDRMAN_SET_TRIED_COLLISION_SIZE:
+                self._collisions[info.address] = info
+            return False
+        self._make_tried(info)
+        return True
+
+    def attempt(self, address: Address, now: float, count_failure: bool = True) -> None:
+        """
+        We are trying to connect to C{address} (Bitcoin's C{Attempt}).
+
+        @param count_failure: whether the attempt counts towards
+            C{attempts}; it counts at most once since the last success with
+            any address.
+        """
+        info = self._entries.get(address)
+        if info is None:
+            return
+        info.last_tried = now
+        if count_failure and info.last_count_attempt < self._last_good:
+            info.last_count_attempt = now
+            info.attempts += 1
+
+    def failed(self, address: Address, now: float) -> None:
+        """
+        A dial to C{address} failed: one more consecutive failure (not in
+        Bitcoin Core; L{good} resets the count).
+
+        @param now: the current time (unused; for symmetry).
+        """
+        info = self._entries.get(address)
+        if info is not None:
+            info.failures += 1
+
+    def connected(self, address: Address, now: float) -> None:
+        """
+        We are (still) connected to C{address} (Bitcoin's C{Connected}):
+        refresh its C{last_seen}, at most every 20 minutes.
+        """
+        info = self._entries.get(address)
+        if info is not None and now - info.last_seen > _CONNECTED_UPDATE_S:
+            info.last_seen = now
+
+    def select(self, now: float, new_only: bool = False) -> AddrInfo | None:
+        """
+        Choose an address to dial (Bitcoin's C{Select}).
+
+        @param new_only: choose from the new table only.
+        @return: the entry (not a copy), or L{None} if there is none to
+            choose from.
+        """
+        if not self._entries:
+            return None
+        size_new, size_tried = self.size_new, self._n_tried
+        if new_only and size_new == 0:
+            return None
+        if new_only or size_tried == 0:
+            table = self._new
+        elif size_new == 0:
+            table = self._tried
+        else:
+            table = self._tried if self._rng.getrandbits(1) else self._new
+        size = self._bucket_size
+        factor = 1.0
+        candidate: AddrInfo | None = None
+        for _ in range(_SELECT_MAX_ROUNDS):
+            # A uniformly chosen non-empty bucket: what Bitcoin's retrying
+            # on empty buckets amounts to, without the retries.
+            slots = table.buckets[table.random_bucket(self._rng)]
+            initial = self._rng.randrange(size)
+            pos = min(slots, key=lambda p: (p - initial) % size)
+            candidate = slots[pos]
+            threshold = factor * candidate.chance(now) * (1 << _CHANCE_BITS)
+            if self._rng.getrandbits(_CHANCE_BITS) < threshold:
+                return candidate
+            factor *= 1.2
+        return candidate
+
+    def select_tried_collision(self, now: float) -> AddrInfo | None:
+        """
+        A random pending tried collision's old side (Bitcoin's
+        C{SelectTriedCollision}): the tried entry the node should test.
+
+        @param now: the current time (unused; for symmetry).
+        @return: the entry occupying the tried slot wanted by a pending
+            collision, or L{None}.
+        """
+        if not self._collisions:
+            return None
+        pending = list(self._collisions.items())
+        address, info = pending[self._rng.randrange(len(pending))]
+        if self._entries.get(address) is not info:
+            del self._collisions[address]
+            return None
+        return self._tried.get(*self._tried_slot(address))
+
+    def resolve_collisions(self, now: float) -> None:
+        """
+        Settle pending tried collisions (Bitcoin's C{ResolveCollisions}).
+        """
+        for address, info in list(self._collisions.items()):
+            if self._collisions.get(address) is not info:
+                continue  # forgotten meanwhile
+            erase = False
+            if self._entries.get(address) is not info:
+                erase = True
+            else:
+                old = self._tried.get(*self._tried_slot(address))
+                if old is None:
+                    # The collision is not actual anymore.
+                    self._good(info, now, False)
+                    erase = True
+                elif now - old.last_success < ADDRMAN_REPLACEMENT_S:
+                    # The old one works: keep it.
+                    erase = True
+                elif now - old.last_tried < ADDRMAN_REPLACEMENT_S:
+                    # Tried recently: replace it if it had time to answer.
+                    if now - old.last_tried > _COLLISION_GRACE_S:
+                        self._good(info, now, False)
+                        erase = True
+                elif now - info.last_success > ADDRMAN_TEST_WINDOW_S:
+                    # The old one was not tested in time.
+                    self._good(info, now, False)
+                    erase = True
+            if erase:
+                self._collisions.pop(address, None)
+
+    def get_addr(
+        self,
+        now: float,
+        max_count: int = GETADDR_MAX_REPLY,
+        max_pct: int = GETADDR_MAX_PCT,
+        min_count: int = GETADDR_MIN_COUNT,
+    ) -> list[AddrInfo]:
+        """
+        Addresses to answer a getaddr with (Bitcoin's C{GetAddr}).
+
+        @return: up to C{min(max_count, max(len * max_pct // 100,
+            min(len, min_count)))} randomly chosen entries, none terrible
+            (fewer only if there are not that many non-terrible ones).
+        """
+        n = len(self._random)
+        count = min(max_count, max(n * max_pct // 100, min(n, min_count)))
+        result: list[AddrInfo] = []
+        rnd = self._random
+        for i in range(n):
+            if len(result) >= count:
+                break
+            self._swap_random(i, i + self._rng.randrange(n - i))
+            info = rnd[i]
+            if not info.is_terrible(now):
+                result.append(info)
+        return result
+
+    def remove(self, address: Address) -> None:
+        """
+        Forget C{address} wherever it is (not in Bitcoin Core; for the node's
+        own address).
+        """
+        info = self._entries.get(address)
+        if info is None:
+            return
+        if info.in_tried:
+            self._tried.clear(*self._tried_slot(address))
+            info.in_tried = False
+            self._n_tried -= 1
+        else:
+            refs = self._new_refs[address]
+            for bucket in refs:
+                self._new.clear(bucket, self._position(True, bucket, address))
+            refs.clear()
+        info.ref_count = 0
+        self._delete(info)
+
+    # Verification
+
+    def check(self) -> None:
+        """
+        Re-verify every invariant (Bitcoin's C{CheckAddrman}).
+
+        @raise AddrManError: naming the first broken invariant.
+        """
+        if not isinstance(self._key, bytes) or len(self._key) != KEY_BYTES:
+            raise AddrManError("the key is not 32 bytes")
+        n = len(self._entries)
+        if len(self._random) != n or len(self._random_pos) != n or len(self._new_refs) != n:
+            raise AddrManError(
+                f"{n} entries but {len(self._random)} in the random list,"
+                f" {len(self._random_pos)} random positions, {len(self._new_refs)} bucket sets"
+            )
+        tried = sum(1 for i in self._entries.values() if i.in_tried)
+        if tried != self._n_tried:
+            raise AddrManError(f"size_tried is {self._n_tried}, {tried} entries are in tried")
+        if self._tried.count != tried:
+            raise AddrManError(f"{tried} tried entries but {self._tried.count} tried slots used")
+        if self.size_tried > self._tried_count * self._bucket_size:
+            raise AddrManError("more tried entries than tried slots")
+        if self.size_new > self._new_count * self._bucket_size:
+            raise AddrManError("more new entries than new slots")
+        refs = 0
+        for address, info in self._entries.items():
+            self._check_entry(address, info)
+            refs += info.ref_count
+        if self._new.count != refs:
+            raise AddrManError(f"reference counts sum to {refs}, {self._new.count} new slots used")
+        self._tried.check("tried")
+        self._new.check("new")
+        for bucket, pos, info in self._tried.slots():
+            if self._entries.get(info.address) is not info or not info.in_tried:
+                raise AddrManError(f"tried[{bucket}][{pos}] holds {info.address}, not a tried entry")
+        for bucket, pos, info in self._new.slots():
+            if self._entries.get(info.address) is not info or info.in_tried:
+                raise AddrManError(f"new[{bucket}][{pos}] holds {info.address}, not a new entry")
+            if bucket not in self._new_refs[info.address]:
+                raise AddrManError(f"new[{bucket}][{pos}] holds {info.address}, unrecorded")
+        if len(self._collisions) > ADDRMAN_SET_TRIED_COLLISION_SIZE:
+            raise AddrManError(f"{len(self._collisions)} tried collisions pending")
+        for address, info in self._collisions.items():
+            if self._entries.get(address) is not info:
+                raise AddrManError(f"tried collision {address} is not an entry")
+        if not (isinstance(self._last_good, (int, float)) and self._last_good >= 0):
+            raise AddrManError("last_good is negative")
+
+    def _check_entry(self, address: Address, info: AddrInfo) -> None:
+        if info.address != address:
+            raise AddrManError(f"entry {address} holds {info.address}")
+        if not is_routable(address):
+            raise AddrManError(f"unroutable address {address}")
+        times = (info.last_seen, info.last_tried, info.last_count_attempt, info.last_success)
+        if not all(t >= 0 for t in times):
+            raise AddrManError(f"{address}: negative time")
+        if info.attempts < 0 or info.failures < 0:
+            raise AddrManError(f"{address}: negative counter")
+        pos = self._random_pos.get(address)
+        if pos is None or not 0 <= pos < len(self._random) or self._random[pos] is not info:
+            raise AddrManError(f"{address}: wrong random position {pos}")
+        buckets = self._new_refs[address]
+        if info.in_tried:
+            if info.ref_count != 0 or buckets:
+                raise AddrManError(f"{address}: in tried with reference count {info.ref_count}")
+            bucket, pos = self._tried_slot(address)
+            if self._tried.get(bucket, pos) is not info:
+                raise AddrManError(f"{address}: not at its tried slot [{bucket}][{pos}]")
+            return
+        if not 1 <= info.ref_count <= ADDRMAN_NEW_BUCKETS_PER_ADDRESS:
+            raise AddrManError(f"{address}: reference count {info.ref_count} out of range")
+        if info.ref_count != len(buckets):
+            raise AddrManError(
+                f"{address}: reference count {info.ref_count}, in {len(buckets)} new buckets"
+            )
+        for bucket in buckets:
+            pos = self._position(True, bucket, address)
+            if self._new.get(bucket, pos) is not info:
+                raise AddrManError(f"{address}: not at its new slot [{bucket}][{pos}]")
+
+    # Persistence
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        The whole state, as JSON-serialisable data for L{from_json}
+        (pending tried collisions are not kept, as in Bitcoin Core).
+        """
+        return {
+            "key": self._key.hex(),
+            "new_buckets": self._new_count,
+            "tried_buckets": self._tried_count,
+            "bucket_size": self._bucket_size,
+            "last_good": self._last_good,
+            "entries": [
+                {
+                    "addr": str(i.address),
+                    "source": str(i.source),
+                    "last_seen": i.last_seen,
+                    "last_tried": i.last_tried,
+                    "last_count_attempt": i.last_count_attempt,
+                    "last_success": i.last_success,
+                    "attempts": i.attempts,
+                    "failures": i.failures,
+                    "tried": i.in_tried,
+                    "buckets": sorted(self._new_refs[i.address]),
+                }
+                for i in self._random
+            ],
+        }
+
+    @classmethod
+    def from_json(
+        cls,
+        data: object,
+        rng: random.Random | None = None,
+        *,
+        new_buckets: int = ADDRMAN_NEW_BUCKET_COUNT,
+        tried_buckets: int = ADDRMAN_TRIED_BUCKET_COUNT,
+        bucket_size: int = ADDRMAN_BUCKET_SIZE,
+    ) -> AddrMan:
+        """
+        Rebuild an address manager from L{to_json} output.
+
+        With the same geometry, entries return to their saved slots; with
+        another (or when a slot is taken), tried entries go to their tried
+        slot and new ones to the bucket of their source, and whatever finds
+        its slot taken is put in the new table through its source, or
+        dropped. Bad single entries are skipped.
+
+        @raise AddrManError: if C{data} is not an object with a 32-byte hex
+            C{key} and a list of C{entries}.
+        """
+        if not isinstance(data, dict):
+            raise AddrManError("saved address manager is not an object")
+        key_hex = data.get("key")
+        if not isinstance(key_hex, str) or len(key_hex) != 2 * KEY_BYTES:
+            raise AddrManError("saved address manager has no 32-byte key")
+        try:
+            key = bytes.fromhex(key_hex)
+        except ValueError:
+            raise AddrManError("saved address manager key is not hex") from None
+        items = data.get("entries")
+        if not isinstance(items, list):
+            raise AddrManError("saved address manager has no list of entries")
+        man = cls(
+            rng, key, new_buckets=new_buckets, tried_buckets=tried_buckets, bucket_size=bucket_size
+        )
+        saved = tuple(data.get(k) for k in ("new_buckets", "tried_buckets", "bucket_size"))
+        restore = all(type(v) is int for v in saved) and saved == (
+            new_buckets,
+            tried_buckets,
+            bucket_size,
+        )
+        last_good = _time(data.get("last_good", 1.0))
+        if last_good is not None:
+            man._last_good = last_good
+
+        loaded: list[tuple[AddrInfo, list[int]]] = []
+        for item in items:
+            parsed = _entryFrom(item)
+            if parsed is None or parsed[0].address in man._entries:
+                continue
+            info, tried, buckets = parsed
+            man._create(info)
+            if tried:
+                bucket, pos = man._tried_slot(info.address)
+                if man._tried.get(bucket, pos) is None:
+                    man._tried.put(bucket, pos, info)
+                    info.in_tried = True
+                    man._n_tried += 1
+                    continue
+                buckets = []  # slot taken: into the new table via its source
+            loaded.append((info, buckets if restore else []))
+        for info, buckets in loaded:
+            for bucket in buckets:
+                if info.ref_count >= ADDRMAN_NEW_BUCKETS_PER_ADDRESS:
+                    break
+                if bucket in man._new_refs[info.address] or not 0 <= bucket < new_buckets:
+                    continue
+                pos = man._position(True, bucket, info.address)
+                if man._new.get(bucket, pos) is None:
+                    man._put_new(bucket, pos, info)
+        for info, _ in loaded:
+            if info.ref_count == 0:
+                bucket = man._new_bucket(info.address, info.source)
+                pos = man._position(True, bucket, info.address)
+                if man._new.get(bucket, pos) is None:
+                    man._put_new(bucket, pos, info)
+                else:
+                    man._delete(info)
+        return man
+
+
+def _time(value: object) -> float | None:
+    """
+    A saved time or L{None} if it is not a finite non-negative number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _entryFrom(item: object) -> tuple[AddrInfo, bool, list[int]] | None:
+    """
+    Parse one saved entry: the entry, whether it was tried, its new buckets;
+    or L{None} if anything in it is bad.
+    """
+    if not isinstance(item, dict):
+        return None
+    try:
+        address = parse_address(item["addr"])
+        source = parse_address(item.get("source", item["addr"]))
+    except (KeyError, AddressError):
+        return None
+    if not is_routable(address):
+        return None
+    times = [
+        _time(item.get(k, 0.0))
+        for k in ("last_seen", "last_tried", "last_count_attempt", "last_success")
+    ]
+    counts = [_count(item.get(k, 0)) for k in ("attempts", "failures")]
+    tried = item.get("tried", False)
+    buckets = item.get("buckets", [])
+    if None in times or None in counts or not isinstance(tried, bool):
+        return None
+    if not isinstance(buckets, list):
+        return None
+    valid = [b for b in buckets if type(b) is int]
+    if len(valid) != len(buckets):
+        return None
+    last_seen, last_tried, last_count_attempt, last_success = times
+    attempts, failures = counts
+    info = AddrInfo(
+        address,
+        source,
+        last_seen=last_seen,
+        last_tried=last_tried,
+        last_count_attempt=last_count_attempt,
+        last_success=last_success,
+        attempts=attempts,
+        failures=failures,
+    )
+    return info, tried, valid

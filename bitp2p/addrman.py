@@ -86,7 +86,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import attrs
 
@@ -297,10 +297,6 @@ def _addrKey(address: Address) -> bytes:
     return str(address).encode()
 
 
-def _groupKey(address: Address) -> bytes:
-    return network_group(address).encode()
-
-
 def _int(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
@@ -318,6 +314,7 @@ class AddrMan:
         new_buckets: int = ADDRMAN_NEW_BUCKET_COUNT,
         tried_buckets: int = ADDRMAN_TRIED_BUCKET_COUNT,
         bucket_size: int = ADDRMAN_BUCKET_SIZE,
+        group_of: Callable[[Address], str] = network_group,
     ) -> None:
         """
         @param rng: the source of all randomness.
@@ -326,6 +323,8 @@ class AddrMan:
         @param new_buckets: buckets in the new table (tests use fewer).
         @param tried_buckets: buckets in the tried table.
         @param bucket_size: slots per bucket.
+        @param group_of: the network group of an address (the node makes
+            its own local addresses groups of their own; see L{regroup}).
         @raise ValueError: if the key or the geometry is unusable.
         """
         for name, value in (
@@ -341,6 +340,7 @@ class AddrMan:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             raise ValueError(f"key must be {KEY_BYTES} bytes")
         self._key = key
+        self._group_of = group_of
         self._new_count = new_buckets
         self._tried_count = tried_buckets
         self._bucket_size = bucket_size
@@ -384,6 +384,26 @@ class AddrMan:
 
     # Bucketing
 
+    def _groupKey(self, address: Address) -> bytes:
+        return self._group_of(address).encode()
+
+    def regroup(self, group_of: Callable[[Address], str]) -> None:
+        """
+        Change how addresses are grouped, moving every entry to where the
+        new grouping puts it (tried entries whose slot is taken go back to
+        "new"): an address manager rebuilt from its own L{to_json}.
+        """
+        rebuilt = type(self).from_json(
+            self.to_json(),
+            self._rng,
+            new_buckets=self._new_count,
+            tried_buckets=self._tried_count,
+            bucket_size=self._bucket_size,
+            group_of=group_of,
+        )
+        for name in rebuilt.__dict__:
+            setattr(self, name, getattr(rebuilt, name))
+
     def _hash(self, *parts: bytes) -> int:
         data = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
         digest = hashlib.blake2b(data, key=self._key, digest_size=8).digest()
@@ -391,12 +411,12 @@ class AddrMan:
 
     def _tried_bucket(self, address: Address) -> int:
         h1 = self._hash(_addrKey(address))
-        h2 = self._hash(_groupKey(address), _int(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP))
+        h2 = self._hash(self._groupKey(address), _int(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP))
         return h2 % self._tried_count
 
     def _new_bucket(self, address: Address, source: Address) -> int:
-        source_group = _groupKey(source)
-        h1 = self._hash(_groupKey(address), source_group)
+        source_group = self._groupKey(source)
+        h1 = self._hash(self._groupKey(address), source_group)
         h2 = self._hash(source_group, _int(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
         return h2 % self._new_count
 
@@ -864,6 +884,7 @@ class AddrMan:
         new_buckets: int = ADDRMAN_NEW_BUCKET_COUNT,
         tried_buckets: int = ADDRMAN_TRIED_BUCKET_COUNT,
         bucket_size: int = ADDRMAN_BUCKET_SIZE,
+        group_of: Callable[[Address], str] = network_group,
     ) -> AddrMan:
         """
         Rebuild an address manager from L{to_json} output.
@@ -890,7 +911,12 @@ class AddrMan:
         if not isinstance(items, list):
             raise AddrManError("saved address manager has no list of entries")
         man = cls(
-            rng, key, new_buckets=new_buckets, tried_buckets=tried_buckets, bucket_size=bucket_size
+            rng,
+            key,
+            new_buckets=new_buckets,
+            tried_buckets=tried_buckets,
+            bucket_size=bucket_size,
+            group_of=group_of,
         )
         saved = tuple(data.get(k) for k in ("new_buckets", "tried_buckets", "bucket_size"))
         restore = all(type(v) is int for v in saved) and saved == (

@@ -39,7 +39,10 @@ commands:
   connect HOST PORT   dial a peer and shake hands
   disconnect ID       close the connection to a peer (a unique id prefix will do)
   peers               the connected peers
-  known               the known addresses (the address book)
+  known               the known addresses (the address manager's tables)
+  ban TARGET [SECS]   ban an address or subnet (default 24 h); disconnects it
+  unban TARGET        lift a ban
+  bans                the current bans
   status              this node's id, address, uptime and counts
   help                this list
   quit                stop the node and leave (also Ctrl-D, Ctrl-C)"""
@@ -49,6 +52,8 @@ ALIASES = {"?": "help", "exit": "quit"}
 USAGE = {
     "connect": "usage: connect HOST PORT",
     "disconnect": "usage: disconnect ID",
+    "ban": "usage: ban ADDRESS|SUBNET [SECONDS]",
+    "unban": "usage: unban ADDRESS|SUBNET",
 }
 
 
@@ -58,7 +63,14 @@ def age(now: float, then: float | None) -> str:
     """
     if not then:
         return "-"
-    seconds = max(0.0, now - then)
+    return span(now - then)
+
+
+def span(seconds: float) -> str:
+    """
+    A short human duration: C{45s}, C{3m}, C{2h}, C{1d}.
+    """
+    seconds = max(0.0, seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
@@ -156,14 +168,39 @@ class Commands:
             self._write("no known addresses")
             return
         now = self.node.reactor.seconds()
-        self._write(f"{'ADDRESS':21}  {'SEEN':5}  {'WORKED':6}  {'TRIED':5}  FAILS")
+        self._write(f"{'ADDRESS':21}  {'TABLE':5}  {'SEEN':5}  {'WORKED':6}  {'TRIED':5}  FAILS")
         for k in known:
-            seed = "  seed" if k["seed"] else ""
             self._write(
-                f"{k['address']:21}  {age(now, k['last_seen']):5}  "
+                f"{k['address']:21}  {k['table']:5}  {age(now, k['last_seen']):5}  "
                 f"{age(now, k['last_success']):6}  {age(now, k['last_tried']):5}  "
-                f"{k['attempts']:5}{seed}"
+                f"{k['failures']:5}"
             )
+
+    def cmd_ban(self, target: str, seconds: str = "86400") -> None:
+        try:
+            duration = float(seconds)
+            subnet = self.node.ban(target, duration)
+        except ValueError as e:
+            self._write(f"cannot ban: {e}" if "ban" not in str(e) else str(e))
+            return
+        self._write(f"banned {subnet} for {span(duration)}")
+
+    def cmd_unban(self, target: str) -> None:
+        try:
+            lifted = self.node.unban(target)
+        except ValueError as e:
+            self._write(str(e))
+            return
+        self._write(f"unbanned {target}" if lifted else f"{target} was not banned")
+
+    def cmd_bans(self) -> None:
+        bans = self.node.status()["bans"]
+        if not bans:
+            self._write("no bans")
+            return
+        now = self.node.reactor.seconds()
+        for ban in bans:
+            self._write(f"{ban['subnet']:43}  {span(ban['until'] - now)} left")
 
     def cmd_status(self) -> None:
         s = self.node.status()
@@ -176,7 +213,8 @@ class Commands:
             f"peers      {s['outbound']} outbound, {s['inbound']} inbound, "
             f"{s['handshaking']} handshaking, {s['dialing']} dialing"
         )
-        self._write(f"known      {len(s['known'])} addresses")
+        tried = sum(k["table"] == "tried" for k in s["known"])
+        self._write(f"known      {len(s['known'])} addresses ({tried} tried)")
 
     def cmd_help(self) -> None:
         for line in HELP.splitlines():

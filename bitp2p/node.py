@@ -466,7 +466,32 @@ class Node(service.Service):
     def _newBook(self):
         if self.config.address_manager == "simple":
             return AddressBook(rng=self._rng)
-        return AddrMan(rng=self._rng, key=self._secret(32))
+        return AddrMan(rng=self._rng, key=self._secret(32), group_of=self._bucketGroup)
+
+    def _bucketGroup(self, address: Address) -> str:
+        """
+        The group the address manager buckets C{address} by: its network
+        group, but for a local address (see L{_diversityKey}) the address
+        itself, or every node on 127.0.0.1 would share one bucket of 64
+        slots.
+        """
+        key = self._diversityKey(address)
+        return key if key is not None else f"local {address}"
+
+    def _addLocalGroup(self, address: Address) -> None:
+        """
+        C{address} is one of ours: its group is local. Addresses the
+        address manager holds are regrouped if that changes anything.
+        """
+        group = network_group(address)
+        if group in self._localGroups:
+            return
+        self._localGroups.add(group)
+        if isinstance(self.book, AddrMan) and any(
+            network_group(i.address) == group or network_group(i.source) == group
+            for i in self.book
+        ):
+            self.book.regroup(self._bucketGroup)
 
     # -- service --------------------------------------------------------------
 
@@ -540,10 +565,10 @@ class Node(service.Service):
         if host in ("0.0.0.0", "::"):
             host = bound.host
             # Listening on every interface includes loopback.
-            self._localGroups.add(network_group(Address.of("::1" if ":" in host else "127.0.0.1", 0)))
+            self._addLocalGroup(Address.of("::1" if ":" in host else "127.0.0.1", 0))
         self._listeningAddress = Address.of(host, bound.port)
         if not self._listeningAddress.ip.is_unspecified:
-            self._localGroups.add(network_group(self._listeningAddress))
+            self._addLocalGroup(self._listeningAddress)
 
     @property
     def reactor(self):
@@ -872,7 +897,7 @@ class Node(service.Service):
         now = self._reactor.seconds()
         local = _hostAddress(peer.wire.getHost())
         if local is not None and not local.ip.is_unspecified:
-            self._localGroups.add(network_group(local))
+            self._addLocalGroup(local)
         if peer.dialed is not None:
             # Known or not (a manual connection may be to a new address), an
             # address that completed a handshake goes to "tried".
@@ -1548,7 +1573,7 @@ class Node(service.Service):
             return book
         if self.config.address_manager == "simple":
             return AddressBook.from_json(body, rng=self._rng)
-        return AddrMan.from_json(body, rng=self._rng)
+        return AddrMan.from_json(body, rng=self._rng, group_of=self._bucketGroup)
 
     # -- relay ----------------------------------------------------------------------
 

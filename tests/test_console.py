@@ -52,7 +52,7 @@ class CommandTests(SynchronousTestCase):
     def test_helpListsEveryCommand(self):
         self.type("help")
         text = "\n".join(self.output)
-        for name in ("connect", "disconnect", "peers", "known", "status", "help", "quit"):
+        for name in ("connect", "disconnect", "peers", "known", "ban", "unban", "bans", "status", "help", "quit"):
             self.assertIn(name, text)
         help = list(self.output)
         self.type("?")
@@ -97,9 +97,29 @@ class CommandTests(SynchronousTestCase):
 
     def test_knownShowsTheAddressBook(self):
         self.reactor.advance(100)
-        self.node.book.add(Address.of("10.0.0.1", 5000), 100, seen=40)
+        self.node.book.add([(Address.of("10.0.0.1", 5000), 40)], Address.of("10.0.0.1", 5000), 100)
         self.type("known")
-        self.assertEqual(self.output[1].split(), ["10.0.0.1:5000", "1m", "-", "-", "0"])
+        self.assertEqual(self.output[1].split(), ["10.0.0.1:5000", "new", "1m", "-", "-", "0"])
+
+    def test_banUnbanAndBans(self):
+        self.type("bans")
+        self.assertEqual(self.output, ["no bans"])
+        self.output.clear()
+        self.type("ban 10.1.0.0/16 3600")
+        self.assertEqual(self.output, ["banned 10.1.0.0/16 for 1h"])
+        self.assertTrue(self.node.isBanned("10.1.2.3"))
+        self.output.clear()
+        self.type("bans")
+        self.assertEqual(self.output[0].split(), ["10.1.0.0/16", "1h", "left"])
+        self.output.clear()
+        self.type("ban nonsense")
+        self.assertIn("nonsense", self.output[0])
+        self.output.clear()
+        self.type("unban 10.1.0.0/16")
+        self.assertEqual(self.output, ["unbanned 10.1.0.0/16"])
+        self.type("unban 10.1.0.0/16")
+        self.assertEqual(self.output, ["10.1.0.0/16 was not banned"])
+        self.assertFalse(self.node.isBanned("10.1.2.3"))
 
     def test_statusShowsIdentityAndCounts(self):
         self.type("status")

@@ -295,21 +295,33 @@ class DiscoveryTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(manager.kinds(), ["violation"])
 
-    def test_answerToGetaddrIsNotRelayedNorRateLimited(self):
+    def test_answerToGetaddrIsNotRelayedAndFitsTheBonusTokens(self):
+        # Sending getaddr adds 1000 tokens to the peer's bucket (Bitcoin
+        # Core), so a full answer gets through, then the limit holds again.
         peer, wire, transport, manager, clock = makePeer(Direction.OUTBOUND)
         receive(wire, version(), {"type": "verack"})
         manager.events.clear()
         peers = [f"10.0.{i // 250}.{i % 250 + 1}:5000" for i in range(1000)]
         receive(wire, {"type": "addr", "peers": peers})
+        [(kind, entries, relay), answer] = manager.events
+        self.assertEqual((kind, len(entries), relay, answer), ("addresses", 1000, False, ("answer",)))
+        manager.events.clear()
+        receive(wire, {"type": "addr", "peers": peers})
         [(kind, entries, relay)] = manager.events
-        self.assertEqual(len(entries), 1000)
-        self.assertFalse(relay)
+        self.assertEqual(len(entries), 10)  # the 10 tokens a connection starts with
+
+    def test_inboundPeerGetsNoBonus(self):
+        peer, wire, transport, manager, clock = establish(Direction.INBOUND)
+        peers = [f"10.0.{i // 250}.{i % 250 + 1}:5000" for i in range(1000)]
+        receive(wire, {"type": "addr", "peers": peers})
+        [(kind, entries, relay)] = manager.events
+        self.assertEqual(len(entries), 10)
 
     def test_smallUnsolicitedAddrIsRelayable(self):
         peer, wire, transport, manager, clock = establish()
         receive(wire, {"type": "addr", "peers": ["10.0.0.1:5000"]})  # getaddr answer
         receive(wire, {"type": "addr", "peers": ["10.0.0.2:5000", "10.0.0.3:5000"]})
-        self.assertEqual([e[2] for e in manager.events], [False, True])
+        self.assertEqual([e[2] for e in manager.events if e[0] == "addresses"], [False, True])
 
     def test_largeUnsolicitedAddrIsNotRelayed(self):
         peer, wire, transport, manager, clock = establish(
@@ -317,6 +329,7 @@ class DiscoveryTests(SynchronousTestCase):
         )
         receive(wire, {"type": "addr", "peers": []})  # the getaddr answer
         clock.advance(100)
+        manager.events.clear()
         receive(wire, {"type": "addr", "peers": [f"10.0.0.{i}:5000" for i in range(1, 12)]})
         [(kind, entries, relay)] = manager.events
         self.assertEqual(len(entries), 11)
@@ -348,7 +361,7 @@ class DiscoveryTests(SynchronousTestCase):
             {"type": "addr", "peers": ["nonsense", "0.0.0.0:5000", "10.0.0.1:0", "10.0.0.9:5000"]},
         )
         self.assertFalse(transport.disconnecting)
-        [(kind, entries, relay)] = manager.events
+        [(kind, entries, relay), _] = manager.events
         self.assertEqual(entries, [(Address.of("10.0.0.9", 5000), None)])
 
 

@@ -102,18 +102,44 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
-        self["seeds"] = []
+        for key in ("seeds", "addnodes", "connect", "seednodes"):
+            self[key] = []
 
-    def opt_seed(self, value: str) -> None:
-        """
-        Bootstrap address HOST:PORT; repeat for several. A host name stands
-        for all its addresses. Default: 127.0.0.1 ports 5000-5003 but our own.
-        """
+    def _hostPort(self, option: str, key: str, value: str) -> None:
         try:
             split_host_port(value)
         except AddressError as e:
-            raise usage.UsageError(f"--seed: {e}") from None
-        self["seeds"].append(value)
+            raise usage.UsageError(f"--{option}: {e}") from None
+        self[key].append(value)
+
+    def opt_seed(self, value: str) -> None:
+        """
+        Bootstrap address HOST:PORT, used when the address manager is empty;
+        repeat for several. A host name stands for all its addresses.
+        Default: 127.0.0.1 ports 5000-5003 but our own.
+        """
+        self._hostPort("seed", "seeds", value)
+
+    def opt_addnode(self, value: str) -> None:
+        """
+        Peer HOST:PORT to keep connected (redialed with backoff; not counted
+        against --max-outbound); repeat for several.
+        """
+        self._hostPort("addnode", "addnodes", value)
+
+    def opt_connect(self, value: str) -> None:
+        """
+        Connect only to HOST:PORT (repeat for several): no automatic
+        outbound connections, no seeds, no feelers.
+        """
+        self._hostPort("connect", "connect", value)
+
+    def opt_seednode(self, value: str) -> None:
+        """
+        Node HOST:PORT to fetch addresses from once at start, then
+        disconnect; repeat for several.
+        """
+        self._hostPort("seednode", "seednodes", value)
 
     def parseArgs(self, port: str | None = None) -> None:
         if port is not None:
@@ -122,11 +148,16 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["seeds"] and self["no-seeds"]:
             raise usage.UsageError("--seed and --no-seeds exclude each other")
+        if self["seeds"] and self["connect"]:
+            raise usage.UsageError("--connect dials only the peers given: --seed cannot be used with it")
         try:
             self.config = NodeConfig(
                 port=_wholeNumber("port", self["port"], 0, 65535),
                 interface=self["interface"],
                 seeds=() if self["no-seeds"] else (self["seeds"] or None),
+                addnodes=self["addnodes"],
+                connect=self["connect"],
+                seednodes=self["seednodes"],
                 datadir=self["datadir"],
                 max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
                 max_connections=_wholeNumber("max-connections", self["max-connections"], 1),

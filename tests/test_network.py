@@ -13,8 +13,9 @@ import os
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from bitp2p.address import Address
+from bitp2p.address import Address, network_group
 from bitp2p.node import Node, NodeConfig
+from bitp2p.peer import ConnectionType
 
 from .helpers import tempDir
 
@@ -251,3 +252,46 @@ class LoopbackAddressTests(NetworkTestCase):
         self.assertEqual(seenByA["remote"].split(":")[0], "127.0.3.1")
         self.assertEqual(seenByA["address"], str(b.listeningAddress))
         self.assertEqual(a.findPeer(b.node_id).address.host, "127.0.3.1")
+
+    @defer.inlineCallbacks
+    def test_networkGroupsOnLoopbackShapeOutboundConnections(self):
+        """
+        Nine nodes: a seed on 127.1.0.1, three more in its /16 (127.1.0.2-4),
+        and five alone in 127.2/16 ... 127.6/16. Everyone learns everyone.
+        No node holds two automatic outbound connections into one group
+        other than its own; nodes of 127.1/16 do connect to several of their
+        neighbours there (their own group is exempt), while a node of
+        127.2/16 has at most one outbound connection into 127.1/16. Nine
+        nodes end as a full mesh: whoever a node may not dial, dials it.
+        """
+        seed = self.startNode(interface="127.1.0.1")
+        seeds = [str(seed.listeningAddress)]
+        hosts = ["127.1.0.2", "127.1.0.3", "127.1.0.4"] + [f"127.{g}.0.1" for g in range(2, 7)]
+        nodes = [seed] + [self.startNode(interface=h, seeds=seeds) for h in hosts]
+
+        def outboundGroups(node):
+            return [
+                network_group(p.dialed)
+                for p in node.peers()
+                if p.kind is ConnectionType.OUTBOUND and p.dialed is not None
+            ]
+
+        def settled():
+            return (
+                all(knows(n, nodes) for n in nodes)
+                and graphConnected(nodes)
+                and all(len(n.peers()) == len(nodes) - 1 for n in nodes)
+            )
+
+        yield defer.ensureDeferred(
+            self.waitFor(settled, "nine nodes on six /16s to know each other", seconds=60)
+        )
+        for node in nodes:
+            own = network_group(node.listeningAddress)
+            groups = [g for g in outboundGroups(node) if g != own]
+            self.assertEqual(len(groups), len(set(groups)), (node, outboundGroups(node)))
+        crowd = [n for n in nodes if n.listeningAddress.host.startswith("127.1.")]
+        self.assertTrue(
+            any(outboundGroups(n).count("127.1.0.0/16") >= 2 for n in crowd),
+            [outboundGroups(n) for n in crowd],
+        )

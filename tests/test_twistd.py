@@ -16,6 +16,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from bitp2p.tap import Options
+
 from .helpers import tempDir
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -160,3 +162,37 @@ class TwistdTests(SynchronousTestCase):
             self.assertEqual(len(err), 1, err)
             self.assertTrue(err[0].startswith("bitp2p: "), err)
             self.assertIn(expected, err[0])
+
+
+class PeerOptionTests(SynchronousTestCase):
+    """
+    --addnode, --connect and --seednode, parsed without starting anything.
+    """
+
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_repeatedPeerOptionsReachTheConfig(self):
+        config = self.parse(
+            "--addnode", "10.0.0.1:7000", "--addnode", "node.example:7001",
+            "--seednode", "10.0.0.2:7002", "--port", "0",
+        ).config
+        self.assertEqual(config.addnodes, ("10.0.0.1:7000", "node.example:7001"))
+        self.assertEqual(config.seednodes, ("10.0.0.2:7002",))
+        self.assertEqual(config.connect, ())
+        config = self.parse("--connect", "[2001:db8::1]:7000").config
+        self.assertEqual(config.connect, ("[2001:db8::1]:7000",))
+
+    def test_badPeerOptionsEndWithOneLine(self):
+        for argv, expected in (
+            (["--addnode", "10.0.0.1"], "--addnode: expected HOST:PORT"),
+            (["--seednode", "10.0.0.1:99999"], "--seednode: expected HOST:PORT"),
+            (["--connect", "10.0.0.1:7000", "--seed", "10.0.0.2:7000"], "--seed cannot be used"),
+        ):
+            with self.assertRaises(SystemExit) as caught:
+                self.parse(*argv)
+            message = str(caught.exception.code)
+            self.assertIn(expected, message)
+            self.assertEqual(len(message.splitlines()), 1)

@@ -448,6 +448,7 @@ class Node(service.Service):
         self._fetches: list[list] = []  # [host, port, next_try, failures] per --seednode
         self._fetching = False
         self._feeler: Address | None = None
+        self._shortTimers: dict[Peer, object] = {}
         self._nextFeeler = 0.0
         self._loops: list[tuple[LoopingCall, float]] = []
         for method, interval in (
@@ -911,7 +912,9 @@ class Node(service.Service):
             # protocol has every dialer send getaddr: its answer is taken
             # (it is one of the ways addresses spread), briefly waited for.
             timeout = FEELER_TIMEOUT_S if peer.kind is ConnectionType.FEELER else ADDR_FETCH_TIMEOUT_S
-            self._reactor.callLater(timeout, self._finishShortLived, peer, "no getaddr answer")
+            self._shortTimers[peer] = self._reactor.callLater(
+                timeout, self._finishShortLived, peer, "without a getaddr answer"
+            )
             log.debug(
                 "{kind} connection to {address} established",
                 kind=peer.kind.value,
@@ -934,6 +937,9 @@ class Node(service.Service):
             self._finishShortLived(peer, "done")
 
     def _finishShortLived(self, peer: Peer, why: str) -> None:
+        timer = self._shortTimers.pop(peer, None)
+        if timer is not None and timer.active():
+            timer.cancel()
         if peer.close_reason is None and peer in self._connections:
             peer.close(PeerLost(f"{peer.kind.value} connection {why}"))
 
@@ -957,6 +963,8 @@ class Node(service.Service):
                 self.book.connected(peer.dialed, now)
             elif not isinstance(reason, (SelfConnection, DuplicateConnection)):
                 self.book.failed(peer.dialed, now)
+        if peer.kind in SHORT_LIVED:
+            self._finishShortLived(peer, "closed")
         if peer.kind is ConnectionType.FEELER and peer.dialed == self._feeler:
             self._feeler = None
         if peer.kind is ConnectionType.ADDR_FETCH:

@@ -26,7 +26,7 @@ maintenance round:
     drawn from the address manager, never two in one network group (IPv4
     /16, IPv6 /32), never a banned, discouraged, busy or own address, and
     not an address in its retry backoff;
-  - when the outbound slots are full, a feeler connection (one at a time,
+  - when every outbound slot is held by a connection, a feeler (one at a time,
     about every C{feeler_interval_s}) tests an address of the "new" table
     (or the old entry of a pending "tried" collision); one that answers is
     promoted to "tried", and the feeler closes.
@@ -1321,14 +1321,15 @@ class Node(service.Service):
             return
         busy = self._busyAddresses()
         groups: set[str] = set()
-        in_use = 0
+        connected = 0
         for peer in self._connections:
             if peer.kind is ConnectionType.OUTBOUND:
-                in_use += 1
+                connected += 1
                 address = peer.dialed or peer.address
                 key = self._diversityKey(address) if address is not None else None
                 if key is not None:
                     groups.add(key)
+        in_use = connected
         for address, kind in self._dialKinds.items():
             if kind is ConnectionType.OUTBOUND:
                 in_use += 1
@@ -1355,7 +1356,10 @@ class Node(service.Service):
                 continue
             self._dialOutbound(info.address, ConnectionType.OUTBOUND, busy, groups)
             missing -= 1
-        if missing <= 0 and now >= self._nextFeeler and self._feeler is None:
+        # Feelers only once every outbound slot is held by a connection
+        # (not a dial in progress), as in Bitcoin Core.
+        slots = self.config.outbound_slots
+        if 0 < slots <= connected and now >= self._nextFeeler and self._feeler is None:
             self._nextFeeler = now + self._feelerDelay()
             self._startFeeler(now, busy)
 

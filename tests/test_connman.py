@@ -1,0 +1,853 @@
+"""
+The connection manager, rule by rule, on MemoryReactorClock: every dial the
+node makes is answered by hand (refused, or accepted by a scripted remote
+peer on a StringTransport), and every timer is driven by advancing the
+clock.
+
+Remote addresses are public (20.x.y.z, 30.x.y.z) unless a test is about
+local networks: the node listens on 127.0.0.1, so loopback addresses in
+127.0.0.0/16 are in its own group and exempt from the group rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p import codec
+from bitp2p.address import Address, network_group
+from bitp2p.constants import (
+    ADDR_FETCH_TIMEOUT_S,
+    ANCHORS_FILE,
+    BANLIST_FILE,
+    FEELER_TIMEOUT_S,
+    MANUAL_RETRY_MAX_S,
+    PEERS_FILE,
+)
+from bitp2p.node import Node, NodeConfig
+from bitp2p.peer import ConnectionType, Direction
+from bitp2p.storage import encode_document
+
+from .helpers import receive, sent, tempDir
+
+DAY = 24 * 3600
+
+
+def makeNode(reactor, port: int = 6001, **config) -> Node:
+    config.setdefault("seeds", ())
+    config.setdefault("interface", "127.0.0.1")
+    node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
+    node.startService()
+    return node
+
+
+def learn(node: Node, *addresses: Address, source: str = "30.99.0.1") -> None:
+    now = node.reactor.seconds()
+    node.book.add([(a, now) for a in addresses], Address.of(source, 5000), now)
+
+
+def tick(node: Node, rounds: int = 1) -> None:
+    """
+    Let C{rounds} maintenance rounds run.
+    """
+    for _ in range(rounds):
+        node.reactor.advance(node.config.maintenance_interval_s)
+
+
+def dialed(reactor, since: int = 0) -> list[Address]:
+    return [Address.of(host, port) for host, port, *_ in reactor.tcpClients[since:]]
+
+
+class Remote:
+    """
+    The far end of one dial the node made, played by hand.
+    """
+
+    def __init__(self, reactor, index: int = -1) -> None:
+        self.host, self.port, self.factory = reactor.tcpClients[index][:3]
+        self.connector = reactor.connectors[index]
+        self.address = Address.of(self.host, self.port)
+
+    def refuse(self) -> None:
+        self.factory.clientConnectionFailed(self.connector, ConnectionRefusedError())
+
+    def accept(self, node_id: str | None = None, local: str = "127.0.0.1") -> Remote:
+        """
+        Take the connection and complete the handshake.
+        """
+        self.wire = self.factory.buildProtocol(IPv4Address("TCP", self.host, self.port))
+        self.transport = StringTransport(
+            hostAddress=IPv4Address("TCP", local, 40000),
+            peerAddress=IPv4Address("TCP", self.host, self.port),
+        )
+        self.wire.makeConnection(self.transport)
+        node_id = node_id or f"r-{self.host.replace('.', '-')}-{self.port}"
+        receive(
+            self.wire,
+            {"type": "version", "node_id": node_id, "port": self.port},
+            {"type": "verack"},
+        )
+        return self
+
+    def send(self, *messages: dict) -> None:
+        receive(self.wire, *messages)
+
+    def sent(self) -> list[dict]:
+        return sent(self.transport)
+
+    @property
+    def closing(self) -> bool:
+        return self.transport.disconnecting
+
+    def lose(self) -> None:
+        self.wire.connectionLost(Failure(ConnectionDone()))
+
+
+class Inbound:
+    """
+    A remote peer that dialed the node, played by hand.
+    """
+
+    def __init__(self, node: Node, host: str, port: int = 40000, node_id: str | None = None):
+        self.wire = node._acceptInbound(IPv4Address("TCP", host, port))
+        if self.wire is None:
+            return
+        self.transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", node.listeningPort),
+            peerAddress=IPv4Address("TCP", host, port),
+        )
+        self.wire.makeConnection(self.transport)
+        node_id = node_id or f"i-{host.replace('.', '-')}-{port}"
+        receive(self.wire, {"type": "version", "node_id": node_id, "port": 5000})
+        receive(self.wire, {"type": "verack"})
+        sent(self.transport)
+
+    @property
+    def refused(self) -> bool:
+        return self.wire is None
+
+
+def entries(*addresses: Address, seen: int) -> dict:
+    return codec.addr([(a, seen) for a in addresses])
+
+
+def dialKind(reactor, index: int) -> ConnectionType:
+    return reactor.tcpClients[index][2]._wrappedFactory.kind
+
+
+def kinds(node: Node) -> list[str]:
+    return sorted(p.kind.value for p in node._connections)
+
+
+class OutboundGroupTests(SynchronousTestCase):
+    def test_neverTwoOutboundPeersInOneNetworkGroup(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor)
+        learn(node, *(Address.of(f"20.{g}.{i}.1", 5000) for g in range(3) for i in range(5)))
+        tick(node)
+        groups = [network_group(a) for a in dialed(reactor)]
+        self.assertEqual(sorted(groups), ["20.0.0.0/16", "20.1.0.0/16", "20.2.0.0/16"])
+        # The rule holds for dials in progress and for connections alike.
+        for i in range(3):
+            Remote(reactor, i).accept()
+        reactor.advance(node.config.maintenance_interval_s * 5)
+        self.assertEqual(len(dialed(reactor)), 3)
+
+    def test_aNewGroupFillsAFreeSlot(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor)
+        learn(node, Address.of("20.1.0.1", 5000), Address.of("20.1.0.2", 5000))
+        tick(node)
+        self.assertEqual(len(reactor.tcpClients), 1)
+        learn(node, Address.of("20.2.0.1", 5000))
+        reactor.advance(node.config.maintenance_interval_s)
+        self.assertEqual(dialed(reactor, 1), [Address.of("20.2.0.1", 5000)])
+
+    def test_privateAddressesOutsideOurGroupsFollowTheRule(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor)
+        learn(node, *(Address.of(f"10.5.0.{i}", 5000) for i in range(1, 9)))
+        learn(node, *(Address.of(f"127.5.0.{i}", 5000) for i in range(1, 9)), source="127.0.0.1")
+        tick(node)
+        self.assertEqual(
+            sorted(network_group(a) for a in dialed(reactor)), ["10.5.0.0/16", "127.5.0.0/16"]
+        )
+
+    def test_manyNodesOnOurOwnAddressAreExempt(self):
+        """
+        Eight nodes on 127.0.0.1 (our own address, so our own group) can all
+        be outbound peers: a network of nodes on one machine still forms.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor)
+        learn(node, *(Address.of("127.0.0.1", 7000 + i) for i in range(12)), source="127.0.0.1")
+        tick(node)
+        self.assertEqual(len(dialed(reactor)), node.config.max_outbound)
+        self.assertEqual({a.host for a in dialed(reactor)}, {"127.0.0.1"})
+
+    def test_groupOfTheLocalEndOfAConnectionBecomesLocal(self):
+        """
+        A node listening on all interfaces learns its own groups from the
+        local ends of its connections: a private network it is on is local.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, interface="0.0.0.0")
+        learn(node, Address.of("10.7.0.1", 5000))
+        tick(node)
+        Remote(reactor, 0).accept(local="10.7.0.9")
+        learn(node, *(Address.of(f"10.7.0.{i}", 5000) for i in range(2, 6)))
+        reactor.advance(node.config.maintenance_interval_s)
+        self.assertEqual(len(dialed(reactor)), 5)
+
+
+class AnchorTests(SynchronousTestCase):
+    def test_outboundPeersAtShutdownAreDialedFirstAtTheNextStart(self):
+        datadir = os.path.join(tempDir(self), "d")
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, datadir=datadir, max_outbound=2, addnodes=["30.1.0.1:5000"])
+        learn(node, Address.of("20.1.0.1", 5000), Address.of("20.2.0.1", 5000))
+        tick(node)
+        remotes = [Remote(reactor, i).accept() for i in range(len(reactor.tcpClients))]
+        self.assertEqual(
+            sorted(kinds(node)), ["manual", "outbound", "outbound"]
+        )
+        stopped = node.stopService()
+        for remote in remotes:
+            remote.lose()
+        self.successResultOf(stopped)
+        with open(os.path.join(datadir, ANCHORS_FILE), "rb") as f:
+            header, body = f.read().splitlines()
+        self.assertEqual(json.loads(header)["format"], "bitp2p-anchors")
+        # Only automatic outbound peers: not the manual one.
+        self.assertEqual(sorted(json.loads(body)), ["20.1.0.1:5000", "20.2.0.1:5000"])
+
+        # Many more addresses known now, in other groups: the anchors still
+        # come first, and the file is used once.
+        reactor = MemoryReactorClock()
+        second = Node(
+            NodeConfig(port=6001, interface="127.0.0.1", seeds=(), datadir=datadir, max_outbound=2),
+            reactor=reactor,
+            rng=random.Random(1),
+        )
+        second._load = _loadThenLearn(second, [Address.of(f"20.{g}.0.1", 5000) for g in range(3, 60)])
+        second.startService()
+        tick(node)
+        self.assertEqual(
+            sorted(dialed(reactor)), [Address.of("20.1.0.1", 5000), Address.of("20.2.0.1", 5000)]
+        )
+        self.assertFalse(os.path.exists(os.path.join(datadir, ANCHORS_FILE)))
+
+    def test_noAnchorsWithoutADataDirectoryOrOutboundPeers(self):
+        datadir = os.path.join(tempDir(self), "d")
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, datadir=datadir)
+        self.successResultOf(node.stopService())
+        with open(os.path.join(datadir, ANCHORS_FILE), "rb") as f:
+            self.assertEqual(json.loads(f.read().splitlines()[1]), [])
+
+    def test_damagedAnchorsFileIsSetAside(self):
+        datadir = os.path.join(tempDir(self), "d")
+        os.makedirs(datadir)
+        with open(os.path.join(datadir, ANCHORS_FILE), "w") as f:
+            f.write("garbage")
+        reactor = MemoryReactorClock()
+        makeNode(reactor, datadir=datadir)
+        self.assertEqual(reactor.tcpClients, [])
+        self.assertEqual(
+            len([n for n in os.listdir(datadir) if n.startswith(ANCHORS_FILE + ".damaged-")]), 1
+        )
+
+
+def _loadThenLearn(node: Node, addresses):
+    original = node._load
+
+    def load(now):
+        original(now)
+        learn(node, *addresses)
+
+    return load
+
+
+class FeelerTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.node = makeNode(self.reactor, max_outbound=1, feeler_interval_s=60)
+        learn(self.node, Address.of("20.1.0.1", 5000))
+        tick(self.node)
+        self.outbound = Remote(self.reactor, 0).accept()
+        self.new = [Address.of(f"20.{g}.0.1", 5000) for g in range(2, 8)]
+        learn(self.node, *self.new)
+
+    def waitForFeeler(self) -> Remote:
+        for _ in range(100):
+            if len(self.reactor.tcpClients) > 1:
+                break
+            self.reactor.advance(self.node.config.maintenance_interval_s)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        return Remote(self.reactor, 1)
+
+    def test_feelerTestsANewAddressAndPromotesItToTried(self):
+        feeler = self.waitForFeeler()
+        self.assertIn(feeler.address, self.new)
+        self.assertFalse(self.node.book.get(feeler.address).in_tried)
+        feeler.accept()
+        self.assertTrue(self.node.book.get(feeler.address).in_tried)
+        # Not a peer: not listed, and its getaddr answer ends it.
+        self.assertNotIn(feeler.address, [p.address for p in self.node.peers()])
+        self.assertIn({"type": "getaddr"}, feeler.sent())
+        feeler.send(entries(Address.of("20.50.0.1", 5000), seen=int(self.reactor.seconds())))
+        self.assertTrue(feeler.closing)
+        self.assertIn(Address.of("20.50.0.1", 5000), self.node.book)
+        feeler.lose()
+        self.assertEqual(kinds(self.node), ["outbound"])
+
+    def test_feelerWithoutAnAnswerClosesAfterItsTimeout(self):
+        feeler = self.waitForFeeler().accept()
+        self.reactor.advance(FEELER_TIMEOUT_S - 0.1)
+        self.assertFalse(feeler.closing)
+        self.reactor.advance(0.1)
+        self.assertTrue(feeler.closing)
+        feeler.lose()
+        self.assertEqual(self.node._shortTimers, {})
+
+    def test_oneFeelerAtATimeAboutEveryInterval(self):
+        """
+        While a feeler is out no other starts; over an hour, with each
+        answered at once, there are about 60 (one per minute, here).
+        """
+        self.waitForFeeler()
+        self.reactor.advance(600)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        Remote(self.reactor, 1).refuse()
+        start, count = self.reactor.seconds(), 0
+        for _ in range(3600):
+            self.reactor.advance(1)
+            while len(self.reactor.tcpClients) > 2 + count:
+                Remote(self.reactor, 2 + count).refuse()
+                count += 1
+        self.assertEqual(self.reactor.seconds() - start, 3600)
+        self.assertTrue(30 <= count <= 90, count)
+        self.assertEqual(self.node._feeler, None)
+
+    def test_noFeelerWhileAnOutboundSlotIsFree(self):
+        """
+        Outbound dials that keep failing leave the slot free: feelers wait.
+        """
+        self.outbound.lose()
+        answered = 1
+        for _ in range(600):
+            self.reactor.advance(1)
+            while answered < len(self.reactor.tcpClients):
+                Remote(self.reactor, answered).refuse()
+                answered += 1
+        self.assertGreater(answered, 3)
+        kindsDialed = {dialKind(self.reactor, i) for i in range(1, len(self.reactor.tcpClients))}
+        self.assertEqual(kindsDialed, {ConnectionType.OUTBOUND})
+
+    def test_noFeelersWithoutOutboundSlots(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_outbound=0, feeler_interval_s=1)
+        learn(node, *self.new)
+        reactor.advance(600)
+        self.assertEqual(reactor.tcpClients, [])
+
+
+class ManualTests(SynchronousTestCase):
+    def test_addnodeIsRedialedWithBackoffUpToAMinute(self):
+        reactor = MemoryReactorClock()
+        makeNode(reactor, addnodes=["30.1.0.1:5000"], maintenance_interval_s=1)
+        times = []
+        for _ in range(400):
+            while len(times) < len(reactor.tcpClients):
+                times.append(reactor.seconds())
+                Remote(reactor, len(times) - 1).refuse()
+            reactor.advance(1)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertEqual(gaps[:7], [2, 4, 8, 16, 32, 60, 60])
+        self.assertEqual(max(gaps), MANUAL_RETRY_MAX_S)
+
+    def test_addnodeDoesNotTakeAnOutboundSlot(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_outbound=2, addnodes=["30.1.0.1:5000"])
+        learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(5)))
+        tick(node)
+        for i in range(len(reactor.tcpClients)):
+            Remote(reactor, i).accept()
+        reactor.advance(node.config.maintenance_interval_s * 3)
+        self.assertEqual(kinds(node), ["manual", "outbound", "outbound"])
+        self.assertIn(Address.of("30.1.0.1", 5000), [p.address for p in node.peers()])
+
+    def test_addnodeIsRedialedWhenItsConnectionDrops(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, addnodes=["30.1.0.1:5000"])
+        remote = Remote(reactor, 0).accept()
+        reactor.advance(30)
+        self.assertEqual(len(reactor.tcpClients), 1)
+        remote.lose()
+        self.assertEqual(node.peers(), [])
+        reactor.advance(10)
+        self.assertEqual(dialed(reactor, 1), [Address.of("30.1.0.1", 5000)])
+
+    def test_connectDialsOnlyThoseAddresses(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(
+            reactor,
+            connect=["30.1.0.1:5000", "30.2.0.1:5000"],
+            seeds=["30.3.0.1:5000"],
+            feeler_interval_s=1,
+        )
+        learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(5)))
+        tick(node)
+        Remote(reactor, 0).accept()
+        Remote(reactor, 1).accept()
+        reactor.advance(3600)
+        self.assertEqual(
+            sorted(dialed(reactor)), [Address.of("30.1.0.1", 5000), Address.of("30.2.0.1", 5000)]
+        )
+        self.assertEqual(kinds(node), ["manual", "manual"])
+
+
+class SeednodeTests(SynchronousTestCase):
+    def test_seednodeIsAskedForAddressesThenLeft(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
+        self.assertEqual(dialed(reactor), [Address.of("30.1.0.1", 5000)])
+        remote = Remote(reactor, 0).accept()
+        self.assertEqual(node.peers(), [])
+        self.assertIn({"type": "getaddr"}, remote.sent())
+        now = int(reactor.seconds())
+        remote.send(entries(*(Address.of(f"20.{g}.0.1", 5000) for g in range(3)), seen=now))
+        self.assertTrue(remote.closing)
+        self.assertEqual(len(node.book), 4)  # the three and the seed node itself
+        remote.lose()
+        reactor.advance(3600)
+        self.assertEqual(len(reactor.tcpClients), 1)
+
+    def test_silentSeednodeIsLeftAfterItsTimeout(self):
+        reactor = MemoryReactorClock()
+        makeNode(reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
+        remote = Remote(reactor, 0).accept()
+        reactor.advance(ADDR_FETCH_TIMEOUT_S)
+        self.assertTrue(remote.closing)
+
+    def test_unreachableSeednodeIsRetriedWhileNothingIsKnown(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(
+            reactor, seednodes=["30.1.0.1:5000"], max_outbound=0, maintenance_interval_s=1
+        )
+        Remote(reactor, 0).refuse()
+        reactor.advance(2)
+        self.assertEqual(len(reactor.tcpClients), 2)
+        learn(node, Address.of("20.1.0.1", 5000))
+        Remote(reactor, 1).refuse()
+        reactor.advance(3600)
+        self.assertEqual(len(reactor.tcpClients), 2)
+
+    def test_seednodesAreAskedOneAtATime(self):
+        reactor = MemoryReactorClock()
+        makeNode(reactor, seednodes=["30.1.0.1:5000", "30.2.0.1:5000"], max_outbound=0)
+        self.assertEqual(dialed(reactor), [Address.of("30.1.0.1", 5000)])
+        remote = Remote(reactor, 0).accept()
+        remote.send(entries(Address.of("20.1.0.1", 5000), seen=int(reactor.seconds())))
+        self.assertEqual(len(reactor.tcpClients), 1)
+        remote.lose()
+        reactor.advance(5)
+        self.assertEqual(dialed(reactor, 1), [Address.of("30.2.0.1", 5000)])
+
+
+class InboundTests(SynchronousTestCase):
+    def test_inboundFromOneGroupIsCapped(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=48, max_outbound=8)
+        self.assertEqual(node.config.inbound_group_cap, 5)
+        accepted = [Inbound(node, "20.1.0.1", 40000 + i) for i in range(7)]
+        self.assertEqual([i.refused for i in accepted], [False] * 5 + [True] * 2)
+        self.assertFalse(Inbound(node, "20.2.0.1").refused)
+        # A group in 127/8 other than ours counts like any other.
+        self.assertEqual(
+            [Inbound(node, "127.5.0.1", 40000 + i).refused for i in range(6)], [False] * 5 + [True]
+        )
+
+    def test_peersOnOurOwnAddressAreNotCapped(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=48, max_outbound=8)
+        accepted = [Inbound(node, "127.0.0.1", 40000 + i) for i in range(40)]
+        self.assertFalse(any(i.refused for i in accepted))
+        self.assertEqual(len(node.peers()), 40)
+
+    def test_closedInboundFreesItsGroupSlot(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=16, max_outbound=8, max_inbound_per_group=2)
+        first, second = Inbound(node, "20.1.0.1", 1), Inbound(node, "20.1.0.2", 2)
+        self.assertTrue(Inbound(node, "20.1.0.3", 3).refused)
+        first.wire.connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(Inbound(node, "20.1.0.3", 3).refused)
+        del second
+
+    def test_fullNodeEvictsFromTheMostRepresentedGroup(self):
+        """
+        With every slot taken by peers old and new from many groups, a
+        newcomer evicts the youngest peer of the group holding the most.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=32, max_outbound=0, max_inbound_per_group=8)
+        peers = []
+        for i in range(24):  # one each from 24 groups, older
+            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
+            reactor.advance(1)
+        for i in range(8):  # eight from one group, younger
+            peers.append(Inbound(node, "30.1.0.1", 41000 + i))
+            reactor.advance(0.1)
+        self.assertFalse(any(p.transport.disconnecting for p in peers))
+        self.assertEqual(len(node.peers()), 32)
+        newcomer = Inbound(node, "40.1.0.1")
+        self.assertFalse(newcomer.refused)
+        evicted = [p for p in peers if p.transport.disconnecting]
+        self.assertEqual(len(evicted), 1)
+        self.assertEqual(evicted[0].transport.getPeer().host, "30.1.0.1")
+        self.assertEqual(evicted[0].transport.getPeer().port, 41007)
+
+
+class BanTests(SynchronousTestCase):
+    def setUp(self):
+        self.datadir = os.path.join(tempDir(self), "d")
+        self.reactor = MemoryReactorClock()
+        self.node = makeNode(self.reactor, datadir=self.datadir)
+
+    def test_bannedHostIsRefusedAtAccept(self):
+        self.assertEqual(self.node.ban("20.1.2.3"), "20.1.2.3/32")
+        self.assertTrue(Inbound(self.node, "20.1.2.3").refused)
+        self.assertFalse(Inbound(self.node, "20.1.2.4").refused)
+
+    def test_bannedSubnetIsNeverDialed(self):
+        self.node.ban("20.1.0.0/16")
+        learn(self.node, Address.of("20.1.0.1", 5000), Address.of("20.1.9.9", 5000))
+        learn(self.node, Address.of("20.2.0.1", 5000))
+        self.reactor.advance(600)
+        self.assertEqual(dialed(self.reactor), [Address.of("20.2.0.1", 5000)])
+
+    def test_banDisconnectsConnectedPeers(self):
+        inbound = Inbound(self.node, "20.1.2.3")
+        self.node.ban("20.1.0.0/16")
+        self.assertTrue(inbound.transport.disconnecting)
+
+    def test_addressesInABannedSubnetAreNotStored(self):
+        self.node.ban("20.1.0.0/16")
+        inbound = Inbound(self.node, "30.1.0.1")
+        now = int(self.reactor.seconds())
+        receive(
+            inbound.wire,
+            entries(Address.of("20.1.0.1", 5000), Address.of("20.2.0.1", 5000), seen=now),
+        )
+        self.assertNotIn(Address.of("20.1.0.1", 5000), self.node.book)
+        self.assertIn(Address.of("20.2.0.1", 5000), self.node.book)
+
+    def test_bansSurviveARestartAndExpire(self):
+        self.node.ban("20.1.0.0/16", 3600)
+        with open(os.path.join(self.datadir, BANLIST_FILE), "rb") as f:
+            self.assertIn(b"20.1.0.0/16", f.read())
+        self.successResultOf(self.node.stopService())
+        reactor = MemoryReactorClock()
+        reactor.advance(self.reactor.seconds())
+        node = makeNode(reactor, datadir=self.datadir)
+        self.assertTrue(node.isBanned("20.1.2.3"))
+        reactor.advance(3600)
+        self.assertFalse(node.isBanned("20.1.2.3"))
+        self.assertFalse(Inbound(node, "20.1.2.3").refused)
+
+    def test_unbanLiftsTheBanAndIsSaved(self):
+        self.node.ban("20.1.0.0/16")
+        self.assertTrue(self.node.unban("20.1.0.0/16"))
+        self.assertFalse(self.node.unban("20.1.0.0/16"))
+        self.successResultOf(self.node.stopService())
+        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        self.assertFalse(node.isBanned("20.1.2.3"))
+
+    def test_discouragementIsNotPersisted(self):
+        now = self.reactor.seconds()
+        self.node.bans.discourage("20.1.2.3", now + DAY)
+        self.assertTrue(self.node.isDiscouraged("20.1.2.3"))
+        self.successResultOf(self.node.stopService())
+        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        self.assertFalse(node.isDiscouraged("20.1.2.3"))
+
+    def test_discouragedAddressIsNotDialed(self):
+        self.node.bans.discourage("20.1.0.1", self.reactor.seconds() + DAY)
+        learn(self.node, Address.of("20.1.0.1", 5000))
+        self.reactor.advance(600)
+        self.assertEqual(dialed(self.reactor), [])
+
+    def test_badBanIsAClearError(self):
+        for target in ("nonsense", "20.1.0.0/40", "20.1.2.3:5000"):
+            self.assertRaises(ValueError, self.node.ban, target)
+        self.assertRaises(ValueError, self.node.ban, "20.1.2.3", 0)
+
+
+class GetaddrAnswerTests(SynchronousTestCase):
+    """
+    A getaddr is answered with min(1000, max(23 % of the table, min(table
+    size, 100))) addresses, none terrible. (The address manager may drop a
+    few of the addresses learned, on bucket collisions: the formula is
+    checked against the size of the table.)
+    """
+
+    def answer(self, known: int, terrible: int = 0) -> tuple[int, int]:
+        """
+        @return: the size of the answer, and how many non-terrible
+            addresses the table held.
+        """
+        reactor = MemoryReactorClock()
+        reactor.advance(100 * DAY)
+        node = makeNode(reactor)
+        now = reactor.seconds()
+        addresses = [Address.of(f"20.{i % 250}.{i // 250}.1", 5000) for i in range(known)]
+        for i in range(0, known, 50):
+            batch = addresses[i : i + 50]
+            node.book.add([(a, now) for a in batch], Address.of(f"30.{i // 50}.0.1", 5000), now)
+        good = len(node.book)
+        self.assertGreater(good, known * 0.95)
+        old = [Address.of(f"40.{i}.0.1", 5000) for i in range(terrible)]
+        node.book.add([(a, now - 31 * DAY) for a in old], Address.of("30.250.0.1", 5000), now)
+        inbound = Inbound(node, "50.1.0.1")
+        receive(inbound.wire, {"type": "getaddr"})
+        [answer] = [m for m in sent(inbound.transport) if m["type"] == "addr"]
+        got = {codec._entry(e)[0] for e in answer["peers"]}
+        self.assertEqual(len(got), len(answer["peers"]))
+        self.assertFalse(got & set(old))
+        return len(got), good
+
+    def test_aSmallTableIsHandedOutWhole(self):
+        got, size = self.answer(50)
+        self.assertEqual(got, size)
+
+    def test_aLargeTableIsSampled(self):
+        got, size = self.answer(1000)
+        self.assertEqual(got, size * 23 // 100)
+        self.assertLess(got, 240)
+
+    def test_atMost1000(self):
+        got, size = self.answer(5000)
+        self.assertGreater(size * 23 // 100, 1000)
+        self.assertEqual(got, 1000)
+
+    def test_terribleAddressesAreLeftOut(self):
+        got, size = self.answer(60, terrible=20)
+        self.assertEqual(got, size)
+
+
+class RelayTests(SynchronousTestCase):
+    def test_relayTargetsStayFixedForADay(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=40)
+        for i in range(10):
+            Inbound(node, f"20.{i}.0.1", 40000 + i)
+        peers = node.peers()
+        address = Address.of("30.1.0.1", 5000)
+        hourly = [
+            frozenset(node._relayTargets(address, peers, h * 3600)) for h in range(24 * 10)
+        ]
+        self.assertEqual({len(t) for t in hourly}, {2})
+        changes = [h for h in range(1, len(hourly)) if hourly[h] != hourly[h - 1]]
+        self.assertTrue(changes, "the targets never change")
+        self.assertTrue(all(b - a == 24 for a, b in zip(changes, changes[1:])), changes)
+        # Other addresses go other ways.
+        others = {
+            frozenset(node._relayTargets(Address.of(f"30.{i}.0.1", 5000), peers, 0))
+            for i in range(30)
+        }
+        self.assertGreater(len(others), 5)
+
+    def test_theSameAddressFromAnotherPeerTakesTheSameWay(self):
+        reactor = MemoryReactorClock()
+        reactor.advance(1000)
+        node = makeNode(reactor, max_connections=40)
+        inbound = [Inbound(node, f"20.{i}.0.1", 40000 + i) for i in range(8)]
+        for i in inbound:
+            sent(i.transport)
+        address = Address.of("30.1.0.1", 5000)
+        now = int(reactor.seconds())
+        receive(inbound[0].wire, entries(address, seen=now))
+        first = {i for i in range(8) if any(m["type"] == "addr" for m in sent(inbound[i].transport))}
+        self.assertEqual(len(first), 2)
+        # Sent again by a peer that was not a target: nobody new hears it.
+        other = next(i for i in range(1, 8) if i not in first)
+        receive(inbound[other].wire, entries(address, seen=now))
+        again = {i for i in range(8) if any(m["type"] == "addr" for m in sent(inbound[i].transport))}
+        self.assertTrue(again <= first, (first, again))
+
+
+class AddrAcceptanceTests(SynchronousTestCase):
+    def test_loopbackAddressesAreOnlyTakenFromLoopbackPeers(self):
+        reactor = MemoryReactorClock()
+        reactor.advance(1000)
+        node = makeNode(reactor)
+        now = int(reactor.seconds())
+        public = Inbound(node, "20.1.0.1")
+        receive(public.wire, entries(Address.of("127.0.0.1", 7001), seen=now))
+        self.assertNotIn(Address.of("127.0.0.1", 7001), node.book)
+        local = Inbound(node, "127.0.0.1")
+        receive(local.wire, entries(Address.of("127.0.0.1", 7001), seen=now))
+        self.assertIn(Address.of("127.0.0.1", 7001), node.book)
+
+    def test_timesInTheFutureOrMissingCountAsFiveDaysOld(self):
+        reactor = MemoryReactorClock()
+        reactor.advance(100 * DAY)
+        node = makeNode(reactor)
+        now = int(reactor.seconds())
+        inbound = Inbound(node, "20.1.0.1")
+        receive(
+            inbound.wire,
+            codec.addr([(Address.of("30.1.0.1", 5000), now + DAY), (Address.of("30.2.0.1", 5000), None)]),
+        )
+        for host in ("30.1.0.1", "30.2.0.1"):
+            seen = node.book.get(Address.of(host, 5000)).last_seen
+            # Five days, and the two hours' penalty of relayed addresses.
+            self.assertEqual(now - seen, 5 * DAY + 2 * 3600)
+
+    def test_unsolicitedAddrFloodIsCutByTheTokenBucket(self):
+        """
+        An inbound peer that floods us gets its first few addresses in,
+        then 0.1 a second; an outbound peer's answer to our getaddr gets
+        1000 more.
+        """
+        reactor = MemoryReactorClock()
+        reactor.advance(1000)
+        node = makeNode(reactor)
+        now = int(reactor.seconds())
+        flood = [Address.of(f"30.{i % 250}.{i // 250}.1", 5000) for i in range(5000)]
+        inbound = Inbound(node, "20.1.0.1")
+        for i in range(0, 3000, 1000):
+            receive(inbound.wire, entries(*flood[i : i + 1000], seen=now))
+        first = len(node.book)
+        self.assertLessEqual(first, 10)
+        reactor.advance(100)
+        self.assertFalse(inbound.transport.disconnecting)
+        receive(inbound.wire, entries(*flood[3000:4000], seen=now))
+        self.assertEqual(len(node.book) - first, 10)
+
+        learn(node, Address.of("20.2.0.1", 5000))
+        tick(node)
+        outbound = Remote(reactor, 0).accept()
+        self.assertIn({"type": "getaddr"}, outbound.sent())
+        before = len(node.book)
+        outbound.send(entries(*flood[4000:5000], seen=now))
+        # All 1000 are taken; one source's addresses share 64 buckets of
+        # the "new" table, so some land on the same slot as another.
+        self.assertGreater(len(node.book) - before, 800)
+
+
+class PersistenceTests(SynchronousTestCase):
+    def setUp(self):
+        self.datadir = os.path.join(tempDir(self), "d")
+        os.makedirs(self.datadir)
+        self.path = os.path.join(self.datadir, PEERS_FILE)
+
+    def aside(self) -> list[str]:
+        return [n for n in os.listdir(self.datadir) if n.startswith(PEERS_FILE + ".damaged-")]
+
+    def test_addressManagerSurvivesARestartWithItsTables(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(20)))
+        node.book.good(Address.of("20.3.0.1", 5000), reactor.seconds())
+        self.successResultOf(node.stopService())
+        again = makeNode(MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
+        self.assertEqual(len(again.book), 20)
+        self.assertTrue(again.book.get(Address.of("20.3.0.1", 5000)).in_tried)
+        self.assertFalse(again.book.get(Address.of("20.4.0.1", 5000)).in_tried)
+        again.book.check()
+
+    def test_aFlippedByteIsCaughtByTheChecksum(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        learn(node, Address.of("20.1.0.1", 5000))
+        self.successResultOf(node.stopService())
+        with open(self.path, "rb") as f:
+            data = bytearray(f.read())
+        at = data.index(b"20.1.0.1")
+        data[at] = ord("3")  # still valid JSON, a different address
+        with open(self.path, "wb") as f:
+            f.write(bytes(data))
+        again = makeNode(MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
+        self.assertEqual(len(again.book), 0)
+        self.assertEqual(len(self.aside()), 1)
+        self.assertTrue(again.running)
+
+    def test_aForeignFileIsSetAside(self):
+        with open(self.path, "wb") as f:
+            f.write(encode_document("someone-else", 1, {"entries": []}))
+        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        self.assertEqual(len(node.book), 0)
+        self.assertEqual(len(self.aside()), 1)
+
+    def test_aNewerVersionIsSetAside(self):
+        with open(self.path, "wb") as f:
+            f.write(encode_document("bitp2p-peers", 99, {"entries": []}))
+        makeNode(MemoryReactorClock(), datadir=self.datadir)
+        self.assertEqual(len(self.aside()), 1)
+
+    def test_aVersion1PeersFileIsImported(self):
+        """
+        bitp2p 0.1's peers file: its addresses go to "new", those that
+        worked to "tried".
+        """
+        old = {
+            "version": 1,
+            "saved_at": 5000,
+            "addresses": {
+                "version": 1,
+                "addresses": [
+                    {"addr": "20.1.0.1:5000", "last_seen": 4000, "last_tried": 4000,
+                     "last_success": 4000, "attempts": 0},
+                    {"addr": "20.2.0.1:5000", "last_seen": 4000, "last_tried": 0,
+                     "last_success": 0, "attempts": 0},
+                ],
+            },
+            "discouraged": {},
+        }
+        with open(self.path, "w") as f:
+            json.dump(old, f)
+        reactor = MemoryReactorClock()
+        reactor.advance(5000)
+        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        self.assertTrue(node.book.get(Address.of("20.1.0.1", 5000)).in_tried)
+        self.assertFalse(node.book.get(Address.of("20.2.0.1", 5000)).in_tried)
+        self.assertEqual(self.aside(), [])
+        # Saved again in the new format.
+        node.save()
+        with open(self.path, "rb") as f:
+            self.assertEqual(json.loads(f.readline())["version"], 2)
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_badPeerOptionsAreRefused(self):
+        for bad in (
+            dict(addnodes=["nonsense"]),
+            dict(connect=["20.1.0.1:99999"]),
+            dict(seednodes=["20.1.0.1"]),
+            dict(max_inbound_per_group=0),
+            dict(address_manager="bogus"),
+            dict(feeler_interval_s=0),
+        ):
+            self.assertRaises(ValueError, NodeConfig, **bad)
+
+    def test_inboundGroupCapFollowsTheInboundSlots(self):
+        self.assertEqual(NodeConfig().inbound_group_cap, (125 - 8) // 8)
+        self.assertEqual(NodeConfig(max_connections=20).inbound_group_cap, 4)
+        self.assertEqual(NodeConfig(max_inbound_per_group=3).inbound_group_cap, 3)
+
+    def test_simpleAddressBookStillWorks(self):
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, address_manager="simple", max_outbound=2)
+        learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(5)))
+        tick(node)
+        self.assertEqual(len(reactor.tcpClients), 2)
+        Remote(reactor, 0).accept()
+        self.assertEqual([p.direction for p in node.peers()], [Direction.OUTBOUND])

@@ -41,6 +41,22 @@ def in_group(group: int, host: int = 1) -> Address:
     return a(f"{11 + group // 256}.{group % 256}.{host // 256}.{host % 256}")
 
 
+def sharingANewSlot(m: AddrMan, source: Address) -> tuple[Address, Address]:
+    """
+    Two addresses (in different groups) that C{source} would put in the
+    same slot of the "new" table.
+    """
+    slots: dict[tuple[int, int], Address] = {}
+    for g in range(10_000):
+        address = in_group(g)
+        bucket = m._new_bucket(address, source)
+        slot = (bucket, m._position(True, bucket, address))
+        if slot in slots:
+            return slots[slot], address
+        slots[slot] = address
+    raise AssertionError("no two addresses share a slot")
+
+
 def man(seed: int = 1, key: bytes = KEY, **kwargs) -> AddrMan:
     return AddrMan(rng=random.Random(seed), key=key, **kwargs)
 
@@ -194,15 +210,7 @@ class AddTests(SynchronousTestCase):
         m = man(**SMALL)
         source = a("10.9.9.9")
         # Two addresses for one new slot from one source.
-        slots: dict[tuple[int, int], Address] = {}
-        for g in range(10_000):
-            address = in_group(g)
-            bucket = m._new_bucket(address, source)
-            slot = (bucket, m._position(True, bucket, address))
-            if slot in slots:
-                first, second = slots[slot], address
-                break
-            slots[slot] = address
+        first, second = sharingANewSlot(m, source)
         self.assertEqual(m.add([(first, NOW - 100)], source, NOW), 1)
         self.assertEqual(m.add([(second, NOW - 100)], source, NOW), 0)
         self.assertNotIn(second, m)  # in no bucket: forgotten
@@ -216,15 +224,7 @@ class AddTests(SynchronousTestCase):
     def test_multiplyHeldEntryGivesWayToUnheldOne(self):
         m = man(**SMALL)
         source = a("10.9.9.9")
-        slots: dict[tuple[int, int], Address] = {}
-        for g in range(10_000):
-            address = in_group(g)
-            bucket = m._new_bucket(address, source)
-            slot = (bucket, m._position(True, bucket, address))
-            if slot in slots:
-                first, second = slots[slot], address
-                break
-            slots[slot] = address
+        first, second = sharingANewSlot(m, source)
         m.add([(first, NOW - 100)], source, NOW)
         i = 0
         while m.get(first).ref_count < 2:

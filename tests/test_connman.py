@@ -36,6 +36,7 @@ from bitp2p.peer import ConnectionType, Direction
 from bitp2p.storage import encode_document
 
 from .helpers import receive, sent, tempDir
+from .test_addrman import tried_colliding
 
 DAY = 24 * 3600
 
@@ -357,6 +358,54 @@ class FeelerTests(SynchronousTestCase):
         learn(node, *self.new)
         reactor.advance(600)
         self.assertEqual(reactor.tcpClients, [])
+
+
+class TriedCollisionTests(SynchronousTestCase):
+    """
+    An address that worked but whose "tried" slot is taken waits while a
+    feeler tests the old entry: the old one keeps its slot if it answers,
+    loses it if not.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(100 * DAY)
+        self.node = makeNode(self.reactor, max_outbound=1, feeler_interval_s=30)
+        learn(self.node, Address.of("20.1.0.1", 5000))
+        tick(self.node)
+        Remote(self.reactor, 0).accept()
+        self.old, self.new = tried_colliding(self.node.book)
+        now = self.reactor.seconds()
+        learn(self.node, self.old, self.new)
+        self.node.book.good(self.old, now - 5 * 3600)
+        self.node.connect(self.new.host, self.new.port)
+        Remote(self.reactor, 1).accept()
+        self.assertFalse(self.node.book.get(self.new).in_tried)
+        self.assertIs(self.node.book.select_tried_collision(now), self.node.book.get(self.old))
+
+    def feeler(self) -> Remote:
+        for _ in range(1000):
+            if len(self.reactor.tcpClients) > 2:
+                break
+            self.reactor.advance(1)
+        feeler = Remote(self.reactor, 2)
+        self.assertEqual(feeler.address, self.old)
+        self.assertEqual(dialKind(self.reactor, 2), ConnectionType.FEELER)
+        return feeler
+
+    def test_oldEntryThatAnswersKeepsItsSlot(self):
+        self.feeler().accept()
+        tick(self.node)
+        self.assertTrue(self.node.book.get(self.old).in_tried)
+        self.assertFalse(self.node.book.get(self.new).in_tried)
+        self.assertIsNone(self.node.book.select_tried_collision(self.reactor.seconds()))
+
+    def test_oldEntryThatFailsGivesWay(self):
+        self.feeler().refuse()
+        self.reactor.advance(120)
+        self.assertTrue(self.node.book.get(self.new).in_tried)
+        self.assertFalse(self.node.book.get(self.old).in_tried)
+        self.node.book.check()
 
 
 class ManualTests(SynchronousTestCase):

@@ -1114,11 +1114,21 @@ class Node(service.Service):
         nodes that arrive late never learn an address), while an attacker
         cannot push out the long-lived, diverse, fast peers.
 
+        Only established peers are candidates. A connection still in its
+        handshake (at most C{handshake_timeout_s}) would always be the
+        youngest: when newcomers arrive faster than a handshake takes (a
+        thousand nodes starting from one seed), each would evict the one
+        before it and none would ever finish.
+
         @return: whether a peer was evicted.
         """
         candidates = []
         for peer in self._connections:
-            if peer.kind is not ConnectionType.INBOUND or peer.close_reason is not None:
+            if (
+                peer.kind is not ConnectionType.INBOUND
+                or not peer.established
+                or peer.close_reason is not None
+            ):
                 continue
             remote = _remoteAddress(peer)
             group = network_group(remote) if remote is not None else "?"

@@ -563,6 +563,25 @@ class InboundTests(SynchronousTestCase):
         self.assertEqual(evicted[0].transport.getPeer().host, "30.1.0.1")
         self.assertEqual(evicted[0].transport.getPeer().port, 41007)
 
+    def test_aConnectionInItsHandshakeIsNotEvicted(self):
+        """
+        Newcomers arriving faster than a handshake takes would otherwise
+        evict each other, the youngest, and none would finish.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(reactor, max_connections=24, max_outbound=0)
+        peers = []
+        for i in range(24):
+            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
+            reactor.advance(1)
+        newcomers = []
+        for i in range(6):
+            wire = node._acceptInbound(IPv4Address("TCP", f"30.{i}.0.1", 1))
+            wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", f"30.{i}.0.1", 1)))
+            newcomers.append(wire)
+        self.assertFalse(any(w.transport.disconnecting for w in newcomers))
+        self.assertEqual(sum(p.transport.disconnecting for p in peers), 6)
+
 
 class BanTests(SynchronousTestCase):
     def setUp(self):

@@ -92,6 +92,8 @@ class SimReactor:
 
     def connectTCP(self, host, port, factory, timeout=30, bindAddress=None, source="127.0.0.1"):
         connector = _Connector(self, host, port, factory, source)
+        # As a real reactor does (endpoints need it to cancel a dial).
+        factory.startedConnecting(connector)
         self.callLater(LATENCY_S, connector._connect)
         return connector
 

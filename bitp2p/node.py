@@ -1329,24 +1329,28 @@ class Node(service.Service):
         self._fetchAddresses(now)
         if self.config.connect:
             return
+        slots = self.config.outbound_slots
+        connected = self._counts[ConnectionType.OUTBOUND]
+        pending = sum(kind is ConnectionType.OUTBOUND for kind in self._dialKinds.values())
+        # Feelers only once every outbound slot is held by a connection
+        # (not a dial in progress), as in Bitcoin Core.
+        feeler = 0 < slots <= connected and now >= self._nextFeeler and self._feeler is None
+        if connected + pending >= slots and not feeler:
+            return  # the usual round of a settled node: nothing to do
         busy = self._busyAddresses()
         groups: set[str] = set()
-        connected = 0
         for peer in self._connections:
             if peer.kind is ConnectionType.OUTBOUND:
-                connected += 1
                 address = peer.dialed or peer.address
                 key = self._diversityKey(address) if address is not None else None
                 if key is not None:
                     groups.add(key)
-        in_use = connected
         for address, kind in self._dialKinds.items():
             if kind is ConnectionType.OUTBOUND:
-                in_use += 1
                 key = self._diversityKey(address)
                 if key is not None:
                     groups.add(key)
-        missing = self.config.outbound_slots - in_use
+        missing = slots - connected - pending
         while missing > 0 and self._anchors:
             address = self._anchors.pop(0)
             key = self._diversityKey(address)
@@ -1366,10 +1370,7 @@ class Node(service.Service):
                 continue
             self._dialOutbound(info.address, ConnectionType.OUTBOUND, busy, groups)
             missing -= 1
-        # Feelers only once every outbound slot is held by a connection
-        # (not a dial in progress), as in Bitcoin Core.
-        slots = self.config.outbound_slots
-        if 0 < slots <= connected and now >= self._nextFeeler and self._feeler is None:
+        if feeler:
             self._nextFeeler = now + self._feelerDelay()
             self._startFeeler(now, busy)
 

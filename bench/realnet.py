@@ -10,8 +10,9 @@ peers see the right source host. The processes are started in small batches
 (so that they do not all import Twisted at the same instant).
 
 Intervals are shortened so that a run takes minutes, not hours: maintenance
-every 0.5 s, self-advertisement every 5 s (--advertise-interval), seed
-fallback after 5 s, ping every 10 s. Everything else keeps bitp2p's defaults
+every 0.5 s, self-advertisement every 5 s (--advertise-interval), a feeler
+every 1 s (bitp2p's 2 minutes, compressed by the same factor as the
+advertisement), seed fallback after 5 s, ping every 10 s. Everything else keeps bitp2p's defaults
 but one: THE ADDRESS RATE LIMIT IS CHANGED. bitp2p accepts 0.1 unsolicited
 addresses per second from each peer (Bitcoin Core's figure, sized for one
 self-advertisement per peer every 10 minutes); with the advertisement 120
@@ -54,7 +55,7 @@ import sys
 import tempfile
 import time
 
-from bitp2p.constants import ADDR_RATE_PER_S, ADVERTISE_INTERVAL_S
+from bitp2p.constants import ADDR_RATE_PER_S, ADVERTISE_INTERVAL_S, FEELER_INTERVAL_S
 
 POLL_S = 0.5
 BATCH = 20  # processes started together
@@ -117,6 +118,7 @@ def node_main(args: argparse.Namespace) -> None:
             node_id=f"n{i}",
             maintenance_interval_s=0.5,
             advertise_interval_s=args.advertise_interval,
+            feeler_interval_s=FEELER_INTERVAL_S * args.advertise_interval / ADVERTISE_INTERVAL_S,
             seed_fallback_s=5,
             ping_interval_s=10,
             **extra,

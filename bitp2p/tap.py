@@ -94,7 +94,7 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", str(DEFAULT_PORT), "TCP port to listen on (0: any free port)."],
         ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
-        ["datadir", "d", None, "Directory for the node id and address book."],
+        ["datadir", "d", None, "Directory for the node id, address tables, bans and anchors."],
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
         ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
         ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
@@ -186,6 +186,15 @@ class Options(usage.Options):
             super().parseOptions(options)
         except usage.UsageError as e:
             raise UsageFailure(f"{e} (see --help)") from None
+
+
+# usage.Options prints an opt_ method's docstring as it is, indentation and
+# all: make each one line, so --help wraps it cleanly.
+for _name in dir(Options):
+    if _name.startswith("opt_") and getattr(Options, _name).__doc__:
+        _method = getattr(Options, _name)
+        _method.__doc__ = " ".join(_method.__doc__.split())
+del _name, _method
 
 
 class NodeService(service.MultiService):

@@ -174,6 +174,12 @@ class PeerOptionTests(SynchronousTestCase):
         options.parseOptions(list(argv))
         return options
 
+    def test_helpWrapsEachOptionsTextCleanly(self):
+        text = " ".join(str(Options()).split())
+        self.assertIn("not counted against --max-outbound); repeat for several.", text)
+        self.assertIn("--seed= Bootstrap address HOST:PORT, used when the address", text)
+        self.assertNotIn("counted         against", str(Options()))
+
     def test_repeatedPeerOptionsReachTheConfig(self):
         config = self.parse(
             "--addnode", "10.0.0.1:7000", "--addnode", "node.example:7001",

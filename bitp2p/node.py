@@ -347,7 +347,7 @@ class PeerClientFactory(ClientFactory):
         self.kind = kind
 
     def buildProtocol(self, addr):
-        return self.node._buildPeer(Direction.OUTBOUND, self.dialed, self.kind, addr)
+        return self.node._buildPeer(Direction.OUTBOUND, self.dialed, self.kind)
 
 
 @attrs.define(eq=False)
@@ -1102,7 +1102,7 @@ class Node(service.Service):
                 inbound=count,
             )
             return None
-        return self._buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, addr)
+        return self._buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group)
 
     def _evictInbound(self) -> bool:
         """
@@ -1169,8 +1169,14 @@ class Node(service.Service):
         direction: Direction,
         dialed: Address | None,
         kind: ConnectionType | None = None,
-        addr=None,
+        group: str | None = None,
     ) -> JSONLineWire:
+        """
+        A new connection's peer and wire, counted in.
+
+        @param group: for an inbound connection, the remote's network group
+            as L{_diversityKey} gives it (L{None}: exempt from the cap).
+        """
         peer = Peer(
             self,
             self._reactor,
@@ -1185,8 +1191,6 @@ class Node(service.Service):
         self._connections[peer] = None
         self._counts[kind] += 1
         if kind is ConnectionType.INBOUND:
-            remote = _hostAddress(addr)
-            group = self._diversityKey(remote) if remote is not None else None
             self._groupOf[peer] = group
             if group is not None:
                 self._inboundGroups[group] = self._inboundGroups.get(group, 0) + 1

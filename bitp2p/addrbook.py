@@ -10,9 +10,9 @@ and show what the bucketed tables gain (C{NodeConfig(address_manager=
 What is stored, per address (L{AddressInfo}): when it was last seen alive,
 when we last tried it, when it last worked, how many attempts failed since.
 One flat table of at most C{max_entries} addresses; a new address arriving
-when it is full evicts a terrible entry if any, else the never-successful
-entry seen longest ago, else the entry seen longest ago, so a flood of fresh
-addresses pushes out every address that never worked.
+when it is full evicts the worst 1 % of the table (terrible entries first,
+then never-successful ones, then the rest, each seen longest ago first), so
+a flood of fresh addresses pushes out every address that never worked.
 
 Selection (L{AddressBook.select}): an address that worked before with
 probability 0.8 when there are also untried ones, uniformly within each set,

@@ -13,6 +13,8 @@ import ipaddress
 
 import attrs
 
+from bitp2p.constants import HOST_CACHE_SIZE
+
 
 class AddressError(ValueError):
     """
@@ -61,11 +63,11 @@ class Address:
 
 # Parsing an IP literal with ipaddress costs ~10 us; the same few hosts come
 # back again and again (every connection's remote end, every addr entry of a
-# known node), so their normal forms and parsed IPs are remembered.
-_HOST_CACHE_SIZE = 16384
+# known node), so their normal forms and parsed IPs are remembered
+# (HOST_CACHE_SIZE of each).
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _normalHost(host: str) -> str:
     """
     The normal form of an IP literal (raises L{AddressError} if not one).
@@ -79,7 +81,7 @@ def _normalHost(host: str) -> str:
     return str(ip)
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(host)
 
@@ -133,7 +135,7 @@ def is_routable(address: Address) -> bool:
     return _routableHost(address.host)
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _routableHost(host: str) -> bool:
     ip = _ip(host)
     if ip.is_loopback:
@@ -155,7 +157,7 @@ def network_group(address: Address) -> str:
     return _groupOf(address.host)
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _groupOf(host: str) -> str:
     ip = _ip(host)
     if isinstance(ip, ipaddress.IPv4Address):
@@ -180,7 +182,7 @@ _LOCAL_RANGES = tuple(
 )
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _localHost(host: str) -> bool:
     # Not ipaddress's is_private, which also counts documentation and
     # benchmarking ranges (192.0.2.0/24, 2001:db8::/32) that tests use as

@@ -477,17 +477,24 @@ class AddrMan:
         if info.ref_count == 0:
             self._delete(info)
 
+    def _leave_new(self, info: AddrInfo) -> None:
+        """
+        Take an entry out of every new bucket it sits in (the entry itself
+        stays).
+        """
+        refs = self._new_refs[info.address]
+        for bucket in refs:
+            self._new.clear(bucket, self._position(True, bucket, info.address))
+        refs.clear()
+        info.ref_count = 0
+
     def _make_tried(self, info: AddrInfo) -> None:
         """
         Move a new entry into its tried slot, sending the entry there back to
         the new table.
         """
         address = info.address
-        refs = self._new_refs[address]
-        for bucket in refs:
-            self._new.clear(bucket, self._position(True, bucket, address))
-        refs.clear()
-        info.ref_count = 0
+        self._leave_new(info)
         bucket, pos = self._tried_slot(address)
         old = self._tried.get(bucket, pos)
         if old is not None:
@@ -757,11 +764,7 @@ class AddrMan:
             info.in_tried = False
             self._n_tried -= 1
         else:
-            refs = self._new_refs[address]
-            for bucket in refs:
-                self._new.clear(bucket, self._position(True, bucket, address))
-            refs.clear()
-        info.ref_count = 0
+            self._leave_new(info)
         self._delete(info)
 
     # Verification

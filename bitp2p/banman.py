@@ -37,12 +37,12 @@ import ipaddress
 import math
 from typing import Any, Union
 
+from bitp2p.constants import HOST_CACHE_SIZE
+
 # Hosts remembered as discouraged at most; beyond, the host discouraged
 # longest ago is forgotten (Bitcoin Core keeps 50000 in a rolling Bloom
 # filter).
 MAX_DISCOURAGED = 50000
-# Parsed hosts remembered (see bitp2p.address).
-_HOST_CACHE_SIZE = 16384
 # Longest target shown in an error message.
 _SHOW_CHARS = 80
 
@@ -289,7 +289,7 @@ def _parseTarget(target: object) -> _Network:
     return network
 
 
-@functools.lru_cache(maxsize=_HOST_CACHE_SIZE)
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _hostKey(host: str) -> _HostKey | None:
     """
     An IP literal as (version, integer), IPv4-mapped IPv6 as IPv4; L{None}

@@ -113,6 +113,9 @@ DISCOURAGE_THRESHOLD = 5
 DISCOURAGE_S = 24 * 3600
 DEFAULT_BAN_S = 24 * 3600
 
+# IP literals whose parse is remembered (bitp2p.address, bitp2p.banman)
+HOST_CACHE_SIZE = 16384
+
 # Persistence file names inside --datadir
 NODE_ID_FILE = "node_id"
 PEERS_FILE = "peers.json"

@@ -179,9 +179,13 @@ class Commands:
     def cmd_ban(self, target: str, seconds: str = "86400") -> None:
         try:
             duration = float(seconds)
+        except ValueError:
+            self._write(f"cannot ban: {seconds!r} is not a number of seconds")
+            return
+        try:
             subnet = self.node.ban(target, duration)
         except ValueError as e:
-            self._write(f"cannot ban: {e}" if "ban" not in str(e) else str(e))
+            self._write(str(e))  # it names the ban already
             return
         self._write(f"banned {subnet} for {span(duration)}")
 

@@ -11,12 +11,14 @@ import random
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from bitp2p import codec
 from bitp2p.address import Address
+from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction, Peer, PeerSettings
 from bitp2p.wire import JSONLineWire
 
@@ -195,3 +197,29 @@ def tempDir(testCase) -> str:
     path = tempfile.mkdtemp(prefix="bitp2p-test-")
     testCase.addCleanup(shutil.rmtree, path, True)
     return path
+
+
+def makeNode(port: int, reactor=None, **config) -> Node:
+    """
+    A started node on 127.0.0.1:C{port}, with no seeds and a seeded rng,
+    on C{reactor} (a new C{MemoryReactorClock} by default).
+    """
+    config.setdefault("seeds", ())
+    config.setdefault("interface", "127.0.0.1")
+    reactor = reactor if reactor is not None else MemoryReactorClock()
+    node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
+    node.startService()
+    return node
+
+
+def learn(
+    node: Node, *addresses: Address, seen: float | None = None, source: str = "10.99.0.1"
+) -> None:
+    """
+    Put addresses in a node's address manager, seen at C{seen} (default:
+    now), as told by C{source}.
+    """
+    now = node.reactor.seconds()
+    node.book.add(
+        [(a, now if seen is None else seen) for a in addresses], Address.of(source, 5000), now
+    )

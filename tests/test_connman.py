@@ -11,9 +11,9 @@ local networks: the node listens on 127.0.0.1, so loopback addresses in
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import random
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
@@ -35,23 +35,13 @@ from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import ConnectionType, Direction
 from bitp2p.storage import encode_document
 
-from .helpers import receive, sent, tempDir
+from . import helpers
+from .helpers import makeNode, receive, sent, tempDir
 from .test_addrman import tried_colliding
 
 DAY = 24 * 3600
-
-
-def makeNode(reactor, port: int = 6001, **config) -> Node:
-    config.setdefault("seeds", ())
-    config.setdefault("interface", "127.0.0.1")
-    node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
-    node.startService()
-    return node
-
-
-def learn(node: Node, *addresses: Address, source: str = "30.99.0.1") -> None:
-    now = node.reactor.seconds()
-    node.book.add([(a, now) for a in addresses], Address.of(source, 5000), now)
+# Addresses learned here are told by a public peer.
+learn = functools.partial(helpers.learn, source="30.99.0.1")
 
 
 def tick(node: Node, rounds: int = 1) -> None:
@@ -150,7 +140,7 @@ def kinds(node: Node) -> list[str]:
 class OutboundGroupTests(SynchronousTestCase):
     def test_neverTwoOutboundPeersInOneNetworkGroup(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         learn(node, *(Address.of(f"20.{g}.{i}.1", 5000) for g in range(3) for i in range(5)))
         tick(node)
         groups = [network_group(a) for a in dialed(reactor)]
@@ -163,7 +153,7 @@ class OutboundGroupTests(SynchronousTestCase):
 
     def test_aNewGroupFillsAFreeSlot(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         learn(node, Address.of("20.1.0.1", 5000), Address.of("20.1.0.2", 5000))
         tick(node)
         self.assertEqual(len(reactor.tcpClients), 1)
@@ -173,7 +163,7 @@ class OutboundGroupTests(SynchronousTestCase):
 
     def test_privateAddressesOutsideOurGroupsFollowTheRule(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         learn(node, *(Address.of(f"10.5.0.{i}", 5000) for i in range(1, 9)))
         learn(node, *(Address.of(f"127.5.0.{i}", 5000) for i in range(1, 9)), source="127.0.0.1")
         tick(node)
@@ -187,7 +177,7 @@ class OutboundGroupTests(SynchronousTestCase):
         be outbound peers: a network of nodes on one machine still forms.
         """
         reactor = MemoryReactorClock()
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         learn(node, *(Address.of("127.0.0.1", 7000 + i) for i in range(12)), source="127.0.0.1")
         tick(node)
         self.assertEqual(len(dialed(reactor)), node.config.max_outbound)
@@ -199,7 +189,7 @@ class OutboundGroupTests(SynchronousTestCase):
         local ends of its connections: a private network it is on is local.
         """
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, interface="0.0.0.0")
+        node = makeNode(6001, reactor, interface="0.0.0.0")
         learn(node, Address.of("10.7.0.1", 5000))
         tick(node)
         Remote(reactor, 0).accept(local="10.7.0.9")
@@ -212,7 +202,7 @@ class AnchorTests(SynchronousTestCase):
     def test_outboundPeersAtShutdownAreDialedFirstAtTheNextStart(self):
         datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, datadir=datadir, max_outbound=2, addnodes=["30.1.0.1:5000"])
+        node = makeNode(6001, reactor, datadir=datadir, max_outbound=2, addnodes=["30.1.0.1:5000"])
         learn(node, Address.of("20.1.0.1", 5000), Address.of("20.2.0.1", 5000))
         tick(node)
         remotes = [Remote(reactor, i).accept() for i in range(len(reactor.tcpClients))]
@@ -232,7 +222,7 @@ class AnchorTests(SynchronousTestCase):
         # At the next start the anchors come first, out of 59 addresses,
         # and the file is used once.
         reactor = MemoryReactorClock()
-        second = makeNode(reactor, datadir=datadir, max_outbound=2)
+        second = makeNode(6001, reactor, datadir=datadir, max_outbound=2)
         self.assertEqual(len(second.book), 59)
         self.assertEqual(
             sorted(dialed(reactor)), [Address.of("20.1.0.1", 5000), Address.of("20.2.0.1", 5000)]
@@ -242,7 +232,7 @@ class AnchorTests(SynchronousTestCase):
     def test_noOutboundPeersLeaveAnEmptyAnchorList(self):
         datadir = os.path.join(tempDir(self), "d")
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, datadir=datadir)
+        node = makeNode(6001, reactor, datadir=datadir)
         self.successResultOf(node.stopService())
         with open(os.path.join(datadir, ANCHORS_FILE), "rb") as f:
             self.assertEqual(json.loads(f.read().splitlines()[1]), [])
@@ -253,7 +243,7 @@ class AnchorTests(SynchronousTestCase):
         with open(os.path.join(datadir, ANCHORS_FILE), "w") as f:
             f.write("garbage")
         reactor = MemoryReactorClock()
-        makeNode(reactor, datadir=datadir)
+        makeNode(6001, reactor, datadir=datadir)
         self.assertEqual(reactor.tcpClients, [])
         self.assertEqual(
             len([n for n in os.listdir(datadir) if n.startswith(ANCHORS_FILE + ".damaged-")]), 1
@@ -263,7 +253,7 @@ class AnchorTests(SynchronousTestCase):
 class FeelerTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
-        self.node = makeNode(self.reactor, max_outbound=1, feeler_interval_s=60)
+        self.node = makeNode(6001, self.reactor, max_outbound=1, feeler_interval_s=60)
         learn(self.node, Address.of("20.1.0.1", 5000))
         tick(self.node)
         self.outbound = Remote(self.reactor, 0).accept()
@@ -338,7 +328,7 @@ class FeelerTests(SynchronousTestCase):
 
     def test_noFeelersWithoutOutboundSlots(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_outbound=0, feeler_interval_s=1)
+        node = makeNode(6001, reactor, max_outbound=0, feeler_interval_s=1)
         learn(node, *self.new)
         reactor.advance(600)
         self.assertEqual(reactor.tcpClients, [])
@@ -354,7 +344,7 @@ class TriedCollisionTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.reactor.advance(100 * DAY)
-        self.node = makeNode(self.reactor, max_outbound=1, feeler_interval_s=30)
+        self.node = makeNode(6001, self.reactor, max_outbound=1, feeler_interval_s=30)
         learn(self.node, Address.of("20.1.0.1", 5000))
         tick(self.node)
         Remote(self.reactor, 0).accept()
@@ -395,7 +385,7 @@ class TriedCollisionTests(SynchronousTestCase):
 class ManualTests(SynchronousTestCase):
     def test_addnodeIsRedialedWithBackoffUpToAMinute(self):
         reactor = MemoryReactorClock()
-        makeNode(reactor, addnodes=["30.1.0.1:5000"], maintenance_interval_s=1)
+        makeNode(6001, reactor, addnodes=["30.1.0.1:5000"], maintenance_interval_s=1)
         times = []
         for _ in range(400):
             while len(times) < len(reactor.tcpClients):
@@ -408,7 +398,7 @@ class ManualTests(SynchronousTestCase):
 
     def test_addnodeDoesNotTakeAnOutboundSlot(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_outbound=2, addnodes=["30.1.0.1:5000"])
+        node = makeNode(6001, reactor, max_outbound=2, addnodes=["30.1.0.1:5000"])
         learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(5)))
         tick(node)
         for i in range(len(reactor.tcpClients)):
@@ -419,7 +409,7 @@ class ManualTests(SynchronousTestCase):
 
     def test_addnodeIsRedialedWhenItsConnectionDrops(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, addnodes=["30.1.0.1:5000"])
+        node = makeNode(6001, reactor, addnodes=["30.1.0.1:5000"])
         remote = Remote(reactor, 0).accept()
         reactor.advance(30)
         self.assertEqual(len(reactor.tcpClients), 1)
@@ -431,6 +421,7 @@ class ManualTests(SynchronousTestCase):
     def test_connectDialsOnlyThoseAddresses(self):
         reactor = MemoryReactorClock()
         node = makeNode(
+            6001,
             reactor,
             connect=["30.1.0.1:5000", "30.2.0.1:5000"],
             seeds=["30.3.0.1:5000"],
@@ -450,7 +441,7 @@ class ManualTests(SynchronousTestCase):
 class SeednodeTests(SynchronousTestCase):
     def test_seednodeIsAskedForAddressesThenLeft(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
+        node = makeNode(6001, reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
         self.assertEqual(dialed(reactor), [Address.of("30.1.0.1", 5000)])
         remote = Remote(reactor, 0).accept()
         self.assertEqual(node.peers(), [])
@@ -465,7 +456,7 @@ class SeednodeTests(SynchronousTestCase):
 
     def test_silentSeednodeIsLeftAfterItsTimeout(self):
         reactor = MemoryReactorClock()
-        makeNode(reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
+        makeNode(6001, reactor, seednodes=["30.1.0.1:5000"], max_outbound=0)
         remote = Remote(reactor, 0).accept()
         reactor.advance(ADDR_FETCH_TIMEOUT_S)
         self.assertTrue(remote.closing)
@@ -473,7 +464,7 @@ class SeednodeTests(SynchronousTestCase):
     def test_unreachableSeednodeIsRetriedWhileNothingIsKnown(self):
         reactor = MemoryReactorClock()
         node = makeNode(
-            reactor, seednodes=["30.1.0.1:5000"], max_outbound=0, maintenance_interval_s=1
+            6001, reactor, seednodes=["30.1.0.1:5000"], max_outbound=0, maintenance_interval_s=1
         )
         Remote(reactor, 0).refuse()
         reactor.advance(2)
@@ -485,7 +476,7 @@ class SeednodeTests(SynchronousTestCase):
 
     def test_seednodesAreAskedOneAtATime(self):
         reactor = MemoryReactorClock()
-        makeNode(reactor, seednodes=["30.1.0.1:5000", "30.2.0.1:5000"], max_outbound=0)
+        makeNode(6001, reactor, seednodes=["30.1.0.1:5000", "30.2.0.1:5000"], max_outbound=0)
         self.assertEqual(dialed(reactor), [Address.of("30.1.0.1", 5000)])
         remote = Remote(reactor, 0).accept()
         remote.send(entries(Address.of("20.1.0.1", 5000), seen=int(reactor.seconds())))
@@ -498,7 +489,7 @@ class SeednodeTests(SynchronousTestCase):
 class InboundTests(SynchronousTestCase):
     def test_inboundFromOneGroupIsCapped(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=48, max_outbound=8)
+        node = makeNode(6001, reactor, max_connections=48, max_outbound=8)
         self.assertEqual(node.config.inbound_group_cap, 5)
         accepted = [Inbound(node, "20.1.0.1", 40000 + i) for i in range(7)]
         self.assertEqual([i.refused for i in accepted], [False] * 5 + [True] * 2)
@@ -510,14 +501,14 @@ class InboundTests(SynchronousTestCase):
 
     def test_peersOnOurOwnAddressAreNotCapped(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=48, max_outbound=8)
+        node = makeNode(6001, reactor, max_connections=48, max_outbound=8)
         accepted = [Inbound(node, "127.0.0.1", 40000 + i) for i in range(40)]
         self.assertFalse(any(i.refused for i in accepted))
         self.assertEqual(len(node.peers()), 40)
 
     def test_closedInboundFreesItsGroupSlot(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=16, max_outbound=8, max_inbound_per_group=2)
+        node = makeNode(6001, reactor, max_connections=16, max_outbound=8, max_inbound_per_group=2)
         first, second = Inbound(node, "20.1.0.1", 1), Inbound(node, "20.1.0.2", 2)
         self.assertTrue(Inbound(node, "20.1.0.3", 3).refused)
         first.wire.connectionLost(Failure(ConnectionDone()))
@@ -530,7 +521,7 @@ class InboundTests(SynchronousTestCase):
         newcomer evicts the youngest peer of the group holding the most.
         """
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=32, max_outbound=0, max_inbound_per_group=8)
+        node = makeNode(6001, reactor, max_connections=32, max_outbound=0, max_inbound_per_group=8)
         peers = []
         for i in range(24):  # one each from 24 groups, older
             peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
@@ -553,7 +544,7 @@ class InboundTests(SynchronousTestCase):
         evict each other, the youngest, and none would finish.
         """
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=24, max_outbound=0)
+        node = makeNode(6001, reactor, max_connections=24, max_outbound=0)
         peers = []
         for i in range(24):
             peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
@@ -571,7 +562,7 @@ class BanTests(SynchronousTestCase):
     def setUp(self):
         self.datadir = os.path.join(tempDir(self), "d")
         self.reactor = MemoryReactorClock()
-        self.node = makeNode(self.reactor, datadir=self.datadir)
+        self.node = makeNode(6001, self.reactor, datadir=self.datadir)
 
     def test_bannedHostIsRefusedAtAccept(self):
         self.assertEqual(self.node.ban("20.1.2.3"), "20.1.2.3/32")
@@ -608,7 +599,7 @@ class BanTests(SynchronousTestCase):
         self.successResultOf(self.node.stopService())
         reactor = MemoryReactorClock()
         reactor.advance(self.reactor.seconds())
-        node = makeNode(reactor, datadir=self.datadir)
+        node = makeNode(6001, reactor, datadir=self.datadir)
         self.assertTrue(node.isBanned("20.1.2.3"))
         reactor.advance(3600)
         self.assertFalse(node.isBanned("20.1.2.3"))
@@ -619,7 +610,7 @@ class BanTests(SynchronousTestCase):
         self.assertTrue(self.node.unban("20.1.0.0/16"))
         self.assertFalse(self.node.unban("20.1.0.0/16"))
         self.successResultOf(self.node.stopService())
-        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        node = makeNode(6001, MemoryReactorClock(), datadir=self.datadir)
         self.assertFalse(node.isBanned("20.1.2.3"))
 
     def test_discouragementIsNotPersisted(self):
@@ -627,7 +618,7 @@ class BanTests(SynchronousTestCase):
         self.node.bans.discourage("20.1.2.3", now + DAY)
         self.assertTrue(self.node.isDiscouraged("20.1.2.3"))
         self.successResultOf(self.node.stopService())
-        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        node = makeNode(6001, MemoryReactorClock(), datadir=self.datadir)
         self.assertFalse(node.isDiscouraged("20.1.2.3"))
 
     def test_discouragedAddressIsNotDialed(self):
@@ -657,7 +648,7 @@ class GetaddrAnswerTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         reactor.advance(100 * DAY)
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         now = reactor.seconds()
         addresses = [Address.of(f"20.{i % 250}.{i // 250}.1", 5000) for i in range(known)]
         for i in range(0, known, 50):
@@ -697,7 +688,7 @@ class GetaddrAnswerTests(SynchronousTestCase):
 class RelayTests(SynchronousTestCase):
     def test_relayTargetsStayFixedForADay(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, max_connections=40)
+        node = makeNode(6001, reactor, max_connections=40)
         for i in range(10):
             Inbound(node, f"20.{i}.0.1", 40000 + i)
         peers = node.peers()
@@ -719,7 +710,7 @@ class RelayTests(SynchronousTestCase):
     def test_theSameAddressFromAnotherPeerTakesTheSameWay(self):
         reactor = MemoryReactorClock()
         reactor.advance(1000)
-        node = makeNode(reactor, max_connections=40)
+        node = makeNode(6001, reactor, max_connections=40)
         inbound = [Inbound(node, f"20.{i}.0.1", 40000 + i) for i in range(8)]
         for i in inbound:
             sent(i.transport)
@@ -739,7 +730,7 @@ class AddrAcceptanceTests(SynchronousTestCase):
     def test_loopbackAddressesAreOnlyTakenFromLoopbackPeers(self):
         reactor = MemoryReactorClock()
         reactor.advance(1000)
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         now = int(reactor.seconds())
         public = Inbound(node, "20.1.0.1")
         receive(public.wire, entries(Address.of("127.0.0.1", 7001), seen=now))
@@ -751,7 +742,7 @@ class AddrAcceptanceTests(SynchronousTestCase):
     def test_timesInTheFutureOrMissingCountAsFiveDaysOld(self):
         reactor = MemoryReactorClock()
         reactor.advance(100 * DAY)
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         now = int(reactor.seconds())
         inbound = Inbound(node, "20.1.0.1")
         receive(
@@ -771,7 +762,7 @@ class AddrAcceptanceTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         reactor.advance(1000)
-        node = makeNode(reactor)
+        node = makeNode(6001, reactor)
         now = int(reactor.seconds())
         flood = [Address.of(f"30.{i % 250}.{i // 250}.1", 5000) for i in range(5000)]
         inbound = Inbound(node, "20.1.0.1")
@@ -806,11 +797,11 @@ class PersistenceTests(SynchronousTestCase):
 
     def test_addressManagerSurvivesARestartWithItsTables(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        node = makeNode(6001, reactor, datadir=self.datadir, max_outbound=0)
         learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(20)))
         node.book.good(Address.of("20.3.0.1", 5000), reactor.seconds())
         self.successResultOf(node.stopService())
-        again = makeNode(MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
+        again = makeNode(6001, MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
         self.assertEqual(len(again.book), 20)
         self.assertTrue(again.book.get(Address.of("20.3.0.1", 5000)).in_tried)
         self.assertFalse(again.book.get(Address.of("20.4.0.1", 5000)).in_tried)
@@ -818,7 +809,7 @@ class PersistenceTests(SynchronousTestCase):
 
     def test_aFlippedByteIsCaughtByTheChecksum(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        node = makeNode(6001, reactor, datadir=self.datadir, max_outbound=0)
         learn(node, Address.of("20.1.0.1", 5000))
         self.successResultOf(node.stopService())
         with open(self.path, "rb") as f:
@@ -827,7 +818,7 @@ class PersistenceTests(SynchronousTestCase):
         data[at] = ord("3")  # still valid JSON, a different address
         with open(self.path, "wb") as f:
             f.write(bytes(data))
-        again = makeNode(MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
+        again = makeNode(6001, MemoryReactorClock(), datadir=self.datadir, max_outbound=0)
         self.assertEqual(len(again.book), 0)
         self.assertEqual(len(self.aside()), 1)
         self.assertTrue(again.running)
@@ -835,14 +826,14 @@ class PersistenceTests(SynchronousTestCase):
     def test_aForeignFileIsSetAside(self):
         with open(self.path, "wb") as f:
             f.write(encode_document("someone-else", 1, {"entries": []}))
-        node = makeNode(MemoryReactorClock(), datadir=self.datadir)
+        node = makeNode(6001, MemoryReactorClock(), datadir=self.datadir)
         self.assertEqual(len(node.book), 0)
         self.assertEqual(len(self.aside()), 1)
 
     def test_aNewerVersionIsSetAside(self):
         with open(self.path, "wb") as f:
             f.write(encode_document("bitp2p-peers", 99, {"entries": []}))
-        makeNode(MemoryReactorClock(), datadir=self.datadir)
+        makeNode(6001, MemoryReactorClock(), datadir=self.datadir)
         self.assertEqual(len(self.aside()), 1)
 
     def test_aVersion1PeersFileIsImported(self):
@@ -868,7 +859,7 @@ class PersistenceTests(SynchronousTestCase):
             json.dump(old, f)
         reactor = MemoryReactorClock()
         reactor.advance(5000)
-        node = makeNode(reactor, datadir=self.datadir, max_outbound=0)
+        node = makeNode(6001, reactor, datadir=self.datadir, max_outbound=0)
         self.assertTrue(node.book.get(Address.of("20.1.0.1", 5000)).in_tried)
         self.assertFalse(node.book.get(Address.of("20.2.0.1", 5000)).in_tried)
         self.assertEqual(self.aside(), [])
@@ -897,7 +888,7 @@ class ConfigTests(SynchronousTestCase):
 
     def test_simpleAddressBookStillWorks(self):
         reactor = MemoryReactorClock()
-        node = makeNode(reactor, address_manager="simple", max_outbound=2)
+        node = makeNode(6001, reactor, address_manager="simple", max_outbound=2)
         learn(node, *(Address.of(f"20.{g}.0.1", 5000) for g in range(5)))
         tick(node)
         self.assertEqual(len(reactor.tcpClients), 2)

@@ -7,7 +7,6 @@ processes driven through pipes.
 from __future__ import annotations
 
 import os
-import random
 import re
 import socket
 import subprocess
@@ -20,27 +19,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
 from bitp2p.console import Commands, TerminalConsole, age
-from bitp2p.node import Node, NodeConfig
 
-from .helpers import linkNodes
+from .helpers import linkNodes, makeNode
 
 DEADLINE_S = 30
-
-
-def memoryNode(port: int, reactor: MemoryReactorClock) -> Node:
-    node = Node(
-        NodeConfig(port=port, interface="127.0.0.1", seeds=()),
-        reactor=reactor,
-        rng=random.Random(port),
-    )
-    node.startService()
-    return node
 
 
 class CommandTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
-        self.node = memoryNode(6001, self.reactor)
+        self.node = makeNode(6001, self.reactor)
         self.output: list[str] = []
         self.quits = []
         self.commands = Commands(self.node, self.output.append, lambda: self.quits.append(1))
@@ -85,7 +73,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.output, ["no known addresses"])
 
     def test_peersShowsEachConnectedPeer(self):
-        other = memoryNode(6002, self.reactor)
+        other = makeNode(6002, self.reactor)
         self.reactor.advance(1000)
         linkNodes(self.node, other, self.reactor)
         self.reactor.advance(65)
@@ -136,7 +124,7 @@ class CommandTests(SynchronousTestCase):
         self.assertIn("0 outbound, 0 inbound", text)
 
     def test_connectReportsSuccess(self):
-        other = memoryNode(6002, self.reactor)
+        other = makeNode(6002, self.reactor)
         d = self.type("connect 127.0.0.1 6002")
         self.assertEqual(self.output, ["connecting to 127.0.0.1:6002 ..."])
         # Complete the dial in memory: hand the recorded factory a connection.
@@ -172,7 +160,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.output, ["no connected peer 'abc'"])
 
     def test_disconnectByPrefix(self):
-        other = memoryNode(6002, self.reactor)
+        other = makeNode(6002, self.reactor)
         pump = linkNodes(self.node, other, self.reactor)
         d = self.type(f"disconnect {other.node_id[:5]}")
         pump.flush()
@@ -194,7 +182,7 @@ class CommandTests(SynchronousTestCase):
 
 class TerminalTests(SynchronousTestCase):
     def setUp(self):
-        node = memoryNode(6001, MemoryReactorClock())
+        node = makeNode(6001, MemoryReactorClock())
         node.node_id = "abcdef0123456789"
         self.quits = []
         self.console = TerminalConsole(node, lambda: self.quits.append(1))

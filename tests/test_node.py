@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError
@@ -22,26 +21,7 @@ from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import ConnectionType, Direction
 from bitp2p.storage import encode_document
 
-from .helpers import linkNodes, tempDir
-
-
-def makeNode(port: int, reactor=None, **config) -> Node:
-    config.setdefault("seeds", ())
-    config.setdefault("interface", "127.0.0.1")
-    reactor = reactor if reactor is not None else MemoryReactorClock()
-    node = Node(NodeConfig(port=port, **config), reactor=reactor, rng=random.Random(port))
-    node.startService()
-    return node
-
-
-def learn(node: Node, *addresses: Address, seen: float | None = None) -> None:
-    """
-    Put addresses in a node's address manager, as told by 10.99.0.1.
-    """
-    now = node.reactor.seconds()
-    node.book.add(
-        [(a, now if seen is None else seen) for a in addresses], Address.of("10.99.0.1", 5000), now
-    )
+from .helpers import learn, linkNodes, makeNode, tempDir
 
 
 def fullMesh(count: int, reactor) -> tuple[list[Node], list]:

@@ -327,43 +327,13 @@ class Attacker:
             self.live[proto.group].pop(proto, None)
 
 
-def tried(info) -> bool:
+def split(node, kind) -> tuple[int, int]:
     """
-    Whether a book entry is in "tried" (the simple book: it worked once).
+    A node's established peers of one L{ConnectionType}: (honest, attacker).
     """
-    return getattr(info, "in_tried", info.last_success > 0)
-
-
-def outbound_split(node) -> tuple[int, int]:
-    """
-    The victim's automatic outbound peers: (honest, attacker).
-    """
-    from bitp2p.peer import ConnectionType
-
-    honest = attacker = 0
-    for peer in node.peers():
-        if peer.kind is ConnectionType.OUTBOUND:
-            if is_attacker(peer.dialed.host):
-                attacker += 1
-            else:
-                honest += 1
-    return honest, attacker
-
-
-def inbound_split(node) -> tuple[int, int]:
-    """
-    The victim's inbound peers: (honest, attacker).
-    """
-    from bitp2p.peer import ConnectionType
-
-    honest = attacker = 0
-    for peer in node.peers():
-        if peer.kind is ConnectionType.INBOUND:
-            if is_attacker(peer.remote):
-                attacker += 1
-            else:
-                honest += 1
-    return honest, attacker
+    peers = [peer for peer in node.peers() if peer.kind is kind]
+    attacker = sum(is_attacker(peer.remote) for peer in peers)
+    return len(peers) - attacker, attacker
 
 
 def run(
@@ -445,7 +415,7 @@ def run(
         net.advance(form_s)
         victim = new_victim()
         net.advance(join_s)
-        before = outbound_split(victim)
+        before = split(victim, ConnectionType.OUTBOUND)
         say(f"joined: outbound honest/attacker {before}, knows {len(victim.book)} addresses")
         attacker = Attacker(
             net, groups, addresses, conns, flood_interval_s, (VICTIM_IP, PORT),
@@ -453,11 +423,11 @@ def run(
         )
         attacker.start()
         net.advance(attack_s)
-        under_attack = outbound_split(victim)
+        under_attack = split(victim, ConnectionType.OUTBOUND)
         say(
             f"attacked: outbound honest/attacker {under_attack}, inbound honest/attacker "
-            f"{inbound_split(victim)}, {attacker.sent:,} addresses sent, accepted {accepted}, "
-            f"book {len(victim.book):,}"
+            f"{split(victim, ConnectionType.INBOUND)}, {attacker.sent:,} addresses sent, "
+            f"accepted {accepted}, book {len(victim.book):,}"
         )
         honest_out, attacker_out, attacker_in, honest_in = [], [], [], []
         for r in range(restarts):
@@ -468,8 +438,8 @@ def run(
                 os.remove(path)
             victim = new_victim()
             net.advance(run_s)
-            h, a = outbound_split(victim)
-            hi, ai = inbound_split(victim)
+            h, a = split(victim, ConnectionType.OUTBOUND)
+            hi, ai = split(victim, ConnectionType.INBOUND)
             honest_out.append(h)
             attacker_out.append(a)
             honest_in.append(hi)
@@ -503,10 +473,10 @@ def run(
             "accepted_dialed": accepted["dialed"],
             "book_size": len(known),
             "attacker_in_book": len(attacker_known),
-            "attacker_tried": sum(1 for info in attacker_known if tried(info)),
+            "attacker_tried": sum(1 for info in attacker_known if info.in_tried),
             "honest_in_book": len(honest_addresses.intersection(known)),
             "honest_tried": sum(
-                1 for info in book if str(info.address) in honest_addresses and tried(info)
+                1 for info in book if str(info.address) in honest_addresses and info.in_tried
             ),
             "honest": honest,
         }

@@ -66,6 +66,14 @@ class AddressInfo:
     attempts: int = 0
 
     @property
+    def in_tried(self) -> bool:
+        """
+        Whether it worked once: this book's counterpart of the address
+        manager's "tried" table.
+        """
+        return self.last_success > 0
+
+    @property
     def failures(self) -> int:
         """
         Failed attempts since the last success (the node's retry backoff).

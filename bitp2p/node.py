@@ -790,7 +790,7 @@ class Node(service.Service):
         known = [
             {
                 "address": str(info.address),
-                "table": "tried" if getattr(info, "in_tried", info.last_success > 0) else "new",
+                "table": "tried" if info.in_tried else "new",
                 "last_seen": info.last_seen,
                 "last_tried": info.last_tried,
                 "last_success": info.last_success,

@@ -88,7 +88,7 @@ def receive_bitp2p(chunks: list[bytes]) -> float:
         seen[0] += 1
 
     node = Node(NodeConfig(listen=False, seeds=()), reactor=Clock())
-    node.registerHandler("bench", handler)
+    node.registerMessage("bench", handler)
     wire = node._buildPeer(Direction.INBOUND, None)
     wire.makeConnection(StringTransport())
     wire.dataReceived(b'{"type":"version","node_id":"load","port":0}\n{"type":"verack"}\n')

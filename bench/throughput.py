@@ -75,7 +75,7 @@ def measure(kind: str, count: int) -> float:
         from bitp2p import Node, NodeConfig
 
         node = Node(NodeConfig(port=0, interface="127.0.0.1", seeds=()))
-        node.registerHandler("bench", lambda peer, message: seen())
+        node.registerMessage("bench", lambda peer, message: seen())
         node.startService()
         port = node._port
         stop = node.stopService

@@ -117,6 +117,13 @@ DEFAULT_BAN_S = 24 * 3600
 HOST_CACHE_SIZE = 16384
 
 # Persistence file names inside --datadir
+# Gossip (bitp2p.gossip): links a broadcast may travel, how long a message id
+# is remembered, and the size over which messages are announced, not pushed.
+GOSSIP_HOPS = 16
+GOSSIP_SEEN_S = 10 * 60
+GOSSIP_SEEN_MAX = 100_000
+GOSSIP_PUSH_MAX_BYTES = 4096
+
 NODE_ID_FILE = "node_id"
 PEERS_FILE = "peers.json"
 BANLIST_FILE = "banlist.json"

@@ -112,6 +112,9 @@ from bitp2p.constants import (
     DISCOURAGE_THRESHOLD,
     FEELER_INTERVAL_S,
     FEELER_TIMEOUT_S,
+    GOSSIP_HOPS,
+    GOSSIP_PUSH_MAX_BYTES,
+    GOSSIP_SEEN_S,
     GETADDR_MAX_PCT,
     GETADDR_MIN_COUNT,
     HANDSHAKE_TIMEOUT_S,
@@ -148,6 +151,7 @@ from bitp2p.errors import (
     SelfConnection,
 )
 from bitp2p.eviction import EvictionCandidate, select_to_evict
+from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.peer import ConnectionType, Direction, Peer, PeerSettings
 from bitp2p.storage import DataDir, new_node_id
 from bitp2p.wire import JSONLineWire
@@ -165,6 +169,19 @@ ANCHORS_FORMAT = ("bitp2p-anchors", 1)
 SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
 
 MessageHandler = Callable[[Peer, dict], object]
+MessageValidator = Callable[[dict], "dict | None"]
+
+
+@attrs.frozen
+class MessageType:
+    """
+    An application message type: its name (the C{type} field), the function
+    that checks a received one, and the one that handles it.
+    """
+
+    name: str
+    handler: MessageHandler
+    validator: MessageValidator | None = None
 
 
 def _positive(instance, attribute, value) -> None:
@@ -200,6 +217,11 @@ def _hostPorts(instance, attribute, value) -> None:
 
 def _tupleOrNone(value):
     return None if value is None else tuple(value)
+
+
+def _hops(instance, attribute, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_HOPS:
+        raise ValueError(f"{attribute.name} must be an integer from 1 to {MAX_HOPS}, not {value!r}")
 
 
 def _addressManager(instance, attribute, value) -> None:
@@ -245,6 +267,10 @@ class NodeConfig:
         group; L{None}: 1/8 of the inbound slots, and at least 4.
     @ivar address_manager: C{"addrman"} (Bitcoin Core's bucketed tables, the
         default) or C{"simple"} (bitp2p 0.1's flat book, for comparison).
+    @ivar gossip_hops: links a broadcast may travel (L{bitp2p.gossip}).
+    @ivar gossip_seen_s: how long a gossiped message's id is remembered.
+    @ivar gossip_push_max_bytes: gossiped messages longer than this are
+        announced (C{inv}/C{getdata}) rather than pushed.
     """
 
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
@@ -281,6 +307,11 @@ class NodeConfig:
     addr_bucket_tokens: float = attrs.field(default=ADDR_BUCKET_TOKENS, validator=_positive)
     discourage_threshold: int = attrs.field(default=DISCOURAGE_THRESHOLD, validator=_positive)
     address_manager: str = attrs.field(default="addrman", validator=_addressManager)
+    gossip_hops: int = attrs.field(default=GOSSIP_HOPS, validator=_hops)
+    gossip_seen_s: float = attrs.field(default=GOSSIP_SEEN_S, validator=_positive)
+    gossip_push_max_bytes: int = attrs.field(
+        default=GOSSIP_PUSH_MAX_BYTES, validator=_non_negative_int
+    )
     user_agent: str = USER_AGENT
 
     @property
@@ -433,7 +464,21 @@ class Node(service.Service):
         self._own: set[Address] = set()
         self._localGroups: set[str] = set()
         self._violations: dict[str, int] = {}
-        self._handlers: dict[str, MessageHandler] = {}
+        self._types: dict[str, MessageType] = {}
+        self.gossip = Gossip(
+            self,
+            reactor,
+            GossipSettings(
+                hops=config.gossip_hops,
+                seen_s=config.gossip_seen_s,
+                push_max_bytes=config.gossip_push_max_bytes,
+            ),
+        )
+        # What peers hand established connections' messages to: the gossip
+        # control types, and each registered type (routed by _received).
+        self._handlers: dict[str, MessageHandler] = {
+            kind: self._control(getattr(self.gossip, kind)) for kind in CONTROL_TYPES
+        }
         self._observers: list[tuple[Callable | None, Callable | None]] = []
         self._closing: list[tuple[Peer, Deferred]] = []
         self._seed_timer = None
@@ -533,6 +578,7 @@ class Node(service.Service):
         self._saveAnchors()
         for d in list(self._dialing.values()):
             d.cancel()
+        self.gossip.stop()
         closed = [self._whenClosed(peer) for peer in self._connections]
         for peer in list(self._connections):
             peer.close(PeerLost("node shutting down"))
@@ -679,29 +725,98 @@ class Node(service.Service):
         self._observers.append(entry)
         return lambda: self._observers.remove(entry) if entry in self._observers else None
 
-    def registerHandler(self, message_type: str, handler: MessageHandler) -> None:
+    def registerMessage(
+        self,
+        message_type: str,
+        handler: MessageHandler,
+        validator: MessageValidator | None = None,
+    ) -> MessageType:
         """
-        Handle application messages of C{message_type}: C{handler(peer,
-        message)} is called for each one received from an established peer.
-        The protocol's own types cannot be taken over.
-        """
-        if message_type in codec.KNOWN_TYPES:
-            raise ValueError(f"{message_type!r} is a protocol message type")
-        self._handlers[message_type] = handler
+        Handle application messages of C{message_type}.
 
-    def broadcast(self, message: dict, exclude: Peer | None = None) -> int:
+        For each one received from an established peer, C{validator(message)}
+        (if given) checks it: it returns the message to hand on (or L{None}
+        for the message as it is), or raises L{ProtocolViolation}, or
+        C{ValueError}, C{TypeError} or C{KeyError}, which count as the
+        peer's protocol violation (the connection is closed, the peer's
+        address charged). Then C{handler(peer, message)} is called; an
+        exception it raises is logged and changes nothing else.
+
+        Registering a type again replaces its handler and validator. The
+        protocol's own types and gossip's (C{inv}, C{getdata},
+        C{notfound}) cannot be taken.
+
+        @return: the registered L{MessageType}.
+        @raise ValueError: for a reserved or empty type name.
         """
-        Send a message to every established peer but C{exclude}.
+        if not isinstance(message_type, str) or not message_type:
+            raise ValueError(f"a message type is a non-empty string, not {message_type!r}")
+        if message_type in codec.KNOWN_TYPES or message_type in CONTROL_TYPES:
+            raise ValueError(f"{message_type!r} is a protocol message type")
+        registered = self._types[message_type] = MessageType(message_type, handler, validator)
+        self._handlers[message_type] = self._received
+        return registered
+
+    def unregisterMessage(self, message_type: str) -> None:
+        """
+        Stop handling C{message_type}: such messages are ignored again.
+        """
+        if self._types.pop(message_type, None) is not None:
+            del self._handlers[message_type]
+
+    def handles(self, message_type: str) -> bool:
+        """
+        Whether C{message_type} is registered.
+        """
+        return message_type in self._types
+
+    def send(self, to: Peer | str, message: dict) -> None:
+        """
+        Send an application message to one established peer.
+
+        @param to: the L{Peer}, or its node id.
+        @raise LookupError: if no established peer has that node id.
+        @raise ValueError: if the message is not a JSON object with an
+            application C{type}, or encodes to more than the
+            C{max_message_bytes} peers accept.
+        """
+        peer = to if isinstance(to, Peer) else self._by_id.get(to)
+        if peer is None or not peer.established:
+            raise LookupError(f"no established peer {to!r}")
+        peer.send(message, self._outgoing(message))
+
+    def sendAll(self, message: dict, exclude: Peer | None = None) -> int:
+        """
+        Send an application message to every established peer but
+        C{exclude} (neighbours only: see L{broadcast} for the whole network).
 
         @return: how many peers it was sent to.
+        @raise ValueError: as L{send}.
         """
+        frames = self._outgoing(message)  # encoded once, whatever the number of peers
         count = 0
-        frames: dict = {}  # encoded once, whatever the number of peers
         for peer in self.peers():
             if peer is not exclude:
                 peer.send(message, frames)
                 count += 1
         return count
+
+    def broadcast(self, message: dict, hops: int | None = None) -> str:
+        """
+        Flood an application message through the whole network
+        (L{bitp2p.gossip}): every node that registered its type receives it
+        once, up to C{hops} links away (default C{config.gossip_hops}). This
+        node's own handler is not called. Messages are identified by their
+        content: broadcasting the same message twice sends it once (put a
+        nonce or a time in messages that may repeat).
+
+        @return: the message's gossip id.
+        @raise ValueError: as L{send}, or for a bad C{hops}.
+        """
+        if GOSSIP_FIELD in message:
+            raise ValueError(f"the {GOSSIP_FIELD!r} field is gossip's own")
+        self._outgoing({**message, GOSSIP_FIELD: {"hops": MAX_HOPS}})
+        return self.gossip.publish(message, hops)
 
     def pingAll(self) -> None:
         """
@@ -973,6 +1088,8 @@ class Node(service.Service):
             if manual.peer is peer:
                 manual.peer = None
                 manual.next_try = now + retry_delay(1)
+        if was_established:
+            self.gossip.peerGone(peer)
         if was_established and peer.kind not in SHORT_LIVED:
             log.info(
                 "Disconnected from {node_id} at {address}: {reason}",
@@ -1069,6 +1186,79 @@ class Node(service.Service):
     @property
     def applicationHandlers(self) -> dict[str, MessageHandler]:
         return self._handlers
+
+    # -- application messages ---------------------------------------------------
+
+    def _outgoing(self, message: dict) -> dict:
+        """
+        Check an application message before it is sent.
+
+        @return: the frames to send it with (its encoding, made once).
+        """
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("a message is a dict with a non-empty string 'type'")
+        if kind in codec.KNOWN_TYPES or kind in CONTROL_TYPES:
+            raise ValueError(f"{kind!r} is a protocol message type: the node sends those itself")
+        try:
+            data = codec.encode(message)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{kind!r} message cannot be encoded as JSON: {e}") from None
+        if len(data) > self.config.max_message_bytes:
+            raise ValueError(
+                f"{kind!r} message is {len(data)} bytes encoded, over the "
+                f"{self.config.max_message_bytes} peers accept"
+            )
+        return {JSONLineWire: data + b"\n"}
+
+    def _received(self, peer: Peer, message: dict) -> None:
+        if GOSSIP_FIELD in message:
+            self._control(self.gossip.received)(peer, message)
+        else:
+            self.accept(peer, message)
+
+    def _control(self, method: Callable[[Peer, dict], None]) -> MessageHandler:
+        """
+        Wrap a gossip method so that its protocol violations close the peer.
+        """
+
+        def handle(peer: Peer, message: dict) -> None:
+            try:
+                method(peer, message)
+            except ProtocolViolation as violation:
+                peer.violation(violation)
+
+        return handle
+
+    def accept(self, peer: Peer, message: dict) -> bool:
+        """
+        Validate an application message from C{peer} and hand it to its
+        handler (gossip calls this for each new message it receives).
+
+        @return: C{False} if it was invalid (C{peer} is then closed for a
+            violation) or its type is not registered.
+        """
+        registered = self._types.get(message["type"])
+        if registered is None:
+            return False
+        if registered.validator is not None:
+            try:
+                checked = registered.validator(message)
+            except (ProtocolViolation, ValueError, TypeError, KeyError) as e:
+                peer.violation(ProtocolViolation(f"invalid {registered.name!r} message: {e}"))
+                return False
+            if checked is not None:
+                message = checked
+        try:
+            registered.handler(peer, message)
+        except Exception:
+            # The application's bug is not the peer's fault.
+            log.failure(
+                "Handler for {kind!r} failed on a message from {peer}",
+                kind=registered.name,
+                peer=peer,
+            )
+        return True
 
     # -- inbound ----------------------------------------------------------------
 

@@ -461,7 +461,7 @@ class Peer:
                 return rest
             kind = message["type"]
             # Application types first: they are the many. None of them is
-            # one of the protocol's own (registerHandler refuses those).
+            # one of the protocol's own (registerMessage refuses those).
             handler = applicationHandlers.get(kind)
             if handler is not None and self.state is _ESTABLISHED:
                 try:

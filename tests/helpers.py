@@ -84,7 +84,7 @@ class _Recorder:
 
     def get(self, kind, default=None):
         if kind in codec.KNOWN_TYPES:
-            return default  # as Node.registerHandler refuses them
+            return default  # as Node.registerMessage refuses them
         return lambda peer, message: self.events.append(("application", message))
 
 
@@ -223,3 +223,27 @@ def learn(
     node.book.add(
         [(a, now if seen is None else seen) for a in addresses], Address.of(source, 5000), now
     )
+
+
+class Inbound:
+    """
+    A remote peer that dialed the node, played by hand.
+    """
+
+    def __init__(self, node: Node, host: str, port: int = 40000, node_id: str | None = None):
+        self.wire = node._acceptInbound(IPv4Address("TCP", host, port))
+        if self.wire is None:
+            return
+        self.transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", node.listeningPort),
+            peerAddress=IPv4Address("TCP", host, port),
+        )
+        self.wire.makeConnection(self.transport)
+        node_id = node_id or f"i-{host.replace('.', '-')}-{port}"
+        receive(self.wire, {"type": "version", "node_id": node_id, "port": 5000})
+        receive(self.wire, {"type": "verack"})
+        sent(self.transport)
+
+    @property
+    def refused(self) -> bool:
+        return self.wire is None

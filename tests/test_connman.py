@@ -36,7 +36,7 @@ from bitp2p.peer import ConnectionType, Direction
 from bitp2p.storage import encode_document
 
 from . import helpers
-from .helpers import makeNode, receive, sent, tempDir
+from .helpers import Inbound, makeNode, receive, sent, tempDir
 from .test_addrman import tried_colliding
 
 DAY = 24 * 3600
@@ -99,30 +99,6 @@ class Remote:
 
     def lose(self) -> None:
         self.wire.connectionLost(Failure(ConnectionDone()))
-
-
-class Inbound:
-    """
-    A remote peer that dialed the node, played by hand.
-    """
-
-    def __init__(self, node: Node, host: str, port: int = 40000, node_id: str | None = None):
-        self.wire = node._acceptInbound(IPv4Address("TCP", host, port))
-        if self.wire is None:
-            return
-        self.transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", node.listeningPort),
-            peerAddress=IPv4Address("TCP", host, port),
-        )
-        self.wire.makeConnection(self.transport)
-        node_id = node_id or f"i-{host.replace('.', '-')}-{port}"
-        receive(self.wire, {"type": "version", "node_id": node_id, "port": 5000})
-        receive(self.wire, {"type": "verack"})
-        sent(self.transport)
-
-    @property
-    def refused(self) -> bool:
-        return self.wire is None
 
 
 def entries(*addresses: Address, seen: int) -> dict:

@@ -227,8 +227,8 @@ class RobustnessTests(NetworkTestCase):
         # Meanwhile the honest peer is served.
         self.assertIn(b.node_id, peerIds(a))
         yield b.findPeer(a.node_id[:8]).whenEstablished()
-        a.broadcast({"type": "news", "text": "x" * 40_000})
-        a.broadcast({"type": "news", "text": "x" * 40_000})
+        a.sendAll({"type": "news", "text": "x" * 40_000})
+        a.sendAll({"type": "news", "text": "x" * 40_000})
         yield defer.ensureDeferred(
             self.waitFor(lambda: "sluggard" not in peerIds(a), "the sluggard to be dropped")
         )

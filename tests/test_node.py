@@ -399,12 +399,12 @@ class GossipTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         a, b = makeNode(6001, reactor), makeNode(6002, reactor)
         got = []
-        a.registerHandler("chat", lambda peer, message: got.append((peer.node_id, message)))
+        a.registerMessage("chat", lambda peer, message: got.append((peer.node_id, message)))
         pump = linkNodes(a, b, reactor)
-        self.assertEqual(b.broadcast({"type": "chat", "text": "hi"}), 1)
+        self.assertEqual(b.sendAll({"type": "chat", "text": "hi"}), 1)
         pump.flush()
         self.assertEqual(got, [(b.node_id, {"type": "chat", "text": "hi"})])
-        self.assertRaises(ValueError, a.registerHandler, "ping", lambda p, m: None)
+        self.assertRaises(ValueError, a.registerMessage, "ping", lambda p, m: None)
 
     def test_unhandledTypesAreIgnoredAndLoggedOncePerConnection(self):
         from twisted.logger import globalLogPublisher
@@ -416,7 +416,7 @@ class GossipTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         for n in range(3):
-            b.broadcast({"type": "nobody-handles-this", "n": n})
+            b.sendAll({"type": "nobody-handles-this", "n": n})
         pump.flush()
         ignoring = [e for e in events if "Ignoring" in e.get("log_format", "")]
         self.assertEqual(len(ignoring), 1)
@@ -430,12 +430,12 @@ class GossipTests(SynchronousTestCase):
         got = []
         pumps = []
         for other in others:
-            other.registerHandler("news", lambda peer, message: got.append(message))
+            other.registerMessage("news", lambda peer, message: got.append(message))
             pumps.append(linkNodes(hub, other, reactor))
         encoded = []
         original = codec.encode
         self.patch(codec, "encode", lambda m: encoded.append(m["type"]) or original(m))
-        self.assertEqual(hub.broadcast({"type": "news", "n": 1}), 3)
+        self.assertEqual(hub.sendAll({"type": "news", "n": 1}), 3)
         self.assertEqual(encoded, ["news"])
         for pump in pumps:
             pump.flush()

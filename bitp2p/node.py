@@ -71,6 +71,7 @@ from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
+    clientFromString,
     serverFromString,
 )
 from twisted.internet.error import ConnectError, ConnectingCancelledError
@@ -150,6 +151,7 @@ from bitp2p.errors import (
     ProtocolViolation,
     SelfConnection,
 )
+from bitp2p.endpoints import Target, check_listen, parse_target
 from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.peer import ConnectionType, Direction, Peer, PeerSettings
@@ -215,6 +217,16 @@ def _hostPorts(instance, attribute, value) -> None:
         split_host_port(entry)
 
 
+def _targets(instance, attribute, value) -> None:
+    for entry in value:
+        parse_target(entry)
+
+
+def _listenEndpoints(instance, attribute, value) -> None:
+    for entry in value:
+        check_listen(entry)
+
+
 def _tupleOrNone(value):
     return None if value is None else tuple(value)
 
@@ -253,9 +265,11 @@ class NodeConfig:
         their addresses), used when the address manager is empty, or when
         there is still no peer C{seed_fallback_s} after start; L{None} for
         the built-in list, C{()} for none.
-    @ivar addnodes: C{HOST:PORT} peers always kept connected (C{--addnode}).
-    @ivar connect: C{HOST:PORT} peers to connect to, and only those: no
-        automatic outbound connections, no seeds, no feelers (C{--connect}).
+    @ivar addnodes: peers always kept connected (C{--addnode}): C{HOST:PORT}
+        or client endpoint strings (L{bitp2p.endpoints.parse_target}).
+    @ivar connect: peers to connect to, and only those: no automatic
+        outbound connections, no seeds, no feelers (C{--connect}); as
+        C{addnodes}.
     @ivar seednodes: C{HOST:PORT} nodes dialed once at start to fetch
         addresses (C{--seednode}).
     @ivar datadir: where the node id, peers, bans and anchors are kept, or
@@ -263,6 +277,9 @@ class NodeConfig:
     @ivar node_id: a fixed node id; by default it comes from C{datadir} or is
         new and random.
     @ivar listen: whether to listen at all.
+    @ivar listen_endpoints: server endpoint strings to listen on (C{tcp:5000},
+        C{unix:/run/bitp2p.sock}, ...); when empty, C{port} and C{interface}
+        say where. The first TCP one is the address the node advertises.
     @ivar max_inbound_per_group: most inbound connections from one network
         group; L{None}: 1/8 of the inbound slots, and at least 4.
     @ivar address_manager: C{"addrman"} (Bitcoin Core's bucketed tables, the
@@ -278,12 +295,15 @@ class NodeConfig:
     seeds: tuple[str, ...] | None = attrs.field(
         default=None, converter=_tupleOrNone, validator=_hostPorts
     )
-    addnodes: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
-    connect: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
+    addnodes: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_targets)
+    connect: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_targets)
     seednodes: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_hostPorts)
     datadir: str | None = None
     node_id: str | None = None
     listen: bool = True
+    listen_endpoints: tuple[str, ...] = attrs.field(
+        default=(), converter=tuple, validator=_listenEndpoints
+    )
     max_outbound: int = attrs.field(default=MAX_OUTBOUND, validator=_non_negative_int)
     max_connections: int = attrs.field(default=MAX_CONNECTIONS, validator=_non_negative_int)
     max_inbound_per_group: int | None = attrs.field(
@@ -387,16 +407,18 @@ class _Manual:
     One C{--addnode} or C{--connect} peer, and its redial state.
     """
 
-    host: str
-    port: int
-    address: Address | None
+    target: Target
     failures: int = 0
     next_try: float = 0.0
     peer: Peer | None = None
     dialing: bool = False
 
+    @property
+    def address(self) -> Address | None:
+        return self.target.address
+
     def __str__(self) -> str:
-        return str(self.address) if self.address is not None else f"{self.host}:{self.port}"
+        return str(self.target)
 
 
 class Node(service.Service):
@@ -448,7 +470,7 @@ class Node(service.Service):
             addr_bucket_tokens=config.addr_bucket_tokens,
         )
         self._serverFactory = PeerServerFactory(self)
-        self._port: IListeningPort | None = None
+        self._ports: list[IListeningPort] = []
         self._listeningAddress: Address | None = None  # worked out once, in _listen
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
@@ -484,12 +506,7 @@ class Node(service.Service):
         self._seed_timer = None
         self._started_at = 0.0
         self._anchors: list[Address] = []
-        self._manual = [
-            _Manual(host, port, _literal(host, port))
-            for host, port in (
-                split_host_port(entry) for entry in (*config.connect, *config.addnodes)
-            )
-        ]
+        self._manual = [_Manual(parse_target(e)) for e in (*config.connect, *config.addnodes)]
         self._fetches: list[list] = []  # [host, port, next_try, failures] per --seednode
         self._fetching = False
         self._feeler: Address | None = None
@@ -583,39 +600,73 @@ class Node(service.Service):
         for peer in list(self._connections):
             peer.close(PeerLost("node shutting down"))
         self.save()
-        if self._port is not None:
-            port, self._port = self._port, None
-            self._listeningAddress = None
-            closed.append(defer.maybeDeferred(port.stopListening))
+        ports, self._ports = self._ports, []
+        self._listeningAddress = None
+        closed.extend(defer.maybeDeferred(port.stopListening) for port in ports)
         return defer.gatherResults(closed).addCallback(lambda _: None)
 
     def _listen(self) -> None:
         """
-        Listen now, synchronously, so that a busy port fails the start.
+        Listen now, synchronously, so that a busy port fails the start (an
+        endpoint that listens later, such as an onion service, is waited for
+        in the background).
 
         @raise twisted.internet.error.CannotListenError: if it cannot listen.
+        @raise ValueError: for an endpoint string Twisted cannot parse.
         """
-        if self._port is not None or not self.config.listen:
+        if self._ports or not self.config.listen:
             return
-        interface = self.config.interface.replace(":", "\\:")
-        endpoint = serverFromString(
-            self._reactor,
-            f"tcp:{self.config.port}:interface={interface}:backlog={LISTEN_BACKLOG}",
-        )
-        result: list = []
-        endpoint.listen(self._serverFactory).addBoth(result.append)
-        if isinstance(result[0], Failure):
-            result[0].raiseException()
-        self._port = result[0]
-        bound = self._port.getHost()
-        host = self.config.interface
-        if host in ("0.0.0.0", "::"):
-            host = bound.host
+        descriptions = self.config.listen_endpoints
+        if not descriptions:
+            interface = self.config.interface.replace(":", "\\:")
+            descriptions = (f"tcp:{self.config.port}:interface={interface}:backlog={LISTEN_BACKLOG}",)
+        try:
+            for description in descriptions:
+                try:
+                    endpoint = serverFromString(self._reactor, description)
+                except (ValueError, TypeError, KeyError) as e:
+                    raise ValueError(f"cannot listen on {description}: {e}") from None
+                result: list = []
+                d = endpoint.listen(self._listeningFactory())
+                d.addBoth(result.append)
+                if not result:
+                    d.addCallback(self._listening, description)
+                    d.addErrback(
+                        lambda f, what: log.error(
+                            "Cannot listen on {what}: {error}", what=what, error=f.getErrorMessage()
+                        ),
+                        description,
+                    )
+                elif isinstance(result[0], Failure):
+                    result[0].raiseException()
+                else:
+                    self._listening(result[0], description)
+        except BaseException:
+            for port in self._ports:
+                port.stopListening()
+            self._ports = []
+            self._listeningAddress = None
+            raise
+
+    def _listening(self, port: IListeningPort, description: str) -> None:
+        self._ports.append(port)
+        bound = port.getHost()
+        log.debug("Listening on {description}: {bound}", description=description, bound=bound)
+        if not isinstance(bound, (IPv4Address, IPv6Address)) or self._listeningAddress is not None:
+            return
+        host = bound.host
+        if not self.config.listen_endpoints and self.config.interface not in ("0.0.0.0", "::"):
+            host = self.config.interface  # as asked (what a test reactor reports may differ)
+        address = Address.of(host, bound.port)
+        if address.ip.is_unspecified:
             # Listening on every interface includes loopback.
-            self._addLocalGroup(Address.of("::1" if ":" in host else "127.0.0.1", 0))
-        self._listeningAddress = Address.of(host, bound.port)
-        if not self._listeningAddress.ip.is_unspecified:
-            self._addLocalGroup(self._listeningAddress)
+            self._addLocalGroup(Address.of("::1" if address.is_ipv6 else "127.0.0.1", 0))
+        else:
+            self._addLocalGroup(address)
+        self._listeningAddress = address
+
+    def _listeningFactory(self):
+        return self._serverFactory
 
     @property
     def reactor(self):
@@ -641,23 +692,29 @@ class Node(service.Service):
 
     # -- public API -----------------------------------------------------------
 
-    def connect(self, host: str, port: int) -> Deferred[Peer]:
+    def connect(self, host: str, port: int | None = None) -> Deferred[Peer]:
         """
         Dial a peer and complete the handshake.
 
-        @param host: an IP literal or a host name.
+        @param host: an IP literal or a host name; or, without C{port}, a
+            C{HOST:PORT} or a client endpoint string (C{unix:/x.sock},
+            C{tor:example.onion:5000}, ...).
         @return: a Deferred that fires with the L{Peer} once the handshake is
             done (at once if that peer is already connected), or fails with a
             L{ConnectFailed} saying why.
         """
         if not self.running:
             return defer.fail(NotRunning("the node is not running"))
-        try:
-            address: Address | None = Address.of(host, port)
-        except AddressError:
-            address = None
-            if not 0 < port <= 65535:
-                return defer.fail(ConnectFailed(f"bad port {port}"))
+        if port is None:
+            try:
+                target = parse_target(host)
+            except ValueError as e:
+                return defer.fail(ConnectFailed(str(e)))
+        elif not isinstance(port, int) or not 0 < port <= 65535:
+            return defer.fail(ConnectFailed(f"bad port {port}"))
+        else:
+            target = Target(host, port)
+        address = target.address
         if address is not None:
             if address in self._own:
                 return defer.fail(SelfConnection(f"{address} is this node"))
@@ -670,7 +727,7 @@ class Node(service.Service):
             return defer.fail(
                 LimitReached(f"{self.config.max_connections} connections already")
             )
-        return self._dial(host, port, address, ConnectionType.MANUAL)
+        return self._dial(target, ConnectionType.MANUAL)
 
     def disconnect(self, node_id: str) -> Deferred[None]:
         """
@@ -1390,7 +1447,10 @@ class Node(service.Service):
 
     # -- outbound ---------------------------------------------------------------
 
-    def _endpointFor(self, host: str, port: int, address: Address | None):
+    def _endpointFor(self, target: Target, address: Address | None):
+        if target.endpoint is not None:
+            return clientFromString(self._reactor, target.endpoint)
+        host, port = target.host, target.port
         timeout = self.config.connect_timeout_s
         if address is None:
             return HostnameEndpoint(self._reactor, host, port, timeout=timeout)
@@ -1423,13 +1483,15 @@ class Node(service.Service):
             return None
         return (own.host, 0)
 
-    def _dial(
-        self, host: str, port: int, address: Address | None, kind: ConnectionType
-    ) -> Deferred[Peer]:
+    def _dial(self, target: Target, kind: ConnectionType) -> Deferred[Peer]:
         now = self._reactor.seconds()
+        address = target.address
         if address is not None:
             self.book.attempt(address, now, self._countFailures())
-        endpoint = self._endpointFor(host, port, address)
+        try:
+            endpoint = self._endpointFor(target, address)
+        except (ValueError, TypeError, KeyError) as e:
+            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}"))
         connecting = endpoint.connect(PeerClientFactory(self, address, kind))
         result: Deferred[Peer] = Deferred(lambda _: connecting.cancel())
         if address is not None:
@@ -1449,14 +1511,14 @@ class Node(service.Service):
         def failed(failure: Failure) -> None:
             done()
             if failure.check(defer.CancelledError, ConnectingCancelledError):
-                result.errback(ConnectFailed(f"dialing {host}:{port} cancelled"))
+                result.errback(ConnectFailed(f"dialing {target} cancelled"))
                 return
             if address is not None and self.running:
                 self.book.failed(address, self._reactor.seconds())
             error = failure.value
             if failure.check(ConnectError):
                 error = ConnectFailed(
-                    f"cannot connect to {host}:{port}: {failure.getErrorMessage()}"
+                    f"cannot connect to {target}: {failure.getErrorMessage()}"
                 )
             result.errback(error)
 
@@ -1588,7 +1650,7 @@ class Node(service.Service):
         if key is not None and kind is ConnectionType.OUTBOUND:
             groups.add(key)
         log.debug("Dialing {address} ({kind})", address=address, kind=kind.value)
-        self._dial(address.host, address.port, address, kind).addErrback(
+        self._dial(Target(address.host, address.port), kind).addErrback(
             self._dialFailed, address
         )
 
@@ -1631,7 +1693,7 @@ class Node(service.Service):
             ):
                 continue
             manual.dialing = True
-            d = self._dial(manual.host, manual.port, manual.address, ConnectionType.MANUAL)
+            d = self._dial(manual.target, ConnectionType.MANUAL)
             d.addCallbacks(self._manualUp, self._manualDown, (manual,), None, (manual,))
 
     def _manualUp(self, peer: Peer, manual: _Manual) -> None:
@@ -1665,7 +1727,7 @@ class Node(service.Service):
         if address is not None and address in self._own:
             return
         self._fetching = True
-        d = self._dial(host, port, address, ConnectionType.ADDR_FETCH)
+        d = self._dial(Target(host, port), ConnectionType.ADDR_FETCH)
 
         def failed(failure: Failure) -> None:
             self._fetching = False

@@ -42,10 +42,10 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -63,6 +63,7 @@ from zope.interface import implementer
 from bitp2p.constants import NODE_ID_MAX_CHARS
 
 log = Logger()
+_moduleLog = log
 
 KEY_FILE = "node.key"
 CERT_FILE = "node.crt"
@@ -220,7 +221,8 @@ class Identity:
             for the certificate: if it cannot be written, the node runs with
             it in memory).
         """
-        log = log if log is not None else globals()["log"]
+        if log is None:
+            log = _moduleLog
         os.makedirs(directory, exist_ok=True)
         keyPath = os.path.join(directory, KEY_FILE)
         certPath = os.path.join(directory, CERT_FILE)
@@ -323,7 +325,9 @@ def make_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
-def _acceptAny(connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+def _acceptAny(
+    connection: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
+) -> bool:
     """
     The verify callback: any certificate will do (self-signed is the norm);
     OpenSSL still requires the peer to prove it holds the certificate's key.
@@ -398,8 +402,8 @@ def _loadKey(path: str, log: Logger, now: float) -> ec.EllipticCurvePrivateKey |
         # TypeError: an encrypted key (no password given).
         _setAside(path, now, str(e).splitlines()[0] if str(e) else "unreadable", log)
         return None
-    except Exception as e:  # UnsupportedAlgorithm and the like
-        _setAside(path, now, f"{type(e).__name__}: {e}", log)
+    except UnsupportedAlgorithm as e:
+        _setAside(path, now, f"unsupported algorithm: {e}", log)
         return None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
         key.curve, ec.SECP256R1
@@ -548,7 +552,7 @@ class _RefusingPlainText(BufferingTLSTransport):
     def _refuse(self, first: int) -> None:
         self._refused = True
         peer = _describePeer(self.transport)
-        if first in b"{[\"\t\r\n " or 0x20 <= first < 0x7F:
+        if first in b"\t\r\n" or 0x20 <= first < 0x7F:
             log.warn(
                 "Refusing plain-text connection from {peer}: this node requires TLS (--tls)",
                 peer=peer,
@@ -681,7 +685,10 @@ class PinStore:
             {"pins": [{"address": "127.0.0.1:5001", "node_id": "3f9c..."}, ...]}
         """
         return {
-            "pins": [{"address": address, "node_id": node_id} for address, node_id in self._pins.items()]
+            "pins": [
+                {"address": address, "node_id": node_id}
+                for address, node_id in self._pins.items()
+            ]
         }
 
     @classmethod
@@ -713,13 +720,6 @@ class PinStore:
             if _NODE_ID.fullmatch(node_id):
                 store.pin(address, node_id)
         return store
-
-    def update(self, pins: Iterable[tuple[str, str]]) -> None:
-        """
-        Pin each C{(address, node_id)} in turn, as L{pin}.
-        """
-        for address, node_id in pins:
-            self.pin(address, node_id)
 
 
 def _checkAddress(address: object) -> None:

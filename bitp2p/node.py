@@ -102,6 +102,7 @@ from bitp2p.constants import (
     ADDR_UNKNOWN_AGE_S,
     ADVERTISE_INTERVAL_S,
     ANCHORS_FILE,
+    PINS_FILE,
     BANLIST_FILE,
     CONNECT_TIMEOUT_S,
     DEFAULT_BAN_S,
@@ -145,6 +146,7 @@ from bitp2p.constants import (
 from bitp2p.errors import (
     ConnectFailed,
     DuplicateConnection,
+    HandshakeFailed,
     LimitReached,
     NotRunning,
     PeerLost,
@@ -156,6 +158,7 @@ from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.peer import ConnectionType, Direction, Peer, PeerSettings
 from bitp2p.storage import DataDir, new_node_id
+from bitp2p.tls import Identity, PinStore, peer_node_id
 from bitp2p.wire import JSONLineWire
 
 log = Logger()
@@ -166,6 +169,7 @@ RELAY_FRESH_S = 10 * 60
 PEERS_FORMAT = ("bitp2p-peers", 2)
 BANLIST_FORMAT = ("bitp2p-banlist", 1)
 ANCHORS_FORMAT = ("bitp2p-anchors", 1)
+PINS_FORMAT = ("bitp2p-pins", 1)
 # Connections that exist for one job and close: not peers in the usual sense
 # (no relay, no broadcast, no observers).
 SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
@@ -284,6 +288,8 @@ class NodeConfig:
         group; L{None}: 1/8 of the inbound slots, and at least 4.
     @ivar address_manager: C{"addrman"} (Bitcoin Core's bucketed tables, the
         default) or C{"simple"} (bitp2p 0.1's flat book, for comparison).
+    @ivar tls: speak TLS to peers, with a key pair kept in C{datadir}; the
+        node id is then the hash of the public key (L{bitp2p.tls}).
     @ivar gossip_hops: links a broadcast may travel (L{bitp2p.gossip}).
     @ivar gossip_seen_s: how long a gossiped message's id is remembered.
     @ivar gossip_push_max_bytes: gossiped messages longer than this are
@@ -333,6 +339,11 @@ class NodeConfig:
         default=GOSSIP_PUSH_MAX_BYTES, validator=_non_negative_int
     )
     user_agent: str = USER_AGENT
+    tls: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.tls and self.node_id is not None:
+            raise ValueError("with tls the node id is the hash of the node's key: give no node_id")
 
     @property
     def outbound_slots(self) -> int:
@@ -454,7 +465,16 @@ class Node(service.Service):
         self._relayKey = self._secret(32)
         self._groupKey = self._secret(32)
         self._datadir = DataDir(config.datadir) if config.datadir else None
-        if config.node_id is not None:
+        self.identity: Identity | None = None
+        self.pins = PinStore()
+        if config.tls:
+            self.identity = (
+                Identity.load_or_create(self._datadir.path, now=reactor.seconds())
+                if self._datadir is not None
+                else Identity.generate()
+            )
+            self.node_id = self.identity.node_id
+        elif config.node_id is not None:
             self.node_id = config.node_id
         elif self._datadir is not None:
             self.node_id = self._datadir.load_node_id(reactor.seconds())
@@ -483,6 +503,9 @@ class Node(service.Service):
         self._by_id: dict[str, Peer] = {}
         self._dialing: dict[Address, Deferred] = {}
         self._dialKinds: dict[Address, ConnectionType] = {}
+        # Deferreds of connect() calls made while their address was already
+        # being dialed: each gets that dial's outcome.
+        self._followers: dict[Address, list[Deferred]] = {}
         self._own: set[Address] = set()
         self._localGroups: set[str] = set()
         self._violations: dict[str, int] = {}
@@ -666,6 +689,8 @@ class Node(service.Service):
         self._listeningAddress = address
 
     def _listeningFactory(self):
+        if self.identity is not None:
+            return self.identity.wrapServerFactory(self._serverFactory)
         return self._serverFactory
 
     @property
@@ -722,7 +747,9 @@ class Node(service.Service):
                 if peer.address == address:
                     return peer.whenEstablished()
             if address in self._dialing:
-                return _mirror(self._dialing[address])
+                follower: Deferred[Peer] = Deferred()
+                self._followers[address].append(follower)
+                return follower
         if len(self._connections) + len(self._dialing) >= self.config.max_connections:
             return defer.fail(
                 LimitReached(f"{self.config.max_connections} connections already")
@@ -995,6 +1022,8 @@ class Node(service.Service):
             return
         self._saveDocument(PEERS_FILE, PEERS_FORMAT, self.book.to_json())
         self._saveBans()
+        if self.identity is not None:
+            self._saveDocument(PINS_FILE, PINS_FORMAT, self.pins.to_json())
 
     def _saveBans(self) -> None:
         if self._datadir is not None:
@@ -1040,6 +1069,11 @@ class Node(service.Service):
         )
 
     def checkVersion(self, peer: Peer) -> Exception | None:
+        if self.identity is not None:
+            refusal = self._checkIdentity(peer)
+            if refusal is not None:
+                log.warn("Refusing {peer}: {refusal}", peer=peer, refusal=refusal)
+                return refusal
         if peer.node_id == self.node_id:
             # The other end of this connection is one of our own outbound
             # connections, still waiting for a version: close that one too,
@@ -1065,6 +1099,34 @@ class Node(service.Service):
             existing.close(duplicate)
         self._by_id[peer.node_id] = peer
         return None
+
+    def _checkIdentity(self, peer: Peer) -> Exception | None:
+        """
+        With TLS: the peer's certificate must be of the key its node id is
+        the hash of, and of the id pinned for the address we dialed (or, for
+        an inbound peer, for the address it says it listens on). An address
+        we dial is pinned to the id first seen there (trust on first use);
+        inbound peers are checked against pins but pin nothing, since they
+        choose the port they claim.
+        """
+        certified = peer_node_id(peer.wire.transport)
+        if certified is None:
+            return HandshakeFailed("no TLS certificate")
+        if certified != peer.node_id:
+            return HandshakeFailed(
+                f"claims node id {peer.node_id[:16]}... but its certificate is of {certified[:16]}..."
+            )
+        if peer.dialed is not None:
+            where = str(peer.dialed)
+        else:
+            remote = _hostAddress(peer.wire.getPeer())
+            if remote is None or not peer.listen_port:
+                return None
+            where = str(Address.of(remote.host, peer.listen_port))
+            if where not in self.pins:
+                return None
+        mismatch = self.pins.check(where, certified)
+        return HandshakeFailed(mismatch) if mismatch is not None else None
 
     def peerEstablished(self, peer: Peer) -> None:
         now = self._reactor.seconds()
@@ -1147,6 +1209,12 @@ class Node(service.Service):
                 manual.next_try = now + retry_delay(1)
         if was_established:
             self.gossip.peerGone(peer)
+        elif self.identity is not None and peer.messages_in == 0 and peer.dialed is not None:
+            log.info(
+                "TLS connection to {address} failed ({reason}): is it a node without --tls?",
+                address=peer.dialed,
+                reason=reason,
+            )
         if was_established and peer.kind not in SHORT_LIVED:
             log.info(
                 "Disconnected from {node_id} at {address}: {reason}",
@@ -1492,20 +1560,28 @@ class Node(service.Service):
             endpoint = self._endpointFor(target, address)
         except (ValueError, TypeError, KeyError) as e:
             return defer.fail(ConnectFailed(f"cannot dial {target}: {e}"))
-        connecting = endpoint.connect(PeerClientFactory(self, address, kind))
+        factory = PeerClientFactory(self, address, kind)
+        if self.identity is not None:
+            factory = self.identity.wrapClientFactory(factory)
+        connecting = endpoint.connect(factory)
         result: Deferred[Peer] = Deferred(lambda _: connecting.cancel())
         if address is not None:
             self._dialing[address] = result
             self._dialKinds[address] = kind
+            # First in the chain: followers get the outcome before the
+            # dialer's own callbacks (which may consume a failure).
+            followers = self._followers[address] = []
+            result.addBoth(_tell, followers)
 
         def done() -> None:
             if address is not None and self._dialing.get(address) is result:
                 del self._dialing[address]
                 del self._dialKinds[address]
+                del self._followers[address]
 
-        def connected(wire: JSONLineWire) -> None:
+        def connected(protocol) -> None:
             done()
-            peer = wire.peer
+            peer = getattr(protocol, "wrappedProtocol", protocol).peer  # under TLS, or not
             peer.whenEstablished().addErrback(self._alreadyConnected, peer).chainDeferred(result)
 
         def failed(failure: Failure) -> None:
@@ -1823,6 +1899,13 @@ class Node(service.Service):
                 self.bans = BanMan.from_json(body, now)
             except BanError as e:
                 self._datadir.set_aside(BANLIST_FILE, now, str(e))
+        if self.identity is not None:
+            body = self._datadir.load_document(PINS_FILE, *PINS_FORMAT, now)
+            if body is not None:
+                try:
+                    self.pins = PinStore.from_json(body)
+                except ValueError as e:
+                    self._datadir.set_aside(PINS_FILE, now, str(e))
         body = self._datadir.load_document(ANCHORS_FILE, *ANCHORS_FORMAT, now)
         # Anchors are used once: a crash before the next clean stop must
         # not make them permanent.
@@ -1951,22 +2034,17 @@ def _remoteHost(peer: Peer) -> str:
     return getattr(transport.getPeer(), "host", "") or "" if transport is not None else ""
 
 
-def _mirror(original: Deferred) -> Deferred:
+def _tell(outcome, followers: list[Deferred]):
     """
-    A new Deferred with the result of C{original}, leaving C{original}'s own
-    result untouched for its other users.
+    Give C{outcome} (a result or a failure) to each of C{followers}, and pass
+    it on unchanged.
     """
-    copy: Deferred = Deferred()
-
-    def passOn(result):
-        if isinstance(result, Failure):
-            copy.errback(result)
+    for follower in followers:
+        if isinstance(outcome, Failure):
+            follower.errback(outcome)
         else:
-            copy.callback(result)
-        return result
-
-    original.addBoth(passOn)
-    return copy
+            follower.callback(outcome)
+    return outcome
 
 
 class _Collect:

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from bitp2p.address import Address, AddressError, split_host_port
+from bitp2p.endpoints import check_listen, parse_target
 from bitp2p.constants import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
@@ -90,9 +91,15 @@ class Options(usage.Options):
     optFlags = [
         ["console", "c", "Interactive prompt on the terminal (when stdin is a terminal)."],
         ["no-seeds", None, "Use no bootstrap seeds, not even the built-in ones."],
+        [
+            "tls",
+            None,
+            "Speak TLS to peers: the node id becomes the hash of a key kept in --datadir"
+            " (node.key, mode 0600); peers are pinned on first use.",
+        ],
     ]
     optParameters = [
-        ["port", "p", str(DEFAULT_PORT), "TCP port to listen on (0: any free port)."],
+        ["port", "p", None, f"TCP port to listen on (0: any free port) [default: {DEFAULT_PORT}]."],
         ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
         ["datadir", "d", None, "Directory for the node id, address tables, bans and anchors."],
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
@@ -102,8 +109,27 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
-        for key in ("seeds", "addnodes", "connect", "seednodes"):
+        for key in ("seeds", "addnodes", "connect", "seednodes", "listen"):
             self[key] = []
+
+    def opt_listen(self, value: str) -> None:
+        """
+        Listen on a Twisted endpoint: tcp:5000, tcp6:5000, unix:/path.sock,
+        onion:5000 (with txtorcon), ...; repeat for several. Replaces --port
+        and --interface.
+        """
+        try:
+            check_listen(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--listen: {e}") from None
+        self["listen"].append(value)
+
+    def _target(self, option: str, key: str, value: str) -> None:
+        try:
+            parse_target(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--{option}: {e}") from None
+        self[key].append(value)
 
     def _hostPort(self, option: str, key: str, value: str) -> None:
         try:
@@ -122,17 +148,18 @@ class Options(usage.Options):
 
     def opt_addnode(self, value: str) -> None:
         """
-        Peer HOST:PORT to keep connected (redialed with backoff; not counted
-        against --max-outbound); repeat for several.
+        Peer HOST:PORT (or a client endpoint: unix:/path.sock, tor:HOST:PORT,
+        ...) to keep connected (redialed with backoff; not counted against
+        --max-outbound); repeat for several.
         """
-        self._hostPort("addnode", "addnodes", value)
+        self._target("addnode", "addnodes", value)
 
     def opt_connect(self, value: str) -> None:
         """
-        Connect only to HOST:PORT (repeat for several): no automatic
-        outbound connections, no seeds, no feelers.
+        Connect only to HOST:PORT or a client endpoint (repeat for several):
+        no automatic outbound connections, no seeds, no feelers.
         """
-        self._hostPort("connect", "connect", value)
+        self._target("connect", "connect", value)
 
     def opt_seednode(self, value: str) -> None:
         """
@@ -150,10 +177,15 @@ class Options(usage.Options):
             raise usage.UsageError("--seed and --no-seeds exclude each other")
         if self["seeds"] and self["connect"]:
             raise usage.UsageError("--connect dials only the peers given: --seed cannot be used with it")
+        if self["listen"] and self["port"] is not None:
+            raise usage.UsageError("--listen says where to listen: give it or --port, not both")
+        port = DEFAULT_PORT if self["port"] is None else self["port"]
         try:
             self.config = NodeConfig(
-                port=_wholeNumber("port", self["port"], 0, 65535),
+                port=_wholeNumber("port", str(port), 0, 65535),
                 interface=self["interface"],
+                listen_endpoints=self["listen"],
+                tls=bool(self["tls"]),
                 seeds=() if self["no-seeds"] else (self["seeds"] or None),
                 addnodes=self["addnodes"],
                 connect=self["connect"],
@@ -213,18 +245,25 @@ class NodeService(service.MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise _exitWith(_listenError(e)) from None
+        except ValueError as e:  # an endpoint string Twisted cannot parse
+            raise _exitWith(str(e)) from None
 
     def startService(self) -> None:
         try:
             super().startService()
         except CannotListenError as e:
             raise _exitWith(_listenError(e)) from None
+        except ValueError as e:
+            raise _exitWith(str(e)) from None
 
 
 def _listenError(error: CannotListenError) -> str:
     reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-    interface = error.interface or "0.0.0.0"
-    return f"cannot listen on {interface}:{error.port}: {reason.lower()}"
+    if isinstance(error.port, (str, bytes)):  # a UNIX socket's path
+        where = error.port.decode() if isinstance(error.port, bytes) else error.port
+    else:
+        where = f"{error.interface or '0.0.0.0'}:{error.port}"
+    return f"cannot listen on {where}: {reason.lower()}"
 
 
 def makeNode(config: Options, reactor=None) -> Node:

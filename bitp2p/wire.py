@@ -71,6 +71,7 @@ class JSONLineWire(LineReceiver):
         self.bytesIn = 0
         self.bytesOut = 0
         self.sendPaused = False
+        self._readingPaused = False
         self._writtenWhilePaused = 0
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         self._closing = False
@@ -95,6 +96,12 @@ class JSONLineWire(LineReceiver):
             return
         self.sendPaused = True
         self._writtenWhilePaused = 0
+        if not self.peer.established:
+            # Nothing to hold back before the handshake; and a TLS layer
+            # pauses its producer until its own handshake is done, which
+            # would never be if we stopped reading.
+            return
+        self._readingPaused = True
         self.peer.pauseReading()
         self.transport.pauseProducing()
 
@@ -105,6 +112,9 @@ class JSONLineWire(LineReceiver):
         if not self.sendPaused:
             return
         self.sendPaused = False
+        if not self._readingPaused:
+            return
+        self._readingPaused = False
         self.peer.resumeReading()
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -117,6 +127,11 @@ class JSONLineWire(LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
+            return
+        if not self.bytesIn and data[:1] == b"\x16":
+            # A TLS record (a ClientHello) where JSON was expected.
+            self.bytesIn = len(data)
+            self.peer.violation(ProtocolViolation("it speaks TLS, and this node runs without --tls"))
             return
         self.bytesIn += len(data)
         peer = self.peer

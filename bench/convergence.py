@@ -1,5 +1,5 @@
 """
-Discovery convergence and growth, on an in-memory network (bench/simnet.py).
+Discovery convergence and growth, on an in-memory network (bitp2p.testing).
 
 N nodes, each on its own 10.a.b.1 address (so they fall in many different
 /16 groups), all started within the first minute from one seed, with the
@@ -30,14 +30,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import math
-import os
 import random
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from simnet import SimReactor  # noqa: E402
+from bitp2p.testing import MemoryNetwork
 
 SAMPLE_S = 30.0
 CALLS_WINDOW_S = 600.0
@@ -51,7 +47,7 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
     from bitp2p import Node, NodeConfig
     from bitp2p.address import Address
 
-    net = SimReactor()
+    net = MemoryNetwork()
     seed = f"{ip_of(0)}:5000"
     nodes = []
     for i in range(n):
@@ -78,7 +74,7 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
         return len(seen) == n
 
     def mark() -> tuple[float, int, int, float]:
-        return (net.now, net.lines, net.bytes, time.process_time())
+        return (net.now, net.messagesSent, net.bytesSent, time.process_time())
 
     def cost(start, end) -> dict:
         minutes = n * (end[0] - start[0]) / 60

@@ -1,5 +1,5 @@
 """
-An eclipse attack on one node, on an in-memory network (bench/simnet.py).
+An eclipse attack on one node, on an in-memory network (bitp2p.testing).
 
 How many of the victim's outbound slots stay with honest peers across
 restarts, with the address manager (bitp2p/addrman.py) and with the simple
@@ -59,15 +59,13 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
+from twisted.internet.protocol import ClientFactory, Factory
+from twisted.protocols.basic import LineReceiver
 
-from simnet import SimReactor  # noqa: E402
-from twisted.internet.protocol import ClientFactory, Factory  # noqa: E402
-from twisted.protocols.basic import LineReceiver  # noqa: E402
+from bitp2p.testing import MemoryNetwork
 
 PORT = 5000
 VICTIM_IP = "99.1.0.1"
@@ -230,7 +228,7 @@ class Attacker:
 
     def __init__(
         self,
-        net: SimReactor,
+        net: MemoryNetwork,
         groups: int,
         addresses: int,
         conns: int,
@@ -362,7 +360,7 @@ def run(
 
     address_manager, anchors = VARIANTS[variant]
     rng = random.Random(seed)
-    net = SimReactor()
+    net = MemoryNetwork()
     nodes = []
     for i in range(honest):
         seeds = tuple(f"{honest_ip(j)}:{PORT}" for j in rng.sample(range(i), min(3, i)))

@@ -1,0 +1,999 @@
+"""
+A test network for application authors: many bitp2p nodes connected in
+memory, on one simulated clock, running the real protocol and node code.
+
+No socket is opened and the global reactor is never touched: every timer of
+every node, and every byte between them, goes through one simulated clock
+that only moves when the test moves it. So a test is synchronous and
+repeatable, and simulated hours take a fraction of a second. It works the
+same from a trial C{TestCase} and from a plain pytest function::
+
+    from bitp2p.testing import TestNetwork
+
+    def test_discovery():
+        net = TestNetwork(seed=1)
+        first = net.addNode()
+        net.addNodes(9, seeds=(net.addressOf(first),))
+        net.start()
+        try:
+            assert net.runUntil(net.isConnected, timeout=600)
+        finally:
+            net.stop()
+
+L{TestNetwork} is the high-level helper: it builds nodes (each on its own
+address), starts and stops them, wires them up, and runs the clock.
+Underneath, L{MemoryNetwork} is the clock and the network: a reactor for the
+nodes (through one L{MemoryHost} per address) that provides time,
+C{listenTCP}, C{connectTCP} and name resolution, delivers bytes written on
+one end of a connection to the other after a latency, counts the bytes and
+messages sent, and can cut links, partition hosts, and take hosts down.
+
+The clock keeps its calls in a heap: C{task.Clock} re-sorts its list on
+every C{callLater}, which is quadratic with the tens of thousands of timers
+a thousand nodes keep.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import itertools
+import math
+import random
+from typing import Callable, Sequence
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.base import DelayedCall
+from twisted.internet.error import (
+    CannotListenError,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    NoRouteError,
+    TimeoutError,
+)
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IListeningPort,
+    IReactorPluggableNameResolver,
+    IReactorTCP,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from bitp2p.address import Address
+from bitp2p.node import Node, NodeConfig
+from bitp2p.peer import Peer
+
+__all__ = [
+    "DEFAULT_LATENCY_S",
+    "LinkError",
+    "MemoryHost",
+    "MemoryNetwork",
+    "TestNetwork",
+]
+
+DEFAULT_LATENCY_S = 0.05
+"""One-way delay of a link, in seconds, unless told otherwise."""
+
+_ANY = ("", "0.0.0.0", "::")
+
+
+def _ignore(call: DelayedCall) -> None:
+    """
+    What cancelling a call does at once: nothing (the heap skips it).
+    """
+
+
+def _address(host: str, port: int) -> IPv4Address | IPv6Address:
+    return IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
+
+
+def _link(a: str, b: str) -> frozenset:
+    return frozenset((a, b))
+
+
+@implementer(IReactorTime, IReactorTCP)
+class MemoryNetwork:
+    """
+    A simulated clock with an in-memory TCP network on it.
+
+    Give each node the reactor of its own machine, L{host}C{(ip)}: a
+    connection dialed from there comes from C{ip}. Bytes written on one end
+    of a connection reach the other C{latency} seconds later, in order, on
+    the simulated clock; closing takes as long. Nothing happens until
+    L{advance} moves the clock.
+
+    @ivar now: the simulated time, in seconds (0 at the start).
+    @ivar latency: the one-way delay, in seconds, of links without one of
+        their own (L{setLatency}); a change applies to connections made
+        after it.
+    @ivar bytesSent: bytes written on all connections so far.
+    @ivar messagesSent: messages (newline-terminated lines) written on all
+        connections so far.
+    @ivar names: host names L{MemoryHost.nameResolver} resolves, each to a
+        list of IP addresses (see L{addName}); IP literals resolve to
+        themselves.
+    """
+
+    def __init__(self, latency: float = DEFAULT_LATENCY_S) -> None:
+        if not latency >= 0:
+            raise ValueError(f"latency must be >= 0, not {latency!r}")
+        self.now = 0.0
+        self.latency = latency
+        self.bytesSent = 0
+        self.messagesSent = 0
+        self.names: dict[str, list[str]] = {}
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._listeners: dict[tuple[str, int], object] = {}
+        self._ephemeral = itertools.count(40000)
+        self._hosts: dict[str, MemoryHost] = {}
+        self._latencies: dict[frozenset, float] = {}
+        self._partitions: set[frozenset] = set()
+        self._down: set[str] = set()
+        # The client end of every open connection, in the order they opened.
+        self._open: dict[_Transport, None] = {}
+
+    # -- IReactorTime -----------------------------------------------------------
+
+    def seconds(self) -> float:
+        return self.now
+
+    def callLater(self, delay, f, *args, **kw) -> DelayedCall:
+        call = DelayedCall(self.now + delay, f, args, kw, _ignore, self._push, seconds=self.seconds)
+        self._push(call)
+        return call
+
+    def _callAt(self, when: float, f, *args) -> DelayedCall:
+        call = DelayedCall(when, f, args, {}, _ignore, self._push, seconds=self.seconds)
+        self._push(call)
+        return call
+
+    def _push(self, call: DelayedCall) -> None:
+        heapq.heappush(self._heap, (call.getTime(), next(self._seq), call))
+
+    def getDelayedCalls(self) -> list[DelayedCall]:
+        return [c for _, _, c in self._heap if not (c.cancelled or c.called)]
+
+    def advance(self, amount: float) -> None:
+        """
+        Move time forward by C{amount} seconds, running every call that
+        falls due on the way, in order (calls due at the same time in the
+        order they were made).
+        """
+        if amount < 0:
+            raise ValueError(f"cannot go back in time ({amount!r} s)")
+        until = self.now + amount
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            when, _, call = heapq.heappop(heap)
+            if call.cancelled or call.called:
+                continue
+            if call.delayed_time > 0:
+                call.activate_delay()
+                self._push(call)
+                continue
+            if when != call.getTime():
+                continue  # rescheduled: a newer entry stands for it
+            self.now = max(self.now, when)
+            call.called = 1
+            call.func(*call.args, **call.kw)
+        self.now = until
+
+    # -- IReactorTCP --------------------------------------------------------------
+
+    def listenTCP(self, port: int, factory, backlog: int = 50, interface: str = "") -> _Port:
+        """
+        Listen on C{interface}, port C{port} (0: a free one). Connections
+        dialed to exactly that address and port reach C{factory}.
+        """
+        if port == 0:
+            port = next(p for p in itertools.count(20000) if (interface, p) not in self._listeners)
+        key = (interface, port)
+        if key in self._listeners:
+            raise CannotListenError(interface, port, OSError("address in use"))
+        self._listeners[key] = factory
+        factory.doStart()
+        return _Port(self, key, factory)
+
+    def connectTCP(
+        self, host: str, port: int, factory, timeout=30, bindAddress=None, source="127.0.0.1"
+    ) -> _Connector:
+        """
+        Dial C{host}:C{port} from C{source} (or from C{bindAddress}, if it
+        names one address). The attempt reaches the other end one latency
+        later.
+        """
+        if bindAddress is not None and bindAddress[0] not in _ANY:
+            source = bindAddress[0]
+        connector = _Connector(self, host, port, factory, source, timeout)
+        # As a real reactor does (endpoints need it to cancel a dial).
+        factory.startedConnecting(connector)
+        latency = self.latency
+        if self._latencies:
+            latency = self._latencies.get(_link(source, host), latency)
+        connector.latency = latency
+        self._callAt(self.now + latency, connector._connect)
+        return connector
+
+    # -- machines, names and links -------------------------------------------------
+
+    def host(self, ip: str) -> MemoryHost:
+        """
+        The machine at C{ip}: the reactor to give the node there (this
+        network and clock, with outgoing connections from C{ip}) and its
+        counters. The same object for the same C{ip}.
+        """
+        host = self._hosts.get(ip)
+        if host is None:
+            host = self._hosts[ip] = MemoryHost(self, ip)
+        return host
+
+    def addName(self, name: str, *ips: str) -> None:
+        """
+        Make the host name C{name} resolve to C{ips} (in that order), as a
+        DNS seed would.
+        """
+        self.names[name.lower()] = list(ips)
+
+    def resolve(self, name: str) -> list[str]:
+        """
+        The IP addresses C{name} resolves to: itself if it is an IP
+        literal, else what L{addName} gave (none if nothing).
+        """
+        try:
+            return [str(ipaddress.ip_address(name))]
+        except ValueError:
+            return list(self.names.get(name.lower(), ()))
+
+    def latencyOf(self, a: str, b: str) -> float:
+        """
+        The one-way delay between hosts C{a} and C{b}, in seconds.
+        """
+        if self._latencies:
+            latency = self._latencies.get(_link(a, b))
+            if latency is not None:
+                return latency
+        return self.latency
+
+    def setLatency(self, a: str, b: str, seconds: float | None) -> None:
+        """
+        Set the one-way delay between hosts C{a} and C{b} (L{None}: back to
+        the network's C{latency}), for their open connections too. Bytes
+        already on their way keep their time, and none overtakes another.
+        """
+        if seconds is None:
+            self._latencies.pop(_link(a, b), None)
+        elif not seconds >= 0:
+            raise ValueError(f"latency must be >= 0, not {seconds!r}")
+        else:
+            self._latencies[_link(a, b)] = seconds
+        for end in self._between(a, b):
+            end.latency = end.other.latency = self.latencyOf(a, b)
+
+    def connections(self, ip: str | None = None) -> list[tuple[IPv4Address | IPv6Address, ...]]:
+        """
+        The open connections, as C{(dialer's address, listener's address)}
+        pairs, in the order they opened: all of them, or those with an end
+        at C{ip}.
+        """
+        return [
+            (end.host, end.peer)
+            for end in self._open
+            if ip is None or ip in (end.host.host, end.peer.host)
+        ]
+
+    def disconnect(self, a: str, b: str) -> int:
+        """
+        Cut every open connection between hosts C{a} and C{b}, as a link
+        failing would: the bytes on their way are lost, and both ends are
+        told (C{ConnectionLost}) at once on the clock, that is in the next
+        L{advance} (even by 0). New connections may be made at once.
+
+        @return: how many connections were cut.
+        """
+        ends = self._between(a, b)
+        for end in ends:
+            end._cut("the link was cut")
+        return len(ends)
+
+    def partition(self, a: str, b: str) -> int:
+        """
+        Cut the link between hosts C{a} and C{b} until L{heal}: their open
+        connections are cut (as L{disconnect} does), and a dial from one to
+        the other gets no answer and fails when its timeout runs out
+        (C{TimeoutError}), as when packets are dropped.
+
+        @return: how many connections were cut.
+        """
+        self._partitions.add(_link(a, b))
+        return self.disconnect(a, b)
+
+    def heal(self, a: str, b: str) -> None:
+        """
+        Undo L{partition}C{(a, b)}.
+        """
+        self._partitions.discard(_link(a, b))
+
+    def hostDown(self, ip: str) -> int:
+        """
+        Take the host at C{ip} off the network until L{hostUp}: its open
+        connections are cut, dials to it are refused and dials from it fail
+        (C{NoRouteError}). Its listeners stay in place.
+
+        @return: how many connections were cut.
+        """
+        self._down.add(ip)
+        ends = [end for end in self._open if ip in (end.host.host, end.peer.host)]
+        for end in ends:
+            end._cut(f"host {ip} went down")
+        return len(ends)
+
+    def hostUp(self, ip: str) -> None:
+        """
+        Undo L{hostDown}C{(ip)}.
+        """
+        self._down.discard(ip)
+
+    def isUp(self, ip: str) -> bool:
+        return ip not in self._down
+
+    def _between(self, a: str, b: str) -> list[_Transport]:
+        pair = {a, b}
+        return [end for end in self._open if {end.host.host, end.peer.host} == pair]
+
+    # The names of bench/simnet.py's SimReactor.
+    @property
+    def bytes(self) -> int:
+        return self.bytesSent
+
+    @property
+    def lines(self) -> int:
+        return self.messagesSent
+
+
+@implementer(IReactorTime, IReactorTCP, IReactorPluggableNameResolver)
+class MemoryHost:
+    """
+    One machine on a L{MemoryNetwork}: the reactor of the nodes that run on
+    it. Time and timers are the network's; connections it dials come from
+    its address; listening on all interfaces (C{""}, C{0.0.0.0}, C{::})
+    listens on its address.
+
+    @ivar network: the L{MemoryNetwork}.
+    @ivar ip: its address.
+    @ivar bytesSent: bytes written on connections from this host's end.
+    @ivar messagesSent: messages (lines) written from this host's end.
+    @ivar nameResolver: an C{IHostnameResolver} that resolves with
+        L{MemoryNetwork.resolve}, on the clock.
+    """
+
+    def __init__(self, network: MemoryNetwork, ip: str) -> None:
+        self.network = network
+        self.ip = ip
+        self.seconds = network.seconds
+        self.callLater = network.callLater
+        self.getDelayedCalls = network.getDelayedCalls
+        self.bytesSent = 0
+        self.messagesSent = 0
+        self.nameResolver = _MemoryResolver(network)
+
+    def __repr__(self) -> str:
+        return f"<MemoryHost {self.ip}>"
+
+    def listenTCP(self, port: int, factory, backlog: int = 50, interface: str = "") -> _Port:
+        if interface in _ANY:
+            interface = self.ip
+        return self.network.listenTCP(port, factory, backlog, interface)
+
+    def connectTCP(self, host: str, port: int, factory, timeout=30, bindAddress=None) -> _Connector:
+        return self.network.connectTCP(host, port, factory, timeout, bindAddress, self.ip)
+
+    def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
+        previous, self.nameResolver = self.nameResolver, resolver
+        return previous
+
+    @property
+    def up(self) -> bool:
+        """
+        Whether the host is on the network (see L{MemoryNetwork.hostDown}).
+        """
+        return self.network.isUp(self.ip)
+
+
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        raise NotImplementedError()
+
+
+@implementer(IHostnameResolver)
+class _MemoryResolver:
+    """
+    Resolves with L{MemoryNetwork.resolve}; the answer comes on the clock.
+    """
+
+    def __init__(self, network: MemoryNetwork) -> None:
+        self._network = network
+
+    def resolveHostName(
+        self, resolutionReceiver, hostName, portNumber=0, addressTypes=None, transportSemantics="TCP"
+    ):
+        resolution = _Resolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        addresses = [_address(ip, portNumber) for ip in self._network.resolve(hostName)]
+        if addressTypes is not None:
+            addresses = [a for a in addresses if type(a) in tuple(addressTypes)]
+
+        def answer() -> None:
+            for address in addresses:
+                resolutionReceiver.addressResolved(address)
+            resolutionReceiver.resolutionComplete()
+
+        self._network.callLater(0, answer)
+        return resolution
+
+
+@implementer(IListeningPort)
+class _Port:
+    def __init__(self, network: MemoryNetwork, key: tuple[str, int], factory) -> None:
+        self._network, self._key, self._factory = network, key, factory
+        self._listening = True
+
+    def startListening(self) -> None:
+        pass  # listening since it was made
+
+    def getHost(self):
+        return _address(*self._key)
+
+    def stopListening(self) -> None:
+        if self._listening:
+            self._listening = False
+            if self._network._listeners.get(self._key) is self._factory:
+                del self._network._listeners[self._key]
+            self._factory.doStop()
+
+
+class _Connector:
+    """
+    One dial in progress.
+
+    (The paths a dial and a connection take call no more functions than
+    bench/simnet.py's did, so that the benchmarks' counts of Python calls
+    stay comparable.)
+    """
+
+    def __init__(
+        self, network: MemoryNetwork, host: str, port: int, factory, source: str, timeout
+    ) -> None:
+        self.network, self.host, self.port, self.factory = network, host, port, factory
+        self.source = source
+        self.timeout = timeout
+        self.stopped = False
+        self.latency = network.latency
+        self._started = network.now
+        self._timer: DelayedCall | None = None  # the timeout of a dial into a partition
+        factory.doStart()
+
+    def stopConnecting(self) -> None:
+        self.stopped = True
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            if timer.active():
+                timer.cancel()
+
+    disconnect = stopConnecting
+
+    def getDestination(self):
+        return _address(self.host, self.port)
+
+    def _fail(self, error: Exception) -> None:
+        self._timer = None
+        if not self.stopped:
+            self.stopped = True
+            self.factory.clientConnectionFailed(self, Failure(error))
+
+    def _connect(self) -> None:
+        if self.stopped:
+            return
+        network = self.network
+        here, there = self.source, self.host
+        sourcePort = next(network._ephemeral)
+        if ":" in here:
+            source = IPv6Address("TCP", here, sourcePort)
+        else:
+            source = IPv4Address("TCP", here, sourcePort)
+        if ":" in there:
+            target = IPv6Address("TCP", there, self.port)
+        else:
+            target = IPv4Address("TCP", there, self.port)
+        if network._down and (here in network._down or there in network._down):
+            if there in network._down:
+                self._fail(ConnectionRefusedError(f"host {there} is down"))
+            else:
+                self._fail(NoRouteError(f"host {here} is down"))
+            return
+        if network._partitions and _link(here, there) in network._partitions:
+            # The attempt is lost on the way: the dial times out.
+            if self.timeout is not None:
+                when = max(network.now, self._started + self.timeout)
+                self._timer = network._callAt(
+                    when, self._fail, TimeoutError(f"{there}:{self.port} unreachable")
+                )
+            return
+        server = network._listeners.get((there, self.port))
+        serverProto = server.buildProtocol(source) if server is not None else None
+        if serverProto is None:
+            self.factory.clientConnectionFailed(self, Failure(ConnectionRefusedError()))
+            return
+        clientProto = self.factory.buildProtocol(target)
+        hosts = network._hosts
+        a = _Transport(
+            network,
+            clientProto,
+            source,
+            target,
+            self.latency,
+            hosts[here] if here in hosts else network.host(here),
+        )
+        b = _Transport(
+            network,
+            serverProto,
+            target,
+            source,
+            self.latency,
+            hosts[there] if there in hosts else network.host(there),
+        )
+        a.other, b.other = b, a
+        network._open[a] = None
+        serverProto.makeConnection(b)
+        if clientProto is None:
+            a.closed = True  # the dialer's factory refused it: it hangs up
+            b.loseConnection()
+            return
+        clientProto.makeConnection(a)
+
+
+@implementer(ITCPTransport)
+class _Transport:
+    """
+    One end of an in-memory connection.
+
+    @ivar host: this end's address.
+    @ivar peer: the other end's address.
+    @ivar sender: the L{MemoryHost} whose counters this end's writes add to.
+    """
+
+    disconnecting = False
+
+    def __init__(
+        self,
+        network: MemoryNetwork,
+        protocol,
+        host,
+        peer,
+        latency: float,
+        sender: MemoryHost,
+    ) -> None:
+        self.network = network
+        self.protocol = protocol
+        self.host, self.peer = host, peer
+        self.latency = latency
+        self.sender = sender
+        self.other: _Transport | None = None
+        self.closed = False
+        self.producer = None
+        self._arrival = 0.0  # when the last byte written so far arrives
+        self._paused = False
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if self.disconnecting or self.closed:
+            return
+        network = self.network
+        size, lines = len(data), data.count(b"\n")
+        network.bytesSent += size
+        network.messagesSent += lines
+        sender = self.sender
+        sender.bytesSent += size
+        sender.messagesSent += lines
+        when = network.now + self.latency
+        if when < self._arrival:
+            when = self._arrival  # the latency dropped: no overtaking
+        self._arrival = when
+        network._callAt(when, self.other._deliver, data)
+
+    def writeSequence(self, data) -> None:
+        self.write(b"".join(data))
+
+    def _deliver(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._paused:
+            self._held.append(data)
+        else:
+            self.protocol.dataReceived(data)
+
+    def loseConnection(self) -> None:
+        """
+        Close once what was written has arrived: both ends are told
+        (C{ConnectionDone}) one latency later.
+        """
+        if not self.disconnecting:
+            self.disconnecting = True
+            when = self.network.now + self.latency
+            if when < self._arrival:
+                when = self._arrival
+            self.network._callAt(when, self._close)
+
+    # No RST: what was written still arrives first.
+    abortConnection = loseConnection
+    loseWriteConnection = loseConnection
+
+    def _close(self) -> None:
+        live = self.network._open
+        if self in live:
+            del live[self]
+        elif self.other in live:
+            del live[self.other]
+        for end in (self, self.other):
+            if not end.closed:
+                end.closed = True
+                end.disconnecting = True
+                end.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def _cut(self, why: str) -> None:
+        network = self.network
+        live = network._open
+        if self in live:
+            del live[self]
+        elif self.other in live:
+            del live[self.other]
+        ends = [end for end in (self, self.other) if not end.closed]
+        for end in ends:
+            end.closed = end.disconnecting = True
+        for end in ends:
+            network._callAt(network.now, end.protocol.connectionLost, Failure(ConnectionLost(why)))
+
+    def getPeer(self):
+        return self.peer
+
+    def getHost(self):
+        return self.host
+
+    def getTcpNoDelay(self) -> bool:
+        return True
+
+    def setTcpNoDelay(self, enabled) -> None:
+        pass
+
+    def getTcpKeepAlive(self) -> bool:
+        return False
+
+    def setTcpKeepAlive(self, enabled) -> None:
+        pass
+
+    # IConsumer: there is no send buffer to fill, so a producer is never paused.
+    def registerProducer(self, producer, streaming) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    # IPushProducer: stop and resume reading.
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._held and not self._paused and not self.closed:
+            self.protocol.dataReceived(self._held.pop(0))
+
+    def stopProducing(self) -> None:
+        self.loseConnection()
+
+
+class LinkError(AssertionError):
+    """
+    A connection L{TestNetwork} was asked to make failed, or did not
+    complete its handshake in time.
+    """
+
+
+class TestNetwork:
+    """
+    A network of bitp2p L{Node}s for tests: each on its own address of one
+    L{MemoryNetwork}, seeded, on its simulated clock.
+
+    The i-th node added is on C{10.(i % 250).(i // 250).1} (see L{ipFor}):
+    the first 250 each in a /16 of their own, so that they are in different
+    network groups. Everything is deterministic for a given C{seed}.
+
+    @ivar network: the L{MemoryNetwork}.
+    @ivar nodes: the nodes, in the order they were added.
+    @ivar seed: the seed of the nodes' and L{linkRandom}'s random numbers.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, seed: int = 0, latency: float = DEFAULT_LATENCY_S) -> None:
+        self.seed = seed
+        self.network = MemoryNetwork(latency=latency)
+        self.nodes: list[Node] = []
+        self._ips: dict[Node, str] = {}
+        self._started: set[Node] = set()
+        self._rng = random.Random(seed)
+
+    def __enter__(self) -> TestNetwork:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @staticmethod
+    def ipFor(index: int) -> str:
+        """
+        The address of the C{index}-th node (0-based) added without one.
+        """
+        return f"10.{index % 250}.{index // 250}.1"
+
+    # -- nodes --------------------------------------------------------------------
+
+    def addNode(self, ip: str | None = None, rng: random.Random | None = None, **config) -> Node:
+        """
+        Add a node (not started: see L{start}).
+
+        @param ip: its address; by default L{ipFor} its index.
+        @param rng: its random numbers; by default seeded from the network's
+            seed and its index.
+        @param config: L{NodeConfig} fields. The defaults differ for tests:
+            C{port} 5000, C{interface} the node's address, C{seeds} none,
+            C{node_id} C{"n<index>"} (C{datadir} is L{None}, as always).
+        """
+        index = len(self.nodes)
+        if ip is None:
+            ip = self.ipFor(index)
+        config.setdefault("port", 5000)
+        config.setdefault("interface", ip)
+        config.setdefault("seeds", ())
+        config.setdefault("node_id", f"n{index}")
+        if rng is None:
+            rng = random.Random(self.seed * 1_000_000 + index)
+        node = Node(NodeConfig(**config), reactor=self.network.host(ip), rng=rng)
+        self.nodes.append(node)
+        self._ips[node] = ip
+        return node
+
+    def addNodes(self, count: int, **config) -> list[Node]:
+        """
+        Add C{count} nodes, each as L{addNode}C{(**config)} would.
+        """
+        return [self.addNode(**config) for _ in range(count)]
+
+    def ipOf(self, node: Node) -> str:
+        """
+        The address of C{node}'s machine.
+        """
+        return self._ips[node]
+
+    def addressOf(self, node: Node) -> str:
+        """
+        Where C{node} listens, as C{"ip:port"} (fit for C{seeds},
+        C{addnodes}, ...).
+        """
+        if node.listeningAddress is not None:
+            return str(node.listeningAddress)
+        host = node.config.interface
+        if host in _ANY:
+            host = self._ips[node]
+        return str(Address.of(host, node.config.port))
+
+    def start(self) -> None:
+        """
+        Start every node not started yet (by this method).
+        """
+        for node in self.nodes:
+            if node not in self._started:
+                self._started.add(node)
+                if not node.running:
+                    node.startService()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """
+        Stop every running node, and run the clock until they have closed
+        their connections and every timer left has run (at most C{timeout}
+        simulated seconds).
+
+        @raise LinkError: if a node did not finish stopping in time.
+        """
+        stopping = [node.stopService() for node in self.nodes if node.running]
+        results: list = []
+        for d in stopping:
+            d.addBoth(results.append)
+        network = self.network
+        deadline = network.now + timeout
+        done = self.runUntil(lambda: len(results) == len(stopping), timeout)
+        for result in results:
+            if isinstance(result, Failure):
+                result.raiseException()
+        if not done:
+            raise LinkError(
+                f"{len(stopping) - len(results)} nodes did not finish stopping within "
+                f"{timeout:g} simulated seconds"
+            )
+        self.runUntil(lambda: not network.getDelayedCalls(), max(0.0, deadline - network.now))
+
+    # -- time -----------------------------------------------------------------------
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        """
+        Run the clock C{seconds} simulated seconds, C{step} at a time.
+        """
+        self._run(None, seconds, step)
+
+    def runUntil(self, predicate: Callable[[], object], timeout: float, step: float = 0.1) -> bool:
+        """
+        Run the clock C{step} at a time until C{predicate()} is true (it is
+        asked first before the clock moves), or for C{timeout} simulated
+        seconds.
+
+        @return: whether C{predicate()} became true.
+        """
+        if predicate():
+            return True
+        return self._run(predicate, timeout, step)
+
+    def _run(self, predicate, seconds: float, step: float) -> bool:
+        if not step > 0:
+            raise ValueError(f"step must be > 0, not {step!r}")
+        if seconds < 0:
+            raise ValueError(f"cannot go back in time ({seconds!r} s)")
+        network = self.network
+        start = network.now
+        for k in range(1, max(1, math.ceil(seconds / step)) + 1):
+            network.advance(max(0.0, start + min(k * step, seconds) - network.now))
+            if predicate is not None and predicate():
+                return True
+        return False
+
+    # -- wiring ---------------------------------------------------------------------
+
+    def connect(self, a: Node, b: Node, timeout: float = 60.0) -> Peer:
+        """
+        Have C{a} dial C{b}, and run the clock until both ends have done
+        the handshake.
+
+        @return: C{a}'s L{Peer} for C{b}.
+        @raise LinkError: if the dial fails, or the handshake is not done
+            within C{timeout} simulated seconds.
+        """
+        return self.connectAll([(a, b)], timeout)[0]
+
+    def connectAll(self, pairs: Sequence[tuple[Node, Node]], timeout: float = 60.0) -> list[Peer]:
+        """
+        L{connect} every C{(a, b)} of C{pairs}, all at once.
+
+        @return: each C{a}'s L{Peer} for its C{b}, in order.
+        """
+        results: list[list] = []
+        for a, b in pairs:
+            for node in (a, b):
+                if not node.running:
+                    raise LinkError(f"{node!r} is not running: start() the network first")
+            address = b.listeningAddress
+            if address is None:
+                raise LinkError(f"{b!r} does not listen")
+            slot: list = []
+            results.append(slot)
+            a.connect(address.host, address.port).addBoth(slot.append)
+
+        def done() -> bool:
+            for (a, b), slot in zip(pairs, results):
+                if not slot:
+                    return False
+                if isinstance(slot[0], Failure):
+                    return True  # reported below
+                if not any(peer.node_id == a.node_id for peer in b.peers()):
+                    return False
+            return True
+
+        finished = self.runUntil(done, timeout)
+        for (a, b), slot in zip(pairs, results):
+            if slot and isinstance(slot[0], Failure):
+                raise LinkError(
+                    f"{a!r} could not connect to {b!r}: {slot[0].getErrorMessage()}"
+                )
+        if not finished:
+            late = [f"{a!r} -> {b!r}" for (a, b), slot in zip(pairs, results) if not slot]
+            raise LinkError(
+                f"handshakes not done within {timeout:g} simulated seconds: "
+                + (", ".join(late) or "the listening ends did not see them")
+            )
+        return [slot[0] for slot in results]
+
+    def linkLine(self, nodes: Sequence[Node] | None = None) -> list[Peer]:
+        """
+        Connect C{nodes} (default: all) in a line, each dialing the next.
+        """
+        nodes = list(self.nodes if nodes is None else nodes)
+        return self.connectAll(list(zip(nodes, nodes[1:])))
+
+    def linkRing(self, nodes: Sequence[Node] | None = None) -> list[Peer]:
+        """
+        Connect C{nodes} (default: all) in a ring, each dialing the next and
+        the last the first.
+        """
+        nodes = list(self.nodes if nodes is None else nodes)
+        pairs = list(zip(nodes, nodes[1:]))
+        if len(nodes) > 2:
+            pairs.append((nodes[-1], nodes[0]))
+        return self.connectAll(pairs)
+
+    def linkRandom(self, nodes: Sequence[Node] | None = None, degree: int = 3) -> list[Peer]:
+        """
+        Have each of C{nodes} (default: all) dial C{degree} others drawn at
+        random (seeded), never itself and never a node already linked to it
+        by this call, either way (fewer if there are not enough left).
+        """
+        nodes = list(self.nodes if nodes is None else nodes)
+        linked: set[frozenset] = set()
+        pairs = []
+        for a in nodes:
+            others = [b for b in nodes if b is not a and frozenset((a, b)) not in linked]
+            for b in self._rng.sample(others, min(degree, len(others))):
+                linked.add(frozenset((a, b)))
+                pairs.append((a, b))
+        return self.connectAll(pairs)
+
+    def disconnect(self, a: Node, b: Node) -> int:
+        """
+        Cut the connections between the machines of C{a} and C{b} (see
+        L{MemoryNetwork.disconnect}); both nodes have seen them go when
+        this returns.
+
+        @return: how many connections were cut.
+        """
+        count = self.network.disconnect(self.ipOf(a), self.ipOf(b))
+        self.network.advance(0)
+        return count
+
+    # -- state ----------------------------------------------------------------------
+
+    def isConnected(self) -> bool:
+        """
+        Whether the running nodes form one connected graph of established
+        peers.
+        """
+        running = [node for node in self.nodes if node.running]
+        if not running:
+            return True
+        byId = {node.node_id: node for node in running}
+        seen = {running[0].node_id}
+        todo = [running[0]]
+        while todo:
+            for peer in todo.pop().peers():
+                if peer.node_id in byId and peer.node_id not in seen:
+                    seen.add(peer.node_id)
+                    todo.append(byId[peer.node_id])
+        return len(seen) == len(byId)
+
+    @property
+    def messagesSent(self) -> int:
+        """
+        Messages sent on the network so far.
+        """
+        return self.network.messagesSent
+
+    @property
+    def bytesSent(self) -> int:
+        """
+        Bytes sent on the network so far.
+        """
+        return self.network.bytesSent

@@ -72,6 +72,7 @@ class JSONLineWire(LineReceiver):
         self.bytesOut = 0
         self.sendPaused = False
         self._readingPaused = False
+        self._registered = False
         self._writtenWhilePaused = 0
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         self._closing = False
@@ -83,6 +84,7 @@ class JSONLineWire(LineReceiver):
         # As a streaming producer, the wire is told when the transport's
         # send buffer for this peer fills up and when it drains again.
         self.transport.registerProducer(self, True)
+        self._registered = True
         self.peer.connectionMade()
 
     def pauseProducing(self) -> None:
@@ -247,6 +249,10 @@ class JSONLineWire(LineReceiver):
         Stop reading and close once what was written has been sent.
         """
         self._closing = True
+        if self._registered:
+            # A TLS transport shuts down only once no producer is registered.
+            self._registered = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self) -> None:

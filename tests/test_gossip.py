@@ -325,3 +325,34 @@ class SeenCacheTests(SynchronousTestCase):
             message_id({"b": "é", "gossip": {"hops": 4}, "a": 1, "type": "t"}),
         )
         self.assertNotEqual(message_id({"type": "t", "a": 1}), message_id({"type": "t", "a": 2}))
+
+
+class GossipNetworkTests(SynchronousTestCase):
+    """
+    The proof of C{bench/gossip.py} (whose C{run} this calls): 200 nodes in
+    memory, each dialing 4 others at random; a broadcast from one of them.
+    """
+
+    def test_aBroadcastReachesAll200NodesOnceEach(self):
+        import os
+        import sys
+
+        bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+        if bench not in sys.path:
+            sys.path.insert(0, bench)
+        import gossip
+
+        small, large = gossip.run(nodes=200, degree=4, seed=1, large=20_000)
+        for result in (small, large):
+            self.assertEqual(result["reached"], 199, gossip.report(result))
+            self.assertEqual(result["max_handled"], 1)
+            self.assertLessEqual(result["max_received"], result["max_peers"])
+        # Each node passes it on once, to all its peers but the one it came
+        # from: the links (800, each counted from both ends) less N - 1.
+        self.assertEqual(small["pushed"], round(small["mean_peers"] * 200) - 199)
+        self.assertEqual(small["messages"], small["pushed"])
+        # The large one is downloaded once by each node, announced instead.
+        self.assertEqual(large["pushed"], 0)
+        self.assertEqual(large["max_requested"], 1)
+        self.assertEqual(large["served"], 199)
+        self.assertEqual(large["max_received"], 1)

@@ -2,8 +2,9 @@
 bitp2p: a Bitcoin-style peer-to-peer networking layer on Twisted.
 
 The names most programs need are here: L{Node} and L{NodeConfig} to run a
-node, L{Peer} for what a connection offers, and the errors of
-L{bitp2p.errors}.
+node, L{Peer} for what a connection offers, L{MessageType} for what
+C{Node.registerMessage} registers, and the errors of L{bitp2p.errors}. An
+in-memory network of nodes for tests is in L{bitp2p.testing}.
 """
 
 from bitp2p._version import __version__
@@ -18,7 +19,7 @@ from bitp2p.errors import (
     ProtocolViolation,
     SelfConnection,
 )
-from bitp2p.node import Node, NodeConfig
+from bitp2p.node import MessageType, Node, NodeConfig
 from bitp2p.peer import Direction, Peer
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "HandshakeFailed",
     "HandshakeTimeout",
     "LimitReached",
+    "MessageType",
     "Node",
     "NodeConfig",
     "NotRunning",

@@ -674,7 +674,8 @@ class Node(service.Service):
     def _listening(self, port: IListeningPort, description: str) -> None:
         self._ports.append(port)
         bound = port.getHost()
-        log.debug("Listening on {description}: {bound}", description=description, bound=bound)
+        if self.config.listen_endpoints:
+            log.info("Listening on {description}", description=description)
         if not isinstance(bound, (IPv4Address, IPv6Address)) or self._listeningAddress is not None:
             return
         host = bound.host
@@ -1011,6 +1012,8 @@ class Node(service.Service):
             "peers": peers,
             "known": known,
             "bans": [{"subnet": s, "until": u} for s, u in self.bans.bans(now)],
+            "tls": self.identity is not None,
+            "gossip": dict(self.gossip.stats, seen=len(self.gossip.seen)),
         }
 
     def save(self) -> None:

@@ -278,13 +278,19 @@ class Peer:
     @property
     def remote(self) -> str:
         """
-        The remote end of the TCP connection, as C{host:port}.
+        The remote end of the connection: C{host:port} for TCP, C{unix:PATH}
+        (or C{unix} when the peer's socket has no name) for a UNIX socket.
         """
         if self.wire is None or self.wire.transport is None:
             return "-"
         peer = self.wire.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         if host is None:
+            name = getattr(peer, "name", None)
+            if isinstance(name, bytes):
+                name = name.decode("utf-8", "replace")
+            if hasattr(peer, "name"):
+                return f"unix:{name}" if name else "unix"
             return str(peer)
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

@@ -51,14 +51,16 @@ def new_node_id() -> str:
     return secrets.token_hex(16)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path | str, data: bytes, mode: int = 0o600) -> None:
     """
-    Replace C{path} with C{data} atomically: temporary file, fsync, rename,
-    fsync of the directory.
+    Replace C{path} with C{data} atomically: a new file of mode C{mode}
+    under a temporary name (created exclusively, so never someone else's
+    file and never wider than C{mode}), fsynced, renamed over C{path}; then
+    the directory is fsynced.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -40,7 +40,6 @@ import datetime
 import hashlib
 import os
 import re
-import secrets
 import time
 from typing import Any
 
@@ -61,6 +60,7 @@ from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from bitp2p.constants import NODE_ID_MAX_CHARS
+from bitp2p.storage import atomic_write
 
 log = Logger()
 _moduleLog = log
@@ -229,7 +229,7 @@ class Identity:
         key = _loadKey(keyPath, log, time.time() if now is None else now)
         if key is None:
             identity = cls.generate()
-            _writeFile(keyPath, _keyPEM(identity.key), 0o600)
+            atomic_write(keyPath, _keyPEM(identity.key), 0o600)
             log.info(
                 "Created a new node identity {node_id} in {path}",
                 node_id=identity.node_id,
@@ -278,14 +278,14 @@ class Identity:
         The connection creator of the accepting side, for
         L{TLSMemoryBIOFactory}.
         """
-        return _ServerCreator(self.context())
+        return _Creator(self.context())
 
     def clientCreator(self) -> IOpenSSLClientConnectionCreator:
         """
         The connection creator of the dialing side, for
         L{TLSMemoryBIOFactory}.
         """
-        return _ClientCreator(self.context())
+        return _Creator(self.context())
 
     def wrapServerFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
         """
@@ -335,22 +335,20 @@ def _acceptAny(
     return True
 
 
-@implementer(IOpenSSLServerConnectionCreator)
-class _ServerCreator:
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLClientConnectionCreator)
+class _Creator:
+    """
+    Both sides' connections on one context (TLSMemoryBIOProtocol puts each
+    in the client or server state itself).
+    """
+
     def __init__(self, context: SSL.Context) -> None:
         self._context = context
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         return SSL.Connection(self._context, None)
 
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _ClientCreator:
-    def __init__(self, context: SSL.Context) -> None:
-        self._context = context
-
-    def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
-        return SSL.Connection(self._context, None)
+    clientConnectionForTLS = serverConnectionForTLS
 
 
 # -- the files -----------------------------------------------------------------
@@ -474,44 +472,13 @@ def _loadCertificate(
 
 def _saveCertificate(path: str, cert: x509.Certificate, log: Logger) -> None:
     try:
-        _writeFile(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     except OSError as e:
         log.warn(
             "Cannot write {path} ({error}); using the certificate without saving it",
             path=path,
             error=e,
         )
-
-
-def _writeFile(path: str, data: bytes, mode: int) -> None:
-    """
-    Replace C{path} with C{data} atomically: a new file of mode C{mode}
-    under a temporary name (created exclusively, so no one else's file and
-    never wider than C{mode}), fsynced, renamed over C{path}; then the
-    directory is fsynced.
-    """
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(
-        directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dirfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
 
 
 # -- connections -------------------------------------------------------------

@@ -36,13 +36,15 @@ from bitp2p.node import Node
 
 HELP = """\
 commands:
-  connect HOST PORT   dial a peer and shake hands
+  connect HOST PORT   dial a peer and shake hands (also HOST:PORT, unix:/path.sock, ...)
   disconnect ID       close the connection to a peer (a unique id prefix will do)
   peers               the connected peers
   known               the known addresses (the address manager's tables)
   ban TARGET [SECS]   ban an address or subnet (default 24 h); disconnects it
   unban TARGET        lift a ban
   bans                the current bans
+  pins                with --tls: the node id pinned at each address dialed
+  unpin HOST:PORT     forget a pin (after that node changed its key)
   status              this node's id, address, uptime and counts
   help                this list
   quit                stop the node and leave (also Ctrl-D, Ctrl-C)"""
@@ -50,7 +52,8 @@ commands:
 ALIASES = {"?": "help", "exit": "quit"}
 
 USAGE = {
-    "connect": "usage: connect HOST PORT",
+    "connect": "usage: connect HOST PORT (or connect HOST:PORT, or connect ENDPOINT)",
+    "unpin": "usage: unpin HOST:PORT",
     "disconnect": "usage: disconnect ID",
     "ban": "usage: ban ADDRESS|SUBNET [SECONDS]",
     "unban": "usage: unban ADDRESS|SUBNET",
@@ -118,12 +121,17 @@ class Commands:
             return None
         return method(*args)
 
-    def cmd_connect(self, host: str, port: str) -> Deferred | None:
-        if not port.isdigit() or not 0 < int(port) <= 65535:
+    def cmd_connect(self, host: str, port: str | None = None) -> Deferred | None:
+        if port is None:
+            # HOST:PORT, or an endpoint string such as unix:/path.sock
+            self._write(f"connecting to {host} ...")
+            d = self.node.connect(host)
+        elif not port.isdigit() or not 0 < int(port) <= 65535:
             self._write(f"bad port {port!r}: expected 1..65535")
             return None
-        self._write(f"connecting to {host}:{port} ...")
-        d = self.node.connect(host, int(port))
+        else:
+            self._write(f"connecting to {host}:{port} ...")
+            d = self.node.connect(host, int(port))
 
         def connected(peer) -> None:
             self._write(f"connected to {peer.node_id[:8]} at {peer.address or peer.remote}")
@@ -206,6 +214,22 @@ class Commands:
         for ban in bans:
             self._write(f"{ban['subnet']:43}  {span(ban['until'] - now)} left")
 
+    def cmd_pins(self) -> None:
+        if self.node.identity is None:
+            self._write("no pins: this node runs without --tls")
+            return
+        pins = self.node.pins.items()
+        if not pins:
+            self._write("no pins")
+        for address, node_id in pins:
+            self._write(f"{address:43}  {node_id}")
+
+    def cmd_unpin(self, address: str) -> None:
+        if self.node.pins.unpin(address):
+            self._write(f"unpinned {address}: the next node met there is trusted and pinned")
+        else:
+            self._write(f"{address} was not pinned")
+
     def cmd_status(self) -> None:
         s = self.node.status()
         now = self.node.reactor.seconds()
@@ -219,6 +243,12 @@ class Commands:
         )
         tried = sum(k["table"] == "tried" for k in s["known"])
         self._write(f"known      {len(s['known'])} addresses ({tried} tried)")
+        self._write(f"tls        {'on (node id = hash of the key)' if s['tls'] else 'off'}")
+        g = s["gossip"]
+        self._write(
+            f"gossip     {g['published']} published, {g['delivered']} delivered, "
+            f"{g['duplicates']} duplicates, {g['seen']} ids remembered"
+        )
 
     def cmd_help(self) -> None:
         for line in HELP.splitlines():

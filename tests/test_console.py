@@ -40,7 +40,10 @@ class CommandTests(SynchronousTestCase):
     def test_helpListsEveryCommand(self):
         self.type("help")
         text = "\n".join(self.output)
-        for name in ("connect", "disconnect", "peers", "known", "ban", "unban", "bans", "status", "help", "quit"):
+        for name in (
+            "connect", "disconnect", "peers", "known", "ban", "unban", "bans", "pins", "unpin",
+            "status", "help", "quit",
+        ):
             self.assertIn(name, text)
         help = list(self.output)
         self.type("?")
@@ -55,8 +58,10 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.output, ["unknown command 'frobnicate'; type help"])
 
     def test_wrongArgumentCountGivesUsage(self):
-        self.type("connect 127.0.0.1")
-        self.assertEqual(self.output, ["usage: connect HOST PORT"])
+        self.type("connect")
+        self.assertEqual(
+            self.output, ["usage: connect HOST PORT (or connect HOST:PORT, or connect ENDPOINT)"]
+        )
         self.type("disconnect")
         self.assertEqual(self.output, ["usage: disconnect ID"])
         self.type("peers extra")
@@ -65,6 +70,45 @@ class CommandTests(SynchronousTestCase):
     def test_badPort(self):
         self.type("connect 127.0.0.1 http")
         self.assertEqual(self.output, ["bad port 'http': expected 1..65535"])
+
+    def test_connectTakesOneTarget(self):
+        d = self.type("connect 127.0.0.1")
+        self.assertIsNotNone(d)
+        self.assertEqual(
+            self.output,
+            [
+                "connecting to 127.0.0.1 ...",
+                "connect failed: expected HOST:PORT or an endpoint such as unix:/path.sock,"
+                " got '127.0.0.1'",
+            ],
+        )
+
+    def test_pinsNeedTLS(self):
+        self.type("pins")
+        self.assertEqual(self.output, ["no pins: this node runs without --tls"])
+        self.type("unpin 127.0.0.1:6002")
+        self.assertEqual(self.output, ["127.0.0.1:6002 was not pinned"])
+
+    def test_pinsListsAndUnpinForgets(self):
+        node = makeNode(6003, self.reactor, tls=True)
+        self.commands = Commands(node, self.output.append, lambda: None)
+        self.type("pins")
+        self.assertEqual(self.output, ["no pins"])
+        node.pins.pin("127.0.0.1:6002", "ab" * 32)
+        self.type("pins")
+        self.assertEqual(self.output, [f"{'127.0.0.1:6002':43}  {'ab' * 32}"])
+        self.type("unpin 127.0.0.1:6002")
+        self.assertEqual(
+            self.output, ["unpinned 127.0.0.1:6002: the next node met there is trusted and pinned"]
+        )
+        self.assertIsNone(node.pins.get("127.0.0.1:6002"))
+        self.type("status")
+        self.assertIn("tls        on (node id = hash of the key)", self.output)
+
+    def test_statusSaysTLSAndGossip(self):
+        self.type("status")
+        self.assertIn("tls        off", self.output)
+        self.assertIn("gossip     0 published, 0 delivered, 0 duplicates, 0 ids remembered", self.output)
 
     def test_noPeersAndNoKnownAddresses(self):
         self.type("peers")

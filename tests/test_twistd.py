@@ -16,7 +16,10 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from cryptography.hazmat.primitives import serialization
+
 from bitp2p.tap import Options
+from bitp2p.tls import node_id_of_public_key
 
 from .helpers import tempDir
 
@@ -143,6 +146,49 @@ class TwistdTests(SynchronousTestCase):
             [f"bitp2p: cannot listen on 127.0.0.1:{port}: address already in use"],
         )
 
+    def test_tlsNodesOverAUnixSocket(self):
+        """
+        The README's endpoint example, with --tls: a node listening on TCP
+        and a UNIX socket, a second one told to keep it connected through
+        the socket; both TLS, so each logs the other's key-hash id.
+        """
+        directory = tempDir(self)
+        path = os.path.join(directory, "a.sock")
+        a = self.spawn(
+            "--listen", f"tcp:{freePort()}:interface=127.0.0.1", "--listen", f"unix:{path}",
+            "--no-seeds", "--tls", "--datadir", os.path.join(directory, "a"),
+        )
+        b = self.spawn(
+            "--port", str(freePort()), "--interface", "127.0.0.1", "--no-seeds", "--tls",
+            "--addnode", f"unix:{path}", "--datadir", os.path.join(directory, "b"),
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and not (
+            os.path.exists(os.path.join(directory, "a", "node.key"))
+            and os.path.exists(os.path.join(directory, "b", "node.key"))
+        ):
+            time.sleep(0.1)
+        ids = {}
+        for name in ("a", "b"):
+            key = os.path.join(directory, name, "node.key")
+            self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+            with open(key, "rb") as f:
+                private = serialization.load_pem_private_key(f.read(), None)
+            ids[name] = node_id_of_public_key(private.public_key())
+        lines = {a: b"", b: b""}
+        while time.monotonic() < deadline:
+            for process in (a, b):
+                os.set_blocking(process.stdout.fileno(), False)
+                lines[process] += process.stdout.read() or b""
+            if (
+                f"Connected to {ids['a']}".encode() in lines[b]
+                and f"Connected to {ids['b']}".encode() in lines[a]
+            ):
+                break
+            time.sleep(0.1)
+        self.assertIn(f"Connected to {ids['a']} at unix:{path}".encode(), lines[b])
+        self.assertIn(f"Connected to {ids['b']}".encode(), lines[a])
+
     def test_badOptionValueEndsWithOneLine(self):
         notADirectory = os.path.join(tempDir(self), "file")
         open(notADirectory, "w").close()
@@ -154,6 +200,10 @@ class TwistdTests(SynchronousTestCase):
             (["--interface", "localhost"], "--interface must be an IP address"),
             (["--datadir", os.path.join(notADirectory, "d")], "--datadir"),
             (["--no-such-option"], "no-such-option"),
+            (["--listen", "bogus:1"], "--listen: unknown endpoint kind in 'bogus:1'"),
+            (["--listen", "tcp:abc"], "cannot listen on tcp:abc"),
+            (["--listen", "tcp:0", "--port", "0"], "give it or --port, not both"),
+            (["--addnode", "unix:"], "--addnode: expected HOST:PORT or an endpoint"),
         ):
             process = self.spawn(*args)
             process.wait(DEADLINE_S)

@@ -85,3 +85,8 @@ class BenchmarkScriptTests(SynchronousTestCase):
         for n in (12, 24):
             self.assertRegex(out, rf"N={n}: converged in [\d.]+ simulated min; peers per node")
         self.assertIn("growth N=12 -> N=24", out)
+
+    def test_gossip(self):
+        out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")
+        self.assertRegex(out, r"small \(pushed\): reached 19 of 19, handled at most 1x")
+        self.assertRegex(out, r"large \(inv/getdata\): reached 19 of 19, .* 19 requested, 19 served")

@@ -102,7 +102,6 @@ from bitp2p.constants import (
     ADDR_UNKNOWN_AGE_S,
     ADVERTISE_INTERVAL_S,
     ANCHORS_FILE,
-    PINS_FILE,
     BANLIST_FILE,
     CONNECT_TIMEOUT_S,
     DEFAULT_BAN_S,
@@ -114,11 +113,11 @@ from bitp2p.constants import (
     DISCOURAGE_THRESHOLD,
     FEELER_INTERVAL_S,
     FEELER_TIMEOUT_S,
+    GETADDR_MAX_PCT,
+    GETADDR_MIN_COUNT,
     GOSSIP_HOPS,
     GOSSIP_PUSH_MAX_BYTES,
     GOSSIP_SEEN_S,
-    GETADDR_MAX_PCT,
-    GETADDR_MIN_COUNT,
     HANDSHAKE_TIMEOUT_S,
     INACTIVITY_TIMEOUT_S,
     INBOUND_GROUP_MIN,
@@ -132,6 +131,7 @@ from bitp2p.constants import (
     MAX_SEND_BUFFER_BYTES,
     OUTBOUND_SELECT_TRIES,
     PEERS_FILE,
+    PINS_FILE,
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
     RECENT_TRY_S,
@@ -491,6 +491,7 @@ class Node(service.Service):
         )
         self._serverFactory = PeerServerFactory(self)
         self._ports: list[IListeningPort] = []
+        self._pendingListens: list[Deferred] = []  # endpoints that listen later
         self._listeningAddress: Address | None = None  # worked out once, in _listen
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
@@ -623,6 +624,8 @@ class Node(service.Service):
         for peer in list(self._connections):
             peer.close(PeerLost("node shutting down"))
         self.save()
+        for d in list(self._pendingListens):
+            d.cancel()
         ports, self._ports = self._ports, []
         self._listeningAddress = None
         closed.extend(defer.maybeDeferred(port.stopListening) for port in ports)
@@ -651,15 +654,10 @@ class Node(service.Service):
                     raise ValueError(f"cannot listen on {description}: {e}") from None
                 result: list = []
                 d = endpoint.listen(self._listeningFactory())
-                d.addBoth(result.append)
-                if not result:
-                    d.addCallback(self._listening, description)
-                    d.addErrback(
-                        lambda f, what: log.error(
-                            "Cannot listen on {what}: {error}", what=what, error=f.getErrorMessage()
-                        ),
-                        description,
-                    )
+                d.addBoth(self._listened, d, description, result)
+                result.append(None)  # from now on, a result is a later one
+                if len(result) == 1:
+                    self._pendingListens.append(d)
                 elif isinstance(result[0], Failure):
                     result[0].raiseException()
                 else:
@@ -670,6 +668,25 @@ class Node(service.Service):
             self._ports = []
             self._listeningAddress = None
             raise
+
+    def _listened(self, result, d: Deferred, description: str, now: list) -> None:
+        """
+        An endpoint's listen finished: at once (C{now} is still empty: the
+        result is put there for L{_listen}), or later.
+        """
+        if not now:
+            now.append(result)
+            return
+        self._pendingListens.remove(d)
+        if isinstance(result, Failure):
+            if not result.check(defer.CancelledError):
+                log.error(
+                    "Cannot listen on {description}: {error}",
+                    description=description,
+                    error=result.getErrorMessage(),
+                )
+        else:
+            self._listening(result, description)
 
     def _listening(self, port: IListeningPort, description: str) -> None:
         self._ports.append(port)

@@ -204,3 +204,72 @@ class ConfigTests(SynchronousTestCase):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self.assertEqual(identity.node_id, hashlib.sha256(der).hexdigest())
+
+
+class LaterListenTests(SynchronousTestCase):
+    """
+    An endpoint that listens later (an onion service takes a while) is
+    waited for in the background, and given up when the node stops first.
+    """
+
+    def setUp(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from bitp2p import node as nodeModule
+
+        self.pending = []
+
+        class LaterEndpoint:
+            def listen(endpoint, factory):
+                d = defer.Deferred()
+                self.pending.append((d, factory))
+                return d
+
+        self.patch(nodeModule, "serverFromString", lambda reactor, description: LaterEndpoint())
+        self.reactor = MemoryReactorClock()
+
+    def makeNode(self):
+        from bitp2p.node import Node
+
+        return Node(NodeConfig(listen_endpoints=("tcp:7000",), seeds=()), reactor=self.reactor)
+
+    def test_aLaterListenCountsWhenItComes(self):
+        from twisted.internet.address import IPv4Address
+
+        node = self.makeNode()
+        node.startService()
+        self.assertIsNone(node.listeningAddress)
+        d, factory = self.pending[0]
+
+        class Port:
+            def getHost(self):
+                return IPv4Address("TCP", "10.1.2.3", 7000)
+
+            def stopListening(self):
+                self.stopped = True
+
+        port = Port()
+        d.callback(port)
+        self.assertEqual(str(node.listeningAddress), "10.1.2.3:7000")
+        node.stopService()
+        self.assertTrue(port.stopped)
+
+    def test_stoppingFirstGivesTheListenUp(self):
+        node = self.makeNode()
+        node.startService()
+        d, _ = self.pending[0]
+        events = logged(self)
+        node.stopService()
+        self.assertTrue(d.called)  # cancelled
+        self.assertEqual(node._pendingListens, [])
+        self.assertIsNone(node.listeningAddress)
+        self.assertFalse([e for e in events if "Cannot listen" in e])
+
+    def test_aLaterFailureIsLogged(self):
+        events = logged(self)
+        node = self.makeNode()
+        node.startService()
+        d, _ = self.pending[0]
+        d.errback(OSError("the Tor controller went away"))
+        self.assertIn("Cannot listen on tcp:7000: the Tor controller went away", events)
+        node.stopService()

@@ -123,6 +123,10 @@ GOSSIP_HOPS = 16
 GOSSIP_SEEN_S = 10 * 60
 GOSSIP_SEEN_MAX = 100_000
 GOSSIP_PUSH_MAX_BYTES = 4096
+# Gossip taken from one peer: this many messages (or announced ids) a second
+# on average, and up to GOSSIP_BURST_S seconds' worth at once.
+GOSSIP_RATE_PER_S = 100
+GOSSIP_BURST_S = 10
 
 NODE_ID_FILE = "node_id"
 PEERS_FILE = "peers.json"

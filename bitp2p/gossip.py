@@ -45,10 +45,18 @@ from typing import Iterable, Mapping, Protocol
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
-from bitp2p.constants import GOSSIP_HOPS, GOSSIP_PUSH_MAX_BYTES, GOSSIP_SEEN_MAX, GOSSIP_SEEN_S
+from bitp2p.constants import (
+    GOSSIP_BURST_S,
+    GOSSIP_HOPS,
+    GOSSIP_PUSH_MAX_BYTES,
+    GOSSIP_RATE_PER_S,
+    GOSSIP_SEEN_MAX,
+    GOSSIP_SEEN_S,
+)
 from bitp2p.peer import Peer
 
 __all__ = [
@@ -70,6 +78,8 @@ MAX_ANNOUNCERS = 8  # announcers remembered per requested id
 MAX_IN_FLIGHT_PER_PEER = 5000  # ids requested from one peer and not yet answered
 MAX_ANNOUNCED_PER_PEER = 50_000  # ids we announced to one peer and it may ask for
 STORE_MAX_BYTES = 64 * 1024 * 1024  # announced payloads kept to serve
+
+log = Logger()
 
 _ID = re.compile(r"[0-9a-f]{64}\Z")
 _canonical = json.JSONEncoder(
@@ -96,12 +106,16 @@ class GossipSettings:
     @ivar seen_max: most ids remembered.
     @ivar push_max_bytes: messages whose encoding is longer are announced
         (C{inv}) rather than pushed.
+    @ivar rate_per_s: gossiped messages and announced ids taken from one
+        peer per second, on average (a token bucket holding 10 seconds'
+        worth); the rest are dropped, not counted as violations.
     """
 
     hops: int = GOSSIP_HOPS
     seen_s: float = GOSSIP_SEEN_S
     seen_max: int = GOSSIP_SEEN_MAX
     push_max_bytes: int = GOSSIP_PUSH_MAX_BYTES
+    rate_per_s: float = GOSSIP_RATE_PER_S
 
 
 class GossipHost(Protocol):
@@ -189,10 +203,11 @@ class Gossip:
         self._requests: dict[str, _Request] = {}
         self._inFlight: dict[Peer, int] = {}
         self._timers: set = set()
+        self._buckets: dict[Peer, list[float]] = {}  # peer -> [tokens, when]
         self.stats = dict.fromkeys(
             (
                 "published", "received", "duplicates", "delivered",
-                "pushed", "announced", "requested", "served",
+                "pushed", "announced", "requested", "served", "limited",
             ),
             0,
         )
@@ -224,6 +239,8 @@ class Gossip:
         A gossiped application message (one with a C{gossip} field) arrived.
         """
         hops = _hops(message)
+        if not self._take(peer, 1):
+            return
         mid = message_id(message)
         self.stats["received"] += 1
         request = self._requests.pop(mid, None)
@@ -243,9 +260,12 @@ class Gossip:
             self._spread(mid, body, hops, skip)
 
     def inv(self, peer: Peer, message: dict) -> None:
+        items = _items(message)
+        if not self._take(peer, len(items)):
+            return
         wanted = []
         inFlight = self._inFlight.get(peer, 0)
-        for message_type, mid in _items(message):
+        for message_type, mid in items:
             if mid in self.seen:
                 continue
             request = self._requests.get(mid)
@@ -271,7 +291,8 @@ class Gossip:
             entry = self._store.get(mid)
             # Served once, and only if announced to this peer: a peer cannot
             # make us send a payload over and over.
-            if announced.pop(mid, 0) is None and entry is not None and entry[1] > now:
+            if mid in announced and entry is not None and entry[1] > now:
+                del announced[mid]
                 self.stats["served"] += 1
                 peer.send(entry[0])
             else:
@@ -292,6 +313,7 @@ class Gossip:
         """
         self._announced.pop(peer, None)
         self._inFlight.pop(peer, None)
+        self._buckets.pop(peer, None)
         for mid, request in list(self._requests.items()):
             if peer in request.announcers:
                 request.announcers.remove(peer)
@@ -334,6 +356,33 @@ class Gossip:
                 del announced[next(iter(announced))]
             peer.send(inv, frames)
         self.stats["announced"] += len(targets)
+
+    def _take(self, peer: Peer, count: int) -> bool:
+        """
+        Take C{count} tokens from C{peer}'s bucket; C{False} (and the
+        message dropped) when there are not that many.
+        """
+        now = self._clock.seconds()
+        rate = self.settings.rate_per_s
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = self._buckets[peer] = [rate * GOSSIP_BURST_S, now]
+        tokens = min(rate * GOSSIP_BURST_S, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens < count:
+            bucket[0] = tokens
+            self.stats["limited"] += 1
+            if self.stats["limited"] == 1 or self.stats["limited"] % 1000 == 0:
+                log.info(
+                    "Dropping gossip from {peer}: over {rate:g} messages a second"
+                    " ({count} dropped in all)",
+                    peer=peer,
+                    rate=rate,
+                    count=self.stats["limited"],
+                )
+            return False
+        bucket[0] = tokens - count
+        return True
 
     def _keep(self, mid: str, message: dict, size: int) -> None:
         now = self._clock.seconds()

@@ -117,6 +117,7 @@ from bitp2p.constants import (
     GETADDR_MIN_COUNT,
     GOSSIP_HOPS,
     GOSSIP_PUSH_MAX_BYTES,
+    GOSSIP_RATE_PER_S,
     GOSSIP_SEEN_S,
     HANDSHAKE_TIMEOUT_S,
     INACTIVITY_TIMEOUT_S,
@@ -294,6 +295,9 @@ class NodeConfig:
     @ivar gossip_seen_s: how long a gossiped message's id is remembered.
     @ivar gossip_push_max_bytes: gossiped messages longer than this are
         announced (C{inv}/C{getdata}) rather than pushed.
+    @ivar gossip_rate_per_s: gossiped messages (and announced ids) taken
+        from one peer per second on average, 10 seconds' worth at once; more
+        are dropped.
     """
 
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
@@ -338,6 +342,7 @@ class NodeConfig:
     gossip_push_max_bytes: int = attrs.field(
         default=GOSSIP_PUSH_MAX_BYTES, validator=_non_negative_int
     )
+    gossip_rate_per_s: float = attrs.field(default=GOSSIP_RATE_PER_S, validator=_positive)
     user_agent: str = USER_AGENT
     tls: bool = False
 
@@ -518,6 +523,7 @@ class Node(service.Service):
                 hops=config.gossip_hops,
                 seen_s=config.gossip_seen_s,
                 push_max_bytes=config.gossip_push_max_bytes,
+                rate_per_s=config.gossip_rate_per_s,
             ),
         )
         # What peers hand established connections' messages to: the gossip

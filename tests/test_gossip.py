@@ -293,6 +293,28 @@ class HandPlayedGossipTests(SynchronousTestCase):
         staying = {p.node_id for p in self.node.peers() if p.close_reason is None}
         self.assertEqual(staying, {"first", "second"})
 
+    def test_aFloodingPeerIsRateLimitedNotDisconnected(self):
+        node = makeNode(6009, self.reactor, gossip_rate_per_s=5)  # 50 at once, then 5 a second
+        got = Recorder()
+        node.registerMessage("blob", got)
+        flooder = Inbound(node, "20.9.0.1", node_id="flooder")
+        honest = Inbound(node, "20.8.0.1", node_id="honest")
+        receive(flooder.wire, *({"type": "blob", "n": n, "gossip": {"hops": 1}} for n in range(80)))
+        self.assertEqual(len(got.got), 50)
+        self.assertEqual(node.gossip.stats["limited"], 30)
+        receive(honest.wire, {"type": "blob", "n": "honest", "gossip": {"hops": 1}})
+        self.assertEqual(got.got[-1], ("honest", {"type": "blob", "n": "honest"}))
+        self.reactor.advance(2)  # 10 more tokens
+        receive(flooder.wire, *({"type": "blob", "n": n, "gossip": {"hops": 1}} for n in range(100, 115)))
+        self.assertEqual(len([g for g in got.got if g[0] == "flooder"]), 60)
+        # Announced ids count too.
+        receive(
+            flooder.wire,
+            {"type": "inv", "items": [{"type": "blob", "id": f"{n:064x}"} for n in range(20)]},
+        )
+        self.assertEqual(sent(flooder.transport), [])
+        self.assertIsNone(flooder.wire.peer.close_reason)
+
     def test_stopCancelsTheDownloadTimers(self):
         self.inv(self.first, {"type": "blob", "id": self.mid})
         pending = len(self.reactor.getDelayedCalls())

@@ -391,6 +391,8 @@ class PeerServerFactory(ServerFactory):
 
     noisy = False
 
+    noisy = False  # the node logs what matters itself
+
     def __init__(self, node: Node) -> None:
         self.node = node
 
@@ -412,6 +414,8 @@ class PeerClientFactory(ClientFactory):
         self.node = node
         self.dialed = dialed
         self.kind = kind
+
+    noisy = False
 
     def buildProtocol(self, addr):
         return self.node._buildPeer(Direction.OUTBOUND, self.dialed, self.kind)

@@ -215,7 +215,7 @@ class Peer:
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
         "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "messages_ignored",
-        "kind", "min_rtt_s", "last_addr_time", "__weakref__",
+        "kind", "min_rtt_s", "last_addr_time", "_drainWaiters", "__weakref__",
     )
 
     def __init__(
@@ -266,6 +266,7 @@ class Peer:
         self._addr_tokens = float(RELAY_MAX_ENTRIES)
         self._addr_tokens_at = 0.0
         self._waiting: list[Deferred[Peer]] = []
+        self._drainWaiters: list[Deferred[None]] | None = None  # made on first use
         # Made on first use: most peers of a big node exchange no addresses.
         self._known: dict[Address, None] | None = None
 
@@ -342,6 +343,40 @@ class Peer:
             return
         self.messages_out += 1
         self.wire.sendMessage(message, frames)
+
+    @property
+    def sendPaused(self) -> bool:
+        """
+        Whether the peer's send buffer is full: it reads slower than we
+        write. Writing on is allowed, but a peer for which
+        C{max_send_buffer_bytes} more are written meanwhile is dropped; a
+        program sending much should wait for L{whenDrained}.
+        """
+        return self.wire is not None and self.wire.sendPaused
+
+    def whenDrained(self) -> Deferred[None]:
+        """
+        A Deferred that fires once the send buffer is not full (at once if
+        it is not), or fails with the reason the connection closed.
+        """
+        if self.close_reason is not None:
+            return fail(self.close_reason)
+        if not self.sendPaused:
+            return succeed(None)
+        if self._drainWaiters is None:
+            self._drainWaiters = []
+        d: Deferred[None] = Deferred()
+        self._drainWaiters.append(d)
+        return d
+
+    def sendDrained(self) -> None:
+        """
+        The wire's send buffer drained (the wire calls this).
+        """
+        if self._drainWaiters and not self.sendPaused:
+            waiters, self._drainWaiters = self._drainWaiters, None
+            for d in waiters:
+                d.callback(None)
 
     def sendMany(self, messages: list[dict]) -> None:
         """
@@ -558,6 +593,9 @@ class Peer:
             failure = HandshakeFailed(str(failure))
         for d in waiting:
             d.errback(failure)
+        drains, self._drainWaiters = self._drainWaiters or (), None
+        for d in drains:
+            d.errback(self.close_reason)
         self._manager.peerClosed(self, self.close_reason)
 
     # -- message handlers -----------------------------------------------------

@@ -114,15 +114,15 @@ class JSONLineWire(LineReceiver):
         if not self.sendPaused:
             return
         self.sendPaused = False
-        if not self._readingPaused:
-            return
-        self._readingPaused = False
-        self.peer.resumeReading()
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self._deliver(*pending)  # which may pause again
-        if not self.sendPaused and not self._closing:
-            self.transport.resumeProducing()
+        if self._readingPaused:
+            self._readingPaused = False
+            self.peer.resumeReading()
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self._deliver(*pending)  # which may pause again
+            if not self.sendPaused and not self._closing:
+                self.transport.resumeProducing()
+        self.peer.sendDrained()
 
     def stopProducing(self) -> None:
         self._closing = True

@@ -469,6 +469,33 @@ class SendBufferTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         self.assertFalse(transport.disconnecting)
 
+    def test_whenDrainedWaitsForTheBufferToDrain(self):
+        peer, wire, transport, manager, clock = establish()
+        self.assertIsNone(self.successResultOf(peer.whenDrained()))
+        wire.pauseProducing()
+        self.assertTrue(peer.sendPaused)
+        d = peer.whenDrained()
+        self.assertNoResult(d)
+        wire.resumeProducing()
+        self.assertIsNone(self.successResultOf(d))
+        wire.pauseProducing()
+        d = peer.whenDrained()
+        lose(wire)
+        self.failureResultOf(d, PeerLost)
+        self.failureResultOf(peer.whenDrained(), PeerLost)
+
+    def test_beforeTheHandshakeAPauseDoesNotStopReading(self):
+        # A TLS layer pauses its producer until its own handshake is done:
+        # stopping reading then would stop that handshake.
+        peer, wire, transport, manager, clock = makePeer()
+        wire.pauseProducing()
+        self.assertTrue(wire.sendPaused)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertTrue(peer.reading)
+        d = peer.whenDrained()
+        wire.resumeProducing()
+        self.assertIsNone(self.successResultOf(d))
+
     def test_peerThatDoesNotReadIsDroppedPastTheLimit(self):
         peer, wire, transport, manager, clock = establish(maxSendBuffer=1000)
         wire.pauseProducing()

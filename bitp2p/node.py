@@ -830,6 +830,8 @@ class Node(service.Service):
         """
         Be told when a peer completes its handshake (C{connected(peer)}) and
         when an established peer goes away (C{disconnected(peer, reason)}).
+        Observers are called in the order they were added; one that raises
+        is logged and the others are still called.
 
         @return: a function that stops the notifications.
         """

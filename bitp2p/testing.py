@@ -952,6 +952,29 @@ class TestNetwork:
                 pairs.append((a, b))
         return self.connectAll(pairs)
 
+    def partition(self, side: Sequence[Node], other: Sequence[Node]) -> int:
+        """
+        Split the network: every link between a node of C{side} and one of
+        C{other} is cut until L{heal} (L{MemoryNetwork.partition}); both
+        sides have seen their connections go when this returns.
+
+        @return: how many connections were cut.
+        """
+        count = sum(
+            self.network.partition(self.ipOf(a), self.ipOf(b)) for a in side for b in other
+        )
+        self.network.advance(0)
+        return count
+
+    def heal(self, side: Sequence[Node], other: Sequence[Node]) -> None:
+        """
+        Undo L{partition}C{(side, other)}: dials between the two sides get
+        through again (the nodes reconnect by themselves, or by L{connect}).
+        """
+        for a in side:
+            for b in other:
+                self.network.heal(self.ipOf(a), self.ipOf(b))
+
     def disconnect(self, a: Node, b: Node) -> int:
         """
         Cut the connections between the machines of C{a} and C{b} (see

@@ -303,3 +303,25 @@ def test_interfaces():
     net.start()
     assert verifyObject(ITCPTransport, net.connect(a, b).wire.transport)
     net.stop()
+
+
+def test_partitionSplitsGroupsUntilHealed():
+    """
+    A network split in two halves: each half stays connected within, no
+    link crosses, and after healing the halves can be joined again.
+    """
+    net = TestNetwork(seed=3)
+    nodes = net.addNodes(6, max_outbound=0)
+    left, right = nodes[:3], nodes[3:]
+    net.start()
+    net.linkRing(nodes)
+    assert net.partition(left, right) == 2  # the ring crosses twice
+    assert not net.isConnected()
+    for node in left:
+        assert all(p.node_id in {n.node_id for n in left} for p in node.peers())
+    with pytest.raises(LinkError):
+        net.connect(left[0], right[0], timeout=30)
+    net.heal(left, right)
+    net.connect(left[0], right[0])
+    assert net.isConnected()
+    net.stop()

@@ -229,10 +229,8 @@ def test_partition_heals(net):
     stores[1].set("shared", "before")
     assert net.runUntil(converged(stores), timeout=30)
 
-    ips = [(net.ipOf(a.node), net.ipOf(b.node)) for a in left for b in right]
-    for a, b in ips:
-        net.network.partition(a, b)
-    net.advance(1)
+    leftNodes, rightNodes = [s.node for s in left], [s.node for s in right]
+    assert net.partition(leftNodes, rightNodes) == 1
     assert not net.isConnected()
     x1 = left[2].set("x", "left")
     x2 = right[3].set("x", "right")
@@ -243,8 +241,7 @@ def test_partition_heals(net):
     assert all(s.get("only-right") is None and s.get("shared") == "before" for s in left)
     assert all(s.get("only-left") is None for s in right)
 
-    for a, b in ips:
-        net.network.heal(a, b)
+    net.heal(leftNodes, rightNodes)
     net.connect(left[0].node, right[0].node)
     assert net.runUntil(converged(stores), timeout=30)
     assert stores[0].items() == [

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import random
 import secrets
 from typing import Callable
@@ -1359,6 +1360,10 @@ class Node(service.Service):
             raise ValueError(f"{kind!r} is a protocol message type: the node sends those itself")
         try:
             data = codec.encode(message)
+            if b"null" in data:
+                # orjson writes NaN and infinities as null: refuse them, as
+                # the standard library does, rather than change the data.
+                json.dumps(message, allow_nan=False, default=str)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{kind!r} message cannot be encoded as JSON: {e}") from None
         if len(data) > self.config.max_message_bytes:

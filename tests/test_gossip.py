@@ -95,6 +95,12 @@ class MessageTypeTests(SynchronousTestCase):
         self.assertRaises(LookupError, self.b.send, "nobody", {"type": "chat", "text": "x"})
         self.assertRaises(ValueError, self.b.send, self.a.node_id, {"text": "no type"})
         self.assertRaises(ValueError, self.b.send, self.a.node_id, {"type": "chat", "x": {1, 2}})
+        for number in (float("nan"), float("inf")):
+            error = self.assertRaises(
+                ValueError, self.b.send, self.a.node_id, {"type": "chat", "x": [None, number]}
+            )
+            self.assertIn("cannot be encoded as JSON", str(error))
+            self.assertRaises(ValueError, self.b.broadcast, {"type": "chat", "x": number})
         big = {"type": "chat", "text": "x" * self.b.config.max_message_bytes}
         error = self.assertRaises(ValueError, self.b.send, self.a.node_id, big)
         self.assertIn("over the 1048576 peers accept", str(error))

@@ -536,6 +536,7 @@ class Node(service.Service):
         self._handlers: dict[str, MessageHandler] = {
             kind: self._control(getattr(self.gossip, kind)) for kind in CONTROL_TYPES
         }
+        self._gossipReceived = self._control(self.gossip.received)
         self._observers: list[tuple[Callable | None, Callable | None]] = []
         self._closing: list[tuple[Peer, Deferred]] = []
         self._seed_timer = None
@@ -1242,10 +1243,14 @@ class Node(service.Service):
                 manual.next_try = now + retry_delay(1)
         if was_established:
             self.gossip.peerGone(peer)
-        elif self.identity is not None and peer.messages_in == 0 and peer.dialed is not None:
+        elif (
+            self.identity is not None
+            and peer.messages_in == 0
+            and peer.direction is Direction.OUTBOUND
+        ):
             log.info(
                 "TLS connection to {address} failed ({reason}): is it a node without --tls?",
-                address=peer.dialed,
+                address=peer.dialed or peer.remote,
                 reason=reason,
             )
         if was_established and peer.kind not in SHORT_LIVED:
@@ -1375,7 +1380,7 @@ class Node(service.Service):
 
     def _received(self, peer: Peer, message: dict) -> None:
         if GOSSIP_FIELD in message:
-            self._control(self.gossip.received)(peer, message)
+            self._gossipReceived(peer, message)
         else:
             self.accept(peer, message)
 

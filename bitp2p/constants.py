@@ -133,3 +133,10 @@ PEERS_FILE = "peers.json"
 BANLIST_FILE = "banlist.json"
 ANCHORS_FILE = "anchors.json"
 PINS_FILE = "pins.json"
+
+# The control API (bitp2p.control): its default port, and the files the node
+# writes to its data directory while it runs: the cookie (the API's secret)
+# and the port the API listens on, for bitp2p-cli to find.
+DEFAULT_RPC_PORT = 5332
+COOKIE_FILE = ".cookie"
+RPC_PORT_FILE = ".rpcport"

@@ -1,0 +1,137 @@
+"""
+bitp2p-cli's printing and errors, and the JSON log lines. (The CLI against a
+running node is in tests/test_operate.py.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+from twisted.logger import LogLevel, Logger
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p import cli
+from bitp2p.logs import JSONLogObserver, jsonLine
+
+from .helpers import tempDir
+
+PEER = {
+    "id": 3, "node_id": "3f9c0a12deadbeef", "inbound": False, "connection_type": "outbound",
+    "pingtime": 0.0012, "minping": 0.0009, "lastsend": 990.0, "lastrecv": 995.0,
+    "conntime": 700.0, "bytesrecv": 2048, "bytessent": 300, "subver": "/bitp2p:0.1.0/",
+    "addr": "127.0.0.1:5001",
+}
+
+
+class PrintingTests(SynchronousTestCase):
+    def test_peersTable(self):
+        out = io.StringIO()
+        cli.printPeers([PEER, {**PEER, "id": 4, "inbound": True, "pingtime": None}], out, now=1000.0)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0].split()[:4], ["id", "node", "dir", "type"])
+        self.assertEqual(
+            lines[1].split(),
+            ["3", "3f9c0a12", "out", "outbound", "1.2", "0.9", "10s", "5s", "5m", "2.0K", "300",
+             "/bitp2p:0.1.0/", "127.0.0.1:5001"],
+        )
+        self.assertEqual(lines[2].split()[2], "in")
+        self.assertEqual(lines[2].split()[4], "-")
+
+    def test_netinfoSummary(self):
+        out = io.StringIO()
+        network = {"subversion": "/bitp2p:0.1.0/", "node_id": "abc", "listening": "0.0.0.0:5000"}
+        cli.printNetinfo(network, [PEER, {**PEER, "inbound": True}], out, now=1000.0)
+        text = out.getvalue()
+        self.assertIn("node abc", text)
+        self.assertIn("peers    1    1      2", text)
+        self.assertIn("median ping 1.2 ms", text)
+
+    def test_resultsForPeople(self):
+        out = io.StringIO()
+        cli.printResult("getnetworkinfo", {"version": "0.1.0", "connections": 2}, out)
+        self.assertEqual(out.getvalue().splitlines(), ["version      0.1.0", "connections  2"])
+        out = io.StringIO()
+        cli.printResult("ping", None, out)
+        self.assertEqual(out.getvalue(), "")
+        out = io.StringIO()
+        cli.printResult("listbanned", [], out)
+        self.assertEqual(out.getvalue(), "no bans\n")
+
+    def test_argumentsAreJSONWhenTheyParse(self):
+        self.assertEqual([cli._param(p) for p in ("10", "true", "null", "127.0.0.1:5")],
+                         [10, True, None, "127.0.0.1:5"])
+
+
+class ErrorTests(SynchronousTestCase):
+    def invoke(self, *argv):
+        err = io.StringIO()
+        self.patch(cli.sys, "stderr", err)
+        code = cli.main(list(argv), out=io.StringIO())
+        return code, err.getvalue()
+
+    def test_noMethod(self):
+        code, err = self.invoke()
+        self.assertEqual(code, 2)
+        self.assertIn("give a method", err)
+
+    def test_noCredentials(self):
+        code, err = self.invoke("getpeerinfo")
+        self.assertEqual((code, err.strip().count("\n")), (1, 0))
+        self.assertIn("no credentials: give --datadir", err)
+
+    def test_noCookie(self):
+        code, err = self.invoke("--datadir", tempDir(self), "getpeerinfo")
+        self.assertEqual(code, 1)
+        self.assertIn("cannot read the cookie", err)
+        self.assertIn("is the node running with --rpc-port", err)
+
+    def test_nothingListening(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        code, err = self.invoke("--rpc-port", str(port), "--rpc-password", "x", "getpeerinfo")
+        self.assertEqual(code, 1)
+        self.assertIn(f"cannot connect to the node at 127.0.0.1:{port}", err)
+        self.assertEqual(err.count("\n"), 1)
+
+    def test_thePortComesFromTheDataDirectory(self):
+        directory = tempDir(self)
+        with open(f"{directory}/.rpcport", "w") as f:
+            f.write("6123\n")
+
+        class Args:
+            rpc_port = None
+            datadir = directory
+
+        self.assertEqual(cli._port(Args), 6123)
+        Args.datadir = tempDir(self)
+        self.assertEqual(cli._port(Args), cli.DEFAULT_RPC_PORT)
+
+
+class JSONLogTests(SynchronousTestCase):
+    def test_eachEventIsOneLineOfJSON(self):
+        stream = io.StringIO()
+        log = Logger(namespace="bitp2p.node", observer=JSONLogObserver(stream))
+        log.info("Connected to {node_id} at {address}", node_id="abc", address=("127.0.0.1", 5))
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.failure("Handler for {kind!r} failed", kind="chat")
+        first, second = [json.loads(line) for line in stream.getvalue().splitlines()]
+        self.assertEqual(first["level"], "info")
+        self.assertEqual(first["namespace"], "bitp2p.node")
+        self.assertEqual(first["message"], "Connected to abc at ('127.0.0.1', 5)")
+        self.assertEqual(first["node_id"], "abc")
+        self.assertEqual(first["address"], ["127.0.0.1", 5])
+        self.assertTrue(first["time"].endswith("+00:00"))
+        self.assertEqual(second["level"], "critical")
+        self.assertIn("ZeroDivisionError", second["traceback"])
+
+    def test_unserialisableFieldsBecomeText(self):
+        line = jsonLine({"log_level": LogLevel.warn, "log_format": "x {thing}", "thing": object,
+                         "log_time": 0.0, "log_namespace": "n"})
+        record = json.loads(line)
+        self.assertEqual(record["thing"], "<class 'object'>")
+        self.assertEqual(record["time"], "1970-01-01T00:00:00+00:00")

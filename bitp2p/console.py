@@ -27,12 +27,13 @@ from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.recvline import HistoricRecvLine
 from twisted.internet import stdio
 from twisted.internet.defer import Deferred
-from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from zope.interface import provider
 
 from bitp2p.node import Node
+from bitp2p.storage import atomic_write
 
 HELP = """\
 commands:
@@ -50,6 +51,11 @@ commands:
   quit                stop the node and leave (also Ctrl-D, Ctrl-C)"""
 
 ALIASES = {"?": "help", "exit": "quit"}
+
+log = Logger()
+
+HISTORY_FILE = "console_history"
+HISTORY_LINES = 500  # commands kept between runs
 
 USAGE = {
     "connect": "usage: connect HOST PORT (or connect HOST:PORT, or connect ENDPOINT)",
@@ -275,10 +281,40 @@ class TerminalConsole(HistoricRecvLine):
         self.commands = Commands(node, self.showText, quit)
         self.ps = (prompt(node).encode(), b"... ")
 
+    @property
+    def historyPath(self) -> str | None:
+        """
+        Where the history is kept between runs: C{console_history} in the
+        node's data directory (none without one).
+        """
+        datadir = self.node.config.datadir
+        return os.path.join(datadir, HISTORY_FILE) if datadir else None
+
     def connectionMade(self) -> None:
         HistoricRecvLine.connectionMade(self)
         self.keyHandlers[self.CTRL_C] = self._quit
         self.keyHandlers[self.CTRL_D] = self.handle_EOF
+        path = self.historyPath
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                lines = []
+            self.historyLines = [line for line in lines if line][-HISTORY_LINES:]
+            self.historyPosition = len(self.historyLines)
+
+    def saveHistory(self) -> None:
+        """
+        Keep the last C{HISTORY_LINES} commands for the next run.
+        """
+        path = self.historyPath
+        if path is None:
+            return
+        try:
+            atomic_write(path, b"".join(line + b"\n" for line in self.historyLines[-HISTORY_LINES:]))
+        except OSError as e:
+            log.warn("Cannot save the console history to {path}: {error}", path=path, error=e)
 
     def initializeScreen(self) -> None:
         # Unlike RecvLine, leave the screen (and what is on it) alone.
@@ -318,6 +354,7 @@ class TerminalConsole(HistoricRecvLine):
             terminal.cursorBackward(back)
 
     def connectionLost(self, reason) -> None:
+        self.saveHistory()
         self._quit()
 
 
@@ -437,6 +474,8 @@ class ConsoleService(service.Service):
 
     def stopService(self) -> None:
         service.Service.stopService(self)
+        if isinstance(self._front, TerminalConsole):
+            self._front.saveHistory()
         self.active = False
         if self._termios is not None:
             import termios

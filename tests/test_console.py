@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from bitp2p.address import Address
 from bitp2p.console import Commands, TerminalConsole, age
 
-from .helpers import linkNodes, makeNode
+from .helpers import linkNodes, makeNode, tempDir
 
 DEADLINE_S = 30
 
@@ -271,6 +271,29 @@ class TerminalTests(SynchronousTestCase):
     def test_ctrlCQuits(self):
         self.terminal.dataReceived(b"\x03")
         self.assertEqual(self.quits, [1])
+
+    def test_historyIsKeptInTheDataDirectory(self):
+        directory = tempDir(self)
+        node = makeNode(6002, MemoryReactorClock(), datadir=directory)
+
+        def session():
+            console = TerminalConsole(node, lambda: None)
+            terminal = ServerProtocol(lambda: console)
+            transport = StringTransport()
+            terminal.makeConnection(transport)
+            return console, terminal, transport
+
+        console, terminal, transport = session()
+        self.assertEqual(console.historyLines, [])
+        terminal.dataReceived(b"peers\rstatus\r")
+        console.saveHistory()
+        with open(os.path.join(directory, "console_history"), "rb") as f:
+            self.assertEqual(f.read(), b"peers\nstatus\n")
+        console, terminal, transport = session()
+        self.assertEqual(console.historyLines, [b"peers", b"status"])
+        transport.clear()
+        terminal.dataReceived(b"\x1b[A")  # up arrow: the last command
+        self.assertIn(b"status", transport.value())
 
 
 def freePort() -> int:

@@ -990,6 +990,84 @@ class Node(service.Service):
     def isDiscouraged(self, host: str, now: float | None = None) -> bool:
         return self.bans.is_discouraged(host, self._reactor.seconds() if now is None else now)
 
+    def clearBans(self) -> int:
+        """
+        Lift every ban (Bitcoin Core's C{clearbanned}) and save the ban
+        file. Discouraged hosts stay discouraged.
+
+        @return: how many bans were lifted.
+        """
+        subnets = [subnet for subnet, _ in self.bans.bans(float("-inf"))]
+        for subnet in subnets:
+            self.bans.unban(subnet)
+        if subnets:
+            log.info("Lifted all {count} bans", count=len(subnets))
+        self._saveBans()
+        return len(subnets)
+
+    def addManual(self, target: str) -> bool:
+        """
+        Keep a peer connected, as C{--addnode} does (Bitcoin Core's
+        C{addnode ... add}): it is dialed at once if the node runs, and
+        redialed with backoff whenever the connection is lost. It is not
+        saved: it lasts until L{removeManual} or the end of the process.
+
+        @param target: C{HOST:PORT}, C{[IPV6]:PORT} or a client endpoint
+            string (L{bitp2p.endpoints.parse_target}).
+        @return: C{False} if that peer was already added (in any of those
+            spellings: C{tcp:127.0.0.1:5000} is C{127.0.0.1:5000}).
+        @raise ValueError: if C{target} is none of those.
+        """
+        parsed = parse_target(target)
+        key = str(parsed)
+        if any(str(manual.target) == key for manual in self._manual):
+            return False
+        self._manual.append(_Manual(parsed))
+        log.info("Keeping {target} connected", target=key)
+        if self.running:
+            self._maintainManual(self._reactor.seconds())
+        return True
+
+    def removeManual(self, target: str) -> bool:
+        """
+        Stop keeping a peer connected (C{addnode ... remove}). As in Bitcoin
+        Core, a live connection to it stays open; it is just not redialed
+        once lost.
+
+        @param target: as for L{addManual}.
+        @return: C{False} if that peer was not added.
+        @raise ValueError: if C{target} is not a valid target.
+        """
+        key = str(parse_target(target))
+        for manual in self._manual:
+            if str(manual.target) == key:
+                self._manual.remove(manual)
+                log.info("No longer keeping {target} connected", target=key)
+                return True
+        return False
+
+    def manualPeers(self) -> list[tuple[str, Peer | None]]:
+        """
+        The peers kept connected (C{--connect}, C{--addnode}, L{addManual}),
+        in the order they were added: each target as text, and its
+        established connection (one made for it, or any other connection to
+        its address), or L{None}.
+        """
+        peers = self.peers()
+        result: list[tuple[str, Peer | None]] = []
+        for manual in self._manual:
+            peer = manual.peer if manual.peer is not None and manual.peer.established else None
+            if peer is None and manual.address is not None:
+                peer = next((p for p in peers if p.address == manual.address), None)
+            result.append((str(manual.target), peer))
+        return result
+
+    def uptime(self) -> float:
+        """
+        Seconds since the node started; 0.0 when it is not running.
+        """
+        return self._reactor.seconds() - self._started_at if self.running else 0.0
+
     def status(self) -> dict:
         """
         A snapshot of the node, fit for JSON: its id and address, every

@@ -1,0 +1,720 @@
+"""
+The control API (L{bitp2p.control}) over real HTTP: real nodes on loopback,
+a real L{ControlService}, requests made with twisted.web's L{Agent}.
+
+These are trial TestCases run by the real reactor; they run under trial and
+under pytest. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web import server
+from twisted.internet.protocol import Protocol
+from twisted.web.client import Agent, ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.resource import Resource
+from twisted.web.test.requesthelper import DummyRequest
+from zope.interface import implementer
+
+from bitp2p import __version__
+from bitp2p.address import Address
+from bitp2p.constants import COOKIE_FILE, RPC_PORT_FILE
+from bitp2p.control import (
+    AUTH_FAILURE_DELAY_S,
+    AUTH_FAILURE_WINDOW_S,
+    AUTH_FAILURES_ALLOWED,
+    MAX_BODY_BYTES,
+    Authenticator,
+    ControlService,
+)
+from bitp2p.node import Node, NodeConfig
+from bitp2p.peer import Peer
+
+from .helpers import learn, tempDir
+
+# No seeds, no automatic outbound connections: every connection in these
+# tests is made by the test (or the API it drives).
+QUIET = dict(seeds=(), interface="127.0.0.1", max_outbound=0)
+
+
+@implementer(IBodyProducer)
+class _Body:
+    """
+    A request body written at once; of unknown length (sent chunked) if
+    C{chunked}.
+    """
+
+    def __init__(self, data: bytes, chunked: bool = False) -> None:
+        self.data = data
+        self.length = UNKNOWN_LENGTH if chunked else len(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self.data)
+        return defer.succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+class _Collect(Protocol):
+    """
+    Gathers a response body (twisted.web.client.readBody does the same, but
+    warns, with Agent's transports, of a missing abortConnection).
+    """
+
+    def __init__(self, done: defer.Deferred) -> None:
+        self.done = done
+        self.chunks: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def connectionLost(self, reason) -> None:
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.chunks))
+        else:
+            self.done.errback(reason)
+
+
+def readBody(response) -> defer.Deferred:
+    done: defer.Deferred = defer.Deferred()
+    response.deliverBody(_Collect(done))
+    return done
+
+
+class _Text(Resource):
+    isLeaf = True
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__()
+        self.text = text
+
+    def render_GET(self, request) -> bytes:
+        return self.text
+
+
+def basic(credentials: str) -> bytes:
+    return b"Basic " + base64.b64encode(credentials.encode())
+
+
+class ControlTestCase(TestCase):
+    timeout = 30
+
+    def startNode(self, datadir: bool = True, **config) -> Node:
+        config = {**QUIET, **config}
+        if datadir:
+            config["datadir"] = tempDir(self)
+        node = Node(NodeConfig(port=0, **config))
+        node.startService()
+        self.addCleanup(lambda: node.stopService() if node.running else None)
+        return node
+
+    def startControl(self, node: Node, **kwargs) -> ControlService:
+        control = ControlService(node, "tcp:0:interface=127.0.0.1", **kwargs)
+        control.startService()
+        self.addCleanup(lambda: control.stopService() if control.running else None)
+        return control
+
+    def cookie(self, control: ControlService) -> str:
+        with open(os.path.join(control.node.config.datadir, COOKIE_FILE)) as f:
+            return f.read()
+
+    def request(
+        self,
+        control: ControlService,
+        method: bytes = b"POST",
+        body: bytes = b"",
+        credentials: str | None = "cookie",
+        path: bytes = b"/",
+        chunked: bool = False,
+    ) -> defer.Deferred:
+        """
+        One HTTP request to the control API.
+
+        @param credentials: C{"cookie"} for the cookie file's, a C{USER:PASSWORD},
+            or L{None} for none.
+        @return: a Deferred of C{(status, headers, body)}.
+        """
+        headers = Headers()
+        if credentials is not None:
+            if credentials == "cookie":
+                credentials = self.cookie(control)
+            headers.addRawHeader(b"authorization", basic(credentials))
+        url = b"http://127.0.0.1:%d%s" % (control.address.port, path)
+        producer = _Body(body, chunked) if method == b"POST" else None
+        d = Agent(reactor).request(method, url, headers, producer)
+
+        def got(response):
+            return readBody(response).addCallback(
+                lambda data: (response.code, response.headers, data)
+            )
+
+        return d.addCallback(got)
+
+    def post(self, control: ControlService, payload, **kwargs) -> defer.Deferred:
+        """
+        POST C{payload} as JSON.
+
+        @return: a Deferred of C{(status, decoded reply)}.
+        """
+        d = self.request(control, body=json.dumps(payload).encode(), **kwargs)
+        return d.addCallback(lambda r: (r[0], json.loads(r[2])))
+
+    def call(self, control: ControlService, method: str, *params, **kwargs) -> defer.Deferred:
+        """
+        One JSON-RPC call: a Deferred of C{(status, reply)}.
+        """
+        payload = {"jsonrpc": "1.0", "id": "t", "method": method, "params": list(params)}
+        return self.post(control, payload, **kwargs)
+
+    @defer.inlineCallbacks
+    def result(self, control: ControlService, method: str, *params):
+        """
+        The result of a call that must succeed.
+        """
+        status, reply = yield self.call(control, method, *params)
+        self.assertEqual((status, reply["error"]), (200, None), reply)
+        self.assertEqual(reply["id"], "t")
+        return reply["result"]
+
+    @defer.inlineCallbacks
+    def error(self, control: ControlService, method: str, *params, status: int = 500):
+        """
+        The error of a call that must fail with HTTP C{status}.
+        """
+        got, reply = yield self.call(control, method, *params)
+        self.assertEqual(got, status, reply)
+        self.assertIsNone(reply["result"])
+        return reply["error"]
+
+    @defer.inlineCallbacks
+    def waitFor(self, predicate, what: str, seconds: float = 10.0):
+        for _ in range(int(seconds / 0.02)):
+            if predicate():
+                return
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"timed out after {seconds} s waiting for {what}")
+
+    @defer.inlineCallbacks
+    def connected(self, dialer: Node, target: Node):
+        """
+        C{dialer} dials C{target}; wait until C{target} lists it too.
+
+        @return: C{target}'s L{Peer} for C{dialer}.
+        """
+        yield dialer.connect(str(target.listeningAddress))
+        yield self.waitFor(
+            lambda: any(p.node_id == dialer.node_id for p in target.peers()), "the handshake"
+        )
+        return next(p for p in target.peers() if p.node_id == dialer.node_id)
+
+
+class AuthenticationTests(ControlTestCase):
+    @defer.inlineCallbacks
+    def test_unauthorisedLearnsNothing(self):
+        """
+        Without credentials, or with wrong ones, every request gets the same
+        bare 401 with a Basic challenge: a known method, an unknown one, a
+        GET, a path that does not exist.
+        """
+        control = self.startControl(self.startNode())
+        known = json.dumps({"method": "getpeerinfo", "params": [], "id": 1}).encode()
+        unknown = json.dumps({"method": "nosuchmethod", "params": [], "id": 1}).encode()
+        answers = []
+        for kwargs in (
+            dict(body=known, credentials=None),
+            dict(body=known, credentials="bitp2p:wrong"),
+            dict(body=unknown, credentials="bitp2p:wrong"),
+            dict(body=known, credentials="__cookie__:" + "0" * 64),
+            dict(body=b"{not json", credentials="bitp2p:wrong"),
+            dict(body=b" " * (MAX_BODY_BYTES + 1), credentials="bitp2p:wrong"),
+            dict(method=b"GET", credentials=None),
+            dict(method=b"GET", path=b"/metrics", credentials="x:y"),
+        ):
+            status, headers, body = yield self.request(control, **kwargs)
+            self.assertEqual(status, 401, kwargs)
+            self.assertEqual(body, b"")
+            self.assertEqual(headers.getRawHeaders(b"www-authenticate"), [b'Basic realm="bitp2p"'])
+            answers.append(
+                sorted((k, v) for k, v in headers.getAllRawHeaders() if k.lower() != b"date")
+            )
+        self.assertEqual([a for a in answers if a != answers[0]], [])
+
+    @defer.inlineCallbacks
+    def test_cookieFileWhileRunning(self):
+        """
+        The cookie is in DATADIR/.cookie, mode 0600, while the service runs,
+        and authenticates; the port is in .rpcport; both go at stop.
+        """
+        node = self.startNode()
+        control = self.startControl(node)
+        path = os.path.join(node.config.datadir, COOKIE_FILE)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertRegex(self.cookie(control), r"\A__cookie__:[0-9a-f]{64}\Z")
+        portFile = os.path.join(node.config.datadir, RPC_PORT_FILE)
+        with open(portFile) as f:
+            self.assertEqual(int(f.read()), control.address.port)
+        self.assertEqual((yield self.result(control, "getconnectioncount")), 0)
+        yield control.stopService()
+        self.assertFalse(os.path.exists(path))
+        self.assertFalse(os.path.exists(portFile))
+        self.assertIsNone(control.port)
+
+    @defer.inlineCallbacks
+    def test_password(self):
+        """
+        With a password, USER:PASSWORD authenticates (user bitp2p by
+        default); a wrong user, a wrong password, or a made-up cookie do not.
+        """
+        node = self.startNode(datadir=False)
+        control = self.startControl(node, password="s3cret")
+        status, reply = yield self.call(control, "uptime", credentials="bitp2p:s3cret")
+        self.assertEqual(status, 200)
+        self.assertIsInstance(reply["result"], int)
+        for wrong in ("bitp2p:s3cre", "alice:s3cret", "bitp2p:s3cret ", "__cookie__:s3cret"):
+            status, _, body = yield self.request(control, body=b"{}", credentials=wrong)
+            self.assertEqual((status, body), (401, b""), wrong)
+        other = self.startControl(node, password="pw", user="alice")
+        status, _ = yield self.call(other, "uptime", credentials="alice:pw")
+        self.assertEqual(status, 200)
+
+    @defer.inlineCallbacks
+    def test_cookieAndPasswordTogether(self):
+        node = self.startNode()
+        control = self.startControl(node, password="pw")
+        status, _ = yield self.call(control, "uptime")
+        self.assertEqual(status, 200)
+        status, _ = yield self.call(control, "uptime", credentials="bitp2p:pw")
+        self.assertEqual(status, 200)
+
+    def test_needsADatadirOrAPassword(self):
+        node = Node(NodeConfig(port=0, **QUIET))
+        with self.assertRaises(ValueError) as e:
+            ControlService(node, "tcp:0:interface=127.0.0.1")
+        self.assertEqual(
+            str(e.exception), "the control API needs --datadir (for its cookie) or --rpc-password"
+        )
+        self.assertRaises(ValueError, ControlService, node, "tcp:0", password="")
+        self.assertRaises(ValueError, ControlService, node, "tcp:0", password="pw", user="a:b")
+        self.assertRaises(ValueError, ControlService, node, "nonsense:0", password="pw")
+
+    @defer.inlineCallbacks
+    def test_describeAndExtend(self):
+        """
+        GET / describes the API; a resource added to the root is served
+        behind the same authentication; unknown paths are 404 once
+        authenticated.
+        """
+        node = self.startNode()
+        control = self.startControl(node)
+        status, headers, body = yield self.request(control, method=b"GET")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
+        description = json.loads(body)
+        self.assertEqual(description["node_id"], node.node_id)
+        self.assertEqual(description["version"], __version__)
+        self.assertIn("getpeerinfo", description["methods"])
+        control.root.putChild(b"metrics", _Text(b"up 1\n"))
+        status, _, body = yield self.request(control, method=b"GET", path=b"/metrics")
+        self.assertEqual((status, body), (200, b"up 1\n"))
+        status, _, body = yield self.request(
+            control, method=b"GET", path=b"/metrics", credentials=None
+        )
+        self.assertEqual((status, body), (401, b""))
+        status, _, _ = yield self.request(control, method=b"GET", path=b"/nothing")
+        self.assertEqual(status, 404)
+
+
+class ThrottleTests(SynchronousTestCase):
+    """
+    A host that keeps failing gets its 401s late (on the reactor's clock).
+    """
+
+    def deny(self, auth: Authenticator, authorization: bytes | None, host: str = "10.0.0.1"):
+        request = DummyRequest([b""])
+        request.client = IPv4Address("TCP", host, 40000)
+        if authorization is not None:
+            request.requestHeaders.setRawHeaders(b"authorization", [authorization])
+        self.assertFalse(auth.admit(request))
+        return request, auth.deny(request)
+
+    def test_lateAfterTooManyFailures(self):
+        clock = Clock()
+        auth = Authenticator(password="pw", reactor=clock)
+        for _ in range(AUTH_FAILURES_ALLOWED):
+            request, answer = self.deny(auth, basic("bitp2p:nope"))
+            self.assertEqual((answer, request.responseCode), (b"", 401))
+        request, answer = self.deny(auth, basic("bitp2p:nope"))
+        self.assertIs(answer, server.NOT_DONE_YET)
+        self.assertEqual(request.finished, 0)
+        clock.advance(AUTH_FAILURE_DELAY_S)
+        self.assertEqual((request.finished, request.responseCode), (1, 401))
+        # Other hosts, and requests with no credentials at all, are not slowed.
+        self.assertEqual(self.deny(auth, basic("bitp2p:nope"), host="10.0.0.2")[1], b"")
+        self.assertEqual(self.deny(auth, None)[1], b"")
+        # A failing host's late answers end with the window.
+        clock.advance(AUTH_FAILURE_WINDOW_S)
+        self.assertEqual(self.deny(auth, basic("bitp2p:nope"))[1], b"")
+
+    def test_stopDropsLateAnswers(self):
+        clock = Clock()
+        auth = Authenticator(password="pw", reactor=clock)
+        for _ in range(AUTH_FAILURES_ALLOWED + 1):
+            request, answer = self.deny(auth, basic("bitp2p:nope"))
+        self.assertIs(answer, server.NOT_DONE_YET)
+        auth.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_check(self):
+        auth = Authenticator(password="pw", reactor=Clock())
+        self.assertTrue(auth.check(basic("bitp2p:pw")))
+        self.assertTrue(auth.check(b"basic " + base64.b64encode(b"bitp2p:pw")))
+        for bad in (None, b"", b"Basic", b"Basic !!!", b"Bearer " + base64.b64encode(b"bitp2p:pw"),
+                    basic("bitp2p:pw:"), basic("bitp2p")):
+            self.assertFalse(auth.check(bad), bad)
+
+    def test_cookieReplacedByAnotherIsNotRemoved(self):
+        auth = Authenticator(reactor=Clock())
+        datadir = tempDir(self)
+        path = auth.writeCookie(datadir)
+        self.assertTrue(auth.check(basic(path.read_text())))
+        path.write_text("__cookie__:someone-else")
+        auth.removeCookie()
+        self.assertTrue(path.exists())
+        self.assertIsNone(auth.cookie)
+
+
+class PeerMethodsTests(ControlTestCase):
+    @defer.inlineCallbacks
+    def test_getpeerinfo(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        peer = yield self.connected(b, a)
+        [info] = yield self.result(control, "getpeerinfo")
+        self.assertIsInstance(info["id"], int)
+        self.assertEqual(info["node_id"], b.node_id)
+        self.assertEqual(info["addr"], str(b.listeningAddress))
+        self.assertEqual(info["remote"], peer.remote)
+        self.assertEqual(info["addrbind"], str(a.listeningAddress))
+        self.assertEqual(info["network"], "ipv4")
+        self.assertIs(info["inbound"], True)
+        self.assertEqual(info["connection_type"], "inbound")
+        self.assertEqual(info["subver"], b.config.user_agent)
+        self.assertEqual(info["version"], 1)
+        self.assertGreater(info["bytessent"], 0)
+        self.assertGreater(info["bytesrecv"], 0)
+        self.assertGreater(info["conntime"], 1e9)  # unix seconds
+        for key in ("lastsend", "lastrecv"):
+            self.assertIsInstance(info[key], int)
+        for direction in ("sent", "recv"):
+            self.assertIsInstance(info[f"bytes{direction}_per_msg"], dict)
+            self.assertIsInstance(info[f"msgs{direction}_per_msg"], dict)
+        if "recv_per_type" in Peer.__slots__:  # the per-type counters are there
+            self.assertEqual(info["msgsrecv_per_msg"]["version"], 1)
+            self.assertGreater(info["bytessent_per_msg"]["version"], 0)
+            self.assertGreater(info["lastrecv"], 1e9)
+        # The id stays the same while connected.
+        [again] = yield self.result(control, "getpeerinfo")
+        self.assertEqual(again["id"], info["id"])
+
+    @defer.inlineCallbacks
+    def test_pingShowsRoundTrips(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        peer = yield self.connected(b, a)
+        self.assertIsNone((yield self.result(control, "ping")))
+        yield self.waitFor(lambda: peer.rtt_s is not None, "the pong")
+        [info] = yield self.result(control, "getpeerinfo")
+        self.assertGreaterEqual(info["pingtime"], 0)
+        self.assertGreaterEqual(info["minping"], 0)
+        self.assertNotIn("pingwait", info)
+
+    @defer.inlineCallbacks
+    def test_networkInfoCountsAndUptime(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        yield self.connected(b, a)
+        info = yield self.result(control, "getnetworkinfo")
+        self.assertEqual(info["version"], __version__)
+        self.assertEqual(info["subversion"], a.config.user_agent)
+        self.assertEqual(info["protocolversion"], 1)
+        self.assertEqual(info["node_id"], a.node_id)
+        self.assertEqual(info["listening"], str(a.listeningAddress))
+        self.assertEqual(
+            info["localaddresses"],
+            [{"address": "127.0.0.1", "port": a.listeningPort, "score": 1}],
+        )
+        self.assertEqual(
+            (info["connections"], info["connections_in"], info["connections_out"]), (1, 1, 0)
+        )
+        self.assertIs(info["networkactive"], True)
+        self.assertIs(info["tls"], False)
+        self.assertEqual(info["timeoffset"], 0)
+        self.assertEqual(info["warnings"], "")
+        self.assertIn("published", info["gossip"])
+        self.assertEqual((yield self.result(control, "getconnectioncount")), 1)
+        self.assertGreaterEqual((yield self.result(control, "uptime")), 0)
+
+    @defer.inlineCallbacks
+    def test_getnodeaddresses(self):
+        node = self.startNode()
+        control = self.startControl(node)
+        self.assertEqual((yield self.result(control, "getnodeaddresses", 0)), [])
+        v4 = [Address.of(f"10.{i}.0.1", 5000 + i) for i in range(1, 4)]
+        v6 = Address.of("2001:db8::1", 6000)
+        learn(node, *v4, v6)
+        [one] = yield self.result(control, "getnodeaddresses")
+        self.assertEqual(sorted(one), ["address", "network", "port", "services", "time"])
+        self.assertEqual(one["services"], 0)
+        self.assertIsInstance(one["time"], int)
+        everything = yield self.result(control, "getnodeaddresses", 0)
+        self.assertEqual(
+            sorted((e["address"], e["port"], e["network"]) for e in everything),
+            sorted(
+                [(a.host, a.port, "ipv4") for a in v4] + [("2001:db8::1", 6000, "ipv6")]
+            ),
+        )
+        self.assertEqual(len((yield self.result(control, "getnodeaddresses", 2))), 2)
+        self.assertEqual(len((yield self.result(control, "getnodeaddresses", 99))), 4)
+        [ipv6] = yield self.result(control, "getnodeaddresses", 0, "ipv6")
+        self.assertEqual((ipv6["address"], ipv6["network"]), ("2001:db8::1", "ipv6"))
+        self.assertEqual(len((yield self.result(control, "getnodeaddresses", 2, "ipv4"))), 2)
+        self.assertEqual((yield self.error(control, "getnodeaddresses", -1))["code"], -8)
+        self.assertEqual((yield self.error(control, "getnodeaddresses", 1, "tor"))["code"], -8)
+
+
+class ConnectionMethodsTests(ControlTestCase):
+    @defer.inlineCallbacks
+    def test_addnodeAddAndRemove(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        target = str(b.listeningAddress)
+        self.assertEqual((yield self.result(control, "getaddednodeinfo")), [])
+        self.assertIsNone((yield self.result(control, "addnode", target, "add")))
+        yield self.waitFor(lambda: [p.node_id for p in a.peers()] == [b.node_id], "a to dial b")
+        [added] = yield self.result(control, "getaddednodeinfo")
+        self.assertEqual(added["addednode"], target)
+        self.assertIs(added["connected"], True)
+        self.assertEqual(added["addresses"], [{"address": target, "connected": "outbound"}])
+        self.assertEqual((yield self.result(control, "getaddednodeinfo", target)), [added])
+        [info] = yield self.result(control, "getpeerinfo")
+        self.assertEqual(info["connection_type"], "manual")
+        self.assertIs(info["inbound"], False)
+        error = yield self.error(control, "addnode", "tcp:" + target, "add")
+        self.assertEqual(error, {"code": -23, "message": "Error: Node already added"})
+        self.assertIsNone((yield self.result(control, "addnode", target, "remove")))
+        self.assertEqual((yield self.error(control, "addnode", target, "remove"))["code"], -24)
+        self.assertEqual((yield self.error(control, "getaddednodeinfo", target))["code"], -24)
+        self.assertEqual((yield self.result(control, "getaddednodeinfo")), [])
+        # As in Bitcoin Core, removing does not disconnect.
+        self.assertEqual([p.node_id for p in a.peers()], [b.node_id])
+        self.assertEqual((yield self.error(control, "addnode", "nonsense", "add"))["code"], -8)
+        error = yield self.error(control, "addnode", target, "sometimes")
+        self.assertEqual(error["code"], -32602)
+
+    @defer.inlineCallbacks
+    def test_addnodeOnetry(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        target = str(b.listeningAddress)
+        self.assertIsNone((yield self.result(control, "addnode", target, "onetry")))
+        yield self.waitFor(lambda: [p.node_id for p in a.peers()] == [b.node_id], "a to dial b")
+        self.assertEqual((yield self.result(control, "getaddednodeinfo")), [])
+        # A dial that fails is only logged.
+        self.assertIsNone((yield self.result(control, "addnode", "127.0.0.1:1", "onetry")))
+
+    @defer.inlineCallbacks
+    def test_disconnectnode(self):
+        a, b, c, d = (self.startNode() for _ in range(4))
+        control = self.startControl(a)
+        peerB = yield self.connected(b, a)
+        peerC = yield self.connected(c, a)
+        peerD = yield self.connected(d, a)
+        infos = yield self.result(control, "getpeerinfo")
+        ids = {info["node_id"]: info["id"] for info in infos}
+        self.assertEqual(len(set(ids.values())), 3)
+        # By address.
+        self.assertIsNone((yield self.result(control, "disconnectnode", str(b.listeningAddress))))
+        yield self.waitFor(lambda: peerB not in a.peers(), "b to go")
+        # By the id of getpeerinfo, as bitcoin-cli does it, and as bitp2p-cli may.
+        self.assertIsNone((yield self.result(control, "disconnectnode", "", ids[c.node_id])))
+        yield self.waitFor(lambda: peerC not in a.peers(), "c to go")
+        # An id in the address's place (bitp2p-cli's "disconnectnode 3").
+        self.assertIsNone((yield self.result(control, "disconnectnode", ids[d.node_id])))
+        yield self.waitFor(lambda: peerD not in a.peers(), "d to go")
+        self.assertEqual((yield self.result(control, "getpeerinfo")), [])
+        for params in ((str(b.listeningAddress),), ("", ids[c.node_id]), ("", "ffff")):
+            error = yield self.error(control, "disconnectnode", *params)
+            self.assertEqual(error["code"], -29, params)
+        self.assertEqual(
+            (yield self.error(control, "disconnectnode", "127.0.0.1:1", 3))["code"], -32602
+        )
+        self.assertEqual((yield self.error(control, "disconnectnode"))["code"], -32602)
+
+    @defer.inlineCallbacks
+    def test_disconnectnodeByNodeId(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        peer = yield self.connected(b, a)
+        self.assertIsNone((yield self.result(control, "disconnectnode", "", b.node_id[:10])))
+        yield self.waitFor(lambda: peer not in a.peers(), "b to go")
+
+
+class BanMethodsTests(ControlTestCase):
+    @defer.inlineCallbacks
+    def test_setbanListbannedClearbanned(self):
+        node = self.startNode()
+        control = self.startControl(node)
+        self.assertEqual((yield self.result(control, "listbanned")), [])
+        self.assertIsNone((yield self.result(control, "setban", "10.1.2.3/24", "add", 3600)))
+        [ban] = yield self.result(control, "listbanned")
+        self.assertEqual(ban["address"], "10.1.2.0/24")
+        self.assertEqual(ban["ban_duration"], 3600)
+        self.assertEqual(ban["banned_until"] - ban["ban_created"], 3600)
+        self.assertTrue(3590 <= ban["time_remaining"] <= 3600, ban)
+        self.assertTrue(node.isBanned("10.1.2.200"))
+        error = yield self.error(control, "setban", "10.1.2.0/24", "add")
+        self.assertEqual(error, {"code": -23, "message": "Error: IP/Subnet already banned"})
+        self.assertEqual((yield self.error(control, "setban", "nonsense", "add"))["code"], -30)
+        self.assertEqual((yield self.error(control, "setban", "10.9.9.9", "remove"))["code"], -30)
+        self.assertEqual((yield self.error(control, "setban", "10.9.9.9", "ban"))["code"], -32602)
+        self.assertIsNone((yield self.result(control, "setban", "10.1.2.0/24", "remove")))
+        self.assertEqual((yield self.result(control, "listbanned")), [])
+        # The default duration (bantime 0, or none), and an absolute time.
+        yield self.result(control, "setban", "10.3.0.0/16", "add")
+        yield self.result(control, "setban", "10.4.4.4", "add", 0)
+        until = int(reactor.seconds()) + 100
+        yield self.result(control, "setban", "2001:db8::/32", "add", until, True)
+        bans = {b["address"]: b for b in (yield self.result(control, "listbanned"))}
+        self.assertEqual(sorted(bans), ["10.3.0.0/16", "10.4.4.4/32", "2001:db8::/32"])
+        self.assertEqual(bans["10.4.4.4/32"]["ban_duration"], 24 * 3600)
+        self.assertAlmostEqual(bans["2001:db8::/32"]["banned_until"], until, delta=1)
+        error = yield self.error(control, "setban", "10.5.5.5", "add", 1000, True)
+        self.assertEqual(error["code"], -8)
+        # Bans made elsewhere are listed, without a creation time.
+        node.ban("10.6.6.6", 60)
+        bans = yield self.result(control, "listbanned")
+        [other] = [b for b in bans if b["address"] == "10.6.6.6/32"]
+        self.assertNotIn("ban_created", other)
+        self.assertIsNone((yield self.result(control, "clearbanned")))
+        self.assertEqual((yield self.result(control, "listbanned")), [])
+        self.assertEqual(node.bans.bans(0), [])
+
+    @defer.inlineCallbacks
+    def test_setbanDisconnects(self):
+        a, b = self.startNode(), self.startNode()
+        control = self.startControl(a)
+        peer = yield self.connected(b, a)
+        yield self.result(control, "setban", "127.0.0.1", "add", 60)
+        yield self.waitFor(lambda: peer not in a.peers(), "the banned peer to go")
+
+
+class ProtocolTests(ControlTestCase):
+    @defer.inlineCallbacks
+    def test_errors(self):
+        control = self.startControl(self.startNode())
+        status, reply = yield self.call(control, "nosuchmethod")
+        self.assertEqual(status, 404)
+        error = {"code": -32601, "message": "Method not found"}
+        self.assertEqual(reply, {"result": None, "error": error, "id": "t"})
+        status, _, body = yield self.request(control, body=b'{"method": "uptime", ')
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["error"], {"code": -32700, "message": "Parse error"})
+        status, _, body = yield self.request(control, body=b'{"method": "uptime", "id": NaN}')
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (400, -32700))
+        status, _, body = yield self.request(control, body=b"[" * 100000)
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (400, -32700))
+        for payload in (3, {"params": []}, {"method": 3}, {"method": "uptime", "params": 3}):
+            status, reply = yield self.post(control, payload)
+            self.assertEqual((status, reply["error"]["code"]), (400, -32600), payload)
+        for params in (("x",), (1, "ipv4", 3), (True,)):
+            error = yield self.error(control, "getnodeaddresses", *params)
+            self.assertEqual(error["code"], -32602, params)
+            self.assertNotIn("\n", error["message"])
+        error = yield self.error(control, "addnode", "127.0.0.1:5000")
+        self.assertEqual(
+            error["message"],
+            "addnode: missing parameter 'command' "
+            '(usage: addnode "node" "add|remove|onetry")',
+        )
+        self.assertEqual((yield self.error(control, "uptime", 1))["code"], -32602)
+
+    @defer.inlineCallbacks
+    def test_namedParams(self):
+        node = self.startNode()
+        control = self.startControl(node)
+        learn(node, Address.of("10.1.0.1", 5000), Address.of("10.2.0.1", 5000))
+        payload = {"id": 7, "method": "getnodeaddresses", "params": {"count": 0}}
+        status, reply = yield self.post(control, payload)
+        self.assertEqual((status, len(reply["result"]), reply["id"]), (200, 2, 7))
+        payload["params"] = {"cnt": 0}
+        status, reply = yield self.post(control, payload)
+        self.assertEqual((status, reply["error"]["code"]), (500, -32602))
+
+    @defer.inlineCallbacks
+    def test_batch(self):
+        control = self.startControl(self.startNode())
+        batch = [
+            {"id": 1, "method": "getconnectioncount"},
+            {"id": 2, "method": "nosuchmethod"},
+            {"id": 3, "method": "help", "params": ["ping"]},
+            "not a request",
+        ]
+        status, replies = yield self.post(control, batch)
+        self.assertEqual(status, 200)
+        self.assertEqual([r.get("id") for r in replies], [1, 2, 3, None])
+        self.assertEqual(replies[0]["result"], 0)
+        self.assertEqual(replies[1]["error"]["code"], -32601)
+        self.assertIn("ping", replies[2]["result"])
+        self.assertEqual(replies[3]["error"]["code"], -32600)
+        status, reply = yield self.post(control, [])
+        self.assertEqual((status, reply["error"]["code"]), (400, -32600))
+
+    @defer.inlineCallbacks
+    def test_bodyTooLarge(self):
+        control = self.startControl(self.startNode())
+        request = json.dumps({"id": 1, "method": "uptime"}).encode()
+        largest = request + b" " * (MAX_BODY_BYTES - len(request))
+        status, _, _ = yield self.request(control, body=largest)
+        self.assertEqual(status, 200)
+        for chunked in (False, True):
+            status, _, body = yield self.request(control, body=largest + b" ", chunked=chunked)
+            self.assertEqual(status, 413, chunked)
+            self.assertEqual(json.loads(body)["error"]["code"], -32600)
+        status, _, _ = yield self.request(control, body=request, chunked=True)
+        self.assertEqual(status, 200)
+
+    @defer.inlineCallbacks
+    def test_help(self):
+        control = self.startControl(self.startNode())
+        text = yield self.result(control, "help")
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "== Network ==")
+        self.assertIn('addnode "node" "add|remove|onetry"', lines)
+        self.assertIn("getpeerinfo", lines)
+        self.assertEqual(len(lines), 14)
+        self.assertTrue(
+            re.match(r'setban "subnet" "add\|remove" \( bantime absolute \)\n\n.+\.\Z',
+                     (yield self.result(control, "help", "setban")), re.S)
+        )
+        self.assertEqual(
+            (yield self.result(control, "help", "nosuch")), "help: unknown command: nosuch"
+        )

@@ -303,7 +303,7 @@ def _checkViolation(message: object) -> ProtocolViolation:
 
 
 def decode_many(
-    lines: Iterable[bytes], exact: bool = True
+    lines: Iterable[bytes], exact: bool = True, runs: list[int] | None = None
 ) -> tuple[list[dict], ProtocolViolation | None]:
     """
     Decode lines in order, up to the first that breaks the wire contract.
@@ -316,22 +316,40 @@ def decode_many(
     @param exact: whether the lines may hold integers that only the
         standard library reads exactly (see L{needs_exact}); when false,
         orjson decodes every line it accepts.
+    @param runs: if given, a list to which the index (in the returned
+        messages) of each message whose type differs from the one before
+        it is appended: where each run of messages of one type starts (a
+        chunk of one type is one run), for a caller that accounts per type.
+        It costs nothing more: the loop compares each message's type with
+        the one before's anyway, to check it only when it changes.
     @return: the messages of the lines before the first bad one, and that
         line's L{ProtocolViolation} (or L{None} if every line was good).
     """
+    if runs is None:
+        runs = []
+    last = None
     if exact:
         messages = []
         for line in lines:
             if line:
                 try:
-                    messages.append(decode(line))
+                    message = decode(line)
                 except ProtocolViolation as violation:
                     return messages, violation
+                kind = message["type"]
+                if kind != last:
+                    last = kind
+                    runs.append(len(messages))
+                messages.append(message)
         return messages, None
     fastLoads, fastError, validators = _fastLoads, _FastError, _VALIDATORS
     messages = []
     append = messages.append
-    # decode() and _check() inlined: this loop runs once per message.
+    validate = None
+    # decode() and _check() inlined: this loop runs once per message. The
+    # type is checked, and its validator looked up, only when it differs
+    # from the message before's (a str equals only a str), which is also
+    # where a run starts: for the usual chunk, all of one type, once.
     for line in lines:
         if not line:
             continue
@@ -342,19 +360,28 @@ def decode_many(
                 message = decode(line)  # the standard library has the last word
             except ProtocolViolation as violation:
                 return messages, violation
+            if message["type"] != last:
+                last = message["type"]
+                validate = validators.get(last)
+                runs.append(len(messages))
             append(message)
             continue
         try:
             kind = message["type"]  # only a dict takes a str key without error
         except (TypeError, KeyError, IndexError):
             return messages, _checkViolation(message)
-        if type(kind) is not str:
-            return messages, _checkViolation(message)
-        validate = validators.get(kind)
+        if kind != last:
+            if type(kind) is not str:
+                return messages, _checkViolation(message)
+            last = kind
+            validate = validators.get(kind)
+            runs.append(len(messages))
         if validate is not None:
             try:
                 message = validate(message)
             except ProtocolViolation as violation:
+                if runs[-1] == len(messages):
+                    runs.pop()  # the run this message started has none
                 return messages, violation
         append(message)
     return messages, None

@@ -60,6 +60,28 @@ log = Logger()
 # How long a closing connection may take to flush before it is dropped.
 CLOSE_GRACE_S = 5
 
+# The most keys of a peer's recv_per_type (and of its send_per_type): a type
+# first seen once there are MAX_COUNTED_TYPES - 1 of them is counted under
+# OTHER_TYPE, so that a peer cannot grow the tables without limit.
+MAX_COUNTED_TYPES = 64
+OTHER_TYPE = "*other*"
+
+
+def typeCounter(table: dict[str, list[int]], kind: object) -> list[int]:
+    """
+    The C{[messages, bytes]} counter for a message of type C{kind} in
+    C{table} (a L{Peer}'s C{recv_per_type} or C{send_per_type}), made if
+    need be. A type not yet in C{table} when it has C{MAX_COUNTED_TYPES - 1}
+    keys, and a type that is not a string, is counted under L{OTHER_TYPE}:
+    C{table} never has more than L{MAX_COUNTED_TYPES} keys.
+
+    Callers look C{table.get(kind)} up first, and call this only when it is
+    missing: once per type and peer.
+    """
+    if type(kind) is not str or (len(table) >= MAX_COUNTED_TYPES - 1 and kind not in table):
+        kind = OTHER_TYPE
+    return table.setdefault(kind, [0, 0])
+
 
 class Direction(enum.Enum):
     INBOUND = "inbound"
@@ -203,6 +225,25 @@ class Peer:
     @ivar min_rtt_s: the lowest ping round trip seen, or L{None}.
     @ivar last_addr_time: when the peer last told us of an address new to
         us (0: never); the node sets it. Both protect from eviction.
+    @ivar recv_per_type: traffic received, by message type (Bitcoin Core's
+        C{bytesrecv_per_msg}): C{type -> [messages, bytes]}, the bytes being
+        each message's line with its delimiter (and C{\\r} if any). Every
+        message decoded counts, of any type, handled or not (the handshake's
+        too); lines that fail to decode and empty lines count nowhere. At
+        most L{MAX_COUNTED_TYPES} keys: types first seen past that count
+        under C{"*other*"} (L{OTHER_TYPE}).
+    @ivar send_per_type: traffic sent, by message type (C{bytessent_per_msg}),
+        in the same form and with the same bound: every message written,
+        however it was sent (L{send}, L{sendMany}, with shared C{frames}:
+        each peer counts the full line).
+    @ivar last_send: when we last wrote to the peer (reactor seconds; 0.0:
+        never). Read-only.
+    @ivar last_recv: when bytes last arrived from the peer (reactor seconds;
+        0.0: never). Read-only.
+    @ivar bytes_in: bytes received on the connection (the wire's
+        C{bytesIn}). Read-only.
+    @ivar bytes_out: bytes written to the connection (the wire's
+        C{bytesOut}). Read-only.
     """
 
     # Slots, not an instance dict: with thousands of peers the dict of ~35
@@ -215,7 +256,8 @@ class Peer:
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
         "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "messages_ignored",
-        "kind", "min_rtt_s", "last_addr_time", "_drainWaiters", "__weakref__",
+        "kind", "min_rtt_s", "last_addr_time", "_drainWaiters", "recv_per_type",
+        "send_per_type", "_last_send", "__weakref__",
     )
 
     def __init__(
@@ -254,7 +296,11 @@ class Peer:
         self.messages_ignored = 0
         self.close_reason: Exception | None = None
         self.reading = True
+        # Both kept up to date by the wire, which knows each line's bytes.
+        self.recv_per_type: dict[str, list[int]] = {}
+        self.send_per_type: dict[str, list[int]] = {}
         self._last_recv = 0.0
+        self._last_send = 0.0
         self._handshake_timer: IDelayedCall | None = None
         self._idle_timer: IDelayedCall | None = None
         self._ping_timer: IDelayedCall | None = None
@@ -315,6 +361,35 @@ class Peer:
     @property
     def established(self) -> bool:
         return self.state is PeerState.ESTABLISHED
+
+    @property
+    def last_recv(self) -> float:
+        """
+        When bytes last arrived from the peer (reactor seconds), 0.0 if none
+        ever did.
+        """
+        return self._last_recv
+
+    @property
+    def last_send(self) -> float:
+        """
+        When we last wrote to the peer (reactor seconds), 0.0 if never.
+        """
+        return self._last_send
+
+    @property
+    def bytes_in(self) -> int:
+        """
+        Bytes received on this connection.
+        """
+        return self.wire.bytesIn if self.wire is not None else 0
+
+    @property
+    def bytes_out(self) -> int:
+        """
+        Bytes written to this connection.
+        """
+        return self.wire.bytesOut if self.wire is not None else 0
 
     def whenEstablished(self) -> Deferred[Peer]:
         """
@@ -466,7 +541,7 @@ class Peer:
 
     def connectionMade(self) -> None:
         now = self._clock.seconds()
-        self.connected_at = self._last_recv = self._addr_tokens_at = now
+        self.connected_at = self._addr_tokens_at = now
         self._handshake_timer = self._clock.callLater(
             self._settings.handshake_timeout_s, self._handshakeTimedOut
         )
@@ -482,6 +557,13 @@ class Peer:
         peer is not idle.
         """
         self._last_recv = self._clock.seconds()
+
+    def dataWritten(self) -> None:
+        """
+        The wire wrote to the peer (once per write, however many messages
+        it holds).
+        """
+        self._last_send = self._clock.seconds()
 
     def messagesReceived(self, messages: list[dict]) -> list[dict]:
         """
@@ -751,6 +833,8 @@ class Peer:
 
     def _checkIdle(self) -> None:
         timeout = self._settings.inactivity_timeout_s
+        # (First checked when the connection is that old: _last_recv is 0.0
+        # then if nothing arrived yet.)
         idle_until = self._last_recv + timeout
         now = self._clock.seconds()
         if now >= idle_until:
@@ -778,8 +862,11 @@ _HANDLERS = _handlers()
 
 __all__ = [
     "Direction",
+    "MAX_COUNTED_TYPES",
+    "OTHER_TYPE",
     "Peer",
     "PeerManager",
     "PeerSettings",
     "PeerState",
+    "typeCounter",
 ]

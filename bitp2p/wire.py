@@ -10,7 +10,11 @@ same few methods to a L{Peer}; the peer logic does not change.
 
 The methods a peer uses of its wire are: C{sendMessage}, C{sendMessages},
 C{close}, C{abort}, C{getPeer}, C{getHost} and the counters C{bytesIn} and
-C{bytesOut}.
+C{bytesOut}. A wire, which alone knows the bytes of each message, also keeps
+its peer's traffic accounting: it counts every message it decodes or writes
+in the peer's C{recv_per_type} or C{send_per_type} (see L{typeCounter
+<bitp2p.peer.typeCounter>}), and calls the peer's C{dataArrived} for each
+chunk received and C{dataWritten} for each write.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from twisted.python.failure import Failure
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
 from bitp2p.constants import MAX_MESSAGE_BYTES, MAX_SEND_BUFFER_BYTES
+from bitp2p.peer import typeCounter
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
@@ -40,6 +45,12 @@ class JSONLineWire(LineReceiver):
     L{codec.decode_many<bitp2p.codec.decode_many>} and hands the messages to
     its peer in one call; the peer stops taking them as soon as the
     connection is being closed.
+
+    The wire keeps its peer's traffic accounting (C{recv_per_type},
+    C{send_per_type}, C{last_recv}, C{last_send}): received messages are
+    counted per run of one type, which C{decode_many} reports at no extra
+    cost, so that the usual chunk (one type, no C{\\r}, no empty line,
+    nothing left undecoded) is counted in one step.
 
     The wire is also the transport's streaming producer: when the send
     buffer for this peer fills (the peer reads slower than we write), it
@@ -130,22 +141,42 @@ class JSONLineWire(LineReceiver):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        peer = self.peer
         if not self.bytesIn and data[:1] == b"\x16":
             # A TLS record (a ClientHello) where JSON was expected.
             self.bytesIn = len(data)
-            self.peer.violation(ProtocolViolation("it speaks TLS, and this node runs without --tls"))
+            peer.dataArrived()
+            peer.violation(ProtocolViolation("it speaks TLS, and this node runs without --tls"))
             return
         self.bytesIn += len(data)
-        peer = self.peer
         peer.dataArrived()
         if self._buffer:
             data = self._buffer + data
         lines = data.split(b"\n")
-        self._buffer = lines.pop()
+        tail = self._buffer = lines.pop()
         # Checks that hold for a whole chunk are made once for it, so that
-        # the usual chunk (no \r, no long line) costs nothing per line.
+        # the usual chunk (no \r, no empty or long line) costs nothing per
+        # line. Empty lines are dropped here, so that the lines left match
+        # the messages one to one (for the accounting).
+        sizes: list[int] | None = None  # None: each line's is its length + 1
         if b"\r" in data:
-            lines = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+            sizes, stripped = [], []
+            for line in lines:
+                received = len(line) + 1  # \r and \n included
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                if line:
+                    stripped.append(line)
+                    sizes.append(received)
+            lines = stripped
+            size = sum(sizes)
+        else:
+            size = len(data) - len(tail)
+            if b"" in lines:
+                count = len(lines)
+                lines = [line for line in lines if line]
+                size -= count - len(lines)
+        complete = len(lines)
         maxLength = self.MAX_LENGTH
         tooLong = None
         if len(data) > maxLength:
@@ -154,7 +185,19 @@ class JSONLineWire(LineReceiver):
                     tooLong = index
                     del lines[index:]
                     break
-        messages, violation = codec.decode_many(lines, codec.needs_exact(data))
+        runs: list[int] = []
+        messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
+        if len(runs) == 1 and len(messages) == complete:
+            # The usual chunk: all its lines decoded, all of one type.
+            table = peer.recv_per_type
+            kind = messages[0]["type"]
+            counter = table.get(kind)
+            if counter is None:
+                counter = typeCounter(table, kind)
+            counter[0] += complete
+            counter[1] += size
+        elif messages:
+            self._countReceived(messages, runs, lines, sizes)
         if violation is None and (tooLong is not None or len(self._buffer) > maxLength):
             violation = self._tooLong()
         if self._pending is not None:
@@ -167,6 +210,52 @@ class JSONLineWire(LineReceiver):
             else:
                 messages = waiting + messages
         self._deliver(messages, violation)
+
+    def _countReceived(
+        self,
+        messages: list[dict],
+        runs: list[int],
+        lines: list[bytes],
+        sizes: list[int] | None,
+    ) -> None:
+        """
+        Count a chunk's messages in the peer's C{recv_per_type} (for the
+        chunks that L{dataReceived} does not count itself): once per run of
+        one type, or one by one when the type changes at nearly every
+        message.
+
+        @param runs: where each run starts (from C{decode_many}).
+        @param lines: the chunk's lines (none empty), C{messages[i]} being
+            that of C{lines[i]}; there may be more lines than messages.
+        @param sizes: the bytes of each line as received, or L{None} when
+            that is its length + 1 (no C{\\r}).
+        """
+        table = self.peer.recv_per_type
+        count = len(messages)
+        if len(runs) * 4 <= count:
+            runs.append(count)
+            start = 0
+            for end in runs[1:]:
+                kind = messages[start]["type"]
+                counter = table.get(kind)
+                if counter is None:
+                    counter = typeCounter(table, kind)
+                counter[0] += end - start
+                counter[1] += (
+                    sum(sizes[start:end]) if sizes is not None
+                    else sum(map(len, lines[start:end])) + end - start
+                )
+                start = end
+        else:
+            if sizes is None:
+                sizes = [len(line) + 1 for line in lines]
+            for message, lineSize in zip(messages, sizes):
+                kind = message["type"]
+                counter = table.get(kind)
+                if counter is None:
+                    counter = typeCounter(table, kind)
+                counter[0] += 1
+                counter[1] += lineSize
 
     def _deliver(self, messages: list[dict], violation: ProtocolViolation | None) -> None:
         """
@@ -193,6 +282,7 @@ class JSONLineWire(LineReceiver):
         except ProtocolViolation as violation:
             self.peer.violation(violation)
             return
+        self._count(self.peer.recv_per_type, message, len(line) + 1)
         self.peer.messagesReceived([message])
 
     def lineLengthExceeded(self, line: bytes) -> None:
@@ -221,21 +311,52 @@ class JSONLineWire(LineReceiver):
             the message, so that it is encoded once, not once per peer.
         """
         if frames is None:
-            self._write(codec.encode(message) + b"\n")
-            return
-        data = frames.get(JSONLineWire)
-        if data is None:
-            data = frames[JSONLineWire] = codec.encode(message) + b"\n"
+            data = codec.encode(message) + b"\n"
+        else:
+            data = frames.get(JSONLineWire)
+            if data is None:
+                data = frames[JSONLineWire] = codec.encode(message) + b"\n"
+        # _count() inlined: this runs once per message sent.
+        table = self.peer.send_per_type
+        kind = message.get("type")
+        counter = table.get(kind) if type(kind) is str else None
+        if counter is None:
+            counter = typeCounter(table, kind)
+        counter[0] += 1
+        counter[1] += len(data)
         self._write(data)
 
     def sendMessages(self, messages: Iterable[Mapping]) -> None:
         """
         Encode several messages and write them in one call.
         """
-        self._write(b"".join(codec.encode(message) + b"\n" for message in messages))
+        table = self.peer.send_per_type
+        count = self._count
+        lines = []
+        for message in messages:
+            data = codec.encode(message) + b"\n"
+            count(table, message, len(data))
+            lines.append(data)
+        self._write(b"".join(lines))
+
+    @staticmethod
+    def _count(table: dict[str, list[int]], message: Mapping, size: int) -> None:
+        """
+        Count one message of C{size} bytes in a peer's C{send_per_type} or
+        C{recv_per_type}.
+        """
+        kind = message.get("type")
+        # (What an application sends may have an odd type: typeCounter()
+        # counts that under OTHER_TYPE.)
+        counter = table.get(kind) if type(kind) is str else None
+        if counter is None:
+            counter = typeCounter(table, kind)
+        counter[0] += 1
+        counter[1] += size
 
     def _write(self, data: bytes) -> None:
         self.bytesOut += len(data)
+        self.peer.dataWritten()
         if self.sendPaused:
             # Twisted buffers without limit; the limit is ours.
             self._writtenWhilePaused += len(data)

@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import json
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
 from bitp2p.errors import HandshakeFailed, HandshakeTimeout, PeerLost
-from bitp2p.peer import CLOSE_GRACE_S, Direction, PeerSettings, PeerState
+from bitp2p.peer import (
+    CLOSE_GRACE_S,
+    MAX_COUNTED_TYPES,
+    OTHER_TYPE,
+    Direction,
+    Peer,
+    PeerSettings,
+    PeerState,
+)
+from bitp2p.wire import JSONLineWire
 
-from .helpers import establish, lose, makePeer, receive, sent, version
+from .helpers import RecordingManager, establish, lose, makePeer, receive, sent, version
 
 
 class FramingTests(SynchronousTestCase):
@@ -99,6 +109,21 @@ class FramingTests(SynchronousTestCase):
             manager.events[-2:],
             [("application", {"type": "chat", "t": "a\r"}), ("application", {"type": "chat", "t": "b"})],
         )
+
+    def test_eachMessageIsCheckedAsOfItsTypeWhicheverLibraryDecodedIt(self):
+        # A lone surrogate is for the standard library to decode; the
+        # messages around it are orjson's.
+        odd = {"type": "ping", "nonce": 1, "s": "\ud800"}
+        peer, wire, transport, manager, clock = establish()
+        receive(wire, {"type": "chat"}, odd, {"type": "ping", "nonce": -1})
+        self.assertEqual(manager.kinds(), ["application", "violation"])
+        self.assertEqual(sent(transport), [{"type": "pong", "nonce": 1}])
+        peer, wire, transport, manager, clock = establish()
+        receive(wire, odd, {"type": "chat", "n": 1})
+        self.assertEqual(manager.kinds(), ["application"])
+        peer, wire, transport, manager, clock = establish()
+        receive(wire, {"type": "ping", "nonce": 2}, {"type": "ping", "nonce": -1})
+        self.assertEqual(manager.kinds(), ["violation"])
 
     def test_nothingIsHandledAfterTheConnectionStartsClosing(self):
         peer, wire, transport, manager, clock = establish()
@@ -600,3 +625,279 @@ class KnownAddressTests(SynchronousTestCase):
         self.assertEqual(
             [peer.knowsAddress(a) for a in addresses], [True, False, False, True, True]
         )
+
+
+def tally(data: bytes) -> dict[str, list[int]]:
+    """
+    The C{[messages, bytes]} by type of the complete lines in C{data},
+    worked out the plain way: what a peer's accounting must find.
+    """
+    counts: dict[str, list[int]] = {}
+    for raw in data.split(b"\n")[:-1]:
+        if raw in (b"", b"\r"):
+            continue  # an empty line: no message
+        entry = counts.setdefault(json.loads(raw)["type"], [0, 0])
+        entry[0] += 1
+        entry[1] += len(raw) + 1
+    return counts
+
+
+def line(message: dict, end: bytes = b"\n") -> bytes:
+    """
+    A message as the wire sends it (compact JSON), with C{end} after it.
+    """
+    return json.dumps(message, separators=(",", ":")).encode() + end
+
+
+def added(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, list[int]]:
+    """
+    What was counted between two copies of a per-type table.
+    """
+    delta = {}
+    for kind, (messages, size) in after.items():
+        was = before.get(kind, [0, 0])
+        if [messages, size] != was:
+            delta[kind] = [messages - was[0], size - was[1]]
+    return delta
+
+
+def snapshot(table: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {kind: list(counter) for kind, counter in table.items()}
+
+
+class TrafficAccountingTests(SynchronousTestCase):
+    """
+    Per-peer traffic by message type (C{recv_per_type}, C{send_per_type}),
+    the times of the last send and receive, and the byte counters, as
+    Bitcoin Core's getpeerinfo reports them.
+    """
+
+    def test_handshakeMessagesAreCountedBothWays(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.OUTBOUND)
+        self.assertEqual(peer.send_per_type, {"version": [1, len(transport.value())]})
+        self.assertEqual(peer.recv_per_type, {})
+        theirs, verack = line(version()), line({"type": "verack"})
+        wire.dataReceived(theirs + verack)
+        self.assertTrue(peer.established)
+        self.assertEqual(
+            peer.recv_per_type, {"version": [1, len(theirs)], "verack": [1, len(verack)]}
+        )
+        # version, then verack, getaddr and addr (our own address).
+        self.assertEqual(set(peer.send_per_type), {"version", "verack", "getaddr", "addr"})
+        self.assertEqual(peer.send_per_type, tally(transport.value()))
+
+    def test_messagesSentTogetherAreCountedOneByOne(self):
+        # The acceptor answers a version with version and verack in one write.
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        wire.dataReceived(line(version()))
+        data = transport.value()
+        [ours, verack] = data.split(b"\n")[:-1]
+        self.assertEqual(
+            peer.send_per_type, {"version": [1, len(ours) + 1], "verack": [1, len(verack) + 1]}
+        )
+        before = snapshot(peer.send_per_type)
+        transport.clear()
+        peer.sendMany([{"type": "chat", "n": 1}, {"type": "tx"}, {"type": "chat", "n": 22}])
+        self.assertEqual(added(before, peer.send_per_type), tally(transport.value()))
+        self.assertEqual(peer.send_per_type["chat"], [2, 22 + 23])
+
+    def test_emptyLinesAndCarriageReturns(self):
+        peer, wire, transport, manager, clock = establish()
+        before = snapshot(peer.recv_per_type)
+        # Without \r: the empty lines' delimiters count for nothing.
+        wire.dataReceived(b'\n{"type":"chat","n":1}\n\n\n{"type":"chat","n":22}\n\n')
+        self.assertEqual(added(before, peer.recv_per_type), {"chat": [2, 22 + 23]})
+        # With \r: each counts in its message's line.
+        before = snapshot(peer.recv_per_type)
+        wire.dataReceived(
+            b'\r\n{"type":"chat","n":1}\r\n\n\r\n{"type":"chat","n":22}\n'
+            b'{"type":"ping","nonce":7}\r\n'
+        )
+        self.assertEqual(
+            added(before, peer.recv_per_type),
+            {"chat": [2, 23 + 23], "ping": [1, len(b'{"type":"ping","nonce":7}\r\n')]},
+        )
+
+    def test_aLineSplitAcrossChunksCountsOnceWhole(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.dataReceived(b'{"type":"chat","text":"hel')
+        self.assertNotIn("chat", peer.recv_per_type)
+        wire.dataReceived(b'lo"}\n{"type":"chat","te')
+        first = len(b'{"type":"chat","text":"hello"}\n')
+        self.assertEqual(peer.recv_per_type["chat"], [1, first])
+        wire.dataReceived(b'xt":"x"}\r')
+        self.assertEqual(peer.recv_per_type["chat"], [1, first])
+        wire.dataReceived(b"\n")
+        self.assertEqual(
+            peer.recv_per_type["chat"], [2, first + len(b'{"type":"chat","text":"x"}\r\n')]
+        )
+
+    def test_chunksOfSeveralTypes(self):
+        grouped = [{"type": "chat", "n": i} for i in range(6)] + [
+            {"type": "tx", "id": "a" * i} for i in range(5)
+        ] + [{"type": "chat", "n": 10**i} for i in range(4)]
+        alternating = [
+            {"type": "chat" if i % 2 else "tx", "n": 7**i} for i in range(9)
+        ]
+        for messages in (grouped, alternating):
+            for end in (b"\n", b"\r\n"):
+                peer, wire, transport, manager, clock = establish()
+                before = snapshot(peer.recv_per_type)
+                data = b"".join(line(m, end) for m in messages)
+                wire.dataReceived(data)
+                self.assertEqual(added(before, peer.recv_per_type), tally(data))
+                self.assertEqual(
+                    sum(n for n, _ in added(before, peer.recv_per_type).values()),
+                    len(messages),
+                )
+
+    def test_messagesOnTheStandardLibrarysPathsAreCounted(self):
+        # A huge integer sends the whole chunk to the standard library; a
+        # lone surrogate sends its line there only.
+        tx = line({"type": "tx"})
+        for odd in ({"type": "chat", "n": 2**70}, {"type": "chat", "s": "\ud800"}):
+            for data in (
+                tx + line(odd),
+                tx * 4 + line(odd) + line({"type": "chat"}) * 3,
+                tx + line(odd) + line(odd) + line({"type": "tx", "n": 1}) + line({"type": "chat"}),
+            ):
+                peer, wire, transport, manager, clock = establish()
+                before = snapshot(peer.recv_per_type)
+                wire.dataReceived(data)
+                self.assertFalse(transport.disconnecting)
+                self.assertEqual(added(before, peer.recv_per_type), tally(data))
+
+    def test_whatFailsToDecodeIsNotCounted(self):
+        cases = [
+            # A bad line after messages of one type, then of two types.
+            (b'{"type":"chat","n":1}\n{"type":"chat","n":22}\n[1]\n{"type":"chat"}\n',
+             {"chat": [2, 22 + 23]}),
+            (b'{"type":"chat","n":1}\n{"type":"tx"}\n{not json\n{"type":"chat"}\n',
+             {"chat": [1, 22], "tx": [1, 14]}),
+            # A message that starts a run and fails its type's checks.
+            (b'{"type":"chat","n":1}\n' * 8 + b'{"type":"ping","nonce":-1}\n{"type":"chat"}\n',
+             {"chat": [8, 8 * 22]}),
+            # A line over the limit.
+            (b'{"type":"chat","n":1}\n{"type":"chat","pad":"' + b"x" * 100 + b'"}\n'
+             b'{"type":"chat","n":2}\n', {"chat": [1, 22]}),
+        ]
+        for data, expected in cases:
+            peer, wire, transport, manager, clock = establish(maxLength=80)
+            before = snapshot(peer.recv_per_type)
+            wire.dataReceived(data)
+            self.assertEqual(manager.kinds().count("violation"), 1)
+            self.assertEqual(added(before, peer.recv_per_type), expected)
+
+    def test_messagesWaitingWhileReadingIsPausedAreCountedOnce(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.pauseProducing()
+        wire.dataReceived(b'{"type":"chat","n":1}\n')
+        wire.dataReceived(b'{"type":"chat","n":2}\n')
+        self.assertEqual(peer.recv_per_type["chat"], [2, 44])
+        wire.resumeProducing()
+        self.assertEqual(len(manager.events), 2)
+        self.assertEqual(peer.recv_per_type["chat"], [2, 44])
+
+    def test_aLineGivenToLineReceivedIsCounted(self):
+        peer, wire, transport, manager, clock = establish()
+        wire.lineReceived(b'{"type":"chat"}')
+        self.assertEqual(peer.recv_per_type["chat"], [1, 16])
+
+    def test_typesAreBoundedWithOther(self):
+        peer, wire, transport, manager, clock = establish()
+        self.assertEqual(set(peer.recv_per_type), {"version", "verack"})
+        lines = [line({"type": f"t{i}"}) for i in range(100)]
+        for data in lines[:40]:  # one by one: each chunk of one type
+            wire.dataReceived(data)
+        wire.dataReceived(b"".join(lines[40:]))  # one chunk of many types
+        named = MAX_COUNTED_TYPES - 1 - 2  # with version and verack
+        self.assertEqual(len(peer.recv_per_type), MAX_COUNTED_TYPES)
+        self.assertEqual(
+            peer.recv_per_type[OTHER_TYPE],
+            [100 - named, sum(len(data) for data in lines[named:])],
+        )
+        self.assertEqual(peer.recv_per_type[f"t{named - 1}"], [1, len(lines[named - 1])])
+        self.assertNotIn(f"t{named}", peer.recv_per_type)
+        # A type with a name of its own keeps it; others go on as *other*.
+        wire.dataReceived(lines[0] + lines[99] + lines[named])
+        self.assertEqual(peer.recv_per_type["t0"], [2, 2 * len(lines[0])])
+        self.assertEqual(peer.recv_per_type[OTHER_TYPE][0], 100 - named + 2)
+        self.assertEqual(len(peer.recv_per_type), MAX_COUNTED_TYPES)
+        # What is sent is bounded alike.
+        self.assertEqual(set(peer.send_per_type), {"version", "verack", "getaddr", "addr"})
+        for i in range(100):
+            peer.send({"type": f"s{i}"})
+        self.assertEqual(len(peer.send_per_type), MAX_COUNTED_TYPES)
+        self.assertEqual(peer.send_per_type["s58"], [1, len(line({"type": "s58"}))])
+        self.assertEqual(
+            peer.send_per_type[OTHER_TYPE], [100 - 59, 41 * len(line({"type": "s60"}))]
+        )
+
+    def test_aMessageWithAnOddTypeIsSentAndCountedAsOther(self):
+        peer, wire, transport, manager, clock = establish()
+        peer.send({"type": ["not", "a", "string"]})
+        peer.sendMany([{"type": 5}, {"no": "type"}])
+        self.assertEqual(peer.send_per_type[OTHER_TYPE], [3, len(transport.value())])
+        self.assertEqual(len(sent(transport)), 3)
+
+    def test_sharedFramesCountTheirFullLengthOnEachPeer(self):
+        first = establish()
+        second = establish(Direction.INBOUND)
+        frames: dict = {}
+        message = {"type": "chat", "text": "to all"}
+        for peer, wire, transport, manager, clock in (first, second):
+            peer.send(message, frames)
+        data = frames[JSONLineWire]
+        for peer, wire, transport, manager, clock in (first, second):
+            self.assertEqual(transport.value(), data)
+            self.assertEqual(peer.send_per_type["chat"], [1, len(data)])
+
+    def test_lastSendAndLastRecvFollowTheClock(self):
+        clock = Clock()
+        clock.advance(100)
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, clock=clock)
+        self.assertEqual((peer.last_send, peer.last_recv), (0.0, 0.0))
+        clock.advance(5)
+        data = line(version())
+        wire.dataReceived(data[:10])  # bytes, not yet a message
+        self.assertEqual((peer.last_send, peer.last_recv), (0.0, 105.0))
+        clock.advance(5)
+        wire.dataReceived(data[10:])  # answered with version and verack
+        self.assertEqual((peer.last_send, peer.last_recv), (110.0, 110.0))
+        clock.advance(5)
+        peer.send({"type": "chat"})
+        self.assertEqual((peer.last_send, peer.last_recv), (115.0, 110.0))
+        clock.advance(5)
+        wire.dataReceived(b"\n")
+        self.assertEqual((peer.last_send, peer.last_recv), (115.0, 120.0))
+        with self.assertRaises(AttributeError):
+            peer.last_send = 1.0  # type: ignore[misc]
+        with self.assertRaises(AttributeError):
+            peer.last_recv = 1.0  # type: ignore[misc]
+
+    def test_aTLSRecordIsAReceive(self):
+        clock = Clock()
+        clock.advance(50)
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, clock=clock)
+        wire.dataReceived(b"\x16\x03\x01\x00\x05hello")
+        self.assertEqual(peer.last_recv, 50.0)
+        self.assertEqual(peer.bytes_in, 10)
+        self.assertEqual(peer.recv_per_type, {})
+
+    def test_byteCounters(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        self.assertEqual((peer.bytes_in, peer.bytes_out), (0, 0))
+        data = line(version()) + b"\n" + line({"type": "verack"}, b"\r\n")
+        wire.dataReceived(data)
+        self.assertEqual((peer.bytes_in, peer.bytes_out), (len(data), len(transport.value())))
+        self.assertEqual((peer.bytes_in, peer.bytes_out), (wire.bytesIn, wire.bytesOut))
+        self.assertEqual(sum(size for _, size in peer.recv_per_type.values()), len(data) - 1)
+        self.assertEqual(
+            sum(size for _, size in peer.send_per_type.values()), len(transport.value())
+        )
+        with self.assertRaises(AttributeError):
+            peer.bytes_in = 0  # type: ignore[misc]
+        unwired = Peer(RecordingManager(), Clock(), Direction.INBOUND)
+        self.assertEqual((unwired.bytes_in, unwired.bytes_out), (0, 0))
+        self.assertEqual((unwired.recv_per_type, unwired.send_per_type), ({}, {}))
+        self.assertEqual((unwired.last_send, unwired.last_recv), (0.0, 0.0))

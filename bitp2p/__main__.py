@@ -19,7 +19,8 @@ from twisted.logger import (
 )
 
 from bitp2p.console import ConsoleService, formatLogLine
-from bitp2p.tap import NodeService, Options, makeNode
+from bitp2p.logs import JSONLogObserver
+from bitp2p.tap import NodeService, Options, addControl, makeNode
 
 
 def _stderrObserver(event: dict) -> None:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     node = makeNode(options, reactor)
     top = NodeService(node)
+    addControl(top, options, reactor)
     console = ConsoleService(node)
     console.setServiceParent(top)
 
@@ -46,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     top.startService()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
 
-    observer = console.logObserver() if console.interactive else _stderrObserver
+    if options["log-format"] == "json":
+        observer = JSONLogObserver(sys.stderr)
+    else:
+        observer = console.logObserver() if console.interactive else _stderrObserver
     globalLogBeginner.beginLoggingTo(
         [
             FilteringLogObserver(

@@ -158,7 +158,7 @@ from bitp2p.errors import (
 from bitp2p.endpoints import Target, check_listen, parse_target
 from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
-from bitp2p.peer import ConnectionType, Direction, Peer, PeerSettings
+from bitp2p.peer import OTHER_TYPE, ConnectionType, Direction, Peer, PeerSettings
 from bitp2p.storage import DataDir, new_node_id
 from bitp2p.tls import Identity, PinStore, peer_node_id
 from bitp2p.wire import JSONLineWire
@@ -172,6 +172,9 @@ PEERS_FORMAT = ("bitp2p-peers", 2)
 BANLIST_FORMAT = ("bitp2p-banlist", 1)
 ANCHORS_FORMAT = ("bitp2p-anchors", 1)
 PINS_FORMAT = ("bitp2p-pins", 1)
+# Most (direction, type) keys in the node's traffic totals: peers bound their
+# own types, but a stream of peers each sending new ones must not grow it.
+MAX_TRAFFIC_KEYS = 512
 # Connections that exist for one job and close: not peers in the usual sense
 # (no relay, no broadcast, no observers).
 SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
@@ -520,6 +523,10 @@ class Node(service.Service):
         self._own: set[Address] = set()
         self._localGroups: set[str] = set()
         self._violations: dict[str, int] = {}
+        # Since start: what Prometheus reads (bitp2p.metrics).
+        self.counters = {"handshake_failures": 0, "violations": 0}
+        # Traffic of the peers gone, by (direction, type): [messages, bytes].
+        self._pastTraffic: dict[tuple[str, str], list[int]] = {}
         self._types: dict[str, MessageType] = {}
         self.gossip = Gossip(
             self,
@@ -934,6 +941,30 @@ class Node(service.Service):
         self._outgoing({**message, GOSSIP_FIELD: {"hops": MAX_HOPS}})
         return self.gossip.publish(message, hops)
 
+    def trafficTotals(self) -> dict[tuple[str, str], list[int]]:
+        """
+        Messages and bytes since start, peers gone included: C{{(direction,
+        type): [messages, bytes]}}, direction C{"in"} or C{"out"}.
+        """
+        totals = {key: list(value) for key, value in self._pastTraffic.items()}
+        for peer in self._connections:
+            self._addTraffic(totals, peer)
+        return totals
+
+    @staticmethod
+    def _addTraffic(totals: dict, peer: Peer) -> None:
+        for direction, table in (("in", peer.recv_per_type), ("out", peer.send_per_type)):
+            for kind, (count, size) in table.items():
+                key = (direction, kind)
+                if key not in totals and len(totals) >= MAX_TRAFFIC_KEYS:
+                    key = (direction, OTHER_TYPE)
+                entry = totals.get(key)
+                if entry is None:
+                    totals[key] = [count, size]
+                else:
+                    entry[0] += count
+                    entry[1] += size
+
     def pingAll(self) -> None:
         """
         Ping every established peer (the ping loop's work).
@@ -1304,6 +1335,9 @@ class Node(service.Service):
         if peer.node_id is not None and self._by_id.get(peer.node_id) is peer:
             del self._by_id[peer.node_id]
         was_established = peer.established_at is not None
+        if not was_established:
+            self.counters["handshake_failures"] += 1
+        self._addTraffic(self._pastTraffic, peer)
         if peer.dialed is not None and self.running:
             if was_established:
                 self.book.connected(peer.dialed, now)
@@ -1347,6 +1381,7 @@ class Node(service.Service):
             d.callback(None)
 
     def violationFrom(self, peer: Peer, violation: ProtocolViolation) -> None:
+        self.counters["violations"] += 1
         host = _remoteHost(peer)
         if not host:
             return

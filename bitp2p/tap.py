@@ -15,11 +15,13 @@ import sys
 
 from twisted.application import service
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
 from twisted.python import usage
 
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.endpoints import check_listen, parse_target
+from bitp2p.logs import JSONLogObserver
 from bitp2p.constants import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
@@ -105,6 +107,21 @@ class Options(usage.Options):
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
         ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
         ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
+        [
+            "rpc-port",
+            None,
+            None,
+            "Serve the control API (bitp2p-cli) and /metrics on this port of"
+            " 127.0.0.1, or on an endpoint (tcp:5332:interface=0.0.0.0). Off by default.",
+        ],
+        ["rpc-user", None, "bitp2p", "User name for --rpc-password."],
+        [
+            "rpc-password",
+            None,
+            None,
+            "Password of the control API; without it, a cookie in --datadir (.cookie).",
+        ],
+        ["log-format", None, "text", "Log lines as text, or json (one object per line)."],
     ]
 
     def __init__(self) -> None:
@@ -180,6 +197,21 @@ class Options(usage.Options):
         if self["listen"] and self["port"] is not None:
             raise usage.UsageError("--listen says where to listen: give it or --port, not both")
         port = DEFAULT_PORT if self["port"] is None else self["port"]
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
+        rpc = self["rpc-port"]
+        if rpc is not None and rpc.isdigit():
+            rpc = f"tcp:{_wholeNumber('rpc-port', rpc, 0, 65535)}:interface=127.0.0.1"
+        elif rpc is not None:
+            try:
+                check_listen(rpc)
+            except ValueError as e:
+                raise usage.UsageError(f"--rpc-port: {e}") from None
+        self["rpc-endpoint"] = rpc
+        if rpc is not None and self["rpc-password"] is None and self["datadir"] is None:
+            raise usage.UsageError(
+                "--rpc-port needs --datadir (where its cookie is written) or --rpc-password"
+            )
         try:
             self.config = NodeConfig(
                 port=_wholeNumber("port", str(port), 0, 65535),
@@ -235,10 +267,22 @@ class NodeService(service.MultiService):
     cannot be listened on ends the program with one line.
     """
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, logObserver=None) -> None:
         super().__init__()
         self.node = node
+        self.logObserver = logObserver
         node.setServiceParent(self)
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Join C{parent}; with a log observer of our own (C{--log-format
+        json}), make it the application's C{ILogObserver}, which twistd
+        uses for the whole process.
+        """
+        super().setServiceParent(parent)
+        if self.logObserver is not None and isinstance(parent, Componentized):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, self.logObserver)
 
     def privilegedStartService(self) -> None:
         try:
@@ -277,12 +321,39 @@ def makeNode(config: Options, reactor=None) -> Node:
         raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
 
 
+def addControl(top: NodeService, config: Options, reactor=None) -> None:
+    """
+    With C{--rpc-port}: the control API, with C{/metrics}, as a child of
+    C{top}.
+    """
+    if config["rpc-endpoint"] is None:
+        return
+    from bitp2p.control import ControlService
+    from bitp2p.metrics import MetricsResource, registryFor
+
+    try:
+        control = ControlService(
+            top.node,
+            config["rpc-endpoint"],
+            password=config["rpc-password"],
+            user=config["rpc-user"],
+            reactor=reactor,
+        )
+    except ValueError as e:
+        raise UsageFailure(f"--rpc-port: {e}") from None
+    control.root.putChild(b"metrics", MetricsResource(registryFor(top.node)))
+    control.setServiceParent(top)
+
+
 def makeService(config: Options, stdio=None) -> service.MultiService:
     """
     Build the node service from parsed options.
     """
     node = makeNode(config)
-    top = NodeService(node)
+    top = NodeService(
+        node, JSONLogObserver(sys.stdout) if config["log-format"] == "json" else None
+    )
+    addControl(top, config)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin
         if stdin.isatty():

@@ -1,0 +1,181 @@
+"""
+Operating a node as a new user would: C{twistd -n bitp2p} processes with
+C{--rpc-port}, C{bitp2p-cli} run as a program against them, C{/metrics}
+scraped over HTTP, and C{--log-format json}.
+
+Every process is killed in cleanup; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .helpers import tempDir
+from .test_twistd import DEADLINE_S, TWISTD, freePort
+
+
+class OperatorTests(SynchronousTestCase):
+    def spawn(self, *args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "bitp2p", *args],
+            cwd=tempDir(self),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.addCleanup(self.reap, process)
+        return process
+
+    def reap(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "bitp2p.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def waitFor(self, predicate, what: str):
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            time.sleep(0.1)
+        self.fail(f"timed out waiting for {what}")
+
+    def startPair(self):
+        """
+        Node A with the control API and a data directory; node B seeded
+        with A. Both on loopback.
+        """
+        self.datadir = os.path.join(tempDir(self), "a")
+        self.portA, self.portB, self.rpcPort = freePort(), freePort(), freePort()
+        self.a = self.spawn(
+            "--port", str(self.portA), "--interface", "127.0.0.1", "--no-seeds",
+            "--datadir", self.datadir, "--rpc-port", str(self.rpcPort),
+        )
+        self.b = self.spawn(
+            "--port", str(self.portB), "--interface", "127.0.0.2",
+            "--seed", f"127.0.0.1:{self.portA}", "--log-format", "json",
+        )
+        self.waitFor(lambda: os.path.exists(os.path.join(self.datadir, ".cookie")), "the cookie")
+
+    def peers(self) -> list[dict]:
+        result = self.cli("--datadir", self.datadir, "--json", "getpeerinfo")
+        return json.loads(result.stdout) if result.returncode == 0 else []
+
+    def test_cliAgainstARunningNode(self):
+        self.startPair()
+        cookie = os.path.join(self.datadir, ".cookie")
+        self.assertEqual(os.stat(cookie).st_mode & 0o777, 0o600)
+        [peer] = self.waitFor(self.peers, "B to show in getpeerinfo")
+        self.assertTrue(peer["inbound"])
+        self.assertGreater(peer["bytesrecv"], 0)
+        self.assertIn("version", peer["msgsrecv_per_msg"])
+
+        table = self.cli("--datadir", self.datadir, "-netinfo")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("peers    1    0      1", table.stdout)
+        self.assertIn(peer["node_id"][:8], table.stdout)
+
+        info = self.cli("--datadir", self.datadir, "getnetworkinfo")
+        self.assertIn(f"listening        127.0.0.1:{self.portA}", info.stdout)
+
+        gone = self.cli("--datadir", self.datadir, "disconnectnode", "", peer["node_id"])
+        self.assertEqual(gone.returncode, 0, gone.stderr)
+        # B comes back by itself (A is its seed); banning its host ends that.
+        self.waitFor(self.peers, "B to reconnect")
+        ban = self.cli("--datadir", self.datadir, "setban", "127.0.0.2", "add", "60")
+        self.assertEqual(ban.returncode, 0, ban.stderr)
+        self.waitFor(lambda: not self.peers(), "B to be disconnected")
+        banned = self.cli("--datadir", self.datadir, "--json", "listbanned")
+        self.assertEqual([b["address"] for b in json.loads(banned.stdout)], ["127.0.0.2/32"])
+        self.assertEqual(self.cli("--datadir", self.datadir, "clearbanned").returncode, 0)
+        self.assertEqual(json.loads(self.cli("--datadir", self.datadir, "--json", "listbanned").stdout), [])
+
+        missing = self.cli("--datadir", self.datadir, "disconnectnode", "127.0.0.1:1")
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("error code: -29", missing.stderr)
+
+        wrong = self.cli("--rpc-port", str(self.rpcPort), "--rpc-password", "nope", "getpeerinfo")
+        self.assertEqual(wrong.returncode, 1)
+        self.assertIn("refused the credentials (HTTP 401)", wrong.stderr)
+
+        # Stopped, the node takes its cookie away.
+        self.a.terminate()
+        self.a.wait(DEADLINE_S)
+        self.assertFalse(os.path.exists(cookie))
+
+    def test_metricsAndJSONLogs(self):
+        self.startPair()
+        self.waitFor(self.peers, "B to connect")
+        with open(os.path.join(self.datadir, ".cookie")) as f:
+            auth = base64.b64encode(f.read().strip().encode()).decode()
+        url = f"http://127.0.0.1:{self.rpcPort}/metrics"
+        with self.assertRaises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(url, timeout=DEADLINE_S)
+        self.assertEqual(caught.exception.code, 401)
+        self.assertEqual(caught.exception.read(), b"")
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
+            text = response.read().decode()
+        self.assertIn('bitp2p_peers{direction="inbound",type="inbound"} 1.0', text)
+        self.assertRegex(text, r'bitp2p_messages_total\{direction="in",type="version"\} 1\.0')
+        self.assertRegex(text, r'bitp2p_bytes_total\{direction="out",type="verack"\} [1-9]')
+        self.assertIn("bitp2p_handshake_failures_total 0.0", text)
+        self.assertIn('bitp2p_known_addresses{table="tried"}', text)
+
+        self.b.terminate()
+        self.b.wait(DEADLINE_S)
+        records = [json.loads(line) for line in self.b.stdout.read().decode().splitlines() if line]
+        connected = [r for r in records if r["message"].startswith("Connected to")]
+        self.assertEqual(len(connected), 1)
+        self.assertEqual(connected[0]["namespace"], "bitp2p.node")
+        self.assertEqual(connected[0]["address"], f"127.0.0.1:{self.portA}")
+        self.assertTrue(all({"time", "level", "message"} <= set(r) for r in records))
+
+    def test_badControlOptionsEndWithOneLine(self):
+        for args, expected in (
+            (["--rpc-port", "5332"], "--rpc-port needs --datadir"),
+            (["--rpc-port", "bogus:1", "--rpc-password", "x"], "--rpc-port: unknown endpoint kind"),
+            (["--log-format", "xml"], "--log-format must be text or json"),
+        ):
+            process = self.spawn(*args)
+            process.wait(DEADLINE_S)
+            err = process.stderr.read().decode().strip().splitlines()
+            self.assertEqual(process.returncode, 1, args)
+            self.assertEqual(len(err), 1, err)
+            self.assertIn(expected, err[0])
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            busy = holder.getsockname()[1]
+            process = self.spawn(
+                "--port", str(freePort()), "--interface", "127.0.0.1", "--no-seeds",
+                "--rpc-port", str(busy), "--rpc-password", "x",
+            )
+            process.wait(DEADLINE_S)
+            err = process.stderr.read().decode().strip().splitlines()
+        self.assertEqual(err, [f"bitp2p: cannot listen on 127.0.0.1:{busy}: address already in use"])

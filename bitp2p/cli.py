@@ -261,7 +261,16 @@ def printResult(method: str, result: object, out: IO[str]) -> None:
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
-    out = sys.stdout if out is None else out
+    try:
+        return _main(argv, sys.stdout if out is None else out)
+    except BrokenPipeError:
+        # The reader went away (bitp2p-cli ... | head): not an error. Python
+        # would complain again when flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None, out: IO[str]) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if not args.netinfo and not args.method:
         _parser().print_usage(sys.stderr)

@@ -877,7 +877,7 @@ class Node(service.Service):
         if message_type in codec.KNOWN_TYPES or message_type in CONTROL_TYPES:
             raise ValueError(f"{message_type!r} is a protocol message type")
         registered = self._types[message_type] = MessageType(message_type, handler, validator)
-        self._handlers[message_type] = self._received
+        self._handlers[message_type] = self._dispatcher(registered)
         return registered
 
     def unregisterMessage(self, message_type: str) -> None:
@@ -1491,11 +1491,33 @@ class Node(service.Service):
             )
         return {JSONLineWire: data + b"\n"}
 
-    def _received(self, peer: Peer, message: dict) -> None:
-        if GOSSIP_FIELD in message:
-            self._gossipReceived(peer, message)
-        else:
-            self.accept(peer, message)
+    def _dispatcher(self, registered: MessageType) -> MessageHandler:
+        """
+        What peers call for each message of a registered type: gossip's
+        handling for a gossiped one, else L{accept}. Without a validator, the
+        handler is called straight away (the peer logs what it raises): on
+        the busiest path, every call counts (C{bench/throughput.py}).
+        """
+        gossip = self._gossipReceived
+        if registered.validator is not None:
+            accept = self.accept
+
+            def received(peer: Peer, message: dict) -> None:
+                if GOSSIP_FIELD in message:
+                    gossip(peer, message)
+                else:
+                    accept(peer, message)
+
+            return received
+        handler = registered.handler
+
+        def receivedPlain(peer: Peer, message: dict) -> None:
+            if GOSSIP_FIELD in message:
+                gossip(peer, message)
+            else:
+                handler(peer, message)
+
+        return receivedPlain
 
     def _control(self, method: Callable[[Peer, dict], None]) -> MessageHandler:
         """

@@ -1154,6 +1154,20 @@ class ControlService(service.Service):
         self.address = None
         self._pending: defer.Deferred | None = None
         self._portFile: tuple[Path, bytes] | None = None
+        self._extra: list[tuple[str, object]] = []  # more endpoints (--web-port)
+        self.extraPorts: list = []
+
+    def addEndpoint(self, endpoint: str) -> None:
+        """
+        Serve the same site, with the same authentication, on one more
+        endpoint too (C{--web-port}, for the dashboard).
+
+        @raise ValueError: for an endpoint string Twisted cannot parse.
+        """
+        try:
+            self._extra.append((endpoint, serverFromString(self._reactor, endpoint)))
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"cannot listen on {endpoint}: {e}") from None
 
     def privilegedStartService(self) -> None:
         self._listen()
@@ -1179,6 +1193,8 @@ class ControlService(service.Service):
         if self.port is not None:
             waits.append(defer.maybeDeferred(self.port.stopListening))
         self.port = self.address = None
+        extra, self.extraPorts = self.extraPorts, []
+        waits.extend(defer.maybeDeferred(port.stopListening) for port in extra)
         waits.extend(self._factory.closeAll())
         return defer.gatherResults(waits).addCallback(lambda _: None)
 
@@ -1191,6 +1207,7 @@ class ControlService(service.Service):
         """
         if self.port is not None or self._pending is not None:
             return
+        self._listenExtra()
         now: list = []
         later = False
 
@@ -1220,6 +1237,41 @@ class ControlService(service.Service):
         if isinstance(now[0], Failure):
             now[0].raiseException()
         self._listening(now[0])
+
+    def _listenExtra(self) -> None:
+        """
+        Listen on the extra endpoints, now (a busy port fails the start).
+        """
+        for description, endpoint in self._extra:
+            result: list = []
+            later: list = []
+
+            def arrived(outcome, result=result, later=later, description=description) -> None:
+                if not later:
+                    result.append(outcome)
+                elif isinstance(outcome, Failure):
+                    log.error(
+                        "Cannot listen on {endpoint}: {error}",
+                        endpoint=description,
+                        error=outcome.getErrorMessage(),
+                    )
+                else:
+                    self.extraPorts.append(outcome)
+
+            endpoint.listen(self._factory).addBoth(arrived)
+            later.append(True)
+            if not result:
+                continue  # listens later (an onion service): kept when it does
+            if isinstance(result[0], Failure):
+                for port in self.extraPorts:
+                    port.stopListening()
+                self.extraPorts = []
+                result[0].raiseException()
+            self.extraPorts.append(result[0])
+            log.info(
+                "Control API and dashboard also on {address}",
+                address=_hostPort(result[0].getHost()),
+            )
 
     def _listening(self, port) -> None:
         self.port = port

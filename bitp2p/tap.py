@@ -114,6 +114,13 @@ class Options(usage.Options):
             "Serve the control API (bitp2p-cli) and /metrics on this port of"
             " 127.0.0.1, or on an endpoint (tcp:5332:interface=0.0.0.0). Off by default.",
         ],
+        [
+            "web-port",
+            None,
+            None,
+            "Serve the web dashboard (/dashboard/, with the control API) on this port of"
+            " 127.0.0.1, or on an endpoint. Off by default.",
+        ],
         ["rpc-user", None, "bitp2p", "User name for --rpc-password."],
         [
             "rpc-password",
@@ -199,19 +206,20 @@ class Options(usage.Options):
         port = DEFAULT_PORT if self["port"] is None else self["port"]
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
-        rpc = self["rpc-port"]
-        if rpc is not None and rpc.isdigit():
-            rpc = f"tcp:{_wholeNumber('rpc-port', rpc, 0, 65535)}:interface=127.0.0.1"
-        elif rpc is not None:
-            try:
-                check_listen(rpc)
-            except ValueError as e:
-                raise usage.UsageError(f"--rpc-port: {e}") from None
-        self["rpc-endpoint"] = rpc
-        if rpc is not None and self["rpc-password"] is None and self["datadir"] is None:
-            raise usage.UsageError(
-                "--rpc-port needs --datadir (where its cookie is written) or --rpc-password"
-            )
+        for option in ("rpc-port", "web-port"):
+            value = self[option]
+            if value is not None and value.isdigit():
+                value = f"tcp:{_wholeNumber(option, value, 0, 65535)}:interface=127.0.0.1"
+            elif value is not None:
+                try:
+                    check_listen(value)
+                except ValueError as e:
+                    raise usage.UsageError(f"--{option}: {e}") from None
+            self[option.replace("port", "endpoint")] = value
+            if value is not None and self["rpc-password"] is None and self["datadir"] is None:
+                raise usage.UsageError(
+                    f"--{option} needs --datadir (where its cookie is written) or --rpc-password"
+                )
         try:
             self.config = NodeConfig(
                 port=_wholeNumber("port", str(port), 0, 65535),
@@ -323,25 +331,31 @@ def makeNode(config: Options, reactor=None) -> Node:
 
 def addControl(top: NodeService, config: Options, reactor=None) -> None:
     """
-    With C{--rpc-port}: the control API, with C{/metrics}, as a child of
-    C{top}.
+    With C{--rpc-port} or C{--web-port}: the control API, with C{/metrics}
+    and the dashboard (C{/dashboard/}), as a child of C{top}, listening on
+    both when both are given.
     """
-    if config["rpc-endpoint"] is None:
+    endpoints = [e for e in (config["rpc-endpoint"], config["web-endpoint"]) if e is not None]
+    if not endpoints:
         return
     from bitp2p.control import ControlService
     from bitp2p.metrics import MetricsResource, registryFor
+    from bitp2p.web import dashboardResource
 
     try:
         control = ControlService(
             top.node,
-            config["rpc-endpoint"],
+            endpoints[0],
             password=config["rpc-password"],
             user=config["rpc-user"],
             reactor=reactor,
         )
+        for endpoint in endpoints[1:]:
+            control.addEndpoint(endpoint)
     except ValueError as e:
         raise UsageFailure(f"--rpc-port: {e}") from None
     control.root.putChild(b"metrics", MetricsResource(registryFor(top.node)))
+    control.root.putChild(b"dashboard", dashboardResource(top.node))
     control.setServiceParent(top)
 
 

@@ -179,3 +179,27 @@ class OperatorTests(SynchronousTestCase):
             process.wait(DEADLINE_S)
             err = process.stderr.read().decode().strip().splitlines()
         self.assertEqual(err, [f"bitp2p: cannot listen on 127.0.0.1:{busy}: address already in use"])
+
+    def test_dashboardOnTheWebPort(self):
+        datadir = os.path.join(tempDir(self), "w")
+        rpcPort, webPort = freePort(), freePort()
+        self.spawn(
+            "--port", str(freePort()), "--interface", "127.0.0.1", "--no-seeds",
+            "--datadir", datadir, "--rpc-port", str(rpcPort), "--web-port", str(webPort),
+        )
+        cookie = os.path.join(datadir, ".cookie")
+        self.waitFor(lambda: os.path.exists(cookie), "the cookie")
+        with open(cookie) as f:
+            auth = base64.b64encode(f.read().strip().encode()).decode()
+        for port in (webPort, rpcPort):
+            url = f"http://127.0.0.1:{port}/dashboard/"
+            with self.assertRaises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(url, timeout=DEADLINE_S)
+            self.assertEqual(caught.exception.code, 401)
+            request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
+            with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
+                page = response.read().decode()
+            self.assertIn("bitp2p", page)
+            self.assertIn("app.js", page)
+        network = self.cli("--datadir", datadir, "--json", "getnetworkinfo")
+        self.assertIn(json.loads(network.stdout)["node_id"], page)

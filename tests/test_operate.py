@@ -21,32 +21,10 @@ import urllib.request
 from twisted.trial.unittest import SynchronousTestCase
 
 from .helpers import tempDir
-from .test_twistd import DEADLINE_S, TWISTD, freePort
+from .test_twistd import DEADLINE_S, TwistdProcesses, freePort
 
 
-class OperatorTests(SynchronousTestCase):
-    def spawn(self, *args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "bitp2p", *args],
-            cwd=tempDir(self),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.addCleanup(self.reap, process)
-        return process
-
-    def reap(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        process.stdout.close()
-        process.stderr.close()
-
+class OperatorTests(TwistdProcesses, SynchronousTestCase):
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "bitp2p.cli", *args],

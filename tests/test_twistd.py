@@ -67,7 +67,12 @@ class WireClient:
         self.sock.close()
 
 
-class TwistdTests(SynchronousTestCase):
+class TwistdProcesses:
+    """
+    Start C{twistd -n bitp2p} processes, each in a folder of its own; every
+    one is ended in cleanup. (A mixin for SynchronousTestCases.)
+    """
+
     def spawn(self, *args: str) -> subprocess.Popen:
         workdir = os.path.join(tempDir(self), "d")
         os.makedirs(workdir)
@@ -92,6 +97,8 @@ class TwistdTests(SynchronousTestCase):
         process.stdout.close()
         process.stderr.close()
 
+
+class TwistdTests(TwistdProcesses, SynchronousTestCase):
     def connectWhenUp(self, port: int) -> WireClient:
         deadline = time.monotonic() + DEADLINE_S
         while True:

@@ -26,11 +26,12 @@ from twisted.application import service
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.recvline import HistoricRecvLine
 from twisted.internet import stdio
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
-from zope.interface import provider
+from zope.interface import implementer, provider
 
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
@@ -358,10 +359,12 @@ class TerminalConsole(HistoricRecvLine):
         self._quit()
 
 
+@implementer(IHalfCloseableProtocol)
 class PipeConsole(LineOnlyReceiver):
     """
     The console on a pipe: one command per line, answers one per line, and
-    the end of input stops the node.
+    the end of input stops the node, once the commands still running
+    (C{connect}, C{disconnect}) have finished.
     """
 
     delimiter = b"\n"
@@ -370,13 +373,34 @@ class PipeConsole(LineOnlyReceiver):
     def __init__(self, node: Node, quit: Callable[[], object]) -> None:
         self._quit = quit
         self.commands = Commands(node, self.showText, quit)
+        self._running: list[Deferred] = []
 
     def lineReceived(self, line: bytes) -> None:
-        self.commands.execute(line.rstrip(b"\r").decode("utf-8", "replace"))
+        d = self.commands.execute(line.rstrip(b"\r").decode("utf-8", "replace"))
+        if d is not None:
+            self._running.append(d)
+            d.addBoth(self._finished, d)
+
+    def _finished(self, result, d: Deferred):
+        self._running.remove(d)
+        return result
 
     def showText(self, text: str) -> None:
         if self.transport is not None:
             self.transport.write(text.encode("utf-8", "replace") + b"\n")
+
+    def readConnectionLost(self) -> None:
+        """
+        The end of input (stdout stays open for the answers still to come,
+        each bounded by its own timeout).
+        """
+        if not self._running:
+            self._quit()
+            return
+        gatherResults(list(self._running), consumeErrors=True).addBoth(lambda _: self._quit())
+
+    def writeConnectionLost(self) -> None:
+        pass
 
     def connectionLost(self, reason) -> None:
         self._quit()

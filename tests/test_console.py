@@ -363,6 +363,21 @@ class ProcessTests(SynchronousTestCase):
             self.command(process, "quit")
             self.assertEqual(process.wait(DEADLINE_S), 0)
 
+    def test_endOfInputWaitsForTheCommandsStillRunning(self):
+        """
+        C{printf 'connect ...' | python -m bitp2p}: the answer to the
+        connect comes before the node stops.
+        """
+        portA = freePort()
+        a = self.spawn(str(portA), "--interface", "127.0.0.1", "--no-seeds")
+        self.command(a, "status")
+        idA = self.readUntil(a, r"^node id").split()[2]
+        b = self.spawn("0", "--interface", "127.0.0.1", "--no-seeds")
+        self.command(b, f"connect 127.0.0.1 {portA}")
+        b.stdin.close()
+        self.readUntil(b, rf"^connected to {idA[:8]} at 127.0.0.1:{portA}")
+        self.assertEqual(b.wait(DEADLINE_S), 0)
+
     def test_endOfInputStopsTheNode(self):
         process = self.spawn("0", "--interface", "127.0.0.1", "--no-seeds")
         process.stdin.close()

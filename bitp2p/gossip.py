@@ -311,6 +311,8 @@ class Gossip:
         """
         Forget what concerned C{peer}; ask someone else for what it owed us.
         """
+        if not (self._buckets or self._announced or self._requests):
+            return  # no gossip at all (every connection closes through here)
         self._announced.pop(peer, None)
         self._inFlight.pop(peer, None)
         self._buckets.pop(peer, None)

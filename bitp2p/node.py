@@ -525,8 +525,10 @@ class Node(service.Service):
         self._violations: dict[str, int] = {}
         # Since start: what Prometheus reads (bitp2p.metrics).
         self.counters = {"handshake_failures": 0, "violations": 0}
-        # Traffic of the peers gone, by (direction, type): [messages, bytes].
-        self._pastTraffic: dict[tuple[str, str], list[int]] = {}
+        # Traffic of the peers gone, received and sent, by type: [messages,
+        # bytes]. Merged at each close: that is on every connection's path.
+        self._pastIn: dict[str, list[int]] = {}
+        self._pastOut: dict[str, list[int]] = {}
         self._types: dict[str, MessageType] = {}
         self.gossip = Gossip(
             self,
@@ -946,24 +948,14 @@ class Node(service.Service):
         Messages and bytes since start, peers gone included: C{{(direction,
         type): [messages, bytes]}}, direction C{"in"} or C{"out"}.
         """
-        totals = {key: list(value) for key, value in self._pastTraffic.items()}
+        received = {kind: list(counter) for kind, counter in self._pastIn.items()}
+        sent = {kind: list(counter) for kind, counter in self._pastOut.items()}
         for peer in self._connections:
-            self._addTraffic(totals, peer)
+            _merge(received, peer.recv_per_type)
+            _merge(sent, peer.send_per_type)
+        totals = {("in", kind): counter for kind, counter in received.items()}
+        totals.update((("out", kind), counter) for kind, counter in sent.items())
         return totals
-
-    @staticmethod
-    def _addTraffic(totals: dict, peer: Peer) -> None:
-        for direction, table in (("in", peer.recv_per_type), ("out", peer.send_per_type)):
-            for kind, (count, size) in table.items():
-                key = (direction, kind)
-                if key not in totals and len(totals) >= MAX_TRAFFIC_KEYS:
-                    key = (direction, OTHER_TYPE)
-                entry = totals.get(key)
-                if entry is None:
-                    totals[key] = [count, size]
-                else:
-                    entry[0] += count
-                    entry[1] += size
 
     def pingAll(self) -> None:
         """
@@ -1337,7 +1329,8 @@ class Node(service.Service):
         was_established = peer.established_at is not None
         if not was_established:
             self.counters["handshake_failures"] += 1
-        self._addTraffic(self._pastTraffic, peer)
+        _merge(self._pastIn, peer.recv_per_type)
+        _merge(self._pastOut, peer.send_per_type)
         if peer.dialed is not None and self.running:
             if was_established:
                 self.book.connected(peer.dialed, now)
@@ -2209,6 +2202,22 @@ def _remoteAddress(peer: Peer) -> Address | None:
 def _remoteHost(peer: Peer) -> str:
     transport = peer.wire.transport if peer.wire is not None else None
     return getattr(transport.getPeer(), "host", "") or "" if transport is not None else ""
+
+
+def _merge(totals: dict[str, list[int]], table: dict[str, list[int]]) -> None:
+    """
+    Add a peer's C{[messages, bytes]} per type to C{totals}, which keeps at
+    most C{MAX_TRAFFIC_KEYS} types (the rest go under C{OTHER_TYPE}).
+    """
+    for kind, counter in table.items():
+        entry = totals.get(kind)
+        if entry is None:
+            if len(totals) < MAX_TRAFFIC_KEYS - 1 or kind == OTHER_TYPE:
+                totals[kind] = [counter[0], counter[1]]
+                continue
+            entry = totals.setdefault(OTHER_TYPE, [0, 0])
+        entry[0] += counter[0]
+        entry[1] += counter[1]
 
 
 def _tell(outcome, followers: list[Deferred]):

@@ -580,3 +580,26 @@ class BootstrapTests(SynchronousTestCase):
         reactor.advance(3600)
         pump.flush()
         self.assertGreater(b.book.get(Address.of("127.0.0.1", 6001)).last_seen, 3600)
+
+
+class TrafficTotalsTests(SynchronousTestCase):
+    def test_peersGoneStayCountedAndTypesAreBounded(self):
+        from bitp2p import node as nodeModule
+
+        reactor = MemoryReactorClock()
+        a, b = makeNode(6001, reactor), makeNode(6002, reactor)
+        a.registerMessage("chat", lambda peer, message: None)
+        pump = linkNodes(a, b, reactor)
+        b.sendAll({"type": "chat", "text": "hi"})
+        pump.flush()
+        line = len(b'{"type":"chat","text":"hi"}\n')
+        self.assertEqual(a.trafficTotals()[("in", "chat")], [1, line])
+        b.disconnect(a.node_id)
+        pump.flush()
+        self.assertEqual(a.peers(), [])
+        self.assertEqual(a.trafficTotals()[("in", "chat")], [1, line])
+        self.assertEqual(a.trafficTotals()[("in", "version")][0], 1)
+        totals: dict = {}
+        self.patch(nodeModule, "MAX_TRAFFIC_KEYS", 3)
+        nodeModule._merge(totals, {"a": [1, 10], "b": [1, 10], "c": [2, 20], "d": [3, 30]})
+        self.assertEqual(totals, {"a": [1, 10], "b": [1, 10], "*other*": [5, 50]})

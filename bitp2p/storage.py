@@ -105,6 +105,13 @@ class DataDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        # A save cut short (the process killed mid-write) leaves its
+        # temporary file behind: never read, removed at the next start.
+        for stale in self.path.glob(".*.tmp-*"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
     @property
     def node_id_path(self) -> Path:

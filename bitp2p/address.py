@@ -102,7 +102,9 @@ def parse_address(text: str) -> Address:
         host, sep, rest = text.rpartition(":")
         if not sep or ":" in host:
             raise AddressError(f"bad address {text!r}")
-    if not rest.isdigit() or len(rest) > 5:
+    # ASCII digits only: str.isdigit() also accepts "²" and "٨", which
+    # int() refuses or reads as another number.
+    if not (rest.isascii() and rest.isdigit()) or len(rest) > 5:
         raise AddressError(f"bad port in {text!r}")
     return Address.of(host, int(rest))
 
@@ -117,7 +119,7 @@ def split_host_port(text: str) -> tuple[str, int]:
         address = parse_address(text)
         return address.host, address.port
     host, sep, port = text.rpartition(":")
-    if not sep or not host or ":" in host or not port.isdigit() or not 0 < int(port) <= 65535:
+    if not sep or not host or ":" in host or not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
         raise AddressError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
 

@@ -302,6 +302,9 @@ def _checkViolation(message: object) -> ProtocolViolation:
     raise AssertionError(f"{message!r} passes the checks")  # pragma: no cover
 
 
+_NO_TYPE = object()
+
+
 def decode_many(
     lines: Iterable[bytes], exact: bool = True, runs: list[int] | None = None
 ) -> tuple[list[dict], ProtocolViolation | None]:
@@ -327,7 +330,8 @@ def decode_many(
     """
     if runs is None:
         runs = []
-    last = None
+    # Unequal to every type, None included: the first message is checked.
+    last: object = _NO_TYPE
     if exact:
         messages = []
         for line in lines:

@@ -133,7 +133,7 @@ class Commands:
             # HOST:PORT, or an endpoint string such as unix:/path.sock
             self._write(f"connecting to {host} ...")
             d = self.node.connect(host)
-        elif not port.isdigit() or not 0 < int(port) <= 65535:
+        elif not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
             self._write(f"bad port {port!r}: expected 1..65535")
             return None
         else:

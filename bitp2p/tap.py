@@ -208,7 +208,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
         for option in ("rpc-port", "web-port"):
             value = self[option]
-            if value is not None and value.isdigit():
+            if value is not None and value.isascii() and value.isdigit():
                 value = f"tcp:{_wholeNumber(option, value, 0, 65535)}:interface=127.0.0.1"
             elif value is not None:
                 try:

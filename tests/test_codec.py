@@ -315,3 +315,30 @@ class DecodeManyTests(SynchronousTestCase):
             self.assertEqual(messages[0]["n"], big)
             self.assertIs(type(messages[0]["n"]), int)
             self.assertEqual(decode(raw)["n"], big)
+
+
+class FoundByFuzzingTests(SynchronousTestCase):
+    """
+    Two lines that once got past the codec (tests/test_fuzz.py found them).
+    """
+
+    def test_unicodeDigitsAreNotAPort(self):
+        for line in (
+            '{"type":"addr","peers":["1.2.3.4:\\u00b2"]}',
+            '{"type":"version","node_id":"a","port":1,"addr_recv":"1.2.3.4:\\u00b2"}',
+        ):
+            try:
+                message = codec.decode(line.encode())
+            except codec.ProtocolViolation:
+                continue
+            # Dropped as a malformed entry, never read as a port.
+            self.assertEqual(message.get("peers", []), [])
+            self.assertIsNone(message.get("addr_recv"))
+        message = codec.decode('{"type":"addr","peers":["1.2.3.4:\u0668\u0660"]}'.encode())
+        self.assertEqual(message["peers"], [])  # not port 80
+
+    def test_aNullTypeFirstInAChunkIsAViolation(self):
+        for exact in (False, True):
+            messages, violation = codec.decode_many([b'{"type":null}'], exact)
+            self.assertEqual(messages, [])
+            self.assertIsInstance(violation, codec.ProtocolViolation)

@@ -90,3 +90,9 @@ class BenchmarkScriptTests(SynchronousTestCase):
         out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")
         self.assertRegex(out, r"small \(pushed\): reached 19 of 19, handled at most 1x")
         self.assertRegex(out, r"large \(inv/getdata\): reached 19 of 19, .* 19 requested, 19 served")
+
+    def test_churn(self):
+        out = runBench(self, "churn.py", "--nodes", "6", "--seconds", "8", "--stable", "2")
+        self.assertRegex(out, r"churn: 6 nodes \(2 stable\), 8 s, \d+ kills")
+        self.assertIn("network connected at the end: yes", out)
+        self.assertIn("churn: passed", out)

@@ -174,7 +174,8 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
                 victim.kill()
                 kills += 1
                 down.append((now + rng.uniform(0.5, 3.0), victim))
-            for node in rng.sample([n for n in nodes if n.up], min(5, count)):
+            running = [n for n in nodes if n.up]
+            for node in rng.sample(running, min(5, len(running))):
                 try:
                     worst = max(worst, call(node.rpcPort, "getconnectioncount"))
                 except OSError:

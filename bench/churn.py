@@ -137,6 +137,7 @@ def connected(nodes: list[Node]) -> tuple[bool, int]:
             if other not in seen:
                 seen.add(other)
                 todo.append(other)
+    connected.outside = sorted(n.index for n in nodes if n.index not in seen)
     return len(seen) == len(nodes), len(edges)
 
 
@@ -189,6 +190,13 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
             return False
         joined = waitFor(lambda: connected(nodes)[0], 90)
         edges = connected(nodes)[1]
+        for index in connected.outside:
+            node = nodes[index]
+            say(
+                f"churn: node {index} is not in node 0's component: "
+                f"{call(node.rpcPort, 'getconnectioncount')} connections, "
+                f"{len(call(node.rpcPort, 'getnodeaddresses', [0]))} known addresses"
+            )
         after = {n.index: (descriptors(n.process.pid), rss_kib(n.process.pid)) for n in steady}
         say(
             f"churn: {count} nodes ({stable} stable), {seconds:g} s, {kills} kills, "

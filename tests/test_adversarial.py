@@ -369,8 +369,8 @@ class MalformedInputTests(AdversarialTestCase):
 
 
 def _malformedTest(payload: bytes, outcome: str):
-    def test(self):
-        return defer.ensureDeferred(self.malformed(payload, outcome))
+    async def test(self):
+        await self.malformed(payload, outcome)
 
     return test
 
@@ -384,11 +384,7 @@ del _name, _payload, _outcome, _test
 
 
 class ProtocolAbuseTests(AdversarialTestCase):
-    @defer.inlineCallbacks
-    def test_fiveViolationsFromOneHostDiscourageIt(self):
-        yield defer.ensureDeferred(self._fiveViolations())
-
-    async def _fiveViolations(self):
+    async def test_fiveViolationsFromOneHostDiscourageIt(self):
         victim, honest = await self.setUpVictim()
         source = newSource()
         for i in range(5):
@@ -401,11 +397,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
         self.assertNotIn(source, victim._violations)  # reset once discouraged
         await self.assertServing(victim, honest)
 
-    @defer.inlineCallbacks
-    def test_lineThatNeverEndsIsClosedAtTheLimit(self):
-        yield defer.ensureDeferred(self._neverEnds())
-
-    async def _neverEnds(self):
+    async def test_lineThatNeverEndsIsClosedAtTheLimit(self):
         victim, honest = await self.setUpVictim(max_message_bytes=4096)
         raw = await self.connectRaw(victim)
         side = await self.established(victim, raw)
@@ -423,11 +415,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
         self.assertLessEqual(len(side.wire._buffer), 4096)
         await self.assertServing(victim, honest)
 
-    @defer.inlineCallbacks
-    def test_versionDribbledByteByByteHitsTheHandshakeTimeout(self):
-        yield defer.ensureDeferred(self._dribble())
-
-    async def _dribble(self):
+    async def test_versionDribbledByteByByteHitsTheHandshakeTimeout(self):
         victim, honest = await self.setUpVictim(handshake_timeout_s=1.0)
         raw = await self.connectRaw(victim)
         await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
@@ -449,11 +437,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
 
 
 class FloodTests(AdversarialTestCase):
-    @defer.inlineCallbacks
-    def test_pingFloodIsAnswered(self):
-        yield defer.ensureDeferred(self._pingFlood())
-
-    async def _pingFlood(self):
+    async def test_pingFloodIsAnswered(self):
         victim, honest = await self.setUpVictim()
         raw = await self.connectRaw(victim)
         side = await self.established(victim, raw)
@@ -469,11 +453,7 @@ class FloodTests(AdversarialTestCase):
         self.assertLessEqual(len(side.recv_per_type), 64)
         await self.assertServing(victim, honest)
 
-    @defer.inlineCallbacks
-    def test_addrFloodIsHeldByTheTokenBucket(self):
-        yield defer.ensureDeferred(self._addrFlood())
-
-    async def _addrFlood(self):
+    async def test_addrFloodIsHeldByTheTokenBucket(self):
         bucket = 20
         victim, honest = await self.setUpVictim(addr_bucket_tokens=bucket, addr_rate_per_s=0.1)
         raw = await self.connectRaw(victim)
@@ -508,11 +488,7 @@ class FloodTests(AdversarialTestCase):
         await self.assertServing(victim, honest)
         self.assertLessEqual(len(victim.book) - known, bucket)
 
-    @defer.inlineCallbacks
-    def test_onlyTheFirstGetaddrIsAnswered(self):
-        yield defer.ensureDeferred(self._getaddr())
-
-    async def _getaddr(self):
+    async def test_onlyTheFirstGetaddrIsAnswered(self):
         victim, honest = await self.setUpVictim()
         raw = await self.connectRaw(victim)
         side = await self.established(victim, raw)
@@ -541,11 +517,7 @@ class FloodTests(AdversarialTestCase):
         self.assertEqual(victim.counters["violations"], 0)
         await self.assertServing(victim, honest)
 
-    @defer.inlineCallbacks
-    def test_connectionBurstKeepsTheLimits(self):
-        yield defer.ensureDeferred(self._burst())
-
-    async def _burst(self):
+    async def test_connectionBurstKeepsTheLimits(self):
         victim, honest = await self.setUpVictim(max_connections=16, max_inbound_per_group=4)
         local, foreign = "127.0.0.200", "127.77.0.1"
         seen = {"connections": 0, "foreign": 0, "accepts": 0}
@@ -593,11 +565,7 @@ class FloodTests(AdversarialTestCase):
 
 
 class SlowPeerTests(AdversarialTestCase):
-    @defer.inlineCallbacks
-    def test_peerThatNeverReadsIsDropped(self):
-        yield defer.ensureDeferred(self._neverReads())
-
-    async def _neverReads(self):
+    async def test_peerThatNeverReadsIsDropped(self):
         import socket
 
         victim, honest = await self.setUpVictim(max_send_buffer_bytes=64 * 1024)
@@ -630,11 +598,7 @@ class SlowPeerTests(AdversarialTestCase):
 
 
 class IdentityTests(AdversarialTestCase):
-    @defer.inlineCallbacks
-    def test_victimsOwnIdIsASelfConnection(self):
-        yield defer.ensureDeferred(self._self())
-
-    async def _self(self):
+    async def test_victimsOwnIdIsASelfConnection(self):
         victim, honest = await self.setUpVictim()
         raw = await self.connectRaw(victim)
         await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
@@ -646,11 +610,7 @@ class IdentityTests(AdversarialTestCase):
         self.assertEqual(peerIds(victim), {honest.node_id})
         await self.assertServing(victim, honest)
 
-    @defer.inlineCallbacks
-    def test_honestPeersIdIsADuplicate(self):
-        yield defer.ensureDeferred(self._duplicate())
-
-    async def _duplicate(self):
+    async def test_honestPeersIdIsADuplicate(self):
         victim, honest = await self.setUpVictim()
         original = victim.findPeer(honest.node_id)
         raw = await self.connectRaw(victim)

@@ -56,7 +56,6 @@ import attrs
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
@@ -68,7 +67,7 @@ from bitp2p._version import __version__
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.banman import BanMan
 from bitp2p.constants import COOKIE_FILE, DEFAULT_BAN_S, PROTOCOL_VERSION, RPC_PORT_FILE
-from bitp2p.endpoints import parse_target
+from bitp2p.endpoints import listenNow, parse_target, serverEndpoint
 from bitp2p.peer import Direction, Peer
 from bitp2p.storage import atomic_write
 
@@ -1137,11 +1136,8 @@ class ControlService(service.Service):
             raise ValueError("the control API needs --datadir (for its cookie) or --rpc-password")
         self.node = node
         self._reactor = reactor
-        self._description = endpoint
-        try:
-            self._endpoint = serverFromString(reactor, endpoint)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"cannot listen on {endpoint}: {e}") from None
+        # The main endpoint first, then those of addEndpoint (--web-port).
+        self._endpoints = [(endpoint, serverEndpoint(reactor, endpoint))]
         self.authenticator = Authenticator(password, user, reactor)
         self.api = ControlAPI(node, self.authenticator)
         self.root = _Root()
@@ -1152,9 +1148,8 @@ class ControlService(service.Service):
         self._factory = _Connections(self.site, MAX_HTTP_CONNECTIONS)
         self.port = None
         self.address = None
-        self._pending: defer.Deferred | None = None
+        self._pending: list[defer.Deferred] = []  # endpoints that listen later
         self._portFile: tuple[Path, bytes] | None = None
-        self._extra: list[tuple[str, object]] = []  # more endpoints (--web-port)
         self.extraPorts: list = []
 
     def addEndpoint(self, endpoint: str) -> None:
@@ -1164,10 +1159,7 @@ class ControlService(service.Service):
 
         @raise ValueError: for an endpoint string Twisted cannot parse.
         """
-        try:
-            self._extra.append((endpoint, serverFromString(self._reactor, endpoint)))
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"cannot listen on {endpoint}: {e}") from None
+        self._endpoints.append((endpoint, serverEndpoint(self._reactor, endpoint)))
 
     def privilegedStartService(self) -> None:
         self._listen()
@@ -1187,8 +1179,9 @@ class ControlService(service.Service):
         self.authenticator.removeCookie()
         self._removePortFile()
         self.authenticator.stop()
-        if self._pending is not None:
-            self._pending.cancel()
+        pending, self._pending = self._pending, []
+        for d in pending:
+            d.cancel()
         waits = []
         if self.port is not None:
             waits.append(defer.maybeDeferred(self.port.stopListening))
@@ -1200,78 +1193,34 @@ class ControlService(service.Service):
 
     def _listen(self) -> None:
         """
-        Listen now; an endpoint that listens later (an onion service) is
-        waited for in the background.
+        Listen now on every endpoint (an endpoint that listens later, such
+        as an onion service, is waited for in the background).
 
         @raise twisted.internet.error.CannotListenError: if it cannot listen.
         """
-        if self.port is not None or self._pending is not None:
+        if self.port is not None or self.extraPorts or self._pending:
             return
-        self._listenExtra()
-        now: list = []
-        later = False
-
-        def listened(result) -> None:
-            if not later:
-                now.append(result)
-                return
-            self._pending = None
-            if isinstance(result, Failure):
-                if not result.check(defer.CancelledError):
-                    log.error(
-                        "Control API cannot listen on {endpoint}: {error}",
-                        endpoint=self._description,
-                        error=result.getErrorMessage(),
-                    )
-                return
-            self._listening(result)
-            if self.running:
-                self._writePortFile()
-
-        d = self._endpoint.listen(self._factory)
-        d.addBoth(listened)
-        if not now:
-            later = True
-            self._pending = d
-            return
-        if isinstance(now[0], Failure):
-            now[0].raiseException()
-        self._listening(now[0])
-
-    def _listenExtra(self) -> None:
-        """
-        Listen on the extra endpoints, now (a busy port fails the start).
-        """
-        for description, endpoint in self._extra:
-            result: list = []
-            later: list = []
-
-            def arrived(outcome, result=result, later=later, description=description) -> None:
-                if not later:
-                    result.append(outcome)
-                elif isinstance(outcome, Failure):
-                    log.error(
-                        "Cannot listen on {endpoint}: {error}",
-                        endpoint=description,
-                        error=outcome.getErrorMessage(),
-                    )
+        try:
+            for index, (description, endpoint) in enumerate(self._endpoints):
+                listened = self._listening if index == 0 else self._listeningAlso
+                port, later = listenNow(endpoint, self._factory, description, listened)
+                if later is not None:
+                    self._pending.append(later)
                 else:
-                    self.extraPorts.append(outcome)
-
-            endpoint.listen(self._factory).addBoth(arrived)
-            later.append(True)
-            if not result:
-                continue  # listens later (an onion service): kept when it does
-            if isinstance(result[0], Failure):
-                for port in self.extraPorts:
+                    listened(port)
+        except BaseException:
+            for port in [self.port, *self.extraPorts]:
+                if port is not None:
                     port.stopListening()
-                self.extraPorts = []
-                result[0].raiseException()
-            self.extraPorts.append(result[0])
-            log.info(
-                "Control API and dashboard also on {address}",
-                address=_hostPort(result[0].getHost()),
-            )
+            self.port = self.address = None
+            self.extraPorts = []
+            raise
+
+    def _listeningAlso(self, port) -> None:
+        self.extraPorts.append(port)
+        log.info(
+            "Control API and dashboard also on {address}", address=_hostPort(port.getHost())
+        )
 
     def _listening(self, port) -> None:
         self.port = port
@@ -1289,6 +1238,8 @@ class ControlService(service.Service):
                     "reach it may try passwords",
                     host=host,
                 )
+        if self.running:  # an endpoint that listened later
+            self._writePortFile()
 
     def _writePortFile(self) -> None:
         """

@@ -12,16 +12,32 @@ depends on any one of them.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IStreamClientEndpointStringParserWithReactor,
     IStreamServerEndpointStringParser,
 )
+from twisted.logger import Logger
 from twisted.plugin import getPlugins
+from twisted.python.failure import Failure
 
 from bitp2p.address import Address, AddressError, split_host_port
 
-__all__ = ["Target", "check_listen", "client_kinds", "parse_target", "server_kinds"]
+__all__ = [
+    "Target",
+    "check_listen",
+    "client_kinds",
+    "listenNow",
+    "parse_target",
+    "server_kinds",
+    "serverEndpoint",
+]
+
+log = Logger()
 
 # Twisted's built-in kinds (plugins add the rest).
 _SERVER_KINDS = frozenset({"tcp", "unix", "ssl"})
@@ -115,3 +131,53 @@ def parse_target(text: str) -> Target:
     except AddressError:
         pass
     raise ValueError(f"expected HOST:PORT or an endpoint such as unix:/path.sock, got {original!r}")
+
+
+def serverEndpoint(reactor, description: str):
+    """
+    C{serverFromString}, with a one-line error.
+
+    @raise ValueError: C{cannot listen on DESCRIPTION: why}, for a string
+        Twisted cannot parse.
+    """
+    try:
+        return serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"cannot listen on {description}: {e}") from None
+
+
+def listenNow(endpoint, factory, description: str, listened: Callable[[object], None]):
+    """
+    Listen on C{endpoint}, synchronously when it can, so that a busy port
+    fails the start. An endpoint that listens later (an onion service) is
+    left to listen in the background: C{listened(port)} is called when it
+    does, and a failure then is logged (a cancelled listen, silently).
+
+    @return: C{(port, None)} when it listened at once, C{(None, deferred)}
+        when it listens later (cancel the Deferred to give it up).
+    @raise Exception: what the endpoint failed with at once (such as
+        C{CannotListenError}).
+    """
+    now: list = []
+    later: list = []
+
+    def arrived(outcome) -> None:
+        if not later:
+            now.append(outcome)
+        elif not isinstance(outcome, Failure):
+            listened(outcome)
+        elif not outcome.check(CancelledError):
+            log.error(
+                "Cannot listen on {description}: {error}",
+                description=description,
+                error=outcome.getErrorMessage(),
+            )
+
+    d: Deferred = endpoint.listen(factory)
+    d.addBoth(arrived)
+    later.append(True)
+    if not now:
+        return None, d
+    if isinstance(now[0], Failure):
+        now[0].raiseException()
+    return now[0], None

@@ -56,6 +56,7 @@ with L{twisted.internet.task.Clock} or C{MemoryReactorClock}.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -73,7 +74,6 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
     clientFromString,
-    serverFromString,
 )
 from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.interfaces import IListeningPort
@@ -155,7 +155,7 @@ from bitp2p.errors import (
     ProtocolViolation,
     SelfConnection,
 )
-from bitp2p.endpoints import Target, check_listen, parse_target
+from bitp2p.endpoints import Target, check_listen, listenNow, parse_target, serverEndpoint
 from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.peer import OTHER_TYPE, ConnectionType, Direction, Peer, PeerSettings
@@ -645,8 +645,9 @@ class Node(service.Service):
         for peer in list(self._connections):
             peer.close(PeerLost("node shutting down"))
         self.save()
-        for d in list(self._pendingListens):
-            d.cancel()
+        pending, self._pendingListens = self._pendingListens, []
+        for d in pending:
+            d.cancel()  # (a listen already done is not touched)
         ports, self._ports = self._ports, []
         self._listeningAddress = None
         closed.extend(defer.maybeDeferred(port.stopListening) for port in ports)
@@ -669,45 +670,22 @@ class Node(service.Service):
             descriptions = (f"tcp:{self.config.port}:interface={interface}:backlog={LISTEN_BACKLOG}",)
         try:
             for description in descriptions:
-                try:
-                    endpoint = serverFromString(self._reactor, description)
-                except (ValueError, TypeError, KeyError) as e:
-                    raise ValueError(f"cannot listen on {description}: {e}") from None
-                result: list = []
-                d = endpoint.listen(self._listeningFactory())
-                d.addBoth(self._listened, d, description, result)
-                result.append(None)  # from now on, a result is a later one
-                if len(result) == 1:
-                    self._pendingListens.append(d)
-                elif isinstance(result[0], Failure):
-                    result[0].raiseException()
+                port, later = listenNow(
+                    serverEndpoint(self._reactor, description),
+                    self._listeningFactory(),
+                    description,
+                    functools.partial(self._listening, description=description),
+                )
+                if later is not None:
+                    self._pendingListens.append(later)
                 else:
-                    self._listening(result[0], description)
+                    self._listening(port, description)
         except BaseException:
             for port in self._ports:
                 port.stopListening()
             self._ports = []
             self._listeningAddress = None
             raise
-
-    def _listened(self, result, d: Deferred, description: str, now: list) -> None:
-        """
-        An endpoint's listen finished: at once (C{now} is still empty: the
-        result is put there for L{_listen}), or later.
-        """
-        if not now:
-            now.append(result)
-            return
-        self._pendingListens.remove(d)
-        if isinstance(result, Failure):
-            if not result.check(defer.CancelledError):
-                log.error(
-                    "Cannot listen on {description}: {error}",
-                    description=description,
-                    error=result.getErrorMessage(),
-                )
-        else:
-            self._listening(result, description)
 
     def _listening(self, port: IListeningPort, description: str) -> None:
         self._ports.append(port)

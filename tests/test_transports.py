@@ -215,7 +215,7 @@ class LaterListenTests(SynchronousTestCase):
     def setUp(self):
         from twisted.internet.testing import MemoryReactorClock
 
-        from bitp2p import node as nodeModule
+        from bitp2p import endpoints
 
         self.pending = []
 
@@ -225,7 +225,7 @@ class LaterListenTests(SynchronousTestCase):
                 self.pending.append((d, factory))
                 return d
 
-        self.patch(nodeModule, "serverFromString", lambda reactor, description: LaterEndpoint())
+        self.patch(endpoints, "serverFromString", lambda reactor, description: LaterEndpoint())
         self.reactor = MemoryReactorClock()
 
     def makeNode(self):

@@ -57,7 +57,7 @@ from bitp2p.constants import (
     GOSSIP_SEEN_MAX,
     GOSSIP_SEEN_S,
 )
-from bitp2p.peer import Peer
+from bitp2p.peer import Peer, refill
 
 __all__ = [
     "CONTROL_TYPES",
@@ -369,7 +369,7 @@ class Gossip:
         bucket = self._buckets.get(peer)
         if bucket is None:
             bucket = self._buckets[peer] = [rate * GOSSIP_BURST_S, now]
-        tokens = min(rate * GOSSIP_BURST_S, bucket[0] + (now - bucket[1]) * rate)
+        tokens = refill(bucket[0], now - bucket[1], rate, rate * GOSSIP_BURST_S)
         bucket[1] = now
         if tokens < count:
             bucket[0] = tokens

@@ -83,6 +83,17 @@ def typeCounter(table: dict[str, list[int]], kind: object) -> list[int]:
     return table.setdefault(kind, [0, 0])
 
 
+def refill(tokens: float, elapsed_s: float, rate_per_s: float, cap: float) -> float:
+    """
+    A token bucket's tokens after C{elapsed_s}: C{rate_per_s} more a second,
+    up to C{cap}. A bucket above its cap (a bonus was added) keeps what it
+    has.
+    """
+    if tokens >= cap:
+        return tokens
+    return min(cap, tokens + elapsed_s * rate_per_s)
+
+
 class Direction(enum.Enum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
@@ -800,11 +811,12 @@ class Peer:
         """
         now = self._clock.seconds()
         settings = self._settings
-        if self._addr_tokens < settings.addr_bucket_tokens:
-            self._addr_tokens = min(
-                settings.addr_bucket_tokens,
-                self._addr_tokens + (now - self._addr_tokens_at) * settings.addr_rate_per_s,
-            )
+        self._addr_tokens = refill(
+            self._addr_tokens,
+            now - self._addr_tokens_at,
+            settings.addr_rate_per_s,
+            settings.addr_bucket_tokens,
+        )
         self._addr_tokens_at = now
         allowed = int(self._addr_tokens)
         if allowed < len(entries):
@@ -868,5 +880,6 @@ __all__ = [
     "PeerManager",
     "PeerSettings",
     "PeerState",
+    "refill",
     "typeCounter",
 ]

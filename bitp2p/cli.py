@@ -33,6 +33,7 @@ import urllib.request
 from typing import IO
 
 from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
+from bitp2p.formatting import age, span
 
 __all__ = ["CLIError", "call", "main"]
 
@@ -149,16 +150,6 @@ def call(host: str, port: int, credentials: str, method: str, params: list) -> o
 # -- printing -------------------------------------------------------------------
 
 
-def _ago(now: float, then: float | None) -> str:
-    if not then:
-        return "-"
-    seconds = max(0, int(now - then))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
@@ -196,9 +187,9 @@ def printPeers(peers: list[dict], out: IO[str], now: float | None = None) -> Non
             str(p.get("connection_type", "")),
             _ms(p.get("pingtime")),
             _ms(p.get("minping")),
-            _ago(now, p.get("lastsend")),
-            _ago(now, p.get("lastrecv")),
-            _ago(now, p.get("conntime")),
+            age(now, p.get("lastsend")),
+            age(now, p.get("lastrecv")),
+            age(now, p.get("conntime")),
             _size(p.get("bytesrecv")),
             _size(p.get("bytessent")),
             str(p.get("subver", "")),
@@ -246,7 +237,7 @@ def printResult(method: str, result: object, out: IO[str]) -> None:
             rows.append([
                 str(ban.get("address")),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)) if until else "-",
-                _ago(until or now, now) if until and until > now else "-",
+                span(until - now) if until and until > now else "-",
             ])
         _table(rows, out)
     elif isinstance(result, dict):

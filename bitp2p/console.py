@@ -33,6 +33,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from bitp2p.formatting import age, span
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
 
@@ -65,26 +66,6 @@ USAGE = {
     "ban": "usage: ban ADDRESS|SUBNET [SECONDS]",
     "unban": "usage: unban ADDRESS|SUBNET",
 }
-
-
-def age(now: float, then: float | None) -> str:
-    """
-    A short human duration since C{then}: C{-} when never.
-    """
-    if not then:
-        return "-"
-    return span(now - then)
-
-
-def span(seconds: float) -> str:
-    """
-    A short human duration: C{45s}, C{3m}, C{2h}, C{1d}.
-    """
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 def prompt(node: Node) -> str:

@@ -45,6 +45,11 @@ INACTIVITY_TIMEOUT_S = 10 * 60  # nothing at all received for this long
 MAINTENANCE_INTERVAL_S = 5  # how often the node tops up its outbound slots
 ADVERTISE_INTERVAL_S = 10 * 60  # periodic self-advertisement to every peer
 SAVE_INTERVAL_S = 15 * 60  # Bitcoin Core: DUMP_PEERS_INTERVAL
+# Besides, the address book is saved this long after it has grown to twice
+# what was last saved or loaded (at most log2(size) such saves): a node
+# killed in its first quarter hour still comes back knowing more than its
+# seeds.
+GROWTH_SAVE_DELAY_S = 5
 # When the address book already has addresses, seeds are only used if the node
 # still has no peer this long after start (Bitcoin Core waits likewise).
 SEED_FALLBACK_S = 60

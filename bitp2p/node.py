@@ -12,7 +12,10 @@ L{LoopingCall}s:
   - maintenance: every C{maintenance_interval_s}, the connection manager's
     round (below);
   - advertise: every C{advertise_interval_s}, tell every peer our address;
-  - save: every C{save_interval_s}, write the peers and ban files.
+  - save: every C{save_interval_s}, write the peers and ban files; and
+    C{growth_save_delay_s} after the address book has doubled since it was
+    last saved or loaded, so that a node killed before its first periodic
+    save does not come back knowing only its seeds.
 
 The connection manager, modelled on Bitcoin Core's CConnman, is the
 maintenance round:
@@ -142,6 +145,7 @@ from bitp2p.constants import (
     RETRY_BASE_S,
     RETRY_MAX_S,
     SAVE_INTERVAL_S,
+    GROWTH_SAVE_DELAY_S,
     SEED_FALLBACK_S,
     USER_AGENT,
 )
@@ -332,6 +336,7 @@ class NodeConfig:
     )
     advertise_interval_s: float = attrs.field(default=ADVERTISE_INTERVAL_S, validator=_positive)
     save_interval_s: float = attrs.field(default=SAVE_INTERVAL_S, validator=_positive)
+    growth_save_delay_s: float = attrs.field(default=GROWTH_SAVE_DELAY_S, validator=_positive)
     seed_fallback_s: float = attrs.field(default=SEED_FALLBACK_S, validator=_positive)
     feeler_interval_s: float = attrs.field(default=FEELER_INTERVAL_S, validator=_positive)
     connect_timeout_s: float = attrs.field(default=CONNECT_TIMEOUT_S, validator=_positive)
@@ -557,6 +562,8 @@ class Node(service.Service):
         self._feeler: Address | None = None
         self._shortTimers: dict[Peer, object] = {}
         self._nextFeeler = 0.0
+        self._savedSize = 0  # addresses in the book at the last save or load
+        self._growthSave = None  # the pending save of a grown book
         self._loops: list[tuple[LoopingCall, float]] = []
         for method, interval in (
             (self._maintain, config.maintenance_interval_s),
@@ -637,6 +644,9 @@ class Node(service.Service):
         if self._seed_timer is not None and self._seed_timer.active():
             self._seed_timer.cancel()
         self._seed_timer = None
+        if self._growthSave is not None and self._growthSave.active():
+            self._growthSave.cancel()
+        self._growthSave = None
         self._saveAnchors()
         for d in list(self._dialing.values()):
             d.cancel()
@@ -1134,9 +1144,28 @@ class Node(service.Service):
         if self._datadir is None:
             return
         self._saveDocument(PEERS_FILE, PEERS_FORMAT, self.book.to_json())
+        self._savedSize = len(self.book)
         self._saveBans()
         if self.identity is not None:
             self._saveDocument(PINS_FILE, PINS_FORMAT, self.pins.to_json())
+
+    def _bookGrew(self) -> None:
+        """
+        Addresses were learned: once the book holds twice what was last
+        saved or loaded, save it C{growth_save_delay_s} later (the delay
+        gathers the answers to a node's first few C{getaddr}). A node
+        killed before its first periodic save thus comes back knowing more
+        than its seeds, which may be full; and a growing book is written
+        about log2(size) times, not on every C{addr}.
+        """
+        if self._datadir is None or not self.running or self._growthSave is not None:
+            return
+        if len(self.book) >= 2 * max(self._savedSize, 1):
+            self._growthSave = self._reactor.callLater(self.config.growth_save_delay_s, self._saveGrown)
+
+    def _saveGrown(self) -> None:
+        self._growthSave = None
+        self.save()
 
     def _saveBans(self) -> None:
         if self._datadir is not None:
@@ -1427,6 +1456,7 @@ class Node(service.Service):
                 fresh.append((address, seen))
         if accepted and self.book.add(accepted, source, now, ADDR_TIME_PENALTY_S):
             peer.last_addr_time = now
+            self._bookGrew()
         if fresh:
             self._relay(peer, fresh)
 
@@ -2041,6 +2071,7 @@ class Node(service.Service):
                     count=len(self.book),
                     path=str(self._datadir.path / PEERS_FILE),
                 )
+                self._savedSize = len(self.book)
         body = self._datadir.load_document(BANLIST_FILE, *BANLIST_FORMAT, now)
         if body is not None:
             try:

@@ -489,6 +489,59 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(json.loads(body)["entries"][0]["addr"], "10.1.1.1:5000")
         self.assertEqual([n for n in os.listdir(datadir) if "tmp" in n], [])
 
+    def test_bookIsSavedSoonAfterItDoubles(self):
+        """
+        Addresses learned from a peer are saved C{growth_save_delay_s}
+        later, long before the periodic save, each time the book has
+        doubled since the last save; smaller growth waits for the period.
+        """
+        datadir = os.path.join(tempDir(self), "d")
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, datadir=datadir, growth_save_delay_s=5, addr_rate_per_s=1000)
+        teller = makeNode(6002, reactor, addr_rate_per_s=1000)
+        pump = linkNodes(node, teller, reactor)
+        path = os.path.join(datadir, "peers.json")
+
+        def tell(*hosts):
+            now = int(reactor.seconds())
+            teller.findPeer(node.node_id).send(
+                codec.addr([(Address.of(h, 5000), now) for h in hosts])
+            )
+            pump.flush()
+
+        def saved():
+            with open(path, "rb") as f:
+                return {e["addr"] for e in json.loads(f.read().splitlines()[1])["entries"]}
+
+        # The teller advertised itself at the handshake: 1 address, not
+        # saved (one is not twice none: seeds and the first peer alone do
+        # not make a save).
+        self.assertEqual(len(node.book), 1)
+        reactor.advance(60)
+        self.assertFalse(os.path.exists(path))
+        tell("10.1.1.1", "10.2.1.1", "10.3.1.1")
+        reactor.advance(4.9)
+        self.assertFalse(os.path.exists(path))
+        reactor.advance(0.1)
+        self.assertEqual(len(saved()), 4)
+        self.assertIn("10.3.1.1:5000", saved())
+        # 4 saved: 7 is not twice as many, so it waits for the period...
+        tell("10.4.1.1", "10.5.1.1", "10.6.1.1")
+        reactor.advance(60)
+        self.assertEqual(len(saved()), 4)
+        # ...8 is, and is saved 5 s later.
+        tell("10.7.1.1")
+        reactor.advance(5)
+        self.assertEqual(len(saved()), 8)
+        # A stop cancels a pending growth save (and saves anyway).
+        tell(*(f"10.{i}.2.2" for i in range(8, 20)))
+        self.assertTrue(node._growthSave.active())
+        stopped = node.stopService()
+        pump.flush()
+        self.successResultOf(stopped)
+        self.assertEqual(len(saved()), 20)
+        self.assertIsNone(node._growthSave)
+
     def test_damagedPeersFileIsSetAsideAndNodeStartsClean(self):
         datadir = os.path.join(tempDir(self), "d")
         os.makedirs(datadir)

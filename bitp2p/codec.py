@@ -19,7 +19,8 @@ L{decode_many} 2.9x faster and L{encode} 9.7x faster. Whatever orjson
 refuses is handed to the standard library, which has the last word, and so
 do lines holding integers of 20 digits or more, or negative ones of 19
 (orjson would read those outside 64 bits as floats): what is accepted, and
-how it reads, is the standard library's.
+how it reads, is the standard library's, but for what neither can send on:
+a lone C{\\uD800}-C{\\uDFFF} escape, a string that is not Unicode.
 """
 
 from __future__ import annotations
@@ -68,8 +69,22 @@ _decoder = json.JSONDecoder(parse_constant=_rejectConstant)
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+# A \uD800-\uDFFF escape: JSON's grammar allows one alone, but the string it
+# makes is not Unicode, has no UTF-8 form, and could never be sent on or
+# shown (orjson refuses such a line; the standard library would accept it).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _stdlibLoads(data: bytes) -> Any:
-    return _decoder.decode(data.decode("utf-8"))
+    message = _decoder.decode(data.decode("utf-8"))
+    if _SURROGATE_ESCAPE.search(data) is not None:
+        # (A pair of escapes that makes one character is fine: the check
+        # is whether what was decoded has a UTF-8 form.)
+        try:
+            _stdlibDumps(message)
+        except UnicodeEncodeError:
+            raise ProtocolViolation("message holds a lone surrogate, not valid Unicode") from None
+    return message
 
 
 def _stdlibDumps(obj: Any) -> bytes:

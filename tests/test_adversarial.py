@@ -30,6 +30,8 @@ C{addr} with 1001 entries
 C{ping} with nonce "1", -1, 2^64, 1.5,      violation
 true, none, or a 5000-digit integer
 arrays nested 8000 deep                     violation (not a JSON object)
+a string holding a lone surrogate escape    violation (not Unicode)
+(C{"\\udc00"}), in an unknown type
 a line of max_message_bytes + 1             violation (too long)
 a second C{version}                         violation
 a line of exactly max_message_bytes, of an  ignored: the connection stays, a handshake
@@ -297,6 +299,7 @@ MALFORMED = [
     ("pingNoNonce", line({"type": "ping"}), "violation"),
     ("pingNonce5000Digits", b'{"type":"ping","nonce":' + b"9" * 5000 + b"}\n", "violation"),
     ("deeplyNestedArrays", b"[" * 8000 + b"]" * 8000 + b"\n", "violation"),
+    ("loneSurrogate", b'{"type":"hello","name":"\\udc00"}\n', "violation"),
     ("overLimit", padded("junk", LIMIT + 1) + b"\n", "violation"),
     ("secondVersion", version("mallory"), "violation"),
     ("justUnderLimit", padded("junk", LIMIT) + b"\n", "tolerated"),

@@ -148,7 +148,9 @@ class DecodeTests(SynchronousTestCase):
             b"[" * 100_000 + b"]" * 100_000,
         ):
             self.assertRaises(ProtocolViolation, decode, raw)
-        self.assertEqual(decode(b' {"type":"x","a":"\\ud800"}\t')["a"], "\ud800")
+        # orjson refuses a number beyond a double's range; the standard
+        # library reads it as infinity (sent on, it is null, as orjson has it).
+        self.assertEqual(decode(b' {"type":"x","a":1e400}\t')["a"], float("inf"))
 
     def test_unknownTypePassesThroughUntouched(self):
         raw = {"type": "chat", "text": "hi", "nested": {"a": [1, 2.5, None]}}
@@ -269,7 +271,7 @@ class DecodeManyTests(SynchronousTestCase):
         b"",
         line(version()),
         line({"type": "ping", "nonce": 2**64 - 1}),
-        b' {"type":"x","a":"\\ud800"}\t',
+        b' {"type":"x","a":1e400}\t',
         line({"type": "addr", "peers": ["127.0.0.1:1", "0.0.0.0:1", 7]}),
     ]
 
@@ -288,6 +290,7 @@ class DecodeManyTests(SynchronousTestCase):
             (b'"version"', "object"),
             (b"{not json", "JSON"),
             (b'{"type":"x","v":"\xff"}', "UTF-8"),
+            (b'{"type":"x","v":"\\ud800"}', "surrogate"),
             (line({"type": "ping", "nonce": -1}), "nonce"),
             (line(version(port=70000)), "port"),
         ]
@@ -342,3 +345,32 @@ class FoundByFuzzingTests(SynchronousTestCase):
             messages, violation = codec.decode_many([b'{"type":null}'], exact)
             self.assertEqual(messages, [])
             self.assertIsInstance(violation, codec.ProtocolViolation)
+
+
+class SurrogateTests(SynchronousTestCase):
+    """
+    A lone C{\\uD800}-C{\\uDFFF} escape is JSON by the grammar, but makes a
+    string with no UTF-8 form: a peer's user agent holding one could never
+    be shown by the control API nor sent on. It is a violation, wherever
+    it is; a pair of escapes that makes one character is not.
+    """
+
+    def test_aLoneSurrogateIsAViolation(self):
+        for text in (
+            '{"type":"version","node_id":"a","port":1,"user_agent":"x\\udc00"}',
+            '{"type":"app","deep":[{"k":"\\uDBFF"}]}',
+            '{"type":"\\ud800"}',
+            '{"type":"ping","nonce":1,"\\ud83d":0}',
+        ):
+            with self.assertRaises(ProtocolViolation) as caught:
+                decode(text.encode())
+            self.assertIn("surrogate", str(caught.exception))
+            for exact in (False, True):
+                messages, violation = codec.decode_many([text.encode()], exact)
+                self.assertEqual((messages, type(violation)), ([], ProtocolViolation))
+
+    def test_aSurrogatePairIsOneCharacter(self):
+        message = decode(b'{"type":"app","s":"\\ud83d\\ude00","t":"\\\\ud800"}')
+        self.assertEqual(message["s"], "\U0001f600")
+        self.assertEqual(message["t"], "\\ud800")  # an escaped backslash, then text
+        self.assertEqual(decode(encode(message)), message)

@@ -111,15 +111,15 @@ class FramingTests(SynchronousTestCase):
         )
 
     def test_eachMessageIsCheckedAsOfItsTypeWhicheverLibraryDecodedIt(self):
-        # A lone surrogate is for the standard library to decode; the
-        # messages around it are orjson's.
-        odd = {"type": "ping", "nonce": 1, "s": "\ud800"}
+        # A number too large for a double is for the standard library to
+        # decode (orjson refuses it); the messages around it are orjson's.
+        odd = b'{"type":"ping","nonce":1,"f":1e400}\n'
         peer, wire, transport, manager, clock = establish()
-        receive(wire, {"type": "chat"}, odd, {"type": "ping", "nonce": -1})
+        wire.dataReceived(line({"type": "chat"}) + odd + line({"type": "ping", "nonce": -1}))
         self.assertEqual(manager.kinds(), ["application", "violation"])
         self.assertEqual(sent(transport), [{"type": "pong", "nonce": 1}])
         peer, wire, transport, manager, clock = establish()
-        receive(wire, odd, {"type": "chat", "n": 1})
+        wire.dataReceived(odd + line({"type": "chat", "n": 1}))
         self.assertEqual(manager.kinds(), ["application"])
         peer, wire, transport, manager, clock = establish()
         receive(wire, {"type": "ping", "nonce": 2}, {"type": "ping", "nonce": -1})
@@ -753,13 +753,13 @@ class TrafficAccountingTests(SynchronousTestCase):
 
     def test_messagesOnTheStandardLibrarysPathsAreCounted(self):
         # A huge integer sends the whole chunk to the standard library; a
-        # lone surrogate sends its line there only.
+        # number too large for a double sends its line there only.
         tx = line({"type": "tx"})
-        for odd in ({"type": "chat", "n": 2**70}, {"type": "chat", "s": "\ud800"}):
+        for odd in (line({"type": "chat", "n": 2**70}), b'{"type":"chat","f":1e400}\n'):
             for data in (
-                tx + line(odd),
-                tx * 4 + line(odd) + line({"type": "chat"}) * 3,
-                tx + line(odd) + line(odd) + line({"type": "tx", "n": 1}) + line({"type": "chat"}),
+                tx + odd,
+                tx * 4 + odd + line({"type": "chat"}) * 3,
+                tx + odd + odd + line({"type": "tx", "n": 1}) + line({"type": "chat"}),
             ):
                 peer, wire, transport, manager, clock = establish()
                 before = snapshot(peer.recv_per_type)

@@ -350,8 +350,8 @@ class FoundByFuzzingTests(SynchronousTestCase):
 class SurrogateTests(SynchronousTestCase):
     """
     A lone C{\\uD800}-C{\\uDFFF} escape is JSON by the grammar, but makes a
-    string with no UTF-8 form: a peer's user agent holding one could never
-    be shown by the control API nor sent on. It is a violation, wherever
+    string with no UTF-8 form: a message holding one could never be
+    encoded again to be sent on. It is a violation, wherever
     it is; a pair of escapes that makes one character is not.
     """
 

@@ -87,7 +87,19 @@ class JSONLineWire(LineReceiver):
         self._writtenWhilePaused = 0
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         self._closing = False
+        # The unfinished line is _buffer, then the chunks in _more (which
+        # add up to _moreSize bytes): see dataReceived.
+        self._more: list[bytes] = []
+        self._moreSize = 0
         peer.wire = self
+
+    @property
+    def bufferedBytes(self) -> int:
+        """
+        The bytes of the unfinished line held (never more than
+        C{MAX_LENGTH}).
+        """
+        return len(self._buffer) + self._moreSize
 
     # -- from the transport ---------------------------------------------------
 
@@ -150,8 +162,22 @@ class JSONLineWire(LineReceiver):
             return
         self.bytesIn += len(data)
         peer.dataArrived()
+        maxLength = self.MAX_LENGTH
         if self._buffer:
-            data = self._buffer + data
+            if b"\n" not in data:
+                # The chunk only lengthens the unfinished line: it is kept
+                # aside, not joined to it, so that a line arriving in small
+                # chunks costs its length once, not its length squared.
+                self._more.append(data)
+                self._moreSize += len(data)
+                if len(self._buffer) + self._moreSize <= maxLength:
+                    return
+                data = b""  # (it is in _more now) the line is too long
+            if self._more:
+                data = b"".join([self._buffer, *self._more, data])
+                self._more, self._moreSize = [], 0
+            else:
+                data = self._buffer + data
         lines = data.split(b"\n")
         tail = self._buffer = lines.pop()
         # Checks that hold for a whole chunk are made once for it, so that
@@ -177,7 +203,6 @@ class JSONLineWire(LineReceiver):
                 lines = [line for line in lines if line]
                 size -= count - len(lines)
         complete = len(lines)
-        maxLength = self.MAX_LENGTH
         tooLong = None
         if len(data) > maxLength:
             for index, line in enumerate(lines):
@@ -294,6 +319,7 @@ class JSONLineWire(LineReceiver):
         is dropped.
         """
         self._buffer = b""
+        self._more, self._moreSize = [], 0
         return ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
 
     def connectionLost(self, reason: Failure) -> None:

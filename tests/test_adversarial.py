@@ -415,7 +415,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
         self.assertIsInstance(side.close_reason, ProtocolViolation)
         self.assertIn("longer than 4096", str(side.close_reason))
         self.assertEqual(victim.counters["violations"], 1)
-        self.assertLessEqual(len(side.wire._buffer), 4096)
+        self.assertLessEqual(side.wire.bufferedBytes, 4096)
         await self.assertServing(victim, honest)
 
     async def test_versionDribbledByteByByteHitsTheHandshakeTimeout(self):

@@ -72,6 +72,35 @@ class FramingTests(SynchronousTestCase):
         wire.dataReceived(b"a" * 60)
         self.assertTrue(transport.disconnecting)
 
+    def test_aLineInSmallChunksIsJoinedOnceAndCutAtTheLimit(self):
+        """
+        Chunks that only lengthen an unfinished line are kept aside, not
+        joined to it one by one (which made a line sent in small chunks
+        cost its length squared: 1 MiB in 256-byte chunks took 2 s of CPU);
+        the line is joined when it ends, and cut as soon as it passes the
+        limit.
+        """
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, maxLength=300)
+        line = json.dumps(version(pad="p" * 200)).encode()
+        wire.dataReceived(line[:10])
+        for i in range(10, len(line)):
+            wire.dataReceived(line[i : i + 1])
+        self.assertEqual(wire._buffer, line[:10])  # untouched since the first chunk
+        self.assertEqual(wire.bufferedBytes, len(line))
+        wire.dataReceived(b"\n")
+        self.assertEqual(peer.state, PeerState.GOT_VERSION)
+        self.assertEqual(wire.bufferedBytes, 0)
+        self.assertEqual(peer.recv_per_type["version"][:2], [1, len(line) + 1])
+        start = b'{"type":"x","pad":"'
+        wire.dataReceived(start)
+        for _ in range(300 - len(start)):
+            wire.dataReceived(b"a")
+        self.assertFalse(transport.disconnecting)  # 300 bytes: not over yet
+        wire.dataReceived(b"a")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(manager.kinds()[-1], "violation")
+        self.assertLessEqual(wire.bufferedBytes, 300)
+
     def test_invalidJSONIsViolation(self):
         peer, wire, transport, manager, clock = makePeer()
         wire.dataReceived(b"{not json\n")

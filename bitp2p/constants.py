@@ -39,6 +39,9 @@ CONNECT_TIMEOUT_S = 10
 
 # Timers
 HANDSHAKE_TIMEOUT_S = 60
+# A newcomer to a full node replaces an inbound connection still in its
+# handshake after this long, before any established peer is considered.
+STALE_HANDSHAKE_S = 10
 PING_INTERVAL_S = 30
 PING_TIMEOUT_S = 90  # a pong later than this ends the connection
 INACTIVITY_TIMEOUT_S = 10 * 60  # nothing at all received for this long

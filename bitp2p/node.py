@@ -124,6 +124,7 @@ from bitp2p.constants import (
     GOSSIP_RATE_PER_S,
     GOSSIP_SEEN_S,
     HANDSHAKE_TIMEOUT_S,
+    STALE_HANDSHAKE_S,
     INACTIVITY_TIMEOUT_S,
     INBOUND_GROUP_MIN,
     INBOUND_GROUP_SHARE,
@@ -330,6 +331,7 @@ class NodeConfig:
     ping_interval_s: float = attrs.field(default=PING_INTERVAL_S, validator=_positive)
     ping_timeout_s: float = attrs.field(default=PING_TIMEOUT_S, validator=_positive)
     handshake_timeout_s: float = attrs.field(default=HANDSHAKE_TIMEOUT_S, validator=_positive)
+    stale_handshake_s: float = attrs.field(default=STALE_HANDSHAKE_S, validator=_positive)
     inactivity_timeout_s: float = attrs.field(default=INACTIVITY_TIMEOUT_S, validator=_positive)
     maintenance_interval_s: float = attrs.field(
         default=MAINTENANCE_INTERVAL_S, validator=_positive
@@ -1611,10 +1613,31 @@ class Node(service.Service):
         handshake (at most C{handshake_timeout_s}) would always be the
         youngest: when newcomers arrive faster than a handshake takes (a
         thousand nodes starting from one seed), each would evict the one
-        before it and none would ever finish.
+        before it and none would ever finish. But one still in its
+        handshake after C{stale_handshake_s} (an honest peer sends its
+        C{version} at once) is doing nothing a peer does: it goes first,
+        the longest waiting, so that silent connections cannot hold the
+        slots for the whole handshake timeout.
 
         @return: whether a peer was evicted.
         """
+        now = self._reactor.seconds()
+        stale = [
+            peer
+            for peer in self._connections
+            if peer.kind is ConnectionType.INBOUND
+            and not peer.established
+            and peer.close_reason is None
+            and now - peer.connected_at > self.config.stale_handshake_s
+        ]
+        if stale:
+            victim = min(stale, key=lambda peer: peer.connected_at)
+            log.info(
+                "Inbound slots full: closing {peer}, still in its handshake, to make room",
+                peer=victim,
+            )
+            victim.close(PeerLost("evicted: still in its handshake, to make room"))
+            return True
         candidates = []
         for peer in self._connections:
             if (

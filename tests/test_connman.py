@@ -533,6 +533,36 @@ class InboundTests(SynchronousTestCase):
         self.assertFalse(any(w.transport.disconnecting for w in newcomers))
         self.assertEqual(sum(p.transport.disconnecting for p in peers), 6)
 
+    def test_aConnectionSilentPastTheGraceGoesFirst(self):
+        """
+        Silent connections holding every slot (an attacker's) would lock
+        newcomers out until the handshake timeout: one still in its
+        handshake after stale_handshake_s is replaced first, the oldest.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=8, max_outbound=0, stale_handshake_s=10)
+        established = [Inbound(node, "20.1.0.1", 40000)]
+        silent = []
+        for i in range(7):
+            wire = node._acceptInbound(IPv4Address("TCP", f"30.{i}.0.1", 1))
+            wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", f"30.{i}.0.1", 1)))
+            silent.append(wire)
+            reactor.advance(1)
+        # Full; the oldest silent one has waited 7 s, within the grace
+        # (and 8 candidates: eviction protects every established one).
+        self.assertTrue(Inbound(node, "40.1.0.1").refused)
+        reactor.advance(3.5)  # the oldest: 10.5 s, the next: 9.5 s
+        newcomer = Inbound(node, "40.1.0.1")
+        self.assertFalse(newcomer.refused)
+        self.assertEqual([w.transport.disconnecting for w in silent], [True] + [False] * 6)
+        self.assertIn("handshake", str(silent[0].peer.close_reason))
+        self.assertFalse(established[0].transport.disconnecting)
+        # A discouraged host still never evicts, even a silent one.
+        reactor.advance(1)
+        node.bans.discourage("50.1.0.1", reactor.seconds() + 3600)
+        self.assertTrue(Inbound(node, "50.1.0.1").refused)
+        self.assertFalse(silent[1].transport.disconnecting)
+
 
 class BanTests(SynchronousTestCase):
     def setUp(self):

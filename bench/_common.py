@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 
 if os.environ.get("BITP2P_BENCH_STDLIB_JSON"):
     # Hide orjson from this process (bitp2p's codec included).
@@ -77,6 +78,61 @@ def report(name: str, unit: str, ours: list[float], bare: list[float], target: f
         f"ratio {ratio:.2f} ({verdict} the target {target}); "
         f"medians of {len(ours)} runs each"
     )
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """
+    C{count} TCP ports free on C{host} just now (bound together, so all
+    different, then released for the caller's processes to take).
+    """
+    sockets, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind((host, 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def proc_status(pid: int, field: str) -> int:
+    """
+    A number of C{/proc/PID/status} (Linux), such as C{VmRSS} or C{VmHWM}
+    in KiB; 0 if absent.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def descriptors(pid: int) -> int:
+    """
+    The file descriptors process C{pid} has open (Linux).
+    """
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_for(predicate, seconds: float, step: float = 0.05) -> bool:
+    """
+    Poll C{predicate} every C{step} seconds until it is true or C{seconds}
+    have passed (an C{OSError} from it counts as false: a process still
+    starting); whether it came true.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(step)
+    try:
+        return bool(predicate())
+    except OSError:
+        return False
 
 
 def cpu_seconds(pid: int) -> float:

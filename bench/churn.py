@@ -26,27 +26,17 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import descriptors, free_ports, proc_status, wait_for  # noqa: E402
+
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 PASSWORD = "churn"
-
-
-def freePorts(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def call(rpcPort: int, method: str, params=()) -> object:
@@ -59,16 +49,11 @@ def call(rpcPort: int, method: str, params=()) -> object:
         return json.loads(response.read())["result"]
 
 
-def descriptors(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def usage(pid: int) -> tuple[int, int]:
+    """
+    Open file descriptors and resident memory (KiB) of process C{pid}.
+    """
+    return descriptors(pid), proc_status(pid, "VmRSS")
 
 
 class Node:
@@ -110,15 +95,6 @@ class Node:
             return False
 
 
-def waitFor(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
-
-
 def connected(nodes: list[Node]) -> tuple[bool, int]:
     ids, edges = {}, []
     for node in nodes:
@@ -145,25 +121,25 @@ def connected(nodes: list[Node]) -> tuple[bool, int]:
 def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet: bool) -> bool:
     rng = random.Random(seed)
     root = tempfile.mkdtemp(prefix="bitp2p-churn-")
-    ports = freePorts(2 * count)
+    ports = free_ports(2 * count)
     nodes = [Node(i, ports[2 * i], ports[2 * i + 1], ports[0], root, maxConn) for i in range(count)]
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     ok = True
     try:
         for node in nodes:
             node.start()
-        if not waitFor(lambda: all(n.ready() for n in nodes), 60):
+        if not wait_for(lambda: all(n.ready() for n in nodes), 60, 0.2):
             say("churn: not every node came up")
             return False
         began = time.monotonic()
-        formed = waitFor(lambda: connected(nodes)[0], 60)
+        formed = wait_for(lambda: connected(nodes)[0], 60, 0.2)
         say(
             f"churn: network formed (one component) in {time.monotonic() - began:.1f} s"
             if formed
             else "churn: the network did not form in 60 s; churning anyway"
         )
         steady = nodes[:stable]
-        before = {n.index: (descriptors(n.process.pid), rss_kib(n.process.pid)) for n in steady}
+        before = {n.index: usage(n.process.pid) for n in steady}
         churners = nodes[stable:]
         kills = restarts = 0
         worst = 0
@@ -193,10 +169,10 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
         for _, node in down:
             node.start()
             restarts += 1
-        if not waitFor(lambda: all(n.ready() for n in nodes), 60):
+        if not wait_for(lambda: all(n.ready() for n in nodes), 60, 0.2):
             say("churn: not every node came back")
             return False
-        joined = waitFor(lambda: connected(nodes)[0], 90)
+        joined = wait_for(lambda: connected(nodes)[0], 90, 0.2)
         recovered = time.monotonic() - stopped
         edges = connected(nodes)[1]
         for index in connected.outside:
@@ -206,7 +182,7 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
                 f"{call(node.rpcPort, 'getconnectioncount')} connections, "
                 f"{len(call(node.rpcPort, 'getnodeaddresses', [0]))} known addresses"
             )
-        after = {n.index: (descriptors(n.process.pid), rss_kib(n.process.pid)) for n in steady}
+        after = {n.index: usage(n.process.pid) for n in steady}
         say(
             f"churn: {count} nodes ({stable} stable), {seconds:g} s, {kills} kills, "
             f"{restarts} restarts; network connected at the end: "

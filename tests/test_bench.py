@@ -96,3 +96,15 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertRegex(out, r"churn: 6 nodes \(2 stable\), 8 s, \d+ kills")
         self.assertIn("network connected at the end: yes", out)
         self.assertIn("churn: passed", out)
+
+    def test_attacks(self):
+        out = runBench(self, "attacks.py", "--quick")
+        match = re.search(
+            r"attacks: (\d+) cases, node up after all: (\w+), honest peer kept in (\d+) of (\d+)", out
+        )
+        self.assertIsNotNone(match, out)
+        cases, up, kept, of = match.groups()
+        self.assertEqual(up, "yes", out)
+        self.assertGreaterEqual(int(cases), 20)
+        self.assertEqual(kept, cases, out)
+        self.assertEqual(of, cases, out)

@@ -37,6 +37,8 @@ from _common import descriptors, free_ports, proc_status, wait_for  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 PASSWORD = "churn"
+SAMPLE_S = 10
+SETTLE_S = 15
 
 
 def call(rpcPort: int, method: str, params=()) -> object:
@@ -71,8 +73,10 @@ class Node:
         else:
             self.args += ["--no-seeds"]
         self.process: subprocess.Popen | None = None
+        self.startedAt = 0.0
 
     def start(self) -> None:
+        self.startedAt = time.monotonic()
         self.process = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -145,8 +149,22 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
         worst = 0
         deadline = time.monotonic() + seconds
         down: list[tuple[float, Node]] = []
+        # Every SAMPLE_S, whether the nodes up for SETTLE_S or more form one
+        # component (a node just restarted is still finding its peers).
+        samples, split, nextSample = 0, [], time.monotonic() + SAMPLE_S
         while time.monotonic() < deadline:
             now = time.monotonic()
+            if now >= nextSample:
+                nextSample = now + SAMPLE_S
+                settled = [n for n in nodes if n.up and now - n.startedAt >= SETTLE_S]
+                try:
+                    whole = len(settled) < 2 or connected(settled)[0]
+                except OSError:
+                    whole = True  # (not a sample: a node did not answer)
+                else:
+                    samples += len(settled) >= 2
+                if not whole:
+                    split.append((len(connected.outside), len(settled)))
             for when, node in list(down):
                 if now >= when:
                     node.start()
@@ -183,6 +201,11 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
                 f"{len(call(node.rpcPort, 'getnodeaddresses', [0]))} known addresses"
             )
         after = {n.index: usage(n.process.pid) for n in steady}
+        say(
+            f"churn: during the churn, the nodes up for {SETTLE_S} s or more were one network "
+            f"in {samples - len(split)} of {samples} samples (every {SAMPLE_S} s)"
+            + "".join(f"; once {out} of {of} were outside" for out, of in split)
+        )
         say(
             f"churn: {count} nodes ({stable} stable), {seconds:g} s, {kills} kills, "
             f"{restarts} restarts; network connected at the end: "

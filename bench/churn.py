@@ -223,7 +223,7 @@ def run(count: int, seconds: float, stable: int, seed: int, maxConn: int, quiet:
             # a leak would grow with every one of the hundreds of churns.
             if fd1 > fd0 + 2 * maxConn or rss1 > rss0 * 1.5 + 8 * 1024:
                 ok = False
-        ok = ok and joined and worst <= maxConn
+        ok = ok and joined and worst <= maxConn and not split
         say(f"churn: {'passed' if ok else 'FAILED'}")
         return ok
     finally:

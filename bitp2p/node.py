@@ -1915,9 +1915,23 @@ class Node(service.Service):
         """
         if not self._dialable(info.address, busy, now):
             return False
-        if now < info.last_tried + retry_delay(info.failures):
+        if info.failures and now < info.last_tried + retry_delay(info.failures) * self._spread(info):
             return False
         return not (now - info.last_tried < RECENT_TRY_S and tries < RECENT_TRY_TRIES)
+
+    def _spread(self, info) -> float:
+        """
+        A factor in [0.5, 1) for the retry delay of one try of one address,
+        fixed for that try (a keyed hash of the address and the time of the
+        try), different on every node. Without it, every node that lost
+        its links across a cut at the same moment retries them at the same
+        moments, in waves ever further apart: a heal just after a wave
+        waited for the next one (up to the 10 minute maximum). Spread, the
+        retries of many nodes come every few seconds.
+        """
+        key = f"{info.address} {info.last_tried!r}".encode()
+        digest = hashlib.blake2b(key, key=self._groupKey, digest_size=8).digest()
+        return 0.5 + int.from_bytes(digest, "big") / 2**65
 
     def _dialOutbound(
         self, address: Address, kind: ConnectionType, busy: set[Address], groups: set[str]

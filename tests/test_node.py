@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 
+import attrs
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
@@ -285,7 +287,33 @@ class LimitTests(SynchronousTestCase):
                 factory.clientConnectionFailed(reactor.connectors[-1], ConnectionRefusedError())
             reactor.advance(1)
         gaps = [b - a for a, b in zip(dialTimes, dialTimes[1:])]
-        self.assertEqual(gaps, [2, 4, 8, 16])
+        # 2, 4, 8, 16 s, each spread down to half (the maintenance round,
+        # every second, rounds it up).
+        self.assertGreaterEqual(len(gaps), 4)
+        for gap, delay in zip(gaps, [2, 4, 8, 16]):
+            self.assertTrue(delay / 2 <= gap <= delay, gaps)
+
+    def test_retryDelaysAreSpreadDifferentlyOnEachNode(self):
+        """
+        Nodes that lost their links across a cut at the same moment do not
+        retry them in step: each spreads a retry delay by its own factor in
+        [0.5, 1), fixed for the try.
+        """
+        from bitp2p.addrman import AddrInfo
+
+        a, b = makeNode(6001), makeNode(6002)
+        source = Address.of("10.99.0.1", 5000)
+        infos = [
+            AddrInfo(address=Address.of(f"10.{i}.0.1", 5000), source=source, last_tried=100.0, failures=3)
+            for i in range(50)
+        ]
+        spreadA = [a._spread(info) for info in infos]
+        self.assertTrue(all(0.5 <= f < 1 for f in spreadA))
+        self.assertEqual(spreadA, [a._spread(info) for info in infos])  # fixed for a try
+        self.assertNotEqual(spreadA, [b._spread(info) for info in infos])
+        self.assertGreater(max(spreadA) - min(spreadA), 0.25)  # spread, not one value
+        later = attrs.evolve(infos[0], last_tried=200.0)
+        self.assertNotEqual(a._spread(later), spreadA[0])  # a new try, a new factor
 
     def test_repeatedViolationsDiscourageTheHost(self):
         reactor = MemoryReactorClock()

@@ -1235,26 +1235,25 @@ def dribble(bench: Bench):
     return f"a version, one byte per second, for {seconds:g} s", seen, not closed
 
 
-def selfConnection(bench: Bench):
+def claimedId(bench: Bench, node_id: str, what: str, closedSeen: str):
+    """
+    A version claiming C{node_id}, which the node must refuse.
+    """
     client = bench.client()
     try:
-        client.send(version(bench.victim.node_id, port=4444) + VERACK)
+        client.send(version(node_id, port=4444) + VERACK)
         closed = client.waitClosed(5)
     finally:
         client.close()
-    seen = "closed" if closed else "KEPT OPEN"
-    return "a version carrying the victim's own node_id", seen, closed
+    return f"a version carrying {what}", closedSeen if closed else "KEPT OPEN", closed
+
+
+def selfConnection(bench: Bench):
+    return claimedId(bench, bench.victim.node_id, "the victim's own node_id", "closed")
 
 
 def duplicateId(bench: Bench):
-    client = bench.client()
-    try:
-        client.send(version(bench.honest.node_id, port=4444) + VERACK)
-        closed = client.waitClosed(5)
-    finally:
-        client.close()
-    seen = "the newer connection closed" if closed else "KEPT OPEN"
-    return "a version carrying the honest peer's node_id", seen, closed
+    return claimedId(bench, bench.honest.node_id, "the honest peer's node_id", "the newer connection closed")
 
 
 CASES = [malformedCase(*spec) for spec in MALFORMED] + [

@@ -70,8 +70,9 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 # A \uD800-\uDFFF escape: JSON's grammar allows one alone, but the string it
-# makes is not Unicode, has no UTF-8 form, and could never be sent on or
-# shown (orjson refuses such a line; the standard library would accept it).
+# makes is not Unicode and has no UTF-8 form: a message holding one could
+# never be encoded to be sent on (orjson refuses such a line; the standard
+# library would accept it).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 

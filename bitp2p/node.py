@@ -123,8 +123,8 @@ from bitp2p.constants import (
     GOSSIP_PUSH_MAX_BYTES,
     GOSSIP_RATE_PER_S,
     GOSSIP_SEEN_S,
+    GROWTH_SAVE_DELAY_S,
     HANDSHAKE_TIMEOUT_S,
-    STALE_HANDSHAKE_S,
     INACTIVITY_TIMEOUT_S,
     INBOUND_GROUP_MIN,
     INBOUND_GROUP_SHARE,
@@ -146,8 +146,8 @@ from bitp2p.constants import (
     RETRY_BASE_S,
     RETRY_MAX_S,
     SAVE_INTERVAL_S,
-    GROWTH_SAVE_DELAY_S,
     SEED_FALLBACK_S,
+    STALE_HANDSHAKE_S,
     USER_AGENT,
 )
 from bitp2p.errors import (

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 
 PREFIX = "bpmh"
@@ -228,3 +229,57 @@ class Network:
         The command prefix that runs a program in C{namespace}.
         """
         return ["ip", "netns", "exec", namespace]
+
+
+_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the node listens there next
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+s.settimeout(float(sys.argv[3]))
+print("listening", flush=True)
+s.accept()[0].close()
+"""
+
+_CLIENT = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+"""
+
+
+def reachable(source: str, target: str, host: str, port: int, seconds: float = 10.0) -> bool:
+    """
+    Whether a TCP connection from namespace C{source} reaches C{host:port}
+    in namespace C{target} within C{seconds}: plain sockets, no bitp2p, to
+    tell a host whose firewall drops bridged traffic (br_netfilter with an
+    iptables FORWARD policy of DROP, as Docker sets) from a failing test.
+    """
+    server = subprocess.Popen(
+        [*Network.execPrefix(target), sys.executable, "-c", _SERVER, host, str(port), str(seconds)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        if server.stdout.readline().strip() != "listening":
+            return False
+        client = subprocess.run(
+            [*Network.execPrefix(source), sys.executable, "-c", _CLIENT, host, str(port), str(seconds)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=seconds + 10,
+        )
+        return client.returncode == 0
+    finally:
+        server.kill()
+        server.wait(10)
+        server.stdout.close()

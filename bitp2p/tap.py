@@ -28,6 +28,7 @@ from bitp2p.constants import (
     MAX_CONNECTIONS,
     MAX_OUTBOUND,
     PING_INTERVAL_S,
+    PING_TIMEOUT_S,
 )
 from bitp2p.node import Node, NodeConfig
 
@@ -107,6 +108,12 @@ class Options(usage.Options):
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
         ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
         ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
+        [
+            "ping-timeout",
+            None,
+            str(PING_TIMEOUT_S),
+            "Seconds a ping may wait for its pong before the peer is disconnected.",
+        ],
         [
             "rpc-port",
             None,
@@ -234,6 +241,7 @@ class Options(usage.Options):
                 max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
                 max_connections=_wholeNumber("max-connections", self["max-connections"], 1),
                 ping_interval_s=_seconds("ping-interval", self["ping-interval"]),
+                ping_timeout_s=_seconds("ping-timeout", self["ping-timeout"]),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None

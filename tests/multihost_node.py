@@ -1,17 +1,16 @@
 """
 A node for tests/test_multihost.py, run as its own process: C{twistd -n
-bitp2p} with two timers more.
+bitp2p} with one timer more.
 
-    python tests/multihost_node.py [--ping-timeout S] [--maintenance-interval S]
-                                   -- TWISTD-BITP2P-OPTIONS...
+    python tests/multihost_node.py [--maintenance-interval S] -- TWISTD-BITP2P-OPTIONS...
 
 The options after C{--} are those of C{twistd bitp2p} (L{bitp2p.tap.Options},
 parsed by it), and the service is the one it builds (L{bitp2p.tap.makeService}:
 the node and its control API), run under the reactor as C{twistd -n} would
 (C{privilegedStartService}, then C{startService}, stopped at SIGTERM). Only
-the configuration differs: the ping timeout (bitp2p's is 90 s) and the
-maintenance interval (5 s) are not daemon options, and a test that cuts a
-link must see its connections time out in seconds.
+the configuration differs: the maintenance interval (5 s) is not a daemon
+option, and a test that cuts a link wants the lost connections replaced in
+well under a second.
 
 Log lines (debug included, but not the control API's line per request) go
 to standard output, a line at a time. The process also stops when its parent
@@ -41,7 +40,6 @@ from bitp2p.tap import Options, makeService
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False)
-    parser.add_argument("--ping-timeout", type=float, default=None)
     parser.add_argument("--maintenance-interval", type=float, default=None)
     if "--" in argv:
         split = argv.index("--")
@@ -51,8 +49,6 @@ def main(argv: list[str]) -> None:
     options = Options()
     options.parseOptions(rest)
     changes = {}
-    if ours.ping_timeout is not None:
-        changes["ping_timeout_s"] = ours.ping_timeout
     if ours.maintenance_interval is not None:
         changes["maintenance_interval_s"] = ours.maintenance_interval
     options.config = attrs.evolve(options.config, **changes)

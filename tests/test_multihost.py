@@ -23,10 +23,10 @@ UNIX socket in the test's temporary directory, which the test, in the root
 namespace, reaches whatever the links do. Every namespace has C{lo} up.
 
 The nodes run tests/multihost_node.py: C{twistd -n bitp2p} (the same options
-and service) with a ping timeout of 2 s and a maintenance round every 0.5 s,
-which the daemon has no options for (bitp2p's ping timeout is 90 s: with
-C{twistd bitp2p} itself a cut link would take a minute and a half to be
-noticed). Pings go every 0.5 s (C{--ping-interval}); everything else is
+and service) with a maintenance round every 0.5 s, which the daemon has no
+option for (it is 5 s). Pings go every 0.5 s and time out after 2 s
+(C{--ping-interval}, C{--ping-timeout}: by default 30 and 90 s, and a cut
+link would take a minute and a half to be noticed); everything else is
 bitp2p's default, C{--max-outbound} 8 included, so with 8 nodes in all every
 node keeps dialing until it is connected to every other node it knows.
 
@@ -163,8 +163,6 @@ class NodeProcess:
             *netns.Network.execPrefix(self.namespace),
             sys.executable,
             str(LAUNCHER),
-            "--ping-timeout",
-            str(PING_TIMEOUT_S),
             "--maintenance-interval",
             str(MAINTENANCE_S),
             "--",
@@ -180,6 +178,8 @@ class NodeProcess:
             PASSWORD,
             "--ping-interval",
             str(PING_INTERVAL_S),
+            "--ping-timeout",
+            str(PING_TIMEOUT_S),
         ]
         for seed in seeds:
             args += ["--seed", seed]

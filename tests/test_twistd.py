@@ -204,6 +204,7 @@ class TwistdTests(TwistdProcesses, SynchronousTestCase):
             (["--seed", "nowhere"], "--seed"),
             (["--max-outbound", "-2"], "--max-outbound"),
             (["--ping-interval", "0"], "--ping-interval"),
+            (["--ping-timeout", "-1"], "--ping-timeout must be a number of seconds > 0"),
             (["--interface", "localhost"], "--interface must be an IP address"),
             (["--datadir", os.path.join(notADirectory, "d")], "--datadir"),
             (["--no-such-option"], "no-such-option"),
@@ -247,6 +248,11 @@ class PeerOptionTests(SynchronousTestCase):
         self.assertEqual(config.connect, ())
         config = self.parse("--connect", "[2001:db8::1]:7000").config
         self.assertEqual(config.connect, ("[2001:db8::1]:7000",))
+
+    def test_pingTimersReachTheConfig(self):
+        config = self.parse("--ping-interval", "2.5", "--ping-timeout", "7").config
+        self.assertEqual((config.ping_interval_s, config.ping_timeout_s), (2.5, 7.0))
+        self.assertEqual(self.parse().config.ping_timeout_s, 90)
 
     def test_badPeerOptionsEndWithOneLine(self):
         for argv, expected in (

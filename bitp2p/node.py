@@ -1915,8 +1915,11 @@ class Node(service.Service):
         """
         if not self._dialable(info.address, busy, now):
             return False
-        if info.failures and now < info.last_tried + retry_delay(info.failures) * self._spread(info):
-            return False
+        if info.failures:
+            elapsed, delay = now - info.last_tried, retry_delay(info.failures)
+            # (The spread, a hash, only matters in the second half.)
+            if elapsed < delay and (elapsed < delay / 2 or elapsed < delay * self._spread(info)):
+                return False
         return not (now - info.last_tried < RECENT_TRY_S and tries < RECENT_TRY_TRIES)
 
     def _spread(self, info) -> float:

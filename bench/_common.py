@@ -9,6 +9,7 @@ shared and noisy, so absolute figures vary while ratios hold.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 if os.environ.get("BITP2P_BENCH_STDLIB_JSON"):
     # Hide orjson from this process (bitp2p's codec included).
@@ -78,6 +80,30 @@ def report(name: str, unit: str, ours: list[float], bare: list[float], target: f
         f"ratio {ratio:.2f} ({verdict} the target {target}); "
         f"medians of {len(ours)} runs each"
     )
+
+
+def rpc_get(port: int, password: str, path: str = "/", body: bytes | None = None,
+            timeout: float = 10.0) -> bytes:
+    """
+    One request to the control API of a node on 127.0.0.1:C{port} (user
+    C{bitp2p}): a POST of C{body}, or a GET without one; the answer's body.
+
+    @raise OSError: when the node cannot be reached or answers an error.
+    """
+    auth = base64.b64encode(f"bitp2p:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, headers={"Authorization": f"Basic {auth}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
+def rpc(port: int, password: str, method: str, params=(), timeout: float = 10.0) -> object:
+    """
+    Call a control API method of the node on 127.0.0.1:C{port}; its result.
+    """
+    body = json.dumps({"method": method, "params": list(params)}).encode()
+    return json.loads(rpc_get(port, password, body=body, timeout=timeout))["result"]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:

@@ -76,7 +76,6 @@ the outcomes are what the table is for.
 from __future__ import annotations
 
 import argparse
-import base64
 import errno
 import json
 import os
@@ -93,12 +92,19 @@ import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import cpu_seconds, descriptors, free_ports, proc_status, wait_for  # noqa: E402
+from _common import (  # noqa: E402
+    cpu_seconds,
+    descriptors,
+    free_ports,
+    proc_status,
+    rpc,
+    rpc_get,
+    wait_for,
+)
 
 from bitp2p.constants import (  # noqa: E402
     ADDR_RATE_PER_S,
@@ -188,27 +194,14 @@ class Daemon:
         return self.process is not None and self.process.poll() is None
 
     def call(self, method: str, *params, timeout: float = 10.0):
-        body = json.dumps({"method": method, "params": list(params)}).encode()
-        auth = base64.b64encode(f"bitp2p:{PASSWORD}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{self.rpcPort}/", data=body,
-            headers={"Authorization": f"Basic {auth}"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())["result"]
+        return rpc(self.rpcPort, PASSWORD, method, params, timeout)
 
     def metrics(self) -> dict[str, float]:
         """
         The node's Prometheus figures, summed over labels except the
         address tables, which are kept apart.
         """
-        auth = base64.b64encode(f"bitp2p:{PASSWORD}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{self.rpcPort}/metrics",
-            headers={"Authorization": f"Basic {auth}"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read().decode()
+        text = rpc_get(self.rpcPort, PASSWORD, "/metrics").decode()
         figures: Counter = Counter()
         for line in text.splitlines():
             if not line or line.startswith("#"):

@@ -20,8 +20,6 @@ Reported, and checked (the script exits 1 if a check fails):
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import random
 import shutil
@@ -30,10 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import descriptors, free_ports, proc_status, wait_for  # noqa: E402
+from _common import descriptors, free_ports, proc_status, rpc, wait_for  # noqa: E402
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 PASSWORD = "churn"
@@ -42,13 +39,7 @@ SETTLE_S = 15
 
 
 def call(rpcPort: int, method: str, params=()) -> object:
-    body = json.dumps({"method": method, "params": list(params)}).encode()
-    auth = base64.b64encode(f"bitp2p:{PASSWORD}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{rpcPort}/", data=body, headers={"Authorization": f"Basic {auth}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["result"]
+    return rpc(rpcPort, PASSWORD, method, params)
 
 
 def usage(pid: int) -> tuple[int, int]:

@@ -1502,25 +1502,15 @@ class Node(service.Service):
         the busiest path, every call counts (C{bench/throughput.py}).
         """
         gossip = self._gossipReceived
-        if registered.validator is not None:
-            accept = self.accept
+        direct = self.accept if registered.validator is not None else registered.handler
 
-            def received(peer: Peer, message: dict) -> None:
-                if GOSSIP_FIELD in message:
-                    gossip(peer, message)
-                else:
-                    accept(peer, message)
-
-            return received
-        handler = registered.handler
-
-        def receivedPlain(peer: Peer, message: dict) -> None:
+        def received(peer: Peer, message: dict) -> None:
             if GOSSIP_FIELD in message:
                 gossip(peer, message)
             else:
-                handler(peer, message)
+                direct(peer, message)
 
-        return receivedPlain
+        return received
 
     def _control(self, method: Callable[[Peer, dict], None]) -> MessageHandler:
         """

@@ -215,6 +215,13 @@ class AdversarialTestCase(NetworkTestCase):
         self.addCleanup(raw.abort)
         return raw
 
+    async def accepted(self, victim, raw: Raw):
+        """
+        The victim's side of C{raw}, once the victim has accepted it.
+        """
+        await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
+        return victimSide(victim, raw)
+
     async def established(self, victim, raw: Raw, node_id: str = "mallory"):
         """
         Complete a valid handshake on C{raw}; the victim's side of it.
@@ -321,8 +328,7 @@ class MalformedInputTests(AdversarialTestCase):
     async def sendFirst(self, victim, payload: bytes, outcome: str) -> None:
         source = newSource()
         raw = await self.connectRaw(victim, source)
-        await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
-        side = victimSide(victim, raw)
+        side = await self.accepted(victim, raw)
         before = victim.counters["violations"]
         if payload == version():
             payload = version() + payload  # a second version needs a first one
@@ -421,8 +427,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
     async def test_versionDribbledByteByByteHitsTheHandshakeTimeout(self):
         victim, honest = await self.setUpVictim(handshake_timeout_s=1.0)
         raw = await self.connectRaw(victim)
-        await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
-        side = victimSide(victim, raw)
+        side = await self.accepted(victim, raw)
         data = version() + VERACK
         started = reactor.seconds()
         for i in range(len(data)):
@@ -604,8 +609,7 @@ class IdentityTests(AdversarialTestCase):
     async def test_victimsOwnIdIsASelfConnection(self):
         victim, honest = await self.setUpVictim()
         raw = await self.connectRaw(victim)
-        await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
-        side = victimSide(victim, raw)
+        side = await self.accepted(victim, raw)
         raw.send(version(victim.node_id, port=4444) + VERACK)
         await self.assertLost(raw, "the self-connection to be closed")
         self.assertIsInstance(side.close_reason, SelfConnection)
@@ -617,8 +621,7 @@ class IdentityTests(AdversarialTestCase):
         victim, honest = await self.setUpVictim()
         original = victim.findPeer(honest.node_id)
         raw = await self.connectRaw(victim)
-        await self.waitFor(lambda: victimSide(victim, raw) is not None, "the accept", 5)
-        side = victimSide(victim, raw)
+        side = await self.accepted(victim, raw)
         raw.send(version(honest.node_id, port=4444) + VERACK)
         await self.assertLost(raw, "the duplicate to be closed")
         self.assertIsInstance(side.close_reason, DuplicateConnection)

@@ -66,6 +66,13 @@ class AddressInfo:
     attempts: int = 0
 
     @property
+    def source(self) -> None:
+        """
+        Who told us of it: this book does not keep sources (L{None}).
+        """
+        return None
+
+    @property
     def in_tried(self) -> bool:
         """
         Whether it worked once: this book's counterpart of the address
@@ -123,6 +130,25 @@ class AddressBook:
 
     def get(self, address: Address) -> AddressInfo | None:
         return self._entries.get(address)
+
+    @property
+    def size_new(self) -> int:
+        """
+        Addresses that never worked (the address manager's "new" table).
+        """
+        return len(self._entries) - self._worked
+
+    @property
+    def size_tried(self) -> int:
+        """
+        Addresses that worked once (the address manager's "tried" table).
+        """
+        return self._worked
+
+    def regroup(self, group_of) -> None:
+        """
+        Nothing to do: this book does not group addresses.
+        """
 
     def add(
         self,

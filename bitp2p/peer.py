@@ -374,6 +374,42 @@ class Peer:
         return self.state is PeerState.ESTABLISHED
 
     @property
+    def transport(self):
+        """
+        The connection's Twisted transport (an C{ITransport}), or L{None}
+        before the connection is made.
+        """
+        return self.wire.transport if self.wire is not None else None
+
+    @property
+    def remote_address(self):
+        """
+        The remote end as Twisted gives it (an C{IAddress}: C{IPv4Address},
+        C{IPv6Address}, C{UNIXAddress}, ...), or L{None} when not connected.
+        """
+        if self.wire is None or self.wire.transport is None:
+            return None
+        return self.wire.getPeer()
+
+    @property
+    def local_address(self):
+        """
+        The local end as Twisted gives it (an C{IAddress}), or L{None} when
+        not connected.
+        """
+        if self.wire is None or self.wire.transport is None:
+            return None
+        return self.wire.getHost()
+
+    @property
+    def ping_sent_at(self) -> float | None:
+        """
+        When the ping now waiting for its pong was sent (reactor seconds),
+        or L{None} when no ping is in flight.
+        """
+        return self._ping_sent_at if self._ping_nonce is not None else None
+
+    @property
     def last_recv(self) -> float:
         """
         When bytes last arrived from the peer (reactor seconds), 0.0 if none

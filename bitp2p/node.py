@@ -823,6 +823,20 @@ class Node(service.Service):
         """
         return [p for p in self._connections if p.established and p.kind not in SHORT_LIVED]
 
+    def connections(self) -> list[Peer]:
+        """
+        Every live connection, in the order they were made: established
+        peers, short-lived ones (feelers, address fetches) and those still
+        in their handshake.
+        """
+        return list(self._connections)
+
+    def dialCount(self) -> int:
+        """
+        Outgoing connections being made (dialed, not yet connected).
+        """
+        return len(self._dialing)
+
     def observe(
         self,
         connected: Callable[[Peer], object] | None = None,

@@ -104,7 +104,7 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
                   flush=True)
     discovered = mark()
     # Relaying settles down only once every link has carried every address
-    # (see Node._relay): until then each round of self-advertisements is
+    # (see AddressRelay._relay): until then each round of self-advertisements is
     # still passed on. The steady state is measured after that.
     net.advance(settle_s)
     settled = mark()

@@ -393,7 +393,7 @@ def run(
         victim = Node(
             config, reactor=net.host(VICTIM_IP), rng=random.Random(seed * 7919 + starts[0])
         )
-        received = victim.addressesReceived
+        received = victim.discovery.addressesReceived
 
         def counting(peer, entries, relay):
             if is_attacker(peer.remote):
@@ -401,7 +401,7 @@ def run(
                 accepted[kind] += sum(1 for address, _ in entries if is_attacker(address.host))
             return received(peer, entries, relay)
 
-        victim.addressesReceived = counting  # measurement only: the peers call it
+        victim.discovery.addressesReceived = counting  # measurement only: the relay calls it
         victim.startService()
         return victim
 

@@ -91,7 +91,7 @@ def serve(kind: str) -> None:
             )
         )
         node.startService()
-        port = node._ports[0]
+        port = node.connman.ports[0]
     print(port.getHost().port, flush=True)
     reactor.run()
 

@@ -89,7 +89,7 @@ def receive_bitp2p(chunks: list[bytes]) -> float:
 
     node = Node(NodeConfig(listen=False, seeds=()), reactor=Clock())
     node.registerMessage("bench", handler)
-    wire = node._buildPeer(Direction.INBOUND, None)
+    wire = node.connman.buildPeer(Direction.INBOUND, None)
     wire.makeConnection(StringTransport())
     wire.dataReceived(b'{"type":"version","node_id":"load","port":0}\n{"type":"verack"}\n')
     assert wire.peer.established
@@ -115,7 +115,7 @@ def handshakes() -> float:
     start = time.perf_counter()
     for i in range(HANDSHAKES):
         remote = IPv4Address("TCP", "127.0.0.1", 20000 + i % 40000)
-        wire = node._serverFactory.buildProtocol(remote)
+        wire = node.connman.admit(remote)
         wire.makeConnection(StringTransport(hostAddress=host, peerAddress=remote))
         wire.dataReceived(b'{"type":"version","node_id":"load%d","port":0}\n' % i)
         wire.dataReceived(b'{"type":"verack"}\n')

@@ -60,7 +60,7 @@ def serve(kind: str) -> None:
                        max_outbound=0)
         )
         node.startService()
-        port = node._ports[0]
+        port = node.connman.ports[0]
         count = lambda: len(node.peers())  # noqa: E731
 
     def tell():

@@ -43,7 +43,7 @@ def serve(kind: str) -> None:
 
         node = Node(NodeConfig(port=0, interface="127.0.0.1", seeds=()))
         node.startService()
-        port = node._ports[0]
+        port = node.connman.ports[0]
     print(port.getHost().port, flush=True)
     reactor.run()
 

@@ -77,7 +77,7 @@ def measure(kind: str, count: int) -> float:
         node = Node(NodeConfig(port=0, interface="127.0.0.1", seeds=()))
         node.registerMessage("bench", lambda peer, message: seen())
         node.startService()
-        port = node._ports[0]
+        port = node.connman.ports[0]
         stop = node.stopService
     load = spawn(__file__, "--send", str(port.getHost().port), str(count), kind)
 

@@ -61,6 +61,7 @@ SEED_FALLBACK_S = 60
 GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer
 RELAY_MAX_ENTRIES = 10  # larger unsolicited addr messages are not relayed
 RELAY_FANOUT = 2  # relay fresh addresses to this many other peers
+RELAY_FRESH_S = 10 * 60  # an addr entry seen longer ago is stored but not relayed
 # Addresses remembered per peer as already sent to it or heard from it, so
 # that relaying never sends a peer what it knows (Bitcoin Core keeps 5000 in
 # a rolling Bloom filter per peer). Oldest forgotten first.
@@ -148,3 +149,24 @@ PINS_FILE = "pins.json"
 DEFAULT_RPC_PORT = 5332
 COOKIE_FILE = ".cookie"
 RPC_PORT_FILE = ".rpcport"
+
+# Per-connection bookkeeping (bitp2p.peer)
+CLOSE_GRACE_S = 5  # how long a closing connection may take to flush before it is dropped
+# The most keys of a peer's recv_per_type (and of its send_per_type): a type
+# first seen once there are MAX_COUNTED_TYPES - 1 of them is counted under
+# "*other*", so that a peer cannot grow the tables without limit.
+MAX_COUNTED_TYPES = 64
+# Most (direction, type) keys in the node's traffic totals: peers bound their
+# own types, but a stream of peers each sending new ones must not grow it.
+MAX_TRAFFIC_KEYS = 512
+
+# Gossip's limits (bitp2p.gossip)
+MAX_INV_ITEMS = 1000  # entries in one inv, getdata or notfound
+GETDATA_TIMEOUT_S = 10.0  # then the next announcer is asked
+MAX_ANNOUNCERS = 8  # announcers remembered per requested id
+MAX_IN_FLIGHT_PER_PEER = 5000  # ids requested from one peer and not yet answered
+MAX_ANNOUNCED_PER_PEER = 50_000  # ids we announced to one peer and it may ask for
+GOSSIP_STORE_MAX_BYTES = 64 * 1024 * 1024  # announced payloads kept to serve
+
+# TLS (bitp2p.tls)
+MAX_PINS = 10_000  # address -> node id pins kept (trust on first use)

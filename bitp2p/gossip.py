@@ -49,13 +49,19 @@ from twisted.logger import Logger
 
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
-from bitp2p.constants import (
+from bitp2p.constants import (  # noqa: F401 (the limits are read from here too)
+    GETDATA_TIMEOUT_S,
     GOSSIP_BURST_S,
     GOSSIP_HOPS,
     GOSSIP_PUSH_MAX_BYTES,
     GOSSIP_RATE_PER_S,
     GOSSIP_SEEN_MAX,
     GOSSIP_SEEN_S,
+    GOSSIP_STORE_MAX_BYTES,
+    MAX_ANNOUNCED_PER_PEER,
+    MAX_ANNOUNCERS,
+    MAX_IN_FLIGHT_PER_PEER,
+    MAX_INV_ITEMS,
 )
 from bitp2p.peer import Peer, refill
 
@@ -72,12 +78,7 @@ __all__ = [
 GOSSIP_FIELD = "gossip"
 CONTROL_TYPES = frozenset({"inv", "getdata", "notfound"})
 MAX_HOPS = 255
-MAX_INV_ITEMS = 1000  # entries in one inv, getdata or notfound
-GETDATA_TIMEOUT_S = 10.0  # then the next announcer is asked
-MAX_ANNOUNCERS = 8  # announcers remembered per requested id
-MAX_IN_FLIGHT_PER_PEER = 5000  # ids requested from one peer and not yet answered
-MAX_ANNOUNCED_PER_PEER = 50_000  # ids we announced to one peer and it may ask for
-STORE_MAX_BYTES = 64 * 1024 * 1024  # announced payloads kept to serve
+STORE_MAX_BYTES = GOSSIP_STORE_MAX_BYTES
 
 log = Logger()
 

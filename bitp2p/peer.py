@@ -1,11 +1,16 @@
 """
-One connection's message logic: handshake, address gossip and keep-alive.
+One connection's message logic: handshake and keep-alive.
 
 A L{Peer} knows the protocol's meaning, never its framing: it receives decoded
-message dicts from its wire (L{bitp2p.wire.JSONLineWire}) and sends dicts back
-through it. Everything that needs to know about other connections (duplicate
-detection, the address book, relaying, limits) is asked of its
-L{PeerManager}, a narrow interface the node implements.
+message dicts from its wire (an L{IPeerWire<bitp2p.interfaces.IPeerWire>},
+made by the node's wire format) and sends dicts back through it; it neither
+imports nor names a wire class. Everything that needs to know about other
+connections (duplicate detection, the address book, address relay, limits)
+is asked of its L{PeerManager}, a narrow interface through which the node
+routes each call to the component that owns it (L{PeerRoutes}): C{getaddr}
+and C{addr} go whole to the address relay (L{bitp2p.discovery}), which
+alone knows what they mean; application messages go to the handlers of the
+message registry (L{bitp2p.messages}).
 
 The life of a peer, by what it has received::
 
@@ -26,7 +31,6 @@ all was received; checked lazily so that receiving costs no timer work).
 from __future__ import annotations
 
 import enum
-import itertools
 import random
 from typing import Any, Callable, Mapping, Protocol
 
@@ -39,14 +43,11 @@ from twisted.python.failure import Failure
 from bitp2p import codec
 from bitp2p.address import Address
 from bitp2p.constants import (
-    ADDR_BUCKET_TOKENS,
-    ADDR_RATE_PER_S,
-    GETADDR_MAX_REPLY,
+    CLOSE_GRACE_S,
     HANDSHAKE_TIMEOUT_S,
     INACTIVITY_TIMEOUT_S,
-    KNOWN_ADDRESSES_PER_PEER,
+    MAX_COUNTED_TYPES,
     PING_TIMEOUT_S,
-    RELAY_MAX_ENTRIES,
 )
 from bitp2p.errors import (
     HandshakeFailed,
@@ -57,13 +58,7 @@ from bitp2p.errors import (
 
 log = Logger()
 
-# How long a closing connection may take to flush before it is dropped.
-CLOSE_GRACE_S = 5
-
-# The most keys of a peer's recv_per_type (and of its send_per_type): a type
-# first seen once there are MAX_COUNTED_TYPES - 1 of them is counted under
-# OTHER_TYPE, so that a peer cannot grow the tables without limit.
-MAX_COUNTED_TYPES = 64
+# Where a peer's traffic of the types past MAX_COUNTED_TYPES is counted.
 OTHER_TYPE = "*other*"
 
 
@@ -136,15 +131,11 @@ class PeerSettings:
     @ivar handshake_timeout_s: time allowed from connection to established.
     @ivar ping_timeout_s: time allowed for a C{pong} to arrive.
     @ivar inactivity_timeout_s: a peer silent this long is disconnected.
-    @ivar addr_rate_per_s: addresses accepted per second from one peer.
-    @ivar addr_bucket_tokens: most addresses accepted from one peer in a burst.
     """
 
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
     ping_timeout_s: float = PING_TIMEOUT_S
     inactivity_timeout_s: float = INACTIVITY_TIMEOUT_S
-    addr_rate_per_s: float = ADDR_RATE_PER_S
-    addr_bucket_tokens: float = ADDR_BUCKET_TOKENS
 
 
 class PeerManager(Protocol):
@@ -178,27 +169,14 @@ class PeerManager(Protocol):
         C{peer} broke the protocol; the peer closes itself afterwards.
         """
 
-    def advertisementFor(self, peer: Peer) -> Address | None:
+    def getaddrReceived(self, peer: Peer) -> None:
         """
-        This node's own listening address as C{peer} can reach it, if any.
-        """
-
-    def addressesFor(self, peer: Peer, count: int) -> list[tuple[Address, int | None]]:
-        """
-        At most C{count} addresses to answer C{peer}'s C{getaddr} with.
+        C{peer} (established) asked for addresses.
         """
 
-    def addressesReceived(
-        self, peer: Peer, entries: list[tuple[Address, int | None]], relay: bool
-    ) -> None:
+    def addrReceived(self, peer: Peer, entries: list[tuple[Address, int | None]]) -> None:
         """
-        C{peer} told us of these addresses (already rate-limited); C{relay}
-        says whether fresh ones may be passed on.
-        """
-
-    def answerReceived(self, peer: Peer) -> None:
-        """
-        The answer to our C{getaddr} arrived (and was handled).
+        C{peer} (established) told us of addresses (decoded, at most 1000).
         """
 
     applicationHandlers: Mapping[str, Callable[[Peer, dict], object]]
@@ -208,6 +186,33 @@ class PeerManager(Protocol):
     handle goes to C{applicationHandlers[type](peer, message)}; one of a
     type with no handler is ignored.
     """
+
+
+@attrs.frozen
+class PeerRoutes:
+    """
+    A L{PeerManager} as a record of callables: where the node routes each
+    of a peer's calls (each field is a bound method of the component that
+    owns that concern, so that a peer's call costs no extra hop).
+    """
+
+    versionFor: Callable[[Peer], dict]
+    checkVersion: Callable[[Peer], "Exception | None"]
+    peerEstablished: Callable[[Peer], None]
+    peerClosed: Callable[[Peer, Exception], None]
+    violationFrom: Callable[[Peer, ProtocolViolation], None]
+    getaddrReceived: Callable[[Peer], None]
+    addrReceived: Callable[[Peer, list], None]
+    applicationHandlers: Mapping[str, Callable[[Peer, dict], object]]
+
+
+def reportHandlerFailure(kind: str, peer: Peer) -> None:
+    """
+    The one policy for an application handler that raised (call it from
+    the C{except} block): the application's bug is not the peer's fault,
+    so it is logged, with its traceback, and changes nothing else.
+    """
+    log.failure("Handler for {kind!r} failed on a message from {peer}", kind=kind, peer=peer)
 
 
 class Peer:
@@ -232,10 +237,9 @@ class Peer:
     @ivar reading: whether received messages are handled: false once the
         connection is closing, and while the wire has paused reading.
     @ivar dialed: the address this node dialed to make this connection.
-    @ivar kind: the L{ConnectionType}; the node sets it.
-    @ivar min_rtt_s: the lowest ping round trip seen, or L{None}.
-    @ivar last_addr_time: when the peer last told us of an address new to
-        us (0: never); the node sets it. Both protect from eviction.
+    @ivar kind: the L{ConnectionType}.
+    @ivar min_rtt_s: the lowest ping round trip seen, or L{None}; it
+        protects the peer from eviction.
     @ivar recv_per_type: traffic received, by message type (Bitcoin Core's
         C{bytesrecv_per_msg}): C{type -> [messages, bytes]}, the bytes being
         each message's line with its delimiter (and C{\\r} if any). Every
@@ -265,9 +269,8 @@ class Peer:
         "protocol", "addr_recv", "connected_at", "established_at", "rtt_s",
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
-        "_ping_nonce", "_ping_sent_at", "_getaddr_answered", "_awaiting_addr_answer",
-        "_addr_tokens", "_addr_tokens_at", "_waiting", "_known", "messages_ignored",
-        "kind", "min_rtt_s", "last_addr_time", "_drainWaiters", "recv_per_type",
+        "_ping_nonce", "_ping_sent_at", "_waiting", "messages_ignored",
+        "kind", "min_rtt_s", "_drainWaiters", "recv_per_type",
         "send_per_type", "_last_send", "__weakref__",
     )
 
@@ -279,6 +282,7 @@ class Peer:
         settings: PeerSettings = PeerSettings(),
         rng: random.Random | None = None,
         dialed: Address | None = None,
+        kind: ConnectionType | None = None,
     ) -> None:
         self.wire: Any = None
         self._manager = manager
@@ -288,11 +292,12 @@ class Peer:
         self._rng = rng if rng is not None else random.Random()
         self.direction = direction
         self.dialed = dialed
-        self.kind = (
-            ConnectionType.INBOUND if direction is Direction.INBOUND else ConnectionType.OUTBOUND
-        )
+        if kind is None:
+            kind = (
+                ConnectionType.INBOUND if direction is Direction.INBOUND else ConnectionType.OUTBOUND
+            )
+        self.kind = kind
         self.min_rtt_s: float | None = None
-        self.last_addr_time = 0.0
         self.state = PeerState.NEW
         self.node_id: str | None = None
         self.listen_port = 0
@@ -318,14 +323,8 @@ class Peer:
         self._close_timer: IDelayedCall | None = None
         self._ping_nonce: int | None = None
         self._ping_sent_at = 0.0
-        self._getaddr_answered = False
-        self._awaiting_addr_answer = False
-        self._addr_tokens = float(RELAY_MAX_ENTRIES)
-        self._addr_tokens_at = 0.0
         self._waiting: list[Deferred[Peer]] = []
         self._drainWaiters: list[Deferred[None]] | None = None  # made on first use
-        # Made on first use: most peers of a big node exchange no addresses.
-        self._known: dict[Address, None] | None = None
 
     def __repr__(self) -> str:
         who = self.node_id[:8] if self.node_id else "?"
@@ -509,29 +508,6 @@ class Peer:
         self.messages_out += len(messages)
         self.wire.sendMessages(messages)
 
-    def knowsAddress(self, address: Address) -> bool:
-        """
-        Whether this peer was sent C{address}, or told us of it (among the
-        last C{KNOWN_ADDRESSES_PER_PEER} such addresses).
-        """
-        return self._known is not None and address in self._known
-
-    def rememberAddresses(self, addresses) -> None:
-        """
-        Note that this peer knows these addresses: it sent them, or was sent
-        them. The oldest are forgotten past C{KNOWN_ADDRESSES_PER_PEER}.
-        """
-        known = self._known
-        if known is None:
-            known = self._known = {}
-        for address in addresses:
-            known.pop(address, None)
-            known[address] = None
-        excess = len(known) - KNOWN_ADDRESSES_PER_PEER
-        if excess > 0:
-            for address in list(itertools.islice(known, excess)):
-                del known[address]
-
     def ping(self) -> None:
         """
         Ping the peer unless a ping is already waiting for its pong; the
@@ -545,15 +521,6 @@ class Peer:
             self._settings.ping_timeout_s, self._pingTimedOut
         )
         self.send(codec.ping(self._ping_nonce))
-
-    def advertise(self) -> None:
-        """
-        Tell the peer this node's own listening address.
-        """
-        own = self._manager.advertisementFor(self)
-        if own is not None:
-            # Not remembered as known: we never relay our own address.
-            self.send(codec.addr([(own, int(self._clock.seconds()))]))
 
     def close(self, reason: Exception) -> None:
         """
@@ -588,7 +555,7 @@ class Peer:
 
     def connectionMade(self) -> None:
         now = self._clock.seconds()
-        self.connected_at = self._addr_tokens_at = now
+        self.connected_at = now
         self._handshake_timer = self._clock.callLater(
             self._settings.handshake_timeout_s, self._handshakeTimedOut
         )
@@ -637,12 +604,7 @@ class Peer:
                 try:
                     handler(self, message)
                 except Exception:
-                    # The application's bug is not the peer's fault.
-                    log.failure(
-                        "Handler for {kind!r} failed on a message from {peer}",
-                        kind=kind,
-                        peer=self,
-                    )
+                    reportHandlerFailure(kind, self)
                 continue
             handler = handlers.get(kind)
             if handler is not None:
@@ -668,12 +630,6 @@ class Peer:
                 peer=self,
                 when="" if self.state is _ESTABLISHED else " before the handshake",
             )
-
-    def messageReceived(self, message: dict) -> None:
-        """
-        Handle one decoded message.
-        """
-        self.messagesReceived([message])
 
     def pauseReading(self) -> None:
         """
@@ -763,29 +719,12 @@ class Peer:
         # A verack after the handshake is harmless and ignored.
 
     def msg_getaddr(self, message: dict) -> None:
-        if not self._requireEstablished("getaddr") or self._getaddr_answered:
-            return
-        self._getaddr_answered = True
-        entries = self._manager.addressesFor(self, GETADDR_MAX_REPLY)
-        self.rememberAddresses(address for address, _ in entries)
-        self.send(codec.addr(entries))
+        if self._requireEstablished("getaddr"):
+            self._manager.getaddrReceived(self)
 
     def msg_addr(self, message: dict) -> None:
-        if not self._requireEstablished("addr"):
-            return
-        entries = message["peers"]
-        # The answer to our getaddr is the first addr after it that is not
-        # just the peer advertising itself (which may arrive first).
-        answer = self._awaiting_addr_answer and not self._isSelfAdvertisement(entries)
-        if answer:
-            self._awaiting_addr_answer = False
-        entries = self._rateLimit(entries)
-        if entries:
-            self.rememberAddresses(address for address, _ in entries)
-            relay = not answer and len(message["peers"]) <= RELAY_MAX_ENTRIES
-            self._manager.addressesReceived(self, entries, relay)
-        if answer:
-            self._manager.answerReceived(self)
+        if self._requireEstablished("addr"):
+            self._manager.addrReceived(self, message["peers"])
 
     def msg_ping(self, message: dict) -> None:
         if self._requireEstablished("ping"):
@@ -820,50 +759,10 @@ class Peer:
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         self._handshake_timer = None
-        # Discovery starts at once: the dialer asks for addresses, and each
-        # side tells the other where it listens.
-        if self.direction is Direction.OUTBOUND:
-            self._awaiting_addr_answer = True
-            # Room for the whole answer, as Bitcoin Core does after its
-            # getaddr; the rate limit still bounds everything else.
-            self._addr_tokens += GETADDR_MAX_REPLY
-            self.send(codec.getaddr())
-        self.advertise()
         self._manager.peerEstablished(self)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(self)
-
-    def _isSelfAdvertisement(self, entries: list) -> bool:
-        if len(entries) != 1:
-            return False
-        return entries[0][0] == self.address
-
-    def _rateLimit(self, entries: list) -> list:
-        """
-        Keep as many entries as the peer's token bucket allows. The bucket
-        refills at C{addr_rate_per_s} up to C{addr_bucket_tokens}; the bonus
-        given when we send C{getaddr} may take it above that.
-        """
-        now = self._clock.seconds()
-        settings = self._settings
-        self._addr_tokens = refill(
-            self._addr_tokens,
-            now - self._addr_tokens_at,
-            settings.addr_rate_per_s,
-            settings.addr_bucket_tokens,
-        )
-        self._addr_tokens_at = now
-        allowed = int(self._addr_tokens)
-        if allowed < len(entries):
-            log.debug(
-                "Rate limit: dropped {dropped} addresses from {peer}",
-                dropped=len(entries) - allowed,
-                peer=self,
-            )
-            entries = entries[:allowed]
-        self._addr_tokens -= len(entries)
-        return entries
 
     def _handshakeTimedOut(self) -> None:
         self._handshake_timer = None
@@ -914,8 +813,10 @@ __all__ = [
     "OTHER_TYPE",
     "Peer",
     "PeerManager",
+    "PeerRoutes",
     "PeerSettings",
     "PeerState",
+    "reportHandlerFailure",
     "refill",
     "typeCounter",
 ]

@@ -59,7 +59,8 @@ from twisted.logger import Logger
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from zope.interface import implementer
 
-from bitp2p.constants import NODE_ID_MAX_CHARS
+# MAX_PINS: pins kept at most; beyond, the least recently confirmed one is dropped.
+from bitp2p.constants import MAX_PINS, NODE_ID_MAX_CHARS
 from bitp2p.storage import atomic_write
 
 log = Logger()
@@ -71,9 +72,6 @@ CERT_FILE = "node.crt"
 # The first byte of every TLS record that opens a connection: the content
 # type "handshake" of the ClientHello.
 TLS_RECORD_START = 0x16
-
-# Pins kept at most; beyond, the least recently confirmed one is dropped.
-MAX_PINS = 10_000
 
 # Certificate validity: from a day back (clocks disagree) to about a century
 # ahead (nothing checks expiry; the key is the identity).

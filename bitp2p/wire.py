@@ -1,12 +1,17 @@
 """
 The wire format: newline-delimited JSON over a byte stream.
 
-This module is framing and nothing else. L{JSONLineWire} is the Twisted
-protocol attached to a connection: it cuts the byte stream into lines, turns
-each line into a message dict with L{bitp2p.codec}, and hands it to its
-L{Peer<bitp2p.peer.Peer>}, which holds all message meaning (handshake,
-discovery, keep-alive). A second wire format is another class offering the
-same few methods to a L{Peer}; the peer logic does not change.
+This module is framing and nothing else. L{JSONLines} is the wire format
+(an L{IWireFormat<bitp2p.interfaces.IWireFormat>}): the connection manager
+asks it for the framing protocol of each new connection, and the message
+registry asks it to encode an application message once for all the peers it
+goes to. L{JSONLineWire} is that framing protocol: it cuts the byte stream
+into lines, turns each line into a message dict with L{bitp2p.codec}, and
+hands it to its L{Peer<bitp2p.peer.Peer>}, which holds all message meaning
+(handshake, discovery, keep-alive). A second wire format is another
+L{IWireFormat} whose protocol offers the same few methods to a L{Peer}
+(L{IPeerWire<bitp2p.interfaces.IPeerWire>}); neither the peer logic nor the
+node names a wire class.
 
 The methods a peer uses of its wire are: C{sendMessage}, C{sendMessages},
 C{close}, C{abort}, C{getPeer}, C{getHost} and the counters C{bytesIn} and
@@ -19,10 +24,11 @@ chunk received and C{dataWritten} for each write.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from twisted.internet.interfaces import IAddress
-from twisted.protocols.basic import LineReceiver
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from bitp2p import codec
@@ -34,11 +40,62 @@ if TYPE_CHECKING:
     from bitp2p.peer import Peer
 
 
-class JSONLineWire(LineReceiver):
+class JSONLines:
+    """
+    The JSON-lines wire format (the protocol's own, PROTOCOL.md): one JSON
+    object per line.
+
+    @ivar maxMessageBytes: the longest line accepted or sent, delimiter
+        excluded.
+    @ivar maxSendBufferBytes: bytes that may be written to a peer while its
+        send buffer stays full before it is dropped.
+    """
+
+    name = "json-lines"
+
+    def __init__(
+        self,
+        maxMessageBytes: int = MAX_MESSAGE_BYTES,
+        maxSendBufferBytes: int = MAX_SEND_BUFFER_BYTES,
+    ) -> None:
+        self.maxMessageBytes = maxMessageBytes
+        self.maxSendBufferBytes = maxSendBufferBytes
+
+    def buildProtocol(self, peer: Peer) -> JSONLineWire:
+        """
+        The framing protocol of a new connection, feeding C{peer}.
+        """
+        return JSONLineWire(peer, self.maxMessageBytes, self.maxSendBufferBytes)
+
+    def frames(self, message: Mapping) -> dict:
+        """
+        C{message} encoded once, as the C{frames} of L{JSONLineWire.sendMessage}.
+
+        @raise ValueError: if it cannot be encoded as JSON (NaN and the
+            infinities included), or is longer than C{maxMessageBytes}.
+        """
+        kind = message.get("type")
+        try:
+            data = codec.encode(message)
+            if b"null" in data:
+                # orjson writes NaN and infinities as null: refuse them, as
+                # the standard library does, rather than change the data.
+                json.dumps(message, allow_nan=False, default=str)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{kind!r} message cannot be encoded as JSON: {e}") from None
+        if len(data) > self.maxMessageBytes:
+            raise ValueError(
+                f"{kind!r} message is {len(data)} bytes encoded, over the "
+                f"{self.maxMessageBytes} peers accept"
+            )
+        return {JSONLineWire: data + b"\n"}
+
+
+class JSONLineWire(Protocol):
     """
     Newline-delimited JSON framing for one connection.
 
-    Unlike the stock L{LineReceiver}, C{dataReceived} splits each received
+    Unlike Twisted's C{LineReceiver}, C{dataReceived} splits each received
     chunk once (the stock one re-splits its whole buffer once per line, which
     is quadratic in the chunk size), strips one optional C{\\r}, skips empty
     lines, decodes the chunk's lines in one call to
@@ -89,6 +146,7 @@ class JSONLineWire(LineReceiver):
         self._closing = False
         # The unfinished line is _buffer, then the chunks in _more (which
         # add up to _moreSize bytes): see dataReceived.
+        self._buffer = b""
         self._more: list[bytes] = []
         self._moreSize = 0
         peer.wire = self
@@ -309,9 +367,6 @@ class JSONLineWire(LineReceiver):
             return
         self._count(self.peer.recv_per_type, message, len(line) + 1)
         self.peer.messagesReceived([message])
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self.peer.violation(self._tooLong())
 
     def _tooLong(self) -> ProtocolViolation:
         """

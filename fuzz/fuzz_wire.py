@@ -14,6 +14,7 @@ seconds in CI.)
 
 from __future__ import annotations
 
+import random
 import sys
 
 import atheris
@@ -25,6 +26,10 @@ with atheris.instrument_imports():
 
     from bitp2p import codec
     from bitp2p.address import Address
+    from bitp2p.addrman import AddrMan
+    from bitp2p.banman import BanMan
+    from bitp2p.config import NodeConfig
+    from bitp2p.discovery import AddressRelay
     from bitp2p.errors import HandshakeFailed, PeerLost, ProtocolViolation
     from bitp2p.peer import Direction, Peer
     from bitp2p.wire import JSONLineWire
@@ -32,10 +37,29 @@ with atheris.instrument_imports():
 
 class Manager:
     """
-    The least a Peer needs of a node.
+    The least a Peer needs of a node; C{getaddr} and C{addr} go to a real
+    address relay, with a real address manager and ban manager behind it.
     """
 
     applicationHandlers = {"chat": lambda peer, message: None}
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        book, bans = AddrMan(rng=random.Random(1), key=b"k" * 32), BanMan()
+        self.relay = AddressRelay(
+            NodeConfig(seeds=()),
+            clock,
+            connections=self,
+            book=lambda: book,
+            bans=lambda: bans,
+            relayKey=b"r" * 32,
+            onNewAddresses=lambda: None,
+            onAnswer=lambda peer: None,
+            maintain=lambda: None,
+            running=lambda: True,
+        )
+        self.getaddrReceived = self.relay.getaddrReceived
+        self.addrReceived = self.relay.addrReceived
 
     def versionFor(self, peer):
         return codec.version("fuzzer-node", 5000, user_agent="/fuzz/", timestamp=1)
@@ -44,25 +68,26 @@ class Manager:
         return None
 
     def peerEstablished(self, peer):
-        pass
+        self.relay.peerEstablished(peer)
 
     def peerClosed(self, peer, reason):
-        pass
+        self.relay.peerClosed(peer, reason)
 
     def violationFrom(self, peer, violation):
         pass
 
-    def advertisementFor(self, peer):
-        return Address.of("127.0.0.1", 5000)
+    # What the relay asks of the connection manager.
 
-    def addressesFor(self, peer, count):
-        return [(Address.of("10.0.0.1", 5000), 1)]
+    listeningAddress = Address.of("127.0.0.1", 5000)
 
-    def addressesReceived(self, peer, entries, relay):
+    def isOwn(self, address):
+        return address == self.listeningAddress
+
+    def addOwn(self, address):
         pass
 
-    def answerReceived(self, peer):
-        pass
+    def peers(self):
+        return []
 
 
 HANDSHAKE = b'{"type":"version","node_id":"them","port":6000}\n{"type":"verack"}\n'
@@ -71,7 +96,7 @@ REASONS = (ProtocolViolation, HandshakeFailed, PeerLost)
 
 def feed(data: bytes, established: bool) -> None:
     clock = Clock()
-    peer = Peer(Manager(), clock, Direction.INBOUND)
+    peer = Peer(Manager(clock), clock, Direction.INBOUND)
     wire = JSONLineWire(peer, 4096, 65536)
     transport = StringTransport(
         hostAddress=IPv4Address("TCP", "127.0.0.1", 5000),

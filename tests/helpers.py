@@ -18,6 +18,7 @@ from twisted.test import iosim
 
 from bitp2p import codec
 from bitp2p.address import Address
+from bitp2p.discovery import AddressRelay
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction, Peer, PeerSettings
 from bitp2p.wire import JSONLineWire
@@ -26,15 +27,27 @@ from bitp2p.wire import JSONLineWire
 class RecordingManager:
     """
     A L{bitp2p.peer.PeerManager} that records every call as an event.
+
+    C{getaddr} and C{addr} go to a real L{AddressRelay
+    <bitp2p.discovery.AddressRelay>} (L{RecordingRelay}) whose address
+    manager side is recorded instead: what it would store
+    (C{("addresses", entries, relay)}), what it asks to answer a
+    C{getaddr} with (C{("addressesFor", count)}), and the answer to our
+    C{getaddr} (C{("answer",)}).
+
+    @param relayConfig: L{NodeConfig} settings for the relay
+        (C{addr_rate_per_s}, C{addr_bucket_tokens}).
     """
 
-    def __init__(self, node_id: str = "us", port: int = 5000) -> None:
+    def __init__(self, node_id: str = "us", port: int = 5000, **relayConfig) -> None:
         self.node_id = node_id
         self.port = port
         self.events: list[tuple] = []
         self.refusal: Exception | None = None
         self.known: list[tuple[Address, int | None]] = []
         self.own: Address | None = Address.of("127.0.0.1", port)
+        self.clock = Clock()  # makePeer gives it the peer's
+        self.relay = RecordingRelay(self, NodeConfig(seeds=(), **relayConfig))
 
     def kinds(self) -> list[str]:
         return [event[0] for event in self.events]
@@ -47,30 +60,71 @@ class RecordingManager:
         return self.refusal
 
     def peerEstablished(self, peer):
+        self.relay.peerEstablished(peer)
         self.events.append(("established", peer))
 
     def peerClosed(self, peer, reason):
+        self.relay.peerClosed(peer, reason)
         self.events.append(("closed", reason))
 
     def violationFrom(self, peer, violation):
         self.events.append(("violation", str(violation)))
 
-    def advertisementFor(self, peer):
-        return self.own
+    def getaddrReceived(self, peer):
+        self.relay.getaddrReceived(peer)
 
-    def addressesFor(self, peer, count):
-        self.events.append(("addressesFor", count))
-        return self.known[:count]
-
-    def addressesReceived(self, peer, entries, relay):
-        self.events.append(("addresses", list(entries), relay))
-
-    def answerReceived(self, peer):
-        self.events.append(("answer",))
+    def addrReceived(self, peer, entries):
+        self.relay.addrReceived(peer, entries)
 
     @property
     def applicationHandlers(self):
         return _Recorder(self.events)
+
+    # What the relay asks of the connection manager and the reactor.
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def isOwn(self, address) -> bool:
+        return address == self.own
+
+    def addOwn(self, address) -> None:
+        pass
+
+    def peers(self) -> list:
+        return []
+
+
+class RecordingRelay(AddressRelay):
+    """
+    An L{AddressRelay} whose dealings with the address manager are
+    recorded in its L{RecordingManager}'s events.
+    """
+
+    def __init__(self, manager: RecordingManager, config: NodeConfig) -> None:
+        super().__init__(
+            config,
+            reactor=manager,
+            connections=manager,
+            book=lambda: None,
+            bans=lambda: None,
+            relayKey=b"k" * 32,
+            onNewAddresses=lambda: None,
+            onAnswer=lambda peer: manager.events.append(("answer",)),
+            maintain=lambda: None,
+            running=lambda: True,
+        )
+        self.manager = manager
+
+    def addressesReceived(self, peer, entries, relay):
+        self.manager.events.append(("addresses", list(entries), relay))
+
+    def addressesFor(self, peer, count):
+        self.manager.events.append(("addressesFor", count))
+        return self.manager.known[:count]
+
+    def advertisementFor(self, peer):
+        return self.manager.own
 
 
 class _Recorder:
@@ -103,6 +157,7 @@ def makePeer(
     """
     manager = manager if manager is not None else RecordingManager()
     clock = clock if clock is not None else Clock()
+    manager.clock = clock
     peer = Peer(manager, clock, direction, settings, rng=random.Random(7))
     wire = JSONLineWire(peer, maxLength, maxSendBuffer)
     transport = StringTransport(
@@ -164,8 +219,8 @@ def linkNodes(server, client, clock, serverPort=None, greet=True):
     if clientHost == "0.0.0.0":
         clientHost = "127.0.0.1"
     serverHost = serverAddress.host if serverAddress.host != "0.0.0.0" else "127.0.0.1"
-    serverWire = server._acceptInbound(IPv4Address("TCP", clientHost, 50000))
-    clientWire = client._buildPeer(Direction.OUTBOUND, Address.of(serverHost, serverPort))
+    serverWire = server.connman.admit(IPv4Address("TCP", clientHost, 50000))
+    clientWire = client.connman.buildPeer(Direction.OUTBOUND, Address.of(serverHost, serverPort))
     return iosim.connect(
         serverWire,
         iosim.FakeTransport(
@@ -231,7 +286,7 @@ class Inbound:
     """
 
     def __init__(self, node: Node, host: str, port: int = 40000, node_id: str | None = None):
-        self.wire = node._acceptInbound(IPv4Address("TCP", host, port))
+        self.wire = node.connman.admit(IPv4Address("TCP", host, port))
         if self.wire is None:
             return
         self.transport = StringTransport(

@@ -54,7 +54,7 @@ a valid version, one byte every 0.1 s       closed by the handshake timeout (1 s
 50 C{addr} of 10 fresh addresses each       the per-peer token bucket holds: the book
 (addr_bucket_tokens = 20)                   grows by at most 20
 200 C{getaddr} in two bursts                only the first is answered
-500 silent connections in a burst, 250      len(_connections) never exceeds
+500 silent connections in a burst, 250      live connections never exceed
 from a local host and 250 from another      max_connections (16); the other /16
 /16                                         never holds more than its cap (4)
 a peer that never reads while the node      dropped with "not reading"; the honest
@@ -174,7 +174,7 @@ def victimSide(victim, raw: Raw):
     The victim's L{Peer} of C{raw}'s connection, or L{None}.
     """
     here = raw.transport.getHost()
-    for peer in victim._connections:
+    for peer in victim.connections():
         if peer.wire.transport is None:
             continue
         there = peer.wire.getPeer()
@@ -247,11 +247,11 @@ class AdversarialTestCase(NetworkTestCase):
         self.assertIn(honest.node_id, peerIds(victim))
         self.assertIn(victim.node_id, peerIds(honest))
         peer = victim.findPeer(honest.node_id)
-        await self.waitFor(lambda: peer._ping_nonce is None, "no ping outstanding", 5)
+        await self.waitFor(lambda: peer.ping_sent_at is None, "no ping outstanding", 5)
         victim.pingAll()
-        self.assertIsNotNone(peer._ping_nonce)
+        self.assertIsNotNone(peer.ping_sent_at)
         await self.waitFor(
-            lambda: peer._ping_nonce is None or peer.close_reason is not None,
+            lambda: peer.ping_sent_at is None or peer.close_reason is not None,
             "the honest peer's pong",
             5,
         )
@@ -343,7 +343,7 @@ class MalformedInputTests(AdversarialTestCase):
         await self.assertLost(raw, "the attacker to be closed")
         self.assertIsInstance(side.close_reason, ProtocolViolation)
         self.assertEqual(victim.counters["violations"], before + 1)
-        self.assertEqual(victim._violations.get(source), 1)
+        self.assertEqual(victim.misbehavior.violations(source), 1)
 
     async def sendAfterHandshake(self, victim, payload: bytes, outcome: str) -> None:
         source = newSource()
@@ -366,14 +366,14 @@ class MalformedInputTests(AdversarialTestCase):
         await self.assertLost(raw, "the attacker to be closed")
         self.assertIsInstance(side.close_reason, ProtocolViolation)
         self.assertEqual(victim.counters["violations"], before + 1)
-        self.assertEqual(victim._violations.get(source), 1)
+        self.assertEqual(victim.misbehavior.violations(source), 1)
 
     async def malformed(self, payload: bytes, outcome: str) -> None:
         victim, honest = await self.setUpVictim()
         await self.sendFirst(victim, payload, outcome)
         await self.sendAfterHandshake(victim, payload, outcome)
         await self.assertServing(victim, honest)
-        self.assertNotIn("127.0.0.1", victim._violations)
+        self.assertEqual(victim.misbehavior.violations("127.0.0.1"), 0)
         self.assertFalse(victim.isDiscouraged("127.0.0.1"))
 
 
@@ -403,7 +403,7 @@ class ProtocolAbuseTests(AdversarialTestCase):
         self.assertEqual(victim.counters["violations"], 5)
         self.assertTrue(victim.isDiscouraged(source))
         self.assertFalse(victim.isDiscouraged("127.0.0.1"))
-        self.assertNotIn(source, victim._violations)  # reset once discouraged
+        self.assertEqual(victim.misbehavior.violations(source), 0)  # reset once discouraged
         await self.assertServing(victim, honest)
 
     async def test_lineThatNeverEndsIsClosedAtTheLimit(self):
@@ -529,17 +529,17 @@ class FloodTests(AdversarialTestCase):
         victim, honest = await self.setUpVictim(max_connections=16, max_inbound_per_group=4)
         local, foreign = "127.0.0.200", "127.77.0.1"
         seen = {"connections": 0, "foreign": 0, "accepts": 0}
-        accept = victim._acceptInbound
+        accept = victim.connman.admit
 
         def watched(addr):
             wire = accept(addr)
             seen["accepts"] += 1
-            seen["connections"] = max(seen["connections"], len(victim._connections))
-            seen["foreign"] = max(seen["foreign"], victim._inboundGroups.get("127.77.0.0/16", 0))
+            seen["connections"] = max(seen["connections"], len(victim.connman))
+            seen["foreign"] = max(seen["foreign"], victim.connman.inboundFrom("127.77.0.0/16"))
             return wire
 
-        victim._acceptInbound = watched
-        self.addCleanup(delattr, victim, "_acceptInbound")
+        victim.connman.admit = watched
+        self.addCleanup(delattr, victim.connman, "admit")
         attempts = []
         for i in range(500):
             endpoint = TCP4ClientEndpoint(
@@ -559,7 +559,7 @@ class FloodTests(AdversarialTestCase):
         self.assertTrue(victim.running)
         self.assertLessEqual(seen["connections"], 16)
         self.assertLessEqual(seen["foreign"], 4)
-        self.assertLessEqual(len(victim._connections), 16)
+        self.assertLessEqual(len(victim.connman), 16)
         # Those refused were closed at once: what stays is within the limits.
         await self.waitFor(
             lambda: sum(not raw.closed for raw in raws) <= 15, "refused ones to be closed", 10
@@ -567,8 +567,8 @@ class FloodTests(AdversarialTestCase):
         self.assertIn(honest.node_id, peerIds(victim))
         for raw in raws:
             raw.abort()
-        await self.waitFor(lambda: len(victim._connections) == 1, "the burst to be gone", 10)
-        self.assertEqual(victim._inboundGroups.get("127.77.0.0/16", 0), 0)
+        await self.waitFor(lambda: len(victim.connman) == 1, "the burst to be gone", 10)
+        self.assertEqual(victim.connman.inboundFrom("127.77.0.0/16"), 0)
         await self.assertServing(victim, honest)
 
 
@@ -596,7 +596,7 @@ class SlowPeerTests(AdversarialTestCase):
         # (The attacker, not reading, would not notice the reset: the
         # victim's side of the connection is what is checked.)
         await self.waitFor(lambda: side.state is PeerState.CLOSED, "the sluggard to be dropped", 5)
-        self.assertNotIn(side, victim._connections)
+        self.assertNotIn(side, victim.connman)
         self.assertIn("not reading", str(side.close_reason))
         self.assertLessEqual(side.wire._writtenWhilePaused, 64 * 1024 + 13_000)
         await self.waitFor(lambda: len(news) == sent, "the honest peer to get every message", 10)

@@ -110,7 +110,7 @@ def dialKind(reactor, index: int) -> ConnectionType:
 
 
 def kinds(node: Node) -> list[str]:
-    return sorted(p.kind.value for p in node._connections)
+    return sorted(p.kind.value for p in node.connections())
 
 
 class OutboundGroupTests(SynchronousTestCase):
@@ -266,7 +266,7 @@ class FeelerTests(SynchronousTestCase):
         self.reactor.advance(0.1)
         self.assertTrue(feeler.closing)
         feeler.lose()
-        self.assertEqual(self.node._shortTimers, {})
+        self.assertEqual(self.node.shortLived.pending(), 0)
 
     def test_oneFeelerAtATimeAboutEveryInterval(self):
         """
@@ -285,7 +285,7 @@ class FeelerTests(SynchronousTestCase):
                 count += 1
         self.assertEqual(self.reactor.seconds() - start, 3600)
         self.assertTrue(30 <= count <= 90, count)
-        self.assertEqual(self.node._feeler, None)
+        self.assertEqual(self.node.outbound.feeler, None)
 
     def test_noFeelerWhileAnOutboundSlotIsFree(self):
         """
@@ -527,7 +527,7 @@ class InboundTests(SynchronousTestCase):
             reactor.advance(1)
         newcomers = []
         for i in range(6):
-            wire = node._acceptInbound(IPv4Address("TCP", f"30.{i}.0.1", 1))
+            wire = node.connman.admit(IPv4Address("TCP", f"30.{i}.0.1", 1))
             wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", f"30.{i}.0.1", 1)))
             newcomers.append(wire)
         self.assertFalse(any(w.transport.disconnecting for w in newcomers))
@@ -544,7 +544,7 @@ class InboundTests(SynchronousTestCase):
         established = [Inbound(node, "20.1.0.1", 40000)]
         silent = []
         for i in range(7):
-            wire = node._acceptInbound(IPv4Address("TCP", f"30.{i}.0.1", 1))
+            wire = node.connman.admit(IPv4Address("TCP", f"30.{i}.0.1", 1))
             wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", f"30.{i}.0.1", 1)))
             silent.append(wire)
             reactor.advance(1)
@@ -700,7 +700,7 @@ class RelayTests(SynchronousTestCase):
         peers = node.peers()
         address = Address.of("30.1.0.1", 5000)
         hourly = [
-            frozenset(node._relayTargets(address, peers, h * 3600)) for h in range(24 * 10)
+            frozenset(node.discovery.relayTargets(address, peers, h * 3600)) for h in range(24 * 10)
         ]
         self.assertEqual({len(t) for t in hourly}, {2})
         changes = [h for h in range(1, len(hourly)) if hourly[h] != hourly[h - 1]]
@@ -708,7 +708,7 @@ class RelayTests(SynchronousTestCase):
         self.assertTrue(all(b - a == 24 for a, b in zip(changes, changes[1:])), changes)
         # Other addresses go other ways.
         others = {
-            frozenset(node._relayTargets(Address.of(f"30.{i}.0.1", 5000), peers, 0))
+            frozenset(node.discovery.relayTargets(Address.of(f"30.{i}.0.1", 5000), peers, 0))
             for i in range(30)
         }
         self.assertGreater(len(others), 5)

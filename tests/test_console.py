@@ -177,7 +177,7 @@ class CommandTests(SynchronousTestCase):
         from twisted.test import iosim
 
         clientWire = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 6002))
-        serverWire = other._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000))
+        serverWire = other.connman.admit(IPv4Address("TCP", "127.0.0.1", 50000))
         iosim.connect(
             serverWire,
             iosim.FakeTransport(serverWire, True, IPv4Address("TCP", "127.0.0.1", 6002),

@@ -67,7 +67,7 @@ class MessageTypeTests(SynchronousTestCase):
         self.assertEqual(self.got.got, [])
         self.assertEqual(self.a.peers(), [])
         self.assertEqual(self.b.peers(), [])
-        self.assertEqual(self.a._violations, {"127.0.0.1": 1})
+        self.assertEqual(self.a.misbehavior.violations("127.0.0.1"), 1)
 
     def test_aHandlerThatRaisesIsLoggedAndTheConnectionStays(self):
         events = []

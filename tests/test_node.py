@@ -152,7 +152,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(len(self.a.peers()), 1)
         self.assertEqual(len(self.b.peers()), 1)
         self.assertEqual(events, [])
-        closed = [p for p in self.b._connections if p.close_reason is not None]
+        closed = [p for p in self.b.connections() if p.close_reason is not None]
         self.assertEqual(closed, [])  # the newer connection is already gone
         self.assertTrue(pump.clientIO.disconnected or pump.serverIO.disconnected)
 
@@ -193,7 +193,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertNoResult(d)
         from twisted.test import iosim
 
-        serverWire = self.a._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000))
+        serverWire = self.a.connman.admit(IPv4Address("TCP", "127.0.0.1", 50000))
         clientWire = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 6001))
         iosim.connect(
             serverWire,
@@ -224,7 +224,7 @@ class LimitTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, max_connections=3, max_outbound=1)
         accepted = [
-            node._acceptInbound(IPv4Address("TCP", "127.0.0.1", 50000 + i)) for i in range(3)
+            node.connman.admit(IPv4Address("TCP", "127.0.0.1", 50000 + i)) for i in range(3)
         ]
         self.assertEqual([w is not None for w in accepted], [True, True, False])
 
@@ -255,7 +255,7 @@ class LimitTests(SynchronousTestCase):
         for node in (hub, *nodes):
             for kind in ConnectionType:
                 self.assertEqual(
-                    node._counts[kind], sum(p.kind is kind for p in node._connections)
+                    node.connman.count(kind), sum(p.kind is kind for p in node.connections())
                 )
 
     def test_discouragedHostNeverEvicts(self):
@@ -264,7 +264,7 @@ class LimitTests(SynchronousTestCase):
         for i in range(2):
             linkNodes(hub, makeNode(6001 + i, reactor), reactor)
         hub.bans.discourage("10.6.6.6", reactor.seconds() + 100)
-        self.assertIsNone(hub._acceptInbound(IPv4Address("TCP", "10.6.6.6", 1)))
+        self.assertIsNone(hub.connman.admit(IPv4Address("TCP", "10.6.6.6", 1)))
         self.assertEqual(len(hub.peers()), 2)
 
     def test_maintenanceKeepsAtMostMaxOutboundDials(self):
@@ -307,13 +307,13 @@ class LimitTests(SynchronousTestCase):
             AddrInfo(address=Address.of(f"10.{i}.0.1", 5000), source=source, last_tried=100.0, failures=3)
             for i in range(50)
         ]
-        spreadA = [a._spread(info) for info in infos]
+        spreadA = [a.outbound.spread(info) for info in infos]
         self.assertTrue(all(0.5 <= f < 1 for f in spreadA))
-        self.assertEqual(spreadA, [a._spread(info) for info in infos])  # fixed for a try
-        self.assertNotEqual(spreadA, [b._spread(info) for info in infos])
+        self.assertEqual(spreadA, [a.outbound.spread(info) for info in infos])  # fixed for a try
+        self.assertNotEqual(spreadA, [b.outbound.spread(info) for info in infos])
         self.assertGreater(max(spreadA) - min(spreadA), 0.25)  # spread, not one value
         later = attrs.evolve(infos[0], last_tried=200.0)
-        self.assertNotEqual(a._spread(later), spreadA[0])  # a new try, a new factor
+        self.assertNotEqual(a.outbound.spread(later), spreadA[0])  # a new try, a new factor
 
     def test_repeatedViolationsDiscourageTheHost(self):
         reactor = MemoryReactorClock()
@@ -321,7 +321,7 @@ class LimitTests(SynchronousTestCase):
         from twisted.test import proto_helpers
 
         for i in range(3):
-            wire = node._acceptInbound(IPv4Address("TCP", "10.9.9.9", 40000 + i))
+            wire = node.connman.admit(IPv4Address("TCP", "10.9.9.9", 40000 + i))
             wire.makeConnection(
                 proto_helpers.StringTransport(peerAddress=IPv4Address("TCP", "10.9.9.9", 1))
             )
@@ -563,12 +563,12 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(len(saved()), 8)
         # A stop cancels a pending growth save (and saves anyway).
         tell(*(f"10.{i}.2.2" for i in range(8, 20)))
-        self.assertTrue(node._growthSave.active())
+        self.assertTrue(node.store.growthSavePending)
         stopped = node.stopService()
         pump.flush()
         self.successResultOf(stopped)
         self.assertEqual(len(saved()), 20)
-        self.assertIsNone(node._growthSave)
+        self.assertFalse(node.store.growthSavePending)
 
     def test_damagedPeersFileIsSetAsideAndNodeStartsClean(self):
         datadir = os.path.join(tempDir(self), "d")
@@ -665,7 +665,7 @@ class BootstrapTests(SynchronousTestCase):
 
 class TrafficTotalsTests(SynchronousTestCase):
     def test_peersGoneStayCountedAndTypesAreBounded(self):
-        from bitp2p import node as nodeModule
+        from bitp2p import accounting
 
         reactor = MemoryReactorClock()
         a, b = makeNode(6001, reactor), makeNode(6002, reactor)
@@ -681,6 +681,6 @@ class TrafficTotalsTests(SynchronousTestCase):
         self.assertEqual(a.trafficTotals()[("in", "chat")], [1, line])
         self.assertEqual(a.trafficTotals()[("in", "version")][0], 1)
         totals: dict = {}
-        self.patch(nodeModule, "MAX_TRAFFIC_KEYS", 3)
-        nodeModule._merge(totals, {"a": [1, 10], "b": [1, 10], "c": [2, 20], "d": [3, 30]})
+        self.patch(accounting, "MAX_TRAFFIC_KEYS", 3)
+        accounting.merge(totals, {"a": [1, 10], "b": [1, 10], "c": [2, 20], "d": [3, 30]})
         self.assertEqual(totals, {"a": [1, 10], "b": [1, 10], "*other*": [5, 50]})

@@ -65,7 +65,7 @@ class EndpointTests(NetworkTestCase):
         path = socketPath(self)
         a = self.startNode(listen_endpoints=("tcp6:0:interface=\\:\\:1", f"unix:{path}"))
         self.assertEqual(a.listeningAddress.host, "::1")
-        self.assertEqual(len(a._ports), 2)
+        self.assertEqual(len(a.connman.ports), 2)
         b = self.startNode(interface="::1")
         peer = yield b.connect("::1", a.listeningPort)
         self.assertEqual(peer.node_id, a.node_id)
@@ -73,7 +73,7 @@ class EndpointTests(NetworkTestCase):
         peer = yield c.connect(f"unix:path={path}")
         self.assertEqual(peer.node_id, a.node_id)
         yield a.stopService()
-        self.assertEqual(a._ports, [])
+        self.assertEqual(a.connman.ports, [])
         self.assertFalse(os.path.exists(path) and _listening(path))
 
     @defer.inlineCallbacks
@@ -143,7 +143,7 @@ class TLSTests(NetworkTestCase):
         b = self.startNode(tls=True, datadir=tempDir(self))
         yield b.connect("127.0.0.1", port)
         yield a.stopService()
-        yield defer.ensureDeferred(self.waitFor(lambda: not b._connections, "b to see a go"))
+        yield defer.ensureDeferred(self.waitFor(lambda: not b.connections(), "b to see a go"))
         impostor = self.startNode(tls=True, listen_endpoints=(f"tcp:{port}:interface=127.0.0.1",))
         self.assertNotEqual(impostor.node_id, a.node_id)
         failure = yield self.assertFailure(b.connect("127.0.0.1", port), HandshakeFailed)
@@ -261,7 +261,7 @@ class LaterListenTests(SynchronousTestCase):
         events = logged(self)
         node.stopService()
         self.assertTrue(d.called)  # cancelled
-        self.assertEqual(node._pendingListens, [])
+        self.assertEqual(node.connman.pendingListens, 0)
         self.assertIsNone(node.listeningAddress)
         self.assertFalse([e for e in events if "Cannot listen" in e])
 

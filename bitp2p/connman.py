@@ -1,0 +1,869 @@
+"""
+The connection manager (Bitcoin Core's C{CConnman}): sockets and slots.
+
+L{ConnectionManager} owns the listening ports, the server and client
+factories, the registry of live connections (by kind, by node id, inbound
+ones by network group), inbound admission (bans, the per-group cap,
+eviction by Bitcoin Core's rules), dialing (endpoints, the bind address,
+connect() calls that join a dial in progress), and the detection of
+self-connections and duplicates. It publishes each connection's
+establishment and end on L{PeerEvents<bitp2p.events.PeerEvents>}.
+
+It knows no message meaning: it never reads or builds a message, and it
+reaches the wire format only through L{IWireFormat
+<bitp2p.interfaces.IWireFormat>} (through the C{newPeer} factory the node
+gives it). It knows nothing of the address manager either: what a dial or a
+self-connection means for the address book goes out through callbacks
+(C{onDialStarted}, C{onDialFailed}, C{onSelfAddress}, C{onLocalGroup}).
+
+Local networks: loopback and private addresses are grouped by /16 like
+public ones, so nodes on 127.1.0.1 and 127.2.0.1 are in different groups.
+But a loopback or private address in one of the node's own groups (that of
+its listening address, of the local end of its connections, and 127.0.0.0/16
+when it listens on all interfaces) is on the same machine or network as the
+node: L{ConnectionManager.diversityKey} exempts such addresses from the
+one-per-group rule and the inbound group cap, so that many nodes on one
+address (C{127.0.0.1}, ports 5000, 5001, ...) still form a network. An
+attacker cannot use this from outside: loopback addresses are only accepted
+from loopback peers, and public addresses never get the exemption.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    clientFromString,
+)
+from twisted.internet.error import ConnectError, ConnectingCancelledError
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from bitp2p.address import Address, AddressError, is_local_range, network_group
+from bitp2p.constants import LISTEN_BACKLOG
+from bitp2p.endpoints import Target, listenNow, serverEndpoint
+from bitp2p.errors import (
+    ConnectFailed,
+    DuplicateConnection,
+    LimitReached,
+    PeerLost,
+    SelfConnection,
+)
+from bitp2p.eviction import EvictionCandidate, select_to_evict
+from bitp2p.peer import ConnectionType, Direction, Peer
+
+if TYPE_CHECKING:
+    from bitp2p.banman import BanMan
+    from bitp2p.config import NodeConfig
+    from bitp2p.events import PeerEvents
+    from bitp2p.tls import Identity
+
+log = Logger()
+
+# Connections that exist for one job and close: not peers in the usual sense
+# (no relay, no broadcast, no observers).
+SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
+
+NewPeer = Callable[[Direction, "Address | None", ConnectionType], tuple[Peer, object]]
+
+
+class PeerServerFactory(ServerFactory):
+    """
+    Builds the protocol of each inbound connection, or refuses it.
+    """
+
+    noisy = False  # the node logs what matters itself
+
+    def __init__(self, connections: ConnectionManager) -> None:
+        self.connections = connections
+
+    def buildProtocol(self, addr):
+        return self.connections.admit(addr)
+
+
+class PeerClientFactory(ClientFactory):
+    """
+    Builds the protocol of one outbound connection.
+
+    @ivar dialed: the address dialed, when it is an IP literal.
+    @ivar kind: the L{ConnectionType} of the connection.
+    """
+
+    noisy = False
+
+    def __init__(
+        self, connections: ConnectionManager, dialed: Address | None, kind: ConnectionType
+    ) -> None:
+        self.connections = connections
+        self.dialed = dialed
+        self.kind = kind
+
+    def buildProtocol(self, addr):
+        return self.connections.buildPeer(Direction.OUTBOUND, self.dialed, self.kind)
+
+
+class ConnectionManager:
+    """
+    Listening, dialing, admission and the registry of live connections.
+
+    @param nodeId: this node's id (a callable: it is the node's public
+        attribute).
+    @param newPeer: makes a new connection's L{Peer} and the framing
+        protocol feeding it (from the node's wire format):
+        C{newPeer(direction, dialed, kind) -> (peer, protocol)}.
+    @param bans: the current L{BanMan} (a callable: the node may replace it
+        when it loads its data directory).
+    @param groupKey: the secret that keys network groups for eviction.
+    @param noveltyOf: when a peer last told us of an address new to us (0:
+        never), which protects it from eviction.
+    @param onDialStarted: C{(address, now, count_failure)}: a dial of an IP
+        address starts; C{count_failure} says whether a failure would count
+        against the address (see L{countsFailures}).
+    @param onDialFailed: C{(address, now)}: a dial of an IP address failed.
+    @param onSelfAddress: C{(address)}: a dialed address turned out to be
+        this node.
+    @param onLocalGroup: C{(group)}: a network group became local (see the
+        module docstring).
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        reactor,
+        nodeId: Callable[[], str],
+        events: PeerEvents,
+        newPeer: NewPeer,
+        bans: Callable[[], BanMan],
+        groupKey: bytes,
+        identity: Identity | None,
+        noveltyOf: Callable[[Peer], float],
+        onDialStarted: Callable[[Address, float, bool], None],
+        onDialFailed: Callable[[Address, float], None],
+        onSelfAddress: Callable[[Address], None],
+        onLocalGroup: Callable[[str], None],
+        running: Callable[[], bool],
+    ) -> None:
+        self._config = config
+        self._reactor = reactor
+        self._nodeId = nodeId
+        self._events = events
+        self._newPeer = newPeer
+        self._bans = bans
+        self._groupKey = groupKey
+        self._identity = identity
+        self._noveltyOf = noveltyOf
+        self._onDialStarted = onDialStarted
+        self._onDialFailed = onDialFailed
+        self._onSelfAddress = onSelfAddress
+        self._onLocalGroup = onLocalGroup
+        self._running = running
+        self._serverFactory = PeerServerFactory(self)
+        self._ports: list[IListeningPort] = []
+        self._pendingListens: list[Deferred] = []  # endpoints that listen later
+        self._listeningAddress: Address | None = None  # worked out once, in listen
+        # A dict, not a set: iteration in connection order keeps runs with a
+        # seeded rng reproducible (a set would follow memory addresses).
+        self._connections: dict[Peer, None] = {}
+        # Connections by kind, and inbound ones by network group, kept as
+        # they come and go: accepting one must not cost a walk over thousands.
+        self._counts = {kind: 0 for kind in ConnectionType}
+        self._inboundGroups: dict[str, int] = {}
+        # Each inbound connection's group as it was counted at admission
+        # (what is local may change meanwhile).
+        self._groupOf: dict[Peer, str] = {}
+        self._byId: dict[str, Peer] = {}
+        # Each dial of an IP address in progress: its kind, its outcome, and
+        # the Deferreds of connect() calls that joined it.
+        self._dials: dict[Address, _Dial] = {}
+        self._own: set[Address] = set()
+        self._localGroups: set[str] = set()
+        self._closing: dict[Peer, list[Deferred]] = {}
+
+    # -- listening --------------------------------------------------------------
+
+    def listen(self) -> None:
+        """
+        Listen now, synchronously, so that a busy port fails the start (an
+        endpoint that listens later, such as an onion service, is waited for
+        in the background).
+
+        @raise twisted.internet.error.CannotListenError: if it cannot listen.
+        @raise ValueError: for an endpoint string Twisted cannot parse.
+        """
+        if self._ports or not self._config.listen:
+            return
+        descriptions = self._config.listen_endpoints
+        if not descriptions:
+            interface = self._config.interface.replace(":", "\\:")
+            descriptions = (
+                f"tcp:{self._config.port}:interface={interface}:backlog={LISTEN_BACKLOG}",
+            )
+        try:
+            for description in descriptions:
+                port, later = listenNow(
+                    serverEndpoint(self._reactor, description),
+                    self._listeningFactory(),
+                    description,
+                    functools.partial(self._listening, description=description),
+                )
+                if later is not None:
+                    self._pendingListens.append(later)
+                else:
+                    self._listening(port, description)
+        except BaseException:
+            for port in self._ports:
+                port.stopListening()
+            self._ports = []
+            self._listeningAddress = None
+            raise
+
+    def _listening(self, port: IListeningPort, description: str) -> None:
+        self._ports.append(port)
+        bound = port.getHost()
+        if self._config.listen_endpoints:
+            log.info("Listening on {description}", description=description)
+        if not isinstance(bound, (IPv4Address, IPv6Address)) or self._listeningAddress is not None:
+            return
+        host = bound.host
+        if not self._config.listen_endpoints and self._config.interface not in ("0.0.0.0", "::"):
+            host = self._config.interface  # as asked (what a test reactor reports may differ)
+        address = Address.of(host, bound.port)
+        if address.ip.is_unspecified:
+            # Listening on every interface includes loopback.
+            self.addLocalGroup(Address.of("::1" if address.is_ipv6 else "127.0.0.1", 0))
+        else:
+            self.addLocalGroup(address)
+        self._listeningAddress = address
+
+    def _listeningFactory(self):
+        if self._identity is not None:
+            return self._identity.wrapServerFactory(self._serverFactory)
+        return self._serverFactory
+
+    def stopListening(self) -> list[Deferred]:
+        """
+        Stop listening (and waiting for endpoints that listen later).
+
+        @return: one Deferred per port, firing once it is closed.
+        """
+        pending, self._pendingListens = self._pendingListens, []
+        for d in pending:
+            d.cancel()  # (a listen already done is not touched)
+        ports, self._ports = self._ports, []
+        self._listeningAddress = None
+        return [defer.maybeDeferred(port.stopListening) for port in ports]
+
+    @property
+    def ports(self) -> list[IListeningPort]:
+        """
+        The ports listened on (a copy).
+        """
+        return list(self._ports)
+
+    @property
+    def pendingListens(self) -> int:
+        """
+        Endpoints still on their way to listening (an onion service, ...).
+        """
+        return len(self._pendingListens)
+
+    @property
+    def listeningAddress(self) -> Address | None:
+        """
+        The address this node listens on (the real port when 0 was asked).
+        """
+        return self._listeningAddress
+
+    # -- the registry -----------------------------------------------------------
+
+    def connections(self) -> list[Peer]:
+        """
+        Every live connection, in the order they were made.
+        """
+        return list(self._connections)
+
+    def peers(self) -> list[Peer]:
+        """
+        The established peers (feeler and address-fetch connections, which
+        close as soon as their job is done, are not counted).
+        """
+        return [p for p in self._connections if p.established and p.kind not in SHORT_LIVED]
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def __contains__(self, peer: object) -> bool:
+        return peer in self._connections
+
+    def count(self, kind: ConnectionType) -> int:
+        """
+        Live connections of C{kind}, established or not.
+        """
+        return self._counts[kind]
+
+    def inboundFrom(self, group: str) -> int:
+        """
+        Live inbound connections from network group C{group}.
+        """
+        return self._inboundGroups.get(group, 0)
+
+    def byId(self, node_id: str) -> Peer | None:
+        """
+        The connection whose peer claimed C{node_id} and was let in, if any.
+        """
+        return self._byId.get(node_id)
+
+    def dialCount(self) -> int:
+        """
+        Dials in progress (of IP addresses; host names and endpoint strings
+        are not tracked).
+        """
+        return len(self._dials)
+
+    def isDialing(self, address: Address) -> bool:
+        return address in self._dials
+
+    def dialingKinds(self) -> Iterable[tuple[Address, ConnectionType]]:
+        """
+        Each dial in progress: its address and its kind.
+        """
+        return [(address, dial.kind) for address, dial in self._dials.items()]
+
+    def busyAddresses(self) -> set[Address]:
+        """
+        The addresses connected to or being dialed: not to dial again.
+        """
+        busy = set(self._dials)
+        for peer in self._connections:
+            address = peer.address
+            if address is not None:
+                busy.add(address)
+            if peer.dialed is not None:
+                busy.add(peer.dialed)
+        return busy
+
+    def whenClosed(self, peer: Peer) -> Deferred[None]:
+        """
+        A Deferred that fires once C{peer}'s connection has ended.
+        """
+        d: Deferred[None] = Deferred()
+        self._closing.setdefault(peer, []).append(d)
+        return d
+
+    def closeAll(self, reason: Exception) -> list[Deferred]:
+        """
+        Cancel every dial and close every connection.
+
+        @return: one Deferred per connection, firing once it has ended.
+        """
+        for dial in list(self._dials.values()):
+            dial.result.cancel()
+        closed = [self.whenClosed(peer) for peer in self._connections]
+        for peer in list(self._connections):
+            peer.close(reason)
+        return closed
+
+    # -- own addresses and groups -----------------------------------------------
+
+    def isOwn(self, address: Address) -> bool:
+        """
+        Whether C{address} is this node's (advertised, or found by dialing
+        ourselves).
+        """
+        return address in self._own
+
+    def addOwn(self, address: Address) -> None:
+        """
+        Remember C{address} as this node's: it is never dialed.
+        """
+        self._own.add(address)
+
+    def _selfFound(self, address: Address | None) -> None:
+        """
+        A connection to C{address} reached this node itself.
+        """
+        if address is not None:
+            self._own.add(address)
+            self._onSelfAddress(address)
+
+    def addLocalGroup(self, address: Address) -> None:
+        """
+        C{address} is one of ours: its network group is local.
+        """
+        group = network_group(address)
+        if group in self._localGroups:
+            return
+        self._localGroups.add(group)
+        self._onLocalGroup(group)
+
+    def diversityKey(self, address: Address) -> str | None:
+        """
+        The network group that counts for the one-outbound-per-group rule
+        and the inbound group cap, or L{None} for an address exempt from
+        both: a loopback or private address in one of our own groups.
+        """
+        group = network_group(address)
+        if group in self._localGroups and is_local_range(address):
+            return None
+        return group
+
+    def bucketGroup(self, address: Address) -> str:
+        """
+        The group the address manager buckets C{address} by: its network
+        group, but for a local address (see L{diversityKey}) the address
+        itself, or every node on 127.0.0.1 would share one bucket of 64
+        slots.
+        """
+        key = self.diversityKey(address)
+        return key if key is not None else f"local {address}"
+
+    def outboundGroups(self) -> set[str]:
+        """
+        The diversity keys of the automatic outbound connections, live or
+        being dialed (exempt addresses have none).
+        """
+        groups: set[str] = set()
+        for peer in self._connections:
+            if peer.kind is ConnectionType.OUTBOUND:
+                address = peer.dialed or peer.address
+                key = self.diversityKey(address) if address is not None else None
+                if key is not None:
+                    groups.add(key)
+        for address, dial in self._dials.items():
+            if dial.kind is ConnectionType.OUTBOUND:
+                key = self.diversityKey(address)
+                if key is not None:
+                    groups.add(key)
+        return groups
+
+    def outboundAnchors(self) -> list[Address]:
+        """
+        The addresses dialed by the established automatic outbound
+        connections, in connection order (the anchors to save).
+        """
+        return [
+            p.dialed
+            for p in self._connections
+            if p.kind is ConnectionType.OUTBOUND and p.established and p.dialed is not None
+        ]
+
+    def countsFailures(self) -> bool:
+        """
+        Whether a failed dial now counts against the address (Bitcoin
+        Core): only while at least two outbound peers in distinct groups
+        work, so that a node that is offline does not condemn every
+        address it knows.
+        """
+        keys = {
+            self.diversityKey(p.dialed) or str(p.dialed)
+            for p in self._connections
+            if p.kind is ConnectionType.OUTBOUND and p.established and p.dialed is not None
+        }
+        return len(keys) >= min(self._config.outbound_slots - 1, 2)
+
+    # -- inbound ----------------------------------------------------------------
+
+    def admit(self, addr):
+        """
+        An inbound connection from C{addr} (a Twisted C{IAddress}) arrives:
+        its framing protocol, or L{None} to refuse it (banned host, group
+        cap reached, or every inbound slot taken and no one to evict).
+        """
+        host = getattr(addr, "host", "")
+        now = self._reactor.seconds()
+        bans = self._bans()
+        if bans.is_banned(host, now):
+            log.debug("Refusing inbound connection from banned {host}", host=host)
+            return None
+        count = self._counts[ConnectionType.INBOUND]
+        limit = self._config.inbound_slots
+        discouraged = bans.is_discouraged(host, now)
+        if discouraged:
+            # Like Bitcoin Core: a discouraged host may still take a free
+            # slot, but never the last one, and never evicts anyone.
+            limit -= 1
+        remote = hostAddress(addr)
+        group = self.diversityKey(remote) if remote is not None else None
+        if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
+            log.info(
+                "Refusing inbound connection from {host}: {count} inbound from {group} already",
+                host=host,
+                count=self._inboundGroups[group],
+                group=group,
+            )
+            return None
+        if count >= limit and (discouraged or not self._evictInbound()):
+            log.info(
+                "Refusing inbound connection from {host}: {inbound} inbound already",
+                host=host,
+                inbound=count,
+            )
+            return None
+        return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group)
+
+    def _evictInbound(self) -> bool:
+        """
+        Make room for a new inbound connection by Bitcoin Core's rules
+        (L{bitp2p.eviction.select_to_evict}): protect peers by keyed network
+        group, lowest ping, recent novel addresses and longest uptime, then
+        close the youngest peer of the network group holding the most of
+        the rest. A full node thus still admits newcomers (a seed must, or
+        nodes that arrive late never learn an address), while an attacker
+        cannot push out the long-lived, diverse, fast peers.
+
+        Only established peers are candidates. A connection still in its
+        handshake (at most C{handshake_timeout_s}) would always be the
+        youngest: when newcomers arrive faster than a handshake takes (a
+        thousand nodes starting from one seed), each would evict the one
+        before it and none would ever finish. But one still in its
+        handshake after C{stale_handshake_s} (an honest peer sends its
+        C{version} at once) is doing nothing a peer does: it goes first,
+        the longest waiting, so that silent connections cannot hold the
+        slots for the whole handshake timeout.
+
+        @return: whether a peer was evicted.
+        """
+        now = self._reactor.seconds()
+        stale = [
+            peer
+            for peer in self._connections
+            if peer.kind is ConnectionType.INBOUND
+            and not peer.established
+            and peer.close_reason is None
+            and now - peer.connected_at > self._config.stale_handshake_s
+        ]
+        if stale:
+            victim = min(stale, key=lambda peer: peer.connected_at)
+            log.info(
+                "Inbound slots full: closing {peer}, still in its handshake, to make room",
+                peer=victim,
+            )
+            victim.close(PeerLost("evicted: still in its handshake, to make room"))
+            return True
+        candidates = []
+        for peer in self._connections:
+            if (
+                peer.kind is not ConnectionType.INBOUND
+                or not peer.established
+                or peer.close_reason is not None
+            ):
+                continue
+            remote = hostAddress(peer.remote_address)
+            group = network_group(remote) if remote is not None else "?"
+            candidates.append(
+                EvictionCandidate(
+                    id=peer,
+                    connected_at=peer.connected_at,
+                    min_ping_s=peer.min_rtt_s,
+                    keyed_net_group=self._keyedGroup(group),
+                    is_local=remote is not None and remote.ip.is_loopback,
+                    last_addr_time=self._noveltyOf(peer),
+                )
+            )
+        victim = select_to_evict(candidates)
+        if victim is None:
+            return False
+        log.info("Inbound slots full: evicting {peer} to make room", peer=victim)
+        victim.close(PeerLost("evicted to make room for a new connection"))
+        return True
+
+    def _keyedGroup(self, group: str) -> int:
+        digest = hashlib.blake2b(group.encode(), key=self._groupKey, digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def buildPeer(
+        self,
+        direction: Direction,
+        dialed: Address | None,
+        kind: ConnectionType | None = None,
+        group: str | None = None,
+    ):
+        """
+        A new connection's peer, counted in, and the framing protocol
+        feeding it (what a factory's C{buildProtocol} returns).
+
+        @param kind: the connection's type; by default C{INBOUND} or
+            C{OUTBOUND} as C{direction} says.
+        @param group: for an inbound connection, the remote's network group
+            as L{diversityKey} gives it (L{None}: exempt from the cap).
+        """
+        if kind is None:
+            kind = (
+                ConnectionType.INBOUND if direction is Direction.INBOUND else ConnectionType.OUTBOUND
+            )
+        peer, protocol = self._newPeer(direction, dialed, kind)
+        self._connections[peer] = None
+        self._counts[kind] += 1
+        if kind is ConnectionType.INBOUND and group is not None:
+            self._groupOf[peer] = group
+            self._inboundGroups[group] = self._inboundGroups.get(group, 0) + 1
+        return protocol
+
+    # -- outbound ---------------------------------------------------------------
+
+    def connect(self, target: Target) -> Deferred[Peer]:
+        """
+        Dial C{target} as a manual connection (L{Node.connect
+        <bitp2p.node.Node.connect>}), unless it is this node, already
+        connected (its peer, once established), or being dialed (that
+        dial's outcome).
+        """
+        address = target.address
+        if address is not None:
+            if address in self._own:
+                return defer.fail(SelfConnection(f"{address} is this node"))
+            for peer in self._connections:
+                if peer.address == address:
+                    return peer.whenEstablished()
+            dial = self._dials.get(address)
+            if dial is not None:
+                follower: Deferred[Peer] = Deferred()
+                dial.followers.append(follower)
+                return follower
+        if len(self._connections) + len(self._dials) >= self._config.max_connections:
+            return defer.fail(
+                LimitReached(f"{self._config.max_connections} connections already")
+            )
+        return self.dial(target, ConnectionType.MANUAL)
+
+    def _endpointFor(self, target: Target, address: Address | None):
+        if target.endpoint is not None:
+            return clientFromString(self._reactor, target.endpoint)
+        host, port = target.host, target.port
+        timeout = self._config.connect_timeout_s
+        if address is None:
+            return HostnameEndpoint(self._reactor, host, port, timeout=timeout)
+        bind = self._bindAddressFor(address)
+        if address.is_ipv6:
+            return TCP6ClientEndpoint(
+                self._reactor, address.host, port, timeout=timeout, bindAddress=bind
+            )
+        return TCP4ClientEndpoint(
+            self._reactor, address.host, port, timeout=timeout, bindAddress=bind
+        )
+
+    def _bindAddressFor(self, address: Address) -> tuple[str, int] | None:
+        """
+        Dial from the listening interface when it is one specific address
+        that can reach C{address}, so that the peer sees this node's
+        connections come from the address it listens on. (Several nodes on
+        one host, each on its own 127.x.y.z, would otherwise all appear as
+        127.0.0.1.)
+        """
+        try:
+            own = Address.of(self._config.interface, 0)
+        except AddressError:
+            return None
+        if (
+            own.ip.is_unspecified
+            or own.is_ipv6 != address.is_ipv6
+            or own.ip.is_loopback != address.ip.is_loopback
+        ):
+            return None
+        return (own.host, 0)
+
+    def dial(self, target: Target, kind: ConnectionType) -> Deferred[Peer]:
+        """
+        Dial C{target} and complete the handshake.
+
+        @return: a Deferred that fires with the L{Peer} once established
+            (that of the existing connection when the node turned out to be
+            connected already), or fails with the reason.
+        """
+        now = self._reactor.seconds()
+        address = target.address
+        if address is not None:
+            self._onDialStarted(address, now, self.countsFailures())
+        try:
+            endpoint = self._endpointFor(target, address)
+        except (ValueError, TypeError, KeyError) as e:
+            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}"))
+        factory = PeerClientFactory(self, address, kind)
+        if self._identity is not None:
+            factory = self._identity.wrapClientFactory(factory)
+        connecting = endpoint.connect(factory)
+        result: Deferred[Peer] = Deferred(lambda _: connecting.cancel())
+        dial = None
+        if address is not None:
+            dial = self._dials[address] = _Dial(kind, result)
+            # First in the chain: followers get the outcome before the
+            # dialer's own callbacks (which may consume a failure).
+            result.addBoth(_tell, dial.followers)
+
+        def done() -> None:
+            if dial is not None and self._dials.get(address) is dial:
+                del self._dials[address]
+
+        def connected(protocol) -> None:
+            done()
+            peer = getattr(protocol, "wrappedProtocol", protocol).peer  # under TLS, or not
+            peer.whenEstablished().addErrback(self._alreadyConnected, peer).chainDeferred(result)
+
+        def failed(failure: Failure) -> None:
+            done()
+            if failure.check(defer.CancelledError, ConnectingCancelledError):
+                result.errback(ConnectFailed(f"dialing {target} cancelled"))
+                return
+            if address is not None and self._running():
+                self._onDialFailed(address, self._reactor.seconds())
+            error = failure.value
+            if failure.check(ConnectError):
+                error = ConnectFailed(
+                    f"cannot connect to {target}: {failure.getErrorMessage()}"
+                )
+            result.errback(error)
+
+        connecting.addCallbacks(connected, failed)
+        return result
+
+    def _alreadyConnected(self, failure: Failure, peer: Peer) -> Deferred[Peer] | Failure:
+        """
+        A dial that found the node already connected over another
+        connection gets that connection's peer.
+        """
+        if failure.check(DuplicateConnection):
+            other = self._byId.get(peer.node_id)
+            if other is not None and other is not peer:
+                return other.whenEstablished()
+        return failure
+
+    # -- what peers tell the connection manager -------------------------------
+
+    def admitId(self, peer: Peer) -> Exception | None:
+        """
+        Judge the node id of C{peer}'s C{version}: the refusal if it is this
+        node itself or a node already connected, else L{None} (and the id
+        is registered).
+        """
+        own = self._nodeId()
+        if peer.node_id == own:
+            # The other end of this connection is one of our own outbound
+            # connections, still waiting for a version: close that one too,
+            # and never dial its address again.
+            remote = _endpointOf(peer.remote_address)
+            for other in list(self._connections):
+                if (
+                    other.direction is Direction.OUTBOUND
+                    and _endpointOf(other.local_address) == remote
+                ):
+                    self._selfFound(other.dialed)
+                    other.close(SelfConnection(f"{other.dialed or other.remote} is this node"))
+            self._selfFound(peer.dialed)
+            return SelfConnection("connected to itself")
+        existing = self._byId.get(peer.node_id)
+        if existing is not None and existing is not peer:
+            duplicate = DuplicateConnection(f"already connected to {peer.node_id}")
+            if existing.established or existing.direction is peer.direction:
+                return duplicate  # the newer connection goes
+            # Both nodes dialed each other at once, and each sees the other
+            # connection as the newer one. Both keep the connection dialed
+            # by the node with the smaller id, so exactly one survives.
+            ours = Direction.OUTBOUND if own < peer.node_id else Direction.INBOUND
+            if peer.direction is not ours:
+                return duplicate
+            existing.close(duplicate)
+        self._byId[peer.node_id] = peer
+        return None
+
+    def peerEstablished(self, peer: Peer) -> None:
+        """
+        C{peer}'s handshake is done: the local end's group is ours, and the
+        event is published.
+        """
+        local = hostAddress(peer.local_address)
+        if local is not None and not local.ip.is_unspecified:
+            self.addLocalGroup(local)
+        self._events.established(peer)
+
+    def peerClosed(self, peer: Peer, reason: Exception) -> None:
+        """
+        C{peer}'s connection ended: it leaves the registry, the event is
+        published, then those waiting for the close are told.
+        """
+        if peer in self._connections:
+            del self._connections[peer]
+            self._counts[peer.kind] -= 1
+            group = self._groupOf.pop(peer, None)
+            if group is not None:
+                left = self._inboundGroups[group] - 1
+                if left:
+                    self._inboundGroups[group] = left
+                else:
+                    del self._inboundGroups[group]
+        if peer.node_id is not None and self._byId.get(peer.node_id) is peer:
+            del self._byId[peer.node_id]
+        self._events.closed(peer, reason)
+        for d in self._closing.pop(peer, ()):
+            d.callback(None)
+
+
+class _Dial:
+    """
+    One dial of an IP address in progress.
+
+    @ivar kind: the connection's type.
+    @ivar result: what the dialer gets.
+    @ivar followers: the Deferreds of connect() calls made meanwhile.
+    """
+
+    __slots__ = ("kind", "result", "followers")
+
+    def __init__(self, kind: ConnectionType, result: Deferred) -> None:
+        self.kind = kind
+        self.result = result
+        self.followers: list[Deferred] = []
+
+
+def _tell(outcome, followers: list[Deferred]):
+    """
+    Give C{outcome} (a result or a failure) to each of C{followers}, and pass
+    it on unchanged.
+    """
+    for follower in followers:
+        if isinstance(outcome, Failure):
+            follower.errback(outcome)
+        else:
+            follower.callback(outcome)
+    return outcome
+
+
+def hostAddress(address) -> Address | None:
+    """
+    The IP address (port 0) of a Twisted C{IAddress}, or L{None} (a UNIX
+    socket, a test transport without one, no address).
+    """
+    host = getattr(address, "host", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)) or host is None:
+        return None
+    try:
+        return Address.of(host, 0)
+    except AddressError:
+        return None
+
+
+def _endpointOf(address) -> tuple[str, int] | None:
+    """
+    The C{(host, port)} of a Twisted C{IAddress}, to compare two ends of
+    connections; L{None} when it has no host.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    return None if host is None else (host, port)
+
+
+__all__ = [
+    "ConnectionManager",
+    "PeerClientFactory",
+    "PeerServerFactory",
+    "SHORT_LIVED",
+    "hostAddress",
+]

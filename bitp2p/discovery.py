@@ -1,0 +1,495 @@
+"""
+Peer discovery: everything C{getaddr} and C{addr} mean, in one place (the
+address half of Bitcoin Core's C{PeerManagerImpl}).
+
+L{AddressRelay} owns:
+
+  - the start of discovery on each new connection: the dialer asks
+    C{getaddr} (and makes room in the peer's token bucket for the whole
+    answer), and each side tells the other where it listens;
+  - the answer to a peer's C{getaddr} (once per connection), drawn from the
+    address manager;
+  - a received C{addr}: which one is the answer to our C{getaddr}, the
+    per-peer token bucket (C{addr_rate_per_s}, C{addr_bucket_tokens}), what
+    is stored (and with what time) and what is dropped, what is relayed;
+  - relay: each fresh address of a small unsolicited C{addr} goes to
+    C{RELAY_FANOUT} peers chosen by a keyed hash, never to a peer that
+    knows it (the per-peer known-address filter);
+  - self-advertisement (at the handshake and every C{advertise_interval_s});
+  - the bootstrap seeds: added when the address manager is empty, host
+    names resolved to all their addresses, and the fallback to them when
+    there is still no peer C{seed_fallback_s} after start.
+
+Its per-peer state (L{_AddrState}) lives here, keyed by peer, from the
+handshake to the close. It reaches the rest of the node through the
+connection manager's public methods (the peers, our own addresses, the
+listening address) and callbacks; it knows nothing of sockets, slots or
+wire formats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from bitp2p import codec
+from bitp2p.address import Address, AddressError
+from bitp2p.connman import hostAddress
+from bitp2p.constants import (
+    ADDR_FUTURE_SLACK_S,
+    ADDR_TIME_PENALTY_S,
+    ADDR_UNKNOWN_AGE_S,
+    GETADDR_MAX_PCT,
+    GETADDR_MAX_REPLY,
+    GETADDR_MIN_COUNT,
+    KNOWN_ADDRESSES_PER_PEER,
+    RELAY_FANOUT,
+    RELAY_FRESH_S,
+    RELAY_MAX_ENTRIES,
+)
+from bitp2p.peer import Direction, Peer, refill
+
+if TYPE_CHECKING:
+    from bitp2p.banman import BanMan
+    from bitp2p.config import NodeConfig
+    from bitp2p.connman import ConnectionManager
+    from bitp2p.interfaces import IAddressManager
+
+log = Logger()
+
+Entries = list[tuple[Address, "int | None"]]
+
+
+class _AddrState:
+    """
+    What the address relay keeps of one peer.
+
+    @ivar tokens: the token bucket: addresses that may still be taken.
+    @ivar tokens_at: when C{tokens} was last refilled.
+    @ivar known: addresses the peer sent us or was sent (oldest first), made
+        on first use.
+    @ivar answered: whether its C{getaddr} was answered (once per
+        connection).
+    @ivar awaiting: whether we wait for the answer to our C{getaddr}.
+    @ivar novel_at: when it last told us of an address new to us (0: never);
+        it protects the peer from eviction.
+    """
+
+    __slots__ = ("tokens", "tokens_at", "known", "answered", "awaiting", "novel_at")
+
+    def __init__(self, since: float) -> None:
+        self.tokens = float(RELAY_MAX_ENTRIES)
+        self.tokens_at = since
+        self.known: dict[Address, None] | None = None
+        self.answered = False
+        self.awaiting = False
+        self.novel_at = 0.0
+
+
+class AddressRelay:
+    """
+    The meaning of C{getaddr} and C{addr}, the relay of addresses, our own
+    advertisement, and the seeds.
+
+    @param book: the current address manager.
+    @param bans: the current L{BanMan}.
+    @param relayKey: the secret that keys the choice of relay targets.
+    @param onNewAddresses: called when addresses new to the book were
+        stored (the store may save a grown book).
+    @param onAnswer: C{(peer)}: the answer to our C{getaddr} to C{peer}
+        arrived (a short-lived connection's job is then done).
+    @param maintain: run the connection manager's round (once seeds are
+        known).
+    @param running: whether the node runs.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        reactor,
+        connections: ConnectionManager,
+        book: Callable[[], IAddressManager],
+        bans: Callable[[], BanMan],
+        relayKey: bytes,
+        onNewAddresses: Callable[[], None],
+        onAnswer: Callable[[Peer], None],
+        maintain: Callable[[], None],
+        running: Callable[[], bool],
+    ) -> None:
+        self._config = config
+        self._reactor = reactor
+        self._connections = connections
+        self._book = book
+        self._bans = bans
+        self._relayKey = relayKey
+        self._onNewAddresses = onNewAddresses
+        self._onAnswer = onAnswer
+        self._maintain = maintain
+        self._running = running
+        self._states: dict[Peer, _AddrState] = {}
+        self._seedTimer = None
+
+    # -- start and stop ---------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Bootstrap: the seeds now if the address manager is empty, else only
+        if there is still no peer C{seed_fallback_s} later. Nothing with
+        C{--connect}, which dials only what it names.
+        """
+        if self._config.connect:
+            return
+        if len(self._book()) == 0:
+            self.addSeeds()
+        else:
+            self._seedTimer = self._reactor.callLater(
+                self._config.seed_fallback_s, self._seedFallback
+            )
+
+    def stop(self) -> None:
+        if self._seedTimer is not None and self._seedTimer.active():
+            self._seedTimer.cancel()
+        self._seedTimer = None
+
+    # -- peers come and go ------------------------------------------------------
+
+    def peerEstablished(self, peer: Peer) -> None:
+        """
+        Discovery starts at once: the dialer asks for addresses, and each
+        side tells the other where it listens.
+        """
+        state = self._state(peer)
+        if peer.direction is Direction.OUTBOUND:
+            state.awaiting = True
+            # Room for the whole answer, as Bitcoin Core does after its
+            # getaddr; the rate limit still bounds everything else.
+            state.tokens += GETADDR_MAX_REPLY
+            peer.send(codec.getaddr())
+        self.advertise(peer)
+
+    def peerClosed(self, peer: Peer, reason: Exception) -> None:
+        self._states.pop(peer, None)
+
+    def _state(self, peer: Peer) -> _AddrState:
+        state = self._states.get(peer)
+        if state is None:
+            state = self._states[peer] = _AddrState(peer.connected_at)
+        return state
+
+    def lastNovelAddressAt(self, peer: Peer) -> float:
+        """
+        When C{peer} last told us of an address new to us (0: never).
+        """
+        state = self._states.get(peer)
+        return state.novel_at if state is not None else 0.0
+
+    # -- what peers send --------------------------------------------------------
+
+    def getaddrReceived(self, peer: Peer) -> None:
+        """
+        Answer C{peer}'s C{getaddr}, the first of its connection only.
+        """
+        state = self._state(peer)
+        if state.answered:
+            return
+        state.answered = True
+        entries = self.addressesFor(peer, GETADDR_MAX_REPLY)
+        self._remember(state, (address for address, _ in entries))
+        peer.send(codec.addr(entries))
+
+    def addrReceived(self, peer: Peer, entries: Entries) -> None:
+        """
+        C{peer} told us of addresses: the answer to our C{getaddr} (the
+        first C{addr} after it that is not just the peer advertising itself,
+        which may come first) is stored; anything else is stored too, and
+        its fresh entries relayed when it is small (at most
+        C{RELAY_MAX_ENTRIES}). The token bucket bounds what is taken.
+        """
+        state = self._state(peer)
+        answer = state.awaiting and not _isSelfAdvertisement(peer, entries)
+        if answer:
+            state.awaiting = False
+        total = len(entries)
+        entries = self._rateLimit(peer, state, entries)
+        if entries:
+            self._remember(state, (address for address, _ in entries))
+            relay = not answer and total <= RELAY_MAX_ENTRIES
+            self.addressesReceived(peer, entries, relay)
+        if answer:
+            self._onAnswer(peer)
+
+    def _rateLimit(self, peer: Peer, state: _AddrState, entries: Entries) -> Entries:
+        """
+        Keep as many entries as the peer's token bucket allows. The bucket
+        refills at C{addr_rate_per_s} up to C{addr_bucket_tokens}; the bonus
+        given when we send C{getaddr} may take it above that.
+        """
+        now = self._reactor.seconds()
+        state.tokens = refill(
+            state.tokens,
+            now - state.tokens_at,
+            self._config.addr_rate_per_s,
+            self._config.addr_bucket_tokens,
+        )
+        state.tokens_at = now
+        allowed = int(state.tokens)
+        if allowed < len(entries):
+            log.debug(
+                "Rate limit: dropped {dropped} addresses from {peer}",
+                dropped=len(entries) - allowed,
+                peer=peer,
+            )
+            entries = entries[:allowed]
+        state.tokens -= len(entries)
+        return entries
+
+    def addressesReceived(self, peer: Peer, entries: Entries, relay: bool) -> None:
+        """
+        Store what C{peer} told us (already rate-limited), as Bitcoin Core
+        does: an entry without a time, or with a time too far in the future,
+        is taken as seen 5 days ago (and not relayed), except the peer's
+        announcement of itself, taken as seen now; addresses that are ours,
+        banned or discouraged are dropped, and so are loopback ones unless
+        the peer is on loopback too. Fresh entries are relayed if C{relay}.
+        """
+        now = self._reactor.seconds()
+        remote = hostAddress(peer.remote_address)
+        from_loopback = remote is not None and remote.ip.is_loopback
+        source = peer.address or remote
+        if source is None:
+            return
+        bans = self._bans()
+        isOwn = self._connections.isOwn
+        accepted: list[tuple[Address, float]] = []
+        fresh: Entries = []
+        for address, seen in entries:
+            if isOwn(address) or (address.ip.is_loopback and not from_loopback):
+                continue
+            host = address.host
+            if bans.is_banned(host, now) or bans.is_discouraged(host, now):
+                continue
+            if seen is None or seen > now + ADDR_FUTURE_SLACK_S:
+                if address == peer.address:
+                    seen = int(now)
+                else:
+                    accepted.append((address, now - ADDR_UNKNOWN_AGE_S))
+                    continue
+            accepted.append((address, float(seen)))
+            if relay and seen >= now - RELAY_FRESH_S:
+                fresh.append((address, seen))
+        if accepted and self._book().add(accepted, source, now, ADDR_TIME_PENALTY_S):
+            self._state(peer).novel_at = now
+            self._onNewAddresses()
+        if fresh:
+            self._relay(peer, fresh)
+
+    def addressesFor(self, peer: Peer, count: int) -> Entries:
+        """
+        At most C{count} addresses to answer C{peer}'s C{getaddr} with (as
+        Bitcoin Core: at most C{GETADDR_MAX_PCT} % of what we know), never
+        our own.
+        """
+        now = self._reactor.seconds()
+        isOwn = self._connections.isOwn
+        return [
+            (info.address, int(info.last_seen) if info.last_seen else None)
+            for info in self._book().get_addr(now, count, GETADDR_MAX_PCT, GETADDR_MIN_COUNT)
+            if not isOwn(info.address)
+        ]
+
+    # -- the known-address filter -----------------------------------------------
+
+    def knowsAddress(self, peer: Peer, address: Address) -> bool:
+        """
+        Whether C{peer} was sent C{address}, or told us of it (among the
+        last C{KNOWN_ADDRESSES_PER_PEER} such addresses).
+        """
+        state = self._states.get(peer)
+        return state is not None and state.known is not None and address in state.known
+
+    def rememberAddresses(self, peer: Peer, addresses: Iterable[Address]) -> None:
+        """
+        Note that C{peer} knows these addresses: it sent them, or was sent
+        them. The oldest are forgotten past C{KNOWN_ADDRESSES_PER_PEER}.
+        """
+        self._remember(self._state(peer), addresses)
+
+    @staticmethod
+    def _remember(state: _AddrState, addresses: Iterable[Address]) -> None:
+        known = state.known
+        if known is None:
+            known = state.known = {}
+        for address in addresses:
+            known.pop(address, None)
+            known[address] = None
+        excess = len(known) - KNOWN_ADDRESSES_PER_PEER
+        if excess > 0:
+            for address in list(itertools.islice(known, excess)):
+                del known[address]
+
+    # -- relay ------------------------------------------------------------------
+
+    def _relay(self, source: Peer, entries: Entries) -> None:
+        """
+        Pass fresh addresses on, as Bitcoin Core's RelayAddress does: each
+        goes to the C{RELAY_FANOUT} peers (other than its source) that rank
+        highest by a keyed hash of the address, the peer and the day, so
+        the same address takes the same way for a day whoever sends it
+        again (repeating an address does not reach more peers), and is sent
+        only to those that do not know it yet (neither sent it to us nor
+        were sent it by us), so re-advertisements stop at the first hop.
+        """
+        others = [p for p in self._connections.peers() if p is not source]
+        if not others:
+            return
+        now = int(self._reactor.seconds())
+        batches: dict[Peer, Entries] = {}
+        for entry in entries:
+            address = entry[0]
+            for peer in self.relayTargets(address, others, now):
+                if not self.knowsAddress(peer, address):
+                    batches.setdefault(peer, []).append(entry)
+        for peer, batch in batches.items():
+            self._remember(self._state(peer), (address for address, _ in batch))
+            peer.send(codec.addr(batch))
+
+    def relayTargets(self, address: Address, peers: list[Peer], now: int) -> list[Peer]:
+        """
+        The C{RELAY_FANOUT} of C{peers} that C{address} is relayed to at
+        C{now} (all of them when there are no more).
+        """
+        if len(peers) <= RELAY_FANOUT:
+            return peers
+        key = str(address).encode()
+        offset = int.from_bytes(
+            hashlib.blake2b(key, key=self._relayKey, digest_size=8).digest(), "big"
+        )
+        day = ((now + offset % 86400) // 86400).to_bytes(8, "big")
+        base = hashlib.blake2b(key + b"\0" + day, key=self._relayKey, digest_size=8)
+
+        def rank(peer: Peer) -> bytes:
+            h = base.copy()
+            h.update((peer.node_id or "").encode())
+            return h.digest()
+
+        return heapq.nlargest(RELAY_FANOUT, peers, key=rank)
+
+    # -- our own address --------------------------------------------------------
+
+    def advertisementFor(self, peer: Peer) -> Address | None:
+        """
+        This node's listening address as C{peer} can reach it (for a node
+        listening on every interface: the local address of that
+        connection), remembered as our own; L{None} when not listening.
+        """
+        listening = self._connections.listeningAddress
+        if listening is None or not listening.port:
+            return None
+        host = listening.host
+        if host in ("0.0.0.0", "::"):
+            host = getattr(peer.local_address, "host", None)
+        try:
+            own = Address.of(host, listening.port)
+        except (AddressError, AttributeError):
+            return None
+        self._connections.addOwn(own)
+        return own
+
+    def advertise(self, peer: Peer) -> None:
+        """
+        Tell C{peer} this node's own listening address.
+        """
+        own = self.advertisementFor(peer)
+        if own is not None:
+            # Not remembered as known: we never relay our own address.
+            peer.send(codec.addr([(own, int(self._reactor.seconds()))]))
+
+    def advertiseAll(self) -> None:
+        """
+        Tell every established peer our address (the advertise timer's work).
+        """
+        for peer in self._connections.peers():
+            self.advertise(peer)
+
+    # -- seeds ------------------------------------------------------------------
+
+    def addSeeds(self) -> None:
+        """
+        Put the bootstrap addresses in the address manager; host names are
+        resolved to all their addresses first.
+        """
+        now = self._reactor.seconds()
+        for host, port in self._config.seed_list():
+            try:
+                address = Address.of(host, port)
+            except AddressError:
+                self._resolveSeed(host, port)
+                continue
+            self._addSeed(address, now)
+
+    def _addSeed(self, address: Address, now: float) -> None:
+        if not self._connections.isOwn(address):
+            self._book().add([(address, now)], address, now)
+
+    def _resolveSeed(self, host: str, port: int) -> None:
+        resolver = getattr(self._reactor, "nameResolver", None)
+        if resolver is None:
+            log.warn("Cannot resolve seed {host}: no resolver", host=host)
+            return
+        receiver = _Collect()
+        resolver.resolveHostName(receiver, host, port)
+
+        def done(addresses: list[Address]) -> None:
+            if not addresses:
+                log.warn("Seed {host} resolved to no address", host=host)
+            if not self._running():
+                return
+            now = self._reactor.seconds()
+            for address in addresses:
+                self._addSeed(address, now)
+            self._maintain()
+
+        receiver.done.addCallback(done)
+
+    def _seedFallback(self) -> None:
+        self._seedTimer = None
+        if not self._connections.peers():
+            log.info("No peer yet: falling back to the seeds")
+            self.addSeeds()
+            self._maintain()
+
+
+def _isSelfAdvertisement(peer: Peer, entries: Entries) -> bool:
+    return len(entries) == 1 and entries[0][0] == peer.address
+
+
+class _Collect:
+    """
+    An C{IResolutionReceiver} that gathers every address of a host name.
+    """
+
+    def __init__(self) -> None:
+        self.addresses: list[Address] = []
+        self.done: Deferred[list[Address]] = Deferred()
+
+    def resolutionBegan(self, resolution) -> None:
+        pass
+
+    def addressResolved(self, address) -> None:
+        try:
+            found = Address.of(address.host, address.port)
+        except AddressError:
+            return
+        if found not in self.addresses:
+            self.addresses.append(found)
+
+    def resolutionComplete(self) -> None:
+        self.done.callback(self.addresses)
+
+
+__all__ = ["AddressRelay"]

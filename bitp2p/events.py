@@ -1,0 +1,137 @@
+"""
+Peer events: a connection's handshake completed, a connection ended.
+
+L{PeerEvents} is where the connection manager publishes both, once each, and
+where every component that keeps bookkeeping about peers subscribes: the
+address relay, the address book's bookkeeping, manual targets, short-lived
+connections, the outbound filler, traffic totals, gossip, and the
+application's L{Node.observe<bitp2p.node.Node.observe>} callbacks. A new
+concern subscribes here instead of adding a line to the connection manager.
+
+Subscribers are called in the order they subscribed (the node subscribes its
+components in one place, L{Node._wire<bitp2p.node.Node>}, in a fixed order).
+An internal subscriber's exception is a bug and propagates; the
+application's observers are wrapped (L{Observers}) so that one that raises
+is logged and the others are still called.
+
+It owns the subscriber list only: it knows nothing of what a peer is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Container
+
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from bitp2p.peer import Peer
+
+log = Logger()
+# The lines operators (and their log filters) know a node's peers by keep
+# the namespace they had before the node was taken apart.
+peerLog = Logger(namespace="bitp2p.node")
+
+Established = Callable[["Peer"], object]
+Closed = Callable[["Peer", Exception], object]
+
+
+class PeerEvents:
+    """
+    Publishes peers' established and closed events to subscribers.
+    """
+
+    def __init__(self) -> None:
+        self._established: list[Established] = []
+        self._closed: list[Closed] = []
+
+    def subscribe(
+        self, established: Established | None = None, closed: Closed | None = None
+    ) -> None:
+        """
+        Be called with C{established(peer)} once a connection's handshake is
+        done, and with C{closed(peer, reason)} once any connection ends
+        (handshake done or not).
+        """
+        if established is not None:
+            self._established.append(established)
+        if closed is not None:
+            self._closed.append(closed)
+
+    def established(self, peer: Peer) -> None:
+        """
+        Publish that C{peer} completed its handshake.
+        """
+        for subscriber in self._established:
+            subscriber(peer)
+
+    def closed(self, peer: Peer, reason: Exception) -> None:
+        """
+        Publish that C{peer}'s connection ended, for C{reason}.
+        """
+        for subscriber in self._closed:
+            subscriber(peer, reason)
+
+
+class Observers:
+    """
+    The application's peer observers (L{Node.observe<bitp2p.node.Node.observe>}),
+    and the log lines that tell the operator the same: both hear of
+    established peers that are peers in the usual sense (not the short-lived
+    feeler and address-fetch connections), and of their end. An observer
+    that raises is logged; the others are still called.
+
+    @param shortLived: the connection types that are not peers in that sense.
+    """
+
+    def __init__(self, shortLived: Container[object]) -> None:
+        self._shortLived = shortLived
+        self._entries: list[tuple[Established | None, Closed | None]] = []
+
+    def add(
+        self, connected: Established | None, disconnected: Closed | None
+    ) -> Callable[[], None]:
+        """
+        Add an observer.
+
+        @return: a function that removes it.
+        """
+        entry = (connected, disconnected)
+        self._entries.append(entry)
+        return lambda: self._entries.remove(entry) if entry in self._entries else None
+
+    def peerEstablished(self, peer: Peer) -> None:
+        if peer.kind in self._shortLived:
+            return
+        peerLog.info(
+            "Connected to {node_id} at {address} ({direction}, {user_agent})",
+            node_id=peer.node_id,
+            address=peer.address or peer.remote,
+            direction=peer.kind.value,
+            user_agent=peer.user_agent,
+        )
+        for connected, _ in list(self._entries):
+            if connected is not None:
+                _notify(connected, peer)
+
+    def peerClosed(self, peer: Peer, reason: Exception) -> None:
+        if peer.established_at is None or peer.kind in self._shortLived:
+            return
+        peerLog.info(
+            "Disconnected from {node_id} at {address}: {reason}",
+            node_id=peer.node_id,
+            address=peer.address or peer.remote,
+            reason=reason,
+        )
+        for _, disconnected in list(self._entries):
+            if disconnected is not None:
+                _notify(disconnected, peer, reason)
+
+
+def _notify(callback: Callable, *args) -> None:
+    try:
+        callback(*args)
+    except Exception:
+        log.failure("Peer observer {callback!r} failed", callback=callback)
+
+
+__all__ = ["Observers", "PeerEvents"]

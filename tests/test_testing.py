@@ -325,3 +325,23 @@ def test_partitionSplitsGroupsUntilHealed():
     net.connect(left[0], right[0])
     assert net.isConnected()
     net.stop()
+
+
+def test_memoryKnowsNoNodes():
+    """
+    The simulated clock and network (L{bitp2p.testing.memory}) import
+    nothing of bitp2p: a reactor knows nothing of nodes.
+    """
+    import ast
+
+    import bitp2p.testing.memory
+
+    with open(bitp2p.testing.memory.__file__, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    imported = set()
+    for statement in ast.walk(tree):
+        if isinstance(statement, ast.Import):
+            imported.update(alias.name for alias in statement.names)
+        elif isinstance(statement, ast.ImportFrom):
+            imported.add(statement.module or "")
+    assert not {name for name in imported if name.split(".")[0] == "bitp2p"}, imported

@@ -1,0 +1,704 @@
+"""
+The attack cases of C{bench/attacks.py}: one function per attack, each
+taking the L{Bench} and returning C{(what was sent, what the attacker saw,
+whether that was the expected outcome)}.
+
+Owns what each attack sends, from plain sockets, and what it counts as the
+expected outcome: malformed input (L{MALFORMED}, through L{malformedCase}),
+endless and limit-sized lines, floods of pings, addr, getaddr and
+connections, slow peers, and claimed identities; L{CASES} in the order they
+run, and their names (L{caseName}). It does not start processes or measure
+the victim around a case (L{attacklib.harness}), nor print anything
+(L{attacklib.report}).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import select
+import selectors
+import socket
+import time
+from collections import Counter
+
+from _common import wait_for
+
+from attacklib.harness import (
+    LIMIT,
+    LOOPBACK,
+    MAX_CONNECTIONS,
+    RST_LINGER,
+    VERACK,
+    Bench,
+    Daemon,
+    line,
+    padded,
+    ping,
+    version,
+)
+from bitp2p.constants import (
+    ADDR_RATE_PER_S,
+    HANDSHAKE_TIMEOUT_S,
+    MAX_ADDR_ENTRIES,
+    MAX_SEND_BUFFER_BYTES,
+    PING_TIMEOUT_S,
+    RELAY_MAX_ENTRIES,
+)
+
+MALFORMED = [
+    # (case, what is sent, payloads, expected: "violation" either way,
+    # "tolerated" either way, "early": a violation before the handshake only)
+    ("invalid-json", "a line that is not JSON", [b'{"type":"ping",nonce:1}\n'], "violation"),
+    ("invalid-utf8", "invalid UTF-8 in a string", [b'{"type":"\xff\xfe"}\n'], "violation"),
+    (
+        "nul-bytes", "NUL bytes alone; NUL after an object",
+        [b"\x00\x00\x00\x00\n", b'{"type":"ping","nonce":1}\x00\n'], "violation",
+    ),
+    (
+        "non-object", "JSON list, number, string, null",
+        [b"[1,2,3]\n", b"42\n", b'"version"\n', b"null\n"], "violation",
+    ),
+    (
+        "bad-type", "no type; type a number, null, a list",
+        [line({"nonce": 1}), line({"type": 7}), line({"type": None}), line({"type": ["ping"]})],
+        "violation",
+    ),
+    (
+        "wrong-field-types",
+        'version node_id 5, port "8333"; addr peers a string; ping nonce "1", 1.5, true, none',
+        [
+            line({"type": "version", "node_id": 5, "port": 0}),
+            line({"type": "version", "node_id": "m", "port": "8333"}),
+            line({"type": "addr", "peers": "1.2.3.4:5"}),
+            line({"type": "ping", "nonce": "1"}),
+            line({"type": "ping", "nonce": 1.5}),
+            line({"type": "ping", "nonce": True}),
+            line({"type": "ping"}),
+        ],
+        "violation",
+    ),
+    (
+        "out-of-range",
+        f"port 70000, -1; nonce -1, 2^64; user_agent of 300 chars; addr of {MAX_ADDR_ENTRIES + 1}"
+        " entries",
+        [
+            line({"type": "version", "node_id": "m", "port": 70000}),
+            line({"type": "version", "node_id": "m", "port": -1}),
+            line({"type": "ping", "nonce": -1}),
+            line({"type": "ping", "nonce": 2**64}),
+            line({"type": "version", "node_id": "m", "port": 0, "user_agent": "u" * 300}),
+            line({"type": "addr", "peers": ["1.1.1.1:1"] * (MAX_ADDR_ENTRIES + 1)}),
+        ],
+        "violation",
+    ),
+    (
+        "5000-digit-number", "a ping whose nonce has 5000 digits",
+        [b'{"type":"ping","nonce":' + b"9" * 5000 + b"}\n"], "violation",
+    ),
+    (
+        "deep-nesting", "arrays nested 8000 deep; 500000 deep (1 MB)",
+        [b"[" * 8000 + b"]" * 8000 + b"\n", b"[" * 500_000 + b"]" * 500_000 + b"\n"],
+        "violation",
+    ),
+    (
+        "line-at-limit", f"a line of exactly {LIMIT} bytes (the limit), unknown type",
+        [padded("junk", LIMIT) + b"\n"], "tolerated",
+    ),
+    (
+        "line-over-limit", f"a line of {LIMIT + 1} bytes", [padded("junk", LIMIT + 1) + b"\n"],
+        "violation",
+    ),
+    (
+        "unknown-and-blank", "an unknown type; blank lines",
+        [line({"type": "hello", "x": [1, {"y": None}]}), b"\n\r\n\n"], "tolerated",
+    ),
+    (
+        "before-handshake", "getaddr, addr, ping, pong, a second verack",
+        [
+            line({"type": "getaddr"}),
+            line({"type": "addr", "peers": ["1.2.3.4:5"]}),
+            line({"type": "ping", "nonce": 1}),
+            line({"type": "pong", "nonce": 1}),
+            VERACK + VERACK,
+        ],
+        "early",
+    ),
+    ("second-version", "a second version", [b"SECOND-VERSION"], "violation"),
+]
+
+
+def malformedCase(name: str, what: str, payloads: list[bytes], expected: str):
+    def case(bench: Bench):
+        results = {"first": [], "after": []}
+        for mode in ("first", "after"):
+            for index, payload in enumerate(payloads):
+                bench.tick()
+                client = bench.client()
+                try:
+                    if mode == "after" and not client.handshake(f"mallory{index}"):
+                        results[mode].append("handshake failed")
+                        continue
+                    if payload == b"SECOND-VERSION":
+                        payload = version(f"mallory{index}") * (2 if mode == "first" else 1)
+                    client.send(payload)
+                    bench.tick()
+                    violation = expected == "violation" or (expected == "early" and mode == "first")
+                    if violation:
+                        results[mode].append("closed" if client.waitClosed(10) else "kept open")
+                    else:
+                        served = (mode == "after" or client.handshake(f"mallory{index}")) and (
+                            client.ping(4242)
+                        )
+                        results[mode].append("served" if served else "closed")
+                finally:
+                    client.close()
+        wanted = {
+            "violation": ("closed", "closed"),
+            "tolerated": ("served", "served"),
+            "early": ("closed", "served"),
+        }[expected]
+        ok = all(r == wanted[0] for r in results["first"]) and all(
+            r == wanted[1] for r in results["after"]
+        )
+        n = len(payloads)
+
+        def tally(mode: str) -> str:
+            counts = Counter(results[mode])
+            return ", ".join(f"{c}/{n} {r}" for r, c in counts.most_common())
+
+        sent = f"{what}; each as the first line, and after a handshake ({2 * n} connections)"
+        seen = f"first: {tally('first')}; after handshake: {tally('after')}"
+        return sent, seen, ok
+
+    case.__name__ = name
+    return case
+
+
+def endlessLine(bench: Bench, chunk: int, pause: float, how: str):
+    """
+    A line that never ends, after a handshake, C{chunk} bytes at a time; a
+    fresh client is served (or not) half-way.
+    """
+    client = bench.client()
+    during = None
+    try:
+        client.handshake("mallory")
+        sent = 0
+        client.send(b'{"type":"junk","pad":"')
+        started = time.monotonic()
+        while sent < 2 * LIMIT and time.monotonic() - started < 30:
+            if not client.send(b"x" * chunk):
+                break
+            sent += chunk
+            client.readOnce(pause)
+            bench.tick()
+            if client.closed:
+                break
+            if during is None and sent >= LIMIT // 2:
+                during = bench.probe(5.0)
+        closed = client.closed or client.waitClosed(5)
+        seconds = time.monotonic() - started
+    finally:
+        client.close()
+    size = f"{chunk // 1024} KiB" if chunk >= 1024 else f"{chunk} bytes"
+    sent_ = f"after a handshake, a line that never ends: {size} {how} (at most {2 * LIMIT} bytes)"
+    seen = (
+        (f"closed after {sent / 1024:.0f} KiB, {seconds:.1f} s" if closed
+         else f"NOT closed after {sent / 1024:.0f} KiB")
+        + "; a fresh client half-way: "
+        + (f"served in {during:.0f} ms" if during is not None and during < 1000
+           else f"served after {during / 1000:.1f} s (in place of a connection silent for 10 s)"
+           if during is not None else "NOT served")
+    )
+    # (What was sent includes what was still in the kernel's buffers when
+    # the node read past the limit.)
+    return sent_, seen, closed and sent < 2 * LIMIT
+
+
+def slowLine(bench: Bench):
+    return endlessLine(bench, bench.size("slow_line_chunk"), 0.01, "every 10 ms")
+
+
+def smallChunkLine(bench: Bench):
+    return endlessLine(
+        bench, bench.size("small_line_chunk"), 0.0005, "at a time, as fast as the node reads"
+    )
+
+
+def bigLines(bench: Bench):
+    """
+    Every free slot holds an unfinished line just under the limit, at once.
+    """
+    rounds = bench.size("big_line_rounds")
+    count = MAX_CONNECTIONS - 1  # the honest peer holds the last slot
+    body = padded("junk", LIMIT)
+    served = 0
+    for r in range(rounds):
+        clients = []
+        try:
+            for i in range(count):
+                # 4 a /16 at most: the inbound group cap of 16 slots.
+                client = bench.client(f"127.{150 + i // 4}.{bench.group}.{r * 8 + i % 4 + 1}")
+                clients.append(client)
+                client.handshake(f"mallory{i}")
+            for client in clients:
+                client.send(body[:-1])  # all but the last byte: held by the node
+                bench.tick()
+            hold = time.monotonic() + 1.0
+            while time.monotonic() < hold:
+                bench.tick()
+                time.sleep(0.02)
+            for client in clients:
+                client.send(body[-1:] + b"\n")
+            for n, client in enumerate(clients):
+                served += client.ping(n, 10)
+                bench.tick()
+        finally:
+            for client in clients:
+                client.close()
+        wait_for(lambda: bench.settled(1), 5)
+    total = rounds * count
+    seen = f"{served}/{total} kept and answered a ping after their line"
+    sent_ = (
+        f"{count} connections (every free slot), each an unfinished line of {LIMIT - 1} bytes, "
+        f"held 1 s, then ended (exactly the limit); {rounds} round(s)"
+    )
+    return sent_, seen, served == total
+
+
+def discourage(bench: Bench):
+    """
+    Five violations from one host, then a sixth connection from it.
+    """
+    host = bench.source()
+    closed = 0
+    for _ in range(5):
+        client = bench.client(host)
+        try:
+            client.send(b"not json\n")
+            closed += client.waitClosed(5)
+        finally:
+            client.close()
+    client = bench.client(host)
+    try:
+        handshook = client.handshake("mallory") and client.ping(1)
+    finally:
+        client.close()
+    seen = (
+        f"{closed}/5 closed; a 6th connection from the host: "
+        + ("served (a discouraged host may take a free slot)" if handshook else "not served")
+    )
+    return "5 invalid lines from one host, each on its own connection; then a 6th connection", seen, closed == 5
+
+
+def pingFlood(bench: Bench):
+    count = bench.size("pings")
+    client = bench.client()
+    try:
+        client.handshake("mallory")
+        data = memoryview(b"".join(ping(i) for i in range(count)))
+        sock = client.sock
+        sock.setblocking(False)
+        sent, buffer, pongs = 0, b"", []
+        closed = False
+        started = time.perf_counter()
+        deadline = time.monotonic() + max(20.0, count / 1000)
+        while (sent < len(data) or len(pongs) < count) and not closed and time.monotonic() < deadline:
+            readable, writable, _ = select.select(
+                [sock], [sock] if sent < len(data) else [], [], 0.2
+            )
+            if writable:
+                try:
+                    sent += sock.send(data[sent : sent + 65536])
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed = True
+            if readable:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except BlockingIOError:
+                    chunk = None
+                except OSError:
+                    chunk = b""
+                if chunk == b"":
+                    closed = True
+                elif chunk:
+                    buffer += chunk
+                    *done, buffer = buffer.split(b"\n")
+                    for each in done:
+                        if b'"pong"' in each:
+                            pongs.append(json.loads(each)["nonce"])
+            bench.tick()
+        elapsed = time.perf_counter() - started
+    finally:
+        client.close()
+    inOrder = pongs == list(range(count))
+    seen = (
+        f"{len(pongs)} pongs{' in order' if inOrder else ''} in {elapsed:.2f} s "
+        f"({count / elapsed:,.0f} pings/s); {'CLOSED' if closed else 'kept open'}"
+    )
+    sent_ = f"{count} pings as fast as the socket takes them, after a handshake, reading the pongs"
+    return sent_, seen, inOrder and not closed
+
+
+def bookSize(daemon: Daemon) -> int:
+    figures = daemon.metrics()
+    return int(
+        figures['bitp2p_known_addresses{table="new"}'] + figures['bitp2p_known_addresses{table="tried"}']
+    )
+
+
+_freshAddress = iter(range(10**6))
+
+
+def freshAddresses(count: int) -> list[dict]:
+    """
+    Routable addresses never sent before, one /16 each, seen now.
+    """
+    now = int(time.time())
+    result = []
+    for _ in range(count):
+        k = next(_freshAddress)
+        result.append({"addr": f"{11 + k // 250 % 200}.{k % 250}.{k // 50000}.1:8333", "time": now})
+    return result
+
+
+def addrFlood(bench: Bench):
+    messages = bench.size("addr_messages")
+    before, honestBefore = bookSize(bench.victim), bookSize(bench.honest)
+    client = bench.client()
+    started = time.monotonic()
+    try:
+        client.handshake("mallory")
+        for start in range(0, messages, 50):
+            batch = b"".join(
+                line({"type": "addr", "peers": freshAddresses(10)})
+                for _ in range(min(50, messages - start))
+            )
+            client.send(batch)
+            bench.tick()
+        answered = client.ping(77, 15)
+        seconds = time.monotonic() - started
+    finally:
+        client.close()
+    time.sleep(0.3)  # the relay to the honest node
+    grown, honestGrown = bookSize(bench.victim) - before, bookSize(bench.honest) - honestBefore
+    allowed = RELAY_MAX_ENTRIES + int(ADDR_RATE_PER_S * seconds) + 1
+    seen = (
+        f"ping answered after it: {'yes' if answered else 'NO'}; victim's book +{grown} "
+        f"(token bucket allows {RELAY_MAX_ENTRIES} + {ADDR_RATE_PER_S:g}/s); "
+        f"honest node's book +{honestGrown} (relayed)"
+    )
+    sent_ = f"{messages} addr of 10 fresh routable addresses each ({messages * 10}), after a handshake"
+    return sent_, seen, answered and 0 < grown <= allowed
+
+
+def addrFloodMany(bench: Bench):
+    connections = bench.size("addr_connections")
+    before = bookSize(bench.victim)
+    answered = 0
+    started = time.monotonic()
+    for i in range(connections):
+        # A /16 of its own for each, so that no group cap refuses it.
+        client = bench.client(f"127.{150 + i}.{bench.group}.1")
+        try:
+            client.handshake(f"mallory{i}")
+            client.send(b"".join(line({"type": "addr", "peers": freshAddresses(10)}) for _ in range(10)))
+            answered += client.ping(i)
+        finally:
+            client.close()
+        bench.tick()
+    seconds = time.monotonic() - started
+    time.sleep(0.3)
+    grown = bookSize(bench.victim) - before
+    allowed = connections * (RELAY_MAX_ENTRIES + int(ADDR_RATE_PER_S * seconds) + 1)
+    seen = (
+        f"{answered}/{connections} served; victim's book +{grown} "
+        f"(at most {RELAY_MAX_ENTRIES} per connection: {connections * RELAY_MAX_ENTRIES})"
+    )
+    sent_ = (
+        f"{connections} connections from {connections} /16s, one after the other, "
+        "each 10 addr of 10 fresh addresses"
+    )
+    return sent_, seen, answered == connections and grown <= allowed
+
+
+def getaddrFlood(bench: Bench):
+    count = bench.size("getaddrs")
+    own = f"{LOOPBACK}:{bench.victim.port}"
+    client = bench.client()
+    try:
+        client.handshake("mallory")
+        for start in range(0, count, 500):
+            client.send(line({"type": "getaddr"}) * min(500, count - start))
+            bench.tick()
+        answered = client.ping(99, 15)
+    finally:
+        client.close()
+    answers = sizes = 0
+    for m in client.messages:
+        if m.get("type") != "addr":
+            continue
+        entries = [e["addr"] if isinstance(e, dict) else e for e in m.get("peers", [])]
+        if entries != [own]:  # not the node advertising itself
+            answers += 1
+            sizes = len(entries)
+    seen = f"{answers} addr answer ({sizes} addresses); ping after: {'answered' if answered else 'NO'}"
+    return f"{count} getaddr after a handshake, then a ping", seen, answered and answers == 1
+
+
+def connectionFlood(bench: Bench, sources, label: str):
+    """
+    Connection attempts at a steady pace (C{connection_attempts} over
+    C{flood_seconds}), from non-blocking sockets; what the node accepts is
+    held open and silent until the end.
+    """
+    attempts = bench.size("connection_attempts")
+    seconds = bench.size("flood_seconds")
+    target = (LOOPBACK, bench.victim.port)
+    selector = selectors.DefaultSelector()
+    stats: Counter = Counter()
+    live: set = set()
+    addresses: set = set()
+
+    def drop(s) -> None:
+        selector.unregister(s)
+        live.discard(s)
+        s.close()
+
+    def handle(timeout: float) -> None:
+        for key, _ in selector.select(timeout):
+            s = key.fileobj
+            if key.data == "connecting":
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    stats["failed"] += 1
+                    drop(s)
+                else:
+                    stats["connected"] += 1
+                    selector.modify(s, selectors.EVENT_READ, "open")
+            else:
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    stats["closed by the node"] += 1
+                    drop(s)
+
+    launched = 0
+    started = time.perf_counter()
+    try:
+        while launched < attempts and time.perf_counter() - started < seconds + 5:
+            due = min(attempts, int(attempts * (time.perf_counter() - started) / seconds) + 1)
+            while launched < due:
+                source = sources(launched)
+                addresses.add(source)
+                launched += 1
+                s = socket.socket()
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+                try:
+                    s.bind((source, 0))
+                except OSError as e:
+                    stats[f"bind {errno.errorcode.get(e.errno, e.errno)}"] += 1
+                    s.close()
+                    continue
+                err = s.connect_ex(target)
+                if err not in (0, errno.EINPROGRESS):
+                    stats[f"connect {errno.errorcode.get(err, err)}"] += 1
+                    s.close()
+                    continue
+                selector.register(s, selectors.EVENT_WRITE, "connecting")
+                live.add(s)
+            handle(0.001)
+            bench.tick()
+        launchSeconds = time.perf_counter() - started
+        # Let the node deal with the burst, still holding what it kept.
+        hold = bench.size("flood_hold_seconds")
+        settle = time.monotonic() + hold
+        while time.monotonic() < settle:
+            handle(0.05)
+            bench.tick()
+        figures = bench.victim.metrics()
+        connections = int(
+            figures["bitp2p_connections_handshaking"] + bench.victim.call("getconnectioncount")
+        )
+        held = len(live)
+        # A newcomer while the attacker still holds its connections.
+        probeSeconds = bench.size("flood_probe_seconds")
+        during = bench.probe(probeSeconds)
+    finally:
+        for s in list(live):
+            drop(s)
+        selector.close()
+    rate = launched / launchSeconds if launchSeconds else 0
+    details = ", ".join(f"{n} {what}" for what, n in stats.most_common() if what != "connected")
+    seen = (
+        f"{stats['connected']} connected, {details or 'none closed'}; still open {hold:g} s later: "
+        f"{held}; the node's connections then: {connections} (limit {MAX_CONNECTIONS}); "
+        "a fresh client meanwhile: "
+        + (f"served in {during:.0f} ms" if during is not None and during < 1000
+           else f"served after {during / 1000:.1f} s (in place of a connection silent for 10 s)"
+           if during is not None
+           else f"NOT served in {probeSeconds:g} s ({bench.probeTries} tries, refused: every slot"
+           " held by a silent connection)")
+    )
+    sent_ = (
+        f"{launched} connection attempts in {launchSeconds:.2f} s ({rate:,.0f}/s) {label(addresses)}, "
+        "each held silent, all closed at the end"
+    )
+    return sent_, seen, connections <= MAX_CONNECTIONS
+
+
+def connectionFloodOne(bench: Bench):
+    host = bench.source()
+    return connectionFlood(bench, lambda i: host, lambda used: f"from one address ({host})")
+
+
+def connectionFloodMany(bench: Bench):
+    def source(i: int) -> str:
+        # 100 /16s, 250 hosts in each at most
+        return f"127.{150 + i % 100}.{bench.group}.{i // 100 % 250 + 1}"
+
+    def label(used: set) -> str:
+        groups = {a.rsplit(".", 2)[0] for a in used}
+        return f"from {len(used)} addresses in {len(groups)} /16s"
+
+    return connectionFlood(bench, source, label)
+
+
+def nonReader(bench: Bench):
+    """
+    A peer that never reads, sending pings whose pongs the node must write.
+    """
+    seconds = bench.size("nonreader_seconds")
+    client = bench.client(rcvbuf=4096)
+
+    def info() -> dict | None:
+        for peer in bench.victim.call("getpeerinfo"):
+            if peer["remote"] == local:
+                return peer
+        return None
+
+    try:
+        client.handshake("mallory")
+        local = client.local
+        sock = client.sock
+        sock.setblocking(False)
+        sent = 0
+        data = b"".join(ping(n) for n in range(1000))
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            try:
+                sent += sock.send(data)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+            bench.tick()
+        first = info()
+        time.sleep(0.5)
+        second = info()
+    finally:
+        client.close()
+    sent_ = f"after a handshake, pings for {seconds:g} s, reading nothing (receive buffer 4 KiB)"
+    if second is None:
+        return sent_, f"dropped by the node; we sent {sent / 1024:.0f} KiB", True
+    stopped = first is not None and first["bytesrecv"] == second["bytesrecv"]
+    seen = (
+        ("the node stopped reading it (backpressure)" if stopped else "the node still reading it")
+        + f": it took {second['bytesrecv'] / 1024:.0f} KiB of pings and wrote "
+        f"{second['bytessent'] / 1024:.0f} KiB of pongs (mostly in kernel buffers); "
+        f"we got {sent / 1024:.0f} KiB into our socket; still connected after {seconds:g} s "
+        f"(its ping timeout, {PING_TIMEOUT_S} s, would drop it; the "
+        f"{MAX_SEND_BUFFER_BYTES // 2**20} MiB 'not reading' limit is never reached: a "
+        "daemon only writes to a peer what that peer asks for, and stops reading it)"
+    )
+    return sent_, seen, stopped
+
+
+def dribble(bench: Bench):
+    seconds = bench.size("dribble_seconds")
+    client = bench.client()
+    data = version("mallory") + VERACK
+    sent = 0
+    try:
+        started = time.monotonic()
+        while sent < len(data) and time.monotonic() - started < seconds:
+            if not client.send(data[sent : sent + 1]):
+                break
+            sent += 1
+            client.readOnce(1.0)
+            bench.tick()
+            if client.closed:
+                break
+        closed = client.closed
+    finally:
+        client.close()
+    seen = (
+        f"{sent} bytes in {seconds:g} s; "
+        + ("CLOSED by the node" if closed else f"held (its handshake timeout is {HANDSHAKE_TIMEOUT_S} s)")
+    )
+    return f"a version, one byte per second, for {seconds:g} s", seen, not closed
+
+
+def claimedId(bench: Bench, node_id: str, what: str, closedSeen: str):
+    """
+    A version claiming C{node_id}, which the node must refuse.
+    """
+    client = bench.client()
+    try:
+        client.send(version(node_id, port=4444) + VERACK)
+        closed = client.waitClosed(5)
+    finally:
+        client.close()
+    return f"a version carrying {what}", closedSeen if closed else "KEPT OPEN", closed
+
+
+def selfConnection(bench: Bench):
+    return claimedId(bench, bench.victim.node_id, "the victim's own node_id", "closed")
+
+
+def duplicateId(bench: Bench):
+    return claimedId(bench, bench.honest.node_id, "the honest peer's node_id", "the newer connection closed")
+
+
+CASES = [malformedCase(*spec) for spec in MALFORMED] + [
+    slowLine,
+    smallChunkLine,
+    bigLines,
+    discourage,
+    pingFlood,
+    addrFlood,
+    addrFloodMany,
+    getaddrFlood,
+    connectionFloodOne,
+    connectionFloodMany,
+    nonReader,
+    dribble,
+    selfConnection,
+    duplicateId,
+]
+
+CASE_NAMES = {
+    "slowLine": "endless-line",
+    "smallChunkLine": "endless-line-small-chunks",
+    "bigLines": "limit-lines-every-slot",
+    "discourage": "five-violations",
+    "pingFlood": "ping-flood",
+    "addrFlood": "addr-flood",
+    "addrFloodMany": "addr-flood-many",
+    "getaddrFlood": "getaddr-repeated",
+    "connectionFloodOne": "conn-flood-one-addr",
+    "connectionFloodMany": "conn-flood-many-addrs",
+    "nonReader": "never-reads",
+    "dribble": "byte-per-second",
+    "selfConnection": "self-connection",
+    "duplicateId": "duplicate-node-id",
+}
+
+
+def caseName(case) -> str:
+    return CASE_NAMES.get(case.__name__, case.__name__)

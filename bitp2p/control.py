@@ -50,12 +50,12 @@ import os
 import secrets
 import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import attrs
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
@@ -68,8 +68,9 @@ from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.banman import BanMan
 from bitp2p.constants import COOKIE_FILE, DEFAULT_BAN_S, PROTOCOL_VERSION, RPC_PORT_FILE
 from bitp2p.endpoints import listenNow, parse_target, serverEndpoint
-from bitp2p.peer import Direction, Peer
+from bitp2p.peer import Peer
 from bitp2p.storage import atomic_write
+from bitp2p.views import hostPort, nodeView, peerView
 
 __all__ = [
     "Authenticator",
@@ -502,43 +503,6 @@ METHODS: dict[str, _Method] = {
 }
 
 
-def _hostPort(address) -> str | None:
-    """
-    C{host:port} (C{[host]:port} for IPv6) of a Twisted address, C{unix:PATH}
-    for a UNIX socket, or L{None}.
-    """
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if isinstance(host, str):
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if isinstance(address, UNIXAddress):
-        name = address.name
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "replace")
-        return f"unix:{name}" if name else "unix"
-    return None
-
-
-def _network(address) -> str:
-    """
-    The network of a connection's remote end: C{ipv4}, C{ipv6}, C{onion},
-    C{unix}, or C{other}.
-    """
-    if isinstance(address, UNIXAddress):
-        return "unix"
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return "other"
-    if host.endswith(".onion"):
-        return "onion"
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return "other"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-        return "ipv6"
-    return "ipv4"
-
-
 def _normalAddress(text: str) -> Address | None:
     try:
         return Address.of(*split_host_port(text))
@@ -546,28 +510,12 @@ def _normalAddress(text: str) -> Address | None:
         return None
 
 
-def _perType(peer: Peer, table: str, index: int) -> dict[str, int]:
+def _column(table: Mapping[str, tuple[int, int]], index: int) -> dict[str, int]:
     """
-    One column (0: messages, 1: bytes) of a peer's C{recv_per_type} or
+    One column (0: messages, 1: bytes) of a peer view's C{recv_per_type} or
     C{send_per_type}, without zeroes, as Bitcoin Core's C{*_per_msg}.
     """
-    counters = getattr(peer, table, None) or {}
-    result = {}
-    for kind, counter in sorted(counters.items(), key=lambda item: str(item[0])):
-        try:
-            value = int(counter[index])
-        except (TypeError, IndexError, ValueError):
-            continue
-        if value:
-            result[str(kind)] = value
-    return result
-
-
-def _bytes(peer: Peer, name: str, wireName: str) -> int:
-    value = getattr(peer, name, None)
-    if value is None:  # a Peer without the counter: ask its wire
-        value = getattr(peer.wire, wireName, 0) if peer.wire is not None else 0
-    return int(value)
+    return {kind: counter[index] for kind, counter in table.items() if counter[index]}
 
 
 class ControlAPI(Resource):
@@ -694,45 +642,42 @@ class ControlAPI(Resource):
             self._nextId += 1
 
     def _peerInfo(self, peer: Peer, now: float) -> dict:
-        wire = peer.wire
-        connected = wire is not None and wire.transport is not None
-        remote = wire.getPeer() if connected else None
-        local = wire.getHost() if connected else None
+        view = peerView(peer)
         info: dict[str, Any] = {
             "id": self._ids[peer],
-            "node_id": peer.node_id,
-            "addr": str(peer.address) if peer.address is not None else peer.remote,
-            "remote": peer.remote,
-            "addrbind": _hostPort(local),
+            "node_id": view.node_id,
+            "addr": str(view.address) if view.address is not None else view.remote,
+            "remote": view.remote,
+            "addrbind": view.local,
         }
-        if peer.addr_recv is not None:
-            info["addrlocal"] = str(peer.addr_recv)
+        if view.addr_recv is not None:
+            info["addrlocal"] = str(view.addr_recv)
         info.update(
             {
-                "network": _network(remote),
-                "inbound": peer.direction is Direction.INBOUND,
-                "connection_type": peer.kind.value,
-                "subver": peer.user_agent,
-                "version": peer.protocol,
-                "conntime": int(peer.connected_at),
-                "lastsend": int(getattr(peer, "last_send", 0.0) or 0),
-                "lastrecv": int(getattr(peer, "last_recv", 0.0) or 0),
-                "bytessent": _bytes(peer, "bytes_out", "bytesOut"),
-                "bytesrecv": _bytes(peer, "bytes_in", "bytesIn"),
+                "network": view.network,
+                "inbound": view.inbound,
+                "connection_type": view.kind.value,
+                "subver": view.user_agent,
+                "version": view.protocol,
+                "conntime": int(view.connected_at),
+                "lastsend": int(view.last_send),
+                "lastrecv": int(view.last_recv),
+                "bytessent": int(view.bytes_out),
+                "bytesrecv": int(view.bytes_in),
                 "timeoffset": 0,
             }
         )
-        if peer.rtt_s is not None:
-            info["pingtime"] = peer.rtt_s
-        if peer.min_rtt_s is not None:
-            info["minping"] = peer.min_rtt_s
-        # A ping waiting for its pong (the Peer has no public view of it).
-        if getattr(peer, "_ping_nonce", None) is not None:
-            info["pingwait"] = max(0.0, now - getattr(peer, "_ping_sent_at", now))
-        info["bytessent_per_msg"] = _perType(peer, "send_per_type", 1)
-        info["bytesrecv_per_msg"] = _perType(peer, "recv_per_type", 1)
-        info["msgssent_per_msg"] = _perType(peer, "send_per_type", 0)
-        info["msgsrecv_per_msg"] = _perType(peer, "recv_per_type", 0)
+        if view.rtt_s is not None:
+            info["pingtime"] = view.rtt_s
+        if view.min_rtt_s is not None:
+            info["minping"] = view.min_rtt_s
+        wait = view.pingWait(now)
+        if wait is not None:
+            info["pingwait"] = wait
+        info["bytessent_per_msg"] = _column(view.send_per_type, 1)
+        info["bytesrecv_per_msg"] = _column(view.recv_per_type, 1)
+        info["msgssent_per_msg"] = _column(view.send_per_type, 0)
+        info["msgsrecv_per_msg"] = _column(view.recv_per_type, 0)
         return info
 
     def _findPeer(self, address: str, nodeid: str | int | None) -> Peer:
@@ -770,29 +715,27 @@ class ControlAPI(Resource):
         return len(self.node.peers())
 
     def rpc_getnetworkinfo(self) -> dict:
-        node = self.node
-        peers = node.peers()
-        inbound = sum(p.direction is Direction.INBOUND for p in peers)
-        listening = node.listeningAddress
+        view = nodeView(self.node)
+        listening = view.listening
         return {
             "version": __version__,
-            "subversion": node.config.user_agent,
+            "subversion": view.user_agent,
             "protocolversion": PROTOCOL_VERSION,
-            "node_id": node.node_id,
+            "node_id": view.node_id,
             "localrelay": True,
             "timeoffset": 0,
-            "networkactive": bool(node.running),
-            "connections": len(peers),
-            "connections_in": inbound,
-            "connections_out": len(peers) - inbound,
+            "networkactive": view.running,
+            "connections": view.peers,
+            "connections_in": view.peers_inbound,
+            "connections_out": view.peers - view.peers_inbound,
             "listening": str(listening) if listening is not None else None,
             "localaddresses": (
                 [{"address": listening.host, "port": listening.port, "score": 1}]
                 if listening is not None
                 else []
             ),
-            "tls": node.identity is not None,
-            "gossip": dict(node.gossip.stats, seen=len(node.gossip.seen)),
+            "tls": view.tls,
+            "gossip": dict(view.gossip),
             "warnings": "",
         }
 
@@ -865,9 +808,9 @@ class ControlAPI(Resource):
         for text, peer in entries:
             addresses = []
             if peer is not None:
-                inbound = peer.direction is Direction.INBOUND
+                view = peerView(peer)
                 addresses.append(
-                    {"address": peer.remote, "connected": "inbound" if inbound else "outbound"}
+                    {"address": view.remote, "connected": "inbound" if view.inbound else "outbound"}
                 )
             result.append(
                 {"addednode": text, "connected": peer is not None, "addresses": addresses}
@@ -1219,13 +1162,13 @@ class ControlService(service.Service):
     def _listeningAlso(self, port) -> None:
         self.extraPorts.append(port)
         log.info(
-            "Control API and dashboard also on {address}", address=_hostPort(port.getHost())
+            "Control API and dashboard also on {address}", address=hostPort(port.getHost())
         )
 
     def _listening(self, port) -> None:
         self.port = port
         self.address = port.getHost()
-        log.info("Control API listening on {address}", address=_hostPort(self.address))
+        log.info("Control API listening on {address}", address=hostPort(self.address))
         host = getattr(self.address, "host", None)
         if isinstance(host, str):
             try:

@@ -36,6 +36,7 @@ from zope.interface import implementer, provider
 from bitp2p.formatting import age, span
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
+from bitp2p.views import addressViews, establishedViews, nodeView
 
 HELP = """\
 commands:
@@ -139,8 +140,8 @@ class Commands:
         return d.addCallback(lambda _: self._write(f"disconnected {peer.node_id[:8]}"))
 
     def cmd_peers(self) -> None:
-        status = self.node.status()
-        if not status["peers"]:
+        peers = establishedViews(self.node)
+        if not peers:
             self._write("no peers")
             return
         now = self.node.reactor.seconds()
@@ -148,18 +149,19 @@ class Commands:
             f"{'ID':8}  {'ADDRESS':21}  {'DIR':8}  {'AGENT':16}  {'SINCE':5}  "
             f"{'RTT':>8}  {'MSGS IN/OUT':>11}  {'BYTES IN/OUT':>13}"
         )
-        for p in status["peers"]:
-            rtt = "-" if p["rtt_s"] is None else f"{p['rtt_s'] * 1000:.1f}ms"
+        for p in peers:
+            rtt = "-" if p.rtt_s is None else f"{p.rtt_s * 1000:.1f}ms"
+            address = str(p.address) if p.address else p.remote
             self._write(
-                f"{p['node_id'][:8]:8}  {p['address'] or p['remote']:21}  "
-                f"{p['direction']:8}  {p['user_agent'][:16]:16}  "
-                f"{age(now, p['connected_since']):5}  {rtt:>8}  "
-                f"{p['messages_in']:>5}/{p['messages_out']:<5}  "
-                f"{p['bytes_in']:>6}/{p['bytes_out']:<6}"
+                f"{p.node_id[:8]:8}  {address:21}  "
+                f"{p.direction.value:8}  {p.user_agent[:16]:16}  "
+                f"{age(now, p.established_at):5}  {rtt:>8}  "
+                f"{p.messages_in:>5}/{p.messages_out:<5}  "
+                f"{p.bytes_in:>6}/{p.bytes_out:<6}"
             )
 
     def cmd_known(self) -> None:
-        known = self.node.status()["known"]
+        known = addressViews(self.node)
         if not known:
             self._write("no known addresses")
             return
@@ -167,9 +169,9 @@ class Commands:
         self._write(f"{'ADDRESS':21}  {'TABLE':5}  {'SEEN':5}  {'WORKED':6}  {'TRIED':5}  FAILS")
         for k in known:
             self._write(
-                f"{k['address']:21}  {k['table']:5}  {age(now, k['last_seen']):5}  "
-                f"{age(now, k['last_success']):6}  {age(now, k['last_tried']):5}  "
-                f"{k['failures']:5}"
+                f"{str(k.address):21}  {k.table:5}  {age(now, k.last_seen):5}  "
+                f"{age(now, k.last_success):6}  {age(now, k.last_tried):5}  "
+                f"{k.failures:5}"
             )
 
     def cmd_ban(self, target: str, seconds: str = "86400") -> None:
@@ -194,13 +196,12 @@ class Commands:
         self._write(f"unbanned {target}" if lifted else f"{target} was not banned")
 
     def cmd_bans(self) -> None:
-        bans = self.node.status()["bans"]
-        if not bans:
+        view = nodeView(self.node)
+        if not view.bans:
             self._write("no bans")
             return
-        now = self.node.reactor.seconds()
-        for ban in bans:
-            self._write(f"{ban['subnet']:43}  {span(ban['until'] - now)} left")
+        for subnet, until in view.bans:
+            self._write(f"{subnet:43}  {span(until - view.now)} left")
 
     def cmd_pins(self) -> None:
         if self.node.identity is None:
@@ -219,20 +220,19 @@ class Commands:
             self._write(f"{address} was not pinned")
 
     def cmd_status(self) -> None:
-        s = self.node.status()
-        now = self.node.reactor.seconds()
-        self._write(f"node id    {s['node_id']}")
-        self._write(f"listening  {s['listening'] or '-'}")
-        self._write(f"agent      {s['user_agent']}")
-        self._write(f"uptime     {age(now, now - s['uptime_s']) if s['uptime_s'] else '-'}")
+        v = nodeView(self.node)
+        now = v.now
+        self._write(f"node id    {v.node_id}")
+        self._write(f"listening  {v.listening or '-'}")
+        self._write(f"agent      {v.user_agent}")
+        self._write(f"uptime     {age(now, now - v.uptime_s) if v.uptime_s else '-'}")
         self._write(
-            f"peers      {s['outbound']} outbound, {s['inbound']} inbound, "
-            f"{s['handshaking']} handshaking, {s['dialing']} dialing"
+            f"peers      {v.outbound} outbound, {v.inbound} inbound, "
+            f"{v.handshaking} handshaking, {v.dialing} dialing"
         )
-        tried = sum(k["table"] == "tried" for k in s["known"])
-        self._write(f"known      {len(s['known'])} addresses ({tried} tried)")
-        self._write(f"tls        {'on (node id = hash of the key)' if s['tls'] else 'off'}")
-        g = s["gossip"]
+        self._write(f"known      {v.known} addresses ({v.known_tried} tried)")
+        self._write(f"tls        {'on (node id = hash of the key)' if v.tls else 'off'}")
+        g = v.gossip
         self._write(
             f"gossip     {g['published']} published, {g['delivered']} delivered, "
             f"{g['duplicates']} duplicates, {g['seen']} ids remembered"

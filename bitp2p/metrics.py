@@ -1,8 +1,9 @@
 """
 Prometheus metrics of a node (C{/metrics} on the control API).
 
-Nothing is counted here: L{NodeCollector} reads the node's own counters
-when Prometheus scrapes, so the hot paths pay nothing for it. The resource
+Nothing is counted here: L{NodeCollector} reads the node's views
+(L{bitp2p.views}) when Prometheus scrapes, so the hot paths pay nothing for
+it; the address tables are counted by their sizes, never listed. The resource
 renders in the reactor thread (prometheus_client's own Twisted resource
 runs a WSGI app in a thread pool; bitp2p uses no threads).
 
@@ -32,6 +33,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.web.resource import Resource
 
+from bitp2p.views import establishedViews, nodeView
+
 __all__ = ["MetricsResource", "NodeCollector", "registryFor"]
 
 
@@ -48,13 +51,14 @@ class NodeCollector:
 
     def collect(self):
         node = self.node
-        status = node.status()
+        view = nodeView(node)
+        established = establishedViews(node)
         peers = GaugeMetricFamily(
             "bitp2p_peers", "Established peers", labels=["direction", "type"]
         )
         counts: dict[tuple[str, str], int] = {}
-        for peer in status["peers"]:
-            key = (peer["direction"], peer["kind"])
+        for peer in established:
+            key = (peer.direction.value, peer.kind.value)
             counts[key] = counts.get(key, 0) + 1
         for (direction, kind), count in sorted(counts.items()):
             peers.add_metric([direction, kind], count)
@@ -62,10 +66,10 @@ class NodeCollector:
         yield GaugeMetricFamily(
             "bitp2p_connections_handshaking",
             "Connections whose handshake is not done",
-            value=status["handshaking"],
+            value=view.handshaking,
         )
         yield GaugeMetricFamily(
-            "bitp2p_dials_in_progress", "Outgoing connections being made", value=status["dialing"]
+            "bitp2p_dials_in_progress", "Outgoing connections being made", value=view.dialing
         )
         messages = CounterMetricFamily(
             "bitp2p_messages", "Messages by direction and type", labels=["direction", "type"]
@@ -81,41 +85,40 @@ class NodeCollector:
         yield CounterMetricFamily(
             "bitp2p_handshake_failures",
             "Connections closed before their handshake was done",
-            value=node.counters["handshake_failures"],
+            value=view.counters["handshake_failures"],
         )
         yield CounterMetricFamily(
             "bitp2p_protocol_violations",
             "Protocol violations by peers",
-            value=node.counters["violations"],
+            value=view.counters["violations"],
         )
         known = GaugeMetricFamily(
             "bitp2p_known_addresses", "Addresses in the address manager", labels=["table"]
         )
-        tried = sum(1 for entry in status["known"] if entry["table"] == "tried")
-        known.add_metric(["new"], len(status["known"]) - tried)
-        known.add_metric(["tried"], tried)
+        known.add_metric(["new"], view.known_new)
+        known.add_metric(["tried"], view.known_tried)
         yield known
-        yield GaugeMetricFamily("bitp2p_bans", "Banned addresses and subnets", value=len(status["bans"]))
+        yield GaugeMetricFamily("bitp2p_bans", "Banned addresses and subnets", value=len(view.bans))
         ping = GaugeMetricFamily(
             "bitp2p_peer_ping_seconds", "Last ping round trip of each peer", labels=["peer"]
         )
         minimum = GaugeMetricFamily(
             "bitp2p_peer_min_ping_seconds", "Lowest ping round trip of each peer", labels=["peer"]
         )
-        for peer in status["peers"]:
-            label = (peer["node_id"] or "?")[:16]
-            if peer["rtt_s"] is not None:
-                ping.add_metric([label], peer["rtt_s"])
-            if peer["min_rtt_s"] is not None:
-                minimum.add_metric([label], peer["min_rtt_s"])
+        for peer in established:
+            label = (peer.node_id or "?")[:16]
+            if peer.rtt_s is not None:
+                ping.add_metric([label], peer.rtt_s)
+            if peer.min_rtt_s is not None:
+                minimum.add_metric([label], peer.min_rtt_s)
         yield ping
         yield minimum
         gossip = CounterMetricFamily("bitp2p_gossip", "Gossip events", labels=["event"])
-        for event, count in sorted(status["gossip"].items()):
+        for event, count in sorted(view.gossip.items()):
             if event != "seen":
                 gossip.add_metric([event], count)
         yield gossip
-        yield GaugeMetricFamily("bitp2p_uptime_seconds", "Seconds since start", value=status["uptime_s"])
+        yield GaugeMetricFamily("bitp2p_uptime_seconds", "Seconds since start", value=view.uptime_s)
 
 
 def registryFor(node) -> CollectorRegistry:

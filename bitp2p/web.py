@@ -45,6 +45,7 @@ from twisted.web.resource import Resource
 from bitp2p._version import __version__
 from bitp2p.constants import DEFAULT_BAN_S
 from bitp2p.endpoints import parse_target
+from bitp2p.views import AddressView, PeerView, addressViews, nodeView, peerView
 
 __all__ = ["STATIC_DIR", "dashboardResource", "snapshot"]
 
@@ -90,7 +91,7 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _peerInfo(peer) -> dict[str, Any]:
+def _peerInfo(peer: PeerView) -> dict[str, Any]:
     address = peer.address
     return {
         "node_id": peer.node_id,
@@ -106,6 +107,15 @@ def _peerInfo(peer) -> dict[str, Any]:
     }
 
 
+def _knownInfo(known: AddressView) -> dict[str, Any]:
+    return {
+        "address": str(known.address),
+        "table": known.table,
+        "last_seen": _number(known.last_seen),
+        "source": str(known.source) if known.source is not None else None,
+    }
+
+
 def snapshot(node) -> dict[str, Any]:
     """
     What the dashboard shows, fit for JSON: C{node}, C{peers}, C{known}
@@ -115,24 +125,19 @@ def snapshot(node) -> dict[str, Any]:
     of some) and C{edges} (this node to each peer, and each address's source
     to it when the address manager keeps sources: this node itself for the
     addresses it dialed or was seeded with).
+
+    It renders the node's views (L{bitp2p.views}).
     """
-    now = node.reactor.seconds()
-    listening = node.listeningAddress
-    peers = sorted(node.peers(), key=lambda p: (p.established_at or 0.0, p.node_id))
+    view = nodeView(node)
+    now = view.now
+    listening = view.listening
+    peers = sorted(
+        (peerView(p) for p in node.peers()), key=lambda p: (p.established_at or 0.0, p.node_id)
+    )
     peerInfos = [_peerInfo(p) for p in peers]
 
-    infos = sorted(node.book, key=lambda i: (-(i.last_seen or 0.0), str(i.address)))
-    known = []
-    for info in infos[:MAX_KNOWN]:
-        source = getattr(info, "source", None)
-        known.append(
-            {
-                "address": str(info.address),
-                "table": "tried" if info.in_tried else "new",
-                "last_seen": _number(info.last_seen),
-                "source": str(source) if source is not None else None,
-            }
-        )
+    addresses = sorted(addressViews(node), key=lambda a: (-(a.last_seen or 0.0), str(a.address)))
+    known = [_knownInfo(a) for a in addresses[:MAX_KNOWN]]
 
     traffic = [
         {"direction": direction, "type": str(kind), "messages": int(v[0]), "bytes": int(v[1])}
@@ -143,7 +148,7 @@ def snapshot(node) -> dict[str, Any]:
 
     # The graph, as this node sees it.
     selfId = "self"
-    nodes: list[dict] = [{"id": selfId, "kind": "self", "label": node.node_id}]
+    nodes: list[dict] = [{"id": selfId, "kind": "self", "label": view.node_id}]
     edges: list[dict] = []
     byAddress: dict[str, str] = {}
     for info in peerInfos:
@@ -187,18 +192,18 @@ def snapshot(node) -> dict[str, Any]:
         "now": now,
         "version": __version__,
         "node": {
-            "id": node.node_id,
+            "id": view.node_id,
             "listening": str(listening) if listening is not None else None,
-            "uptime": _number(node.uptime()) or 0.0,
-            "tls": node.identity is not None,
-            "user_agent": node.config.user_agent,
-            "running": bool(node.running),
+            "uptime": _number(view.uptime_s) or 0.0,
+            "tls": view.tls,
+            "user_agent": view.user_agent,
+            "running": view.running,
         },
         "peers": peerInfos,
         "known": known,
-        "known_total": len(infos),
+        "known_total": len(addresses),
         "traffic": traffic,
-        "bans": [{"subnet": s, "until": _number(u)} for s, u in node.bans.bans(now)],
+        "bans": [{"subnet": s, "until": _number(u)} for s, u in view.bans],
         "graph": {"nodes": nodes, "edges": edges},
     }
 

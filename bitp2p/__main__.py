@@ -1,7 +1,7 @@
 """
 C{python -m bitp2p PORT [options]}: a node with an interactive console.
 
-The options are those of C{twistd bitp2p} (L{bitp2p.tap.Options}). On a
+The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
 reads one command per line, answers on stdout, logs to stderr, and stops at
 the end of its input.
@@ -18,9 +18,9 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
-from bitp2p.console import ConsoleService, formatLogLine
+from bitp2p.ops.console import ConsoleService, formatLogLine
 from bitp2p.logs import JSONLogObserver
-from bitp2p.tap import NodeService, Options, addControl, makeNode
+from bitp2p.ops.tap import NodeService, Options, addControl, makeNode
 
 
 def _stderrObserver(event: dict) -> None:

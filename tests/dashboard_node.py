@@ -18,9 +18,9 @@ import sys
 from twisted.internet import reactor, stdio
 from twisted.internet.protocol import Protocol
 
-from bitp2p.control import ControlService
+from bitp2p.ops.control import ControlService
 from bitp2p.node import Node, NodeConfig
-from bitp2p.web import dashboardResource
+from bitp2p.ops.web import dashboardResource
 
 
 class _StopOnEOF(Protocol):

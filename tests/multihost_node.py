@@ -4,8 +4,8 @@ bitp2p} with one timer more.
 
     python tests/multihost_node.py [--maintenance-interval S] -- TWISTD-BITP2P-OPTIONS...
 
-The options after C{--} are those of C{twistd bitp2p} (L{bitp2p.tap.Options},
-parsed by it), and the service is the one it builds (L{bitp2p.tap.makeService}:
+The options after C{--} are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options},
+parsed by it), and the service is the one it builds (L{bitp2p.ops.tap.makeService}:
 the node and its control API), run under the reactor as C{twistd -n} would
 (C{privilegedStartService}, then C{startService}, stopped at SIGTERM). Only
 the configuration differs: the maintenance interval (5 s) is not a daemon
@@ -35,7 +35,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from bitp2p.tap import Options, makeService
+from bitp2p.ops.tap import Options, makeService
 
 
 def main(argv: list[str]) -> None:

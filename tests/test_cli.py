@@ -12,7 +12,7 @@ import socket
 from twisted.logger import LogLevel, Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p import cli
+from bitp2p.ops import cli
 from bitp2p.logs import JSONLogObserver, jsonLine
 
 from .helpers import tempDir

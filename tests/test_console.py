@@ -18,7 +18,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
-from bitp2p.console import Commands, TerminalConsole, age
+from bitp2p.ops.console import Commands, TerminalConsole, age
 
 from .helpers import linkNodes, makeNode, tempDir
 

@@ -1,5 +1,5 @@
 """
-The control API (L{bitp2p.control}) over real HTTP: real nodes on loopback,
+The control API (L{bitp2p.ops.control}) over real HTTP: real nodes on loopback,
 a real L{ControlService}, requests made with twisted.web's L{Agent}.
 
 These are trial TestCases run by the real reactor; they run under trial and
@@ -31,7 +31,7 @@ from zope.interface import implementer
 from bitp2p import __version__
 from bitp2p.address import Address
 from bitp2p.constants import COOKIE_FILE, RPC_PORT_FILE
-from bitp2p.control import (
+from bitp2p.ops.control import (
     AUTH_FAILURE_DELAY_S,
     AUTH_FAILURE_WINDOW_S,
     AUTH_FAILURES_ALLOWED,

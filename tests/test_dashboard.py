@@ -1,5 +1,5 @@
 """
-The web dashboard (L{bitp2p.web}): over real HTTP with twisted.web's Agent
+The web dashboard (L{bitp2p.ops.web}): over real HTTP with twisted.web's Agent
 against real nodes on loopback, and in a real headless Chromium driven by
 Playwright against nodes run in subprocesses.
 """
@@ -22,7 +22,7 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from bitp2p.address import Address
-from bitp2p.web import dashboardResource, sameOrigin
+from bitp2p.ops.web import dashboardResource, sameOrigin
 
 from .helpers import learn
 from .test_control import ControlTestCase, _Body, basic, readBody
@@ -136,7 +136,7 @@ class DashboardHTTPTests(ControlTestCase):
             status, headers, body = yield self.request(control, path=b"/dashboard/" + name)
             self.assertEqual(status, 200, name)
             self.assertTrue(headers.getRawHeaders(b"content-type")[0].startswith(kind))
-            self.assertEqual(body, (ROOT / "bitp2p" / "dashboard" / name.decode()).read_bytes())
+            self.assertEqual(body, (ROOT / "bitp2p" / "ops" / "dashboard" / name.decode()).read_bytes())
         status, headers, _ = yield self.request(control, path=b"/dashboard")
         self.assertEqual((status, headers.getRawHeaders(b"location")), (301, [b"dashboard/"]))
         status, _, _ = yield self.request(control, path=b"/dashboard/nothing")

@@ -27,7 +27,7 @@ from .test_twistd import DEADLINE_S, TwistdProcesses, freePort
 class OperatorTests(TwistdProcesses, SynchronousTestCase):
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "bitp2p.cli", *args],
+            [sys.executable, "-m", "bitp2p.ops.cli", *args],
             capture_output=True,
             text=True,
             timeout=DEADLINE_S,

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cryptography.hazmat.primitives import serialization
 
-from bitp2p.tap import Options
+from bitp2p.ops.tap import Options
 from bitp2p.tls import node_id_of_public_key
 
 from .helpers import tempDir

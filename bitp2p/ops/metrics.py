@@ -1,0 +1,152 @@
+"""
+Prometheus metrics of a node (C{/metrics} on the control API).
+
+Nothing is counted here: L{NodeCollector} reads the node's views
+(L{bitp2p.views}) when Prometheus scrapes, so the hot paths pay nothing for
+it; the address tables are counted by their sizes, never listed. The resource
+renders in the reactor thread (prometheus_client's own Twisted resource
+runs a WSGI app in a thread pool; bitp2p uses no threads).
+
+Metrics (all prefixed C{bitp2p_}):
+
+  - C{peers{direction, type}}: established peers, by direction and
+    connection type;
+  - C{connections_handshaking}, C{dials_in_progress};
+  - C{messages_total{direction, type}} and C{bytes_total{direction, type}}:
+    messages and bytes received (C{in}) and sent (C{out}) per message type,
+    since start, peers gone included;
+  - C{handshake_failures_total}, C{protocol_violations_total};
+  - C{known_addresses{table}}: the address manager's new and tried tables;
+  - C{bans};
+  - C{peer_ping_seconds{peer}} and C{peer_min_ping_seconds{peer}}: the last
+    and lowest ping round trip of each peer (its node id's first 16
+    characters);
+  - C{gossip_total{event}}: the gossip counters (published, received,
+    duplicates, ...);
+  - C{uptime_seconds}.
+
+This module owns the Prometheus names and the C{/metrics} resource. It
+must not know a Peer's or Node's private state, nor credentials (the tree
+it is mounted under checks them). (Moved from C{bitp2p.metrics}, which still
+re-exports it.)
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.web.resource import Resource
+
+from bitp2p.views import establishedViews, nodeView
+
+__all__ = ["MetricsResource", "NodeCollector", "registryFor"]
+
+
+class NodeCollector:
+    """
+    A prometheus_client collector of one node's figures.
+    """
+
+    def __init__(self, node) -> None:
+        self.node = node
+
+    def describe(self):
+        return []  # the families are made when collected
+
+    def collect(self):
+        node = self.node
+        view = nodeView(node)
+        established = establishedViews(node)
+        peers = GaugeMetricFamily(
+            "bitp2p_peers", "Established peers", labels=["direction", "type"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for peer in established:
+            key = (peer.direction.value, peer.kind.value)
+            counts[key] = counts.get(key, 0) + 1
+        for (direction, kind), count in sorted(counts.items()):
+            peers.add_metric([direction, kind], count)
+        yield peers
+        yield GaugeMetricFamily(
+            "bitp2p_connections_handshaking",
+            "Connections whose handshake is not done",
+            value=view.handshaking,
+        )
+        yield GaugeMetricFamily(
+            "bitp2p_dials_in_progress", "Outgoing connections being made", value=view.dialing
+        )
+        messages = CounterMetricFamily(
+            "bitp2p_messages", "Messages by direction and type", labels=["direction", "type"]
+        )
+        sizes = CounterMetricFamily(
+            "bitp2p_bytes", "Bytes by direction and message type", labels=["direction", "type"]
+        )
+        for (direction, kind), (count, size) in sorted(node.trafficTotals().items()):
+            messages.add_metric([direction, kind], count)
+            sizes.add_metric([direction, kind], size)
+        yield messages
+        yield sizes
+        yield CounterMetricFamily(
+            "bitp2p_handshake_failures",
+            "Connections closed before their handshake was done",
+            value=view.counters["handshake_failures"],
+        )
+        yield CounterMetricFamily(
+            "bitp2p_protocol_violations",
+            "Protocol violations by peers",
+            value=view.counters["violations"],
+        )
+        known = GaugeMetricFamily(
+            "bitp2p_known_addresses", "Addresses in the address manager", labels=["table"]
+        )
+        known.add_metric(["new"], view.known_new)
+        known.add_metric(["tried"], view.known_tried)
+        yield known
+        yield GaugeMetricFamily("bitp2p_bans", "Banned addresses and subnets", value=len(view.bans))
+        ping = GaugeMetricFamily(
+            "bitp2p_peer_ping_seconds", "Last ping round trip of each peer", labels=["peer"]
+        )
+        minimum = GaugeMetricFamily(
+            "bitp2p_peer_min_ping_seconds", "Lowest ping round trip of each peer", labels=["peer"]
+        )
+        for peer in established:
+            label = (peer.node_id or "?")[:16]
+            if peer.rtt_s is not None:
+                ping.add_metric([label], peer.rtt_s)
+            if peer.min_rtt_s is not None:
+                minimum.add_metric([label], peer.min_rtt_s)
+        yield ping
+        yield minimum
+        gossip = CounterMetricFamily("bitp2p_gossip", "Gossip events", labels=["event"])
+        for event, count in sorted(view.gossip.items()):
+            if event != "seen":
+                gossip.add_metric([event], count)
+        yield gossip
+        yield GaugeMetricFamily("bitp2p_uptime_seconds", "Seconds since start", value=view.uptime_s)
+
+
+def registryFor(node) -> CollectorRegistry:
+    """
+    A registry holding one node's collector (not the global one: a process
+    may run several nodes).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(node))
+    return registry
+
+
+class MetricsResource(Resource):
+    """
+    C{GET} renders the registry in Prometheus' text format.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self.registry)

@@ -1,0 +1,402 @@
+"""
+C{twistd bitp2p}: command-line options and the service they build.
+
+The plugin file (C{twisted/plugins/bitp2p_plugin.py}) only points here; the
+same L{Options} serve C{python -m bitp2p}.
+
+Errors a user can make on the command line (a bad value, a busy port) end the
+program with one line on standard error and exit status 1, no traceback.
+
+This module owns the command line and the assembly of the services (the
+node, the control API with C{/metrics} and the dashboard, the console). It
+must not know what any of them does inside: it only builds and wires them.
+(Moved from C{bitp2p.tap}, which still re-exports it.)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from twisted.application import service
+from twisted.internet.error import CannotListenError
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+from twisted.python import usage
+
+from bitp2p.address import Address, AddressError, split_host_port
+from bitp2p.endpoints import check_listen, parse_target
+from bitp2p.logs import JSONLogObserver
+from bitp2p.constants import (
+    DEFAULT_INTERFACE,
+    DEFAULT_PORT,
+    MAX_CONNECTIONS,
+    MAX_OUTBOUND,
+    PING_INTERVAL_S,
+    PING_TIMEOUT_S,
+)
+from bitp2p.node import Node, NodeConfig
+
+# The log namespace stays the one of the module's old path, bitp2p.tap
+# (operators filter on it).
+log = Logger(namespace="bitp2p.tap")
+
+
+__all__ = [
+    "NodeService",
+    "Options",
+    "UsageFailure",
+    "addControl",
+    "makeNode",
+    "makeService",
+]
+
+
+class UsageFailure(SystemExit):
+    """
+    A command-line mistake: exits with status 1 and this one-line message.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"bitp2p: {message}")
+
+
+def _exitWith(message: str) -> SystemExit:
+    """
+    End the program with one line on the real standard error: once twistd
+    runs, C{sys.stderr} is redirected into the log, so the line goes to both.
+    """
+    line = f"bitp2p: {message}"
+    log.error("{line}", line=line)
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write(line + "\n")
+        stream.flush()
+    return SystemExit(1)
+
+
+def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
+    bounds = f"in {low}..{high}" if high is not None else f">= {low}"
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise usage.UsageError(f"--{option} must be a whole number {bounds}, not {text!r}")
+    return value
+
+
+def _seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < math.inf:
+        raise usage.UsageError(f"--{option} must be a number of seconds > 0, not {text!r}")
+    return value
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd bitp2p} and C{python -m bitp2p}.
+    """
+
+    synopsis = "[options] [PORT]"
+    longdesc = (
+        "Run a bitp2p node: listen for peers, dial seeds and discovered "
+        "addresses, keep connections alive. PORT may also be given as the "
+        "only argument."
+    )
+
+    optFlags = [
+        ["console", "c", "Interactive prompt on the terminal (when stdin is a terminal)."],
+        ["no-seeds", None, "Use no bootstrap seeds, not even the built-in ones."],
+        [
+            "tls",
+            None,
+            "Speak TLS to peers: the node id becomes the hash of a key kept in --datadir"
+            " (node.key, mode 0600); peers are pinned on first use.",
+        ],
+    ]
+    optParameters = [
+        ["port", "p", None, f"TCP port to listen on (0: any free port) [default: {DEFAULT_PORT}]."],
+        ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
+        ["datadir", "d", None, "Directory for the node id, address tables, bans and anchors."],
+        ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
+        ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
+        ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
+        [
+            "ping-timeout",
+            None,
+            str(PING_TIMEOUT_S),
+            "Seconds a ping may wait for its pong before the peer is disconnected.",
+        ],
+        [
+            "rpc-port",
+            None,
+            None,
+            "Serve the control API (bitp2p-cli) and /metrics on this port of"
+            " 127.0.0.1, or on an endpoint (tcp:5332:interface=0.0.0.0). Off by default.",
+        ],
+        [
+            "web-port",
+            None,
+            None,
+            "Serve the web dashboard (/dashboard/, with the control API) on this port of"
+            " 127.0.0.1, or on an endpoint. Off by default.",
+        ],
+        ["rpc-user", None, "bitp2p", "User name for --rpc-password."],
+        [
+            "rpc-password",
+            None,
+            None,
+            "Password of the control API; without it, a cookie in --datadir (.cookie).",
+        ],
+        ["log-format", None, "text", "Log lines as text, or json (one object per line)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        for key in ("seeds", "addnodes", "connect", "seednodes", "listen"):
+            self[key] = []
+
+    def opt_listen(self, value: str) -> None:
+        """
+        Listen on a Twisted endpoint: tcp:5000, tcp6:5000, unix:/path.sock,
+        onion:5000 (with txtorcon), ...; repeat for several. Replaces --port
+        and --interface.
+        """
+        try:
+            check_listen(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--listen: {e}") from None
+        self["listen"].append(value)
+
+    def _target(self, option: str, key: str, value: str) -> None:
+        try:
+            parse_target(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--{option}: {e}") from None
+        self[key].append(value)
+
+    def _hostPort(self, option: str, key: str, value: str) -> None:
+        try:
+            split_host_port(value)
+        except AddressError as e:
+            raise usage.UsageError(f"--{option}: {e}") from None
+        self[key].append(value)
+
+    def opt_seed(self, value: str) -> None:
+        """
+        Bootstrap address HOST:PORT, used when the address manager is empty;
+        repeat for several. A host name stands for all its addresses.
+        Default: 127.0.0.1 ports 5000-5003 but our own.
+        """
+        self._hostPort("seed", "seeds", value)
+
+    def opt_addnode(self, value: str) -> None:
+        """
+        Peer HOST:PORT (or a client endpoint: unix:/path.sock, tor:HOST:PORT,
+        ...) to keep connected (redialed with backoff; not counted against
+        --max-outbound); repeat for several.
+        """
+        self._target("addnode", "addnodes", value)
+
+    def opt_connect(self, value: str) -> None:
+        """
+        Connect only to HOST:PORT or a client endpoint (repeat for several):
+        no automatic outbound connections, no seeds, no feelers.
+        """
+        self._target("connect", "connect", value)
+
+    def opt_seednode(self, value: str) -> None:
+        """
+        Node HOST:PORT to fetch addresses from once at start, then
+        disconnect; repeat for several.
+        """
+        self._hostPort("seednode", "seednodes", value)
+
+    def parseArgs(self, port: str | None = None) -> None:
+        if port is not None:
+            self["port"] = port
+
+    def postOptions(self) -> None:
+        if self["seeds"] and self["no-seeds"]:
+            raise usage.UsageError("--seed and --no-seeds exclude each other")
+        if self["seeds"] and self["connect"]:
+            raise usage.UsageError("--connect dials only the peers given: --seed cannot be used with it")
+        if self["listen"] and self["port"] is not None:
+            raise usage.UsageError("--listen says where to listen: give it or --port, not both")
+        port = DEFAULT_PORT if self["port"] is None else self["port"]
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
+        for option in ("rpc-port", "web-port"):
+            value = self[option]
+            if value is not None and value.isascii() and value.isdigit():
+                value = f"tcp:{_wholeNumber(option, value, 0, 65535)}:interface=127.0.0.1"
+            elif value is not None:
+                try:
+                    check_listen(value)
+                except ValueError as e:
+                    raise usage.UsageError(f"--{option}: {e}") from None
+            self[option.replace("port", "endpoint")] = value
+            if value is not None and self["rpc-password"] is None and self["datadir"] is None:
+                raise usage.UsageError(
+                    f"--{option} needs --datadir (where its cookie is written) or --rpc-password"
+                )
+        try:
+            self.config = NodeConfig(
+                port=_wholeNumber("port", str(port), 0, 65535),
+                interface=self["interface"],
+                listen_endpoints=self["listen"],
+                tls=bool(self["tls"]),
+                seeds=() if self["no-seeds"] else (self["seeds"] or None),
+                addnodes=self["addnodes"],
+                connect=self["connect"],
+                seednodes=self["seednodes"],
+                datadir=self["datadir"],
+                max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
+                max_connections=_wholeNumber("max-connections", self["max-connections"], 1),
+                ping_interval_s=_seconds("ping-interval", self["ping-interval"]),
+                ping_timeout_s=_seconds("ping-timeout", self["ping-timeout"]),
+            )
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+        try:
+            Address.of(self["interface"], 0)
+        except AddressError:
+            raise usage.UsageError(
+                f"--interface must be an IP address, not {self['interface']!r}"
+            ) from None
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Parse, turning any usage error into a one-line exit.
+        """
+        if options is None:
+            options = sys.argv[1:]
+        options = list(options)
+        if options and not options[0].startswith("-"):
+            # "python -m bitp2p 5000 --seed ...": the port may come first.
+            options.append(options.pop(0))
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            raise UsageFailure(f"{e} (see --help)") from None
+
+
+# usage.Options prints an opt_ method's docstring as it is, indentation and
+# all: make each one line, so --help wraps it cleanly.
+for _name in dir(Options):
+    if _name.startswith("opt_") and getattr(Options, _name).__doc__:
+        _method = getattr(Options, _name)
+        _method.__doc__ = " ".join(_method.__doc__.split())
+del _name, _method
+
+
+class NodeService(service.MultiService):
+    """
+    The node, and its console when asked for, as one service. A port that
+    cannot be listened on ends the program with one line.
+    """
+
+    def __init__(self, node: Node, logObserver=None) -> None:
+        super().__init__()
+        self.node = node
+        self.logObserver = logObserver
+        node.setServiceParent(self)
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Join C{parent}; with a log observer of our own (C{--log-format
+        json}), make it the application's C{ILogObserver}, which twistd
+        uses for the whole process.
+        """
+        super().setServiceParent(parent)
+        if self.logObserver is not None and isinstance(parent, Componentized):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, self.logObserver)
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise _exitWith(_listenError(e)) from None
+        except ValueError as e:  # an endpoint string Twisted cannot parse
+            raise _exitWith(str(e)) from None
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            raise _exitWith(_listenError(e)) from None
+        except ValueError as e:
+            raise _exitWith(str(e)) from None
+
+
+def _listenError(error: CannotListenError) -> str:
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    if isinstance(error.port, (str, bytes)):  # a UNIX socket's path
+        where = error.port.decode() if isinstance(error.port, bytes) else error.port
+    else:
+        where = f"{error.interface or '0.0.0.0'}:{error.port}"
+    return f"cannot listen on {where}: {reason.lower()}"
+
+
+def makeNode(config: Options, reactor=None) -> Node:
+    """
+    The node the parsed options describe. A data directory that cannot be
+    used ends the program with one line.
+    """
+    try:
+        return Node(config.config, reactor=reactor)
+    except OSError as e:
+        raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
+
+
+def addControl(top: NodeService, config: Options, reactor=None) -> None:
+    """
+    With C{--rpc-port} or C{--web-port}: the control API, with C{/metrics}
+    and the dashboard (C{/dashboard/}), as a child of C{top}, listening on
+    both when both are given.
+    """
+    endpoints = [e for e in (config["rpc-endpoint"], config["web-endpoint"]) if e is not None]
+    if not endpoints:
+        return
+    from bitp2p.ops.control import ControlService
+    from bitp2p.ops.metrics import MetricsResource, registryFor
+    from bitp2p.ops.web import dashboardResource
+
+    try:
+        control = ControlService(
+            top.node,
+            endpoints[0],
+            password=config["rpc-password"],
+            user=config["rpc-user"],
+            reactor=reactor,
+        )
+        for endpoint in endpoints[1:]:
+            control.addEndpoint(endpoint)
+    except ValueError as e:
+        raise UsageFailure(f"--rpc-port: {e}") from None
+    control.root.putChild(b"metrics", MetricsResource(registryFor(top.node)))
+    control.root.putChild(b"dashboard", dashboardResource(top.node))
+    control.setServiceParent(top)
+
+
+def makeService(config: Options, stdio=None) -> service.MultiService:
+    """
+    Build the node service from parsed options.
+    """
+    node = makeNode(config)
+    top = NodeService(
+        node, JSONLogObserver(sys.stdout) if config["log-format"] == "json" else None
+    )
+    addControl(top, config)
+    if config["console"]:
+        stdin = stdio if stdio is not None else sys.stdin
+        if stdin.isatty():
+            from bitp2p.ops.console import ConsoleService
+
+            ConsoleService(node, redirectStdout=True).setServiceParent(top)
+    return top

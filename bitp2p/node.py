@@ -86,6 +86,7 @@ from bitp2p.peer import ConnectionType, Direction, Peer, PeerRoutes, PeerSetting
 from bitp2p.shortlived import ShortLived
 from bitp2p.store import ANCHORS_FORMAT, BANLIST_FORMAT, PEERS_FORMAT, PINS_FORMAT, BookKind, NodeStore
 from bitp2p.timers import Every
+from bitp2p.views import nodeStatus
 from bitp2p.tls import Identity, PinStore
 from bitp2p.wire import JSONLines
 
@@ -733,57 +734,9 @@ class Node(service.MultiService):
         """
         A snapshot of the node, fit for JSON: its id and address, every
         established peer, the connections in progress, the known addresses,
-        the bans.
+        the bans (L{bitp2p.views.nodeStatus}).
         """
-        now = self._reactor.seconds()
-        connections = self.connman.connections()
-        established = [p for p in connections if p.established]
-        peers = [
-            {
-                "node_id": peer.node_id,
-                "address": str(peer.address) if peer.address else None,
-                "remote": peer.remote,
-                "direction": peer.direction.value,
-                "kind": peer.kind.value,
-                "user_agent": peer.user_agent,
-                "connected_since": peer.established_at,
-                "rtt_s": peer.rtt_s,
-                "min_rtt_s": peer.min_rtt_s,
-                "messages_in": peer.messages_in,
-                "messages_out": peer.messages_out,
-                "bytes_in": peer.bytes_in,
-                "bytes_out": peer.bytes_out,
-            }
-            for peer in sorted(established, key=lambda p: p.established_at or 0)
-        ]
-        known = [
-            {
-                "address": str(info.address),
-                "table": "tried" if info.in_tried else "new",
-                "last_seen": info.last_seen,
-                "last_tried": info.last_tried,
-                "last_success": info.last_success,
-                "attempts": info.attempts,
-                "failures": info.failures,
-            }
-            for info in sorted(self.book, key=lambda i: i.address)
-        ]
-        return {
-            "node_id": self.node_id,
-            "listening": str(self.listeningAddress) if self.listeningAddress else None,
-            "user_agent": self.config.user_agent,
-            "uptime_s": self.uptime(),
-            "outbound": sum(p.kind is ConnectionType.OUTBOUND for p in established),
-            "inbound": sum(p.kind is ConnectionType.INBOUND for p in established),
-            "manual": sum(p.kind is ConnectionType.MANUAL for p in established),
-            "handshaking": len(connections) - len(established),
-            "dialing": self.connman.dialCount(),
-            "peers": peers,
-            "known": known,
-            "bans": [{"subnet": s, "until": u} for s, u in self.bans.bans(now)],
-            "tls": self.identity is not None,
-            "gossip": dict(self.gossip.stats, seen=len(self.gossip.seen)),
-        }
+        return nodeStatus(self)
 
     def save(self) -> None:
         """

@@ -120,7 +120,16 @@ def test_coreDoesNotImportOps():
     ]
     assert "views" in core and "node" in core
     for name in core:
-        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        path = root / name / "__init__.py" if (root / name).is_dir() else root / f"{name}.py"
+        sources = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        tree = ast.Module(
+            body=[
+                statement
+                for source in sources
+                for statement in ast.parse(source.read_text(encoding="utf-8")).body
+            ],
+            type_ignores=[],
+        )
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 imported = [node.module] + [f"{node.module}.{a.name}" for a in node.names]

@@ -31,18 +31,15 @@ import attrs
 
 from bitp2p.address import Address, AddressError, is_routable, parse_address
 from bitp2p.constants import (
+    ADDRBOOK_MAX_ENTRIES,
     ADDR_FUTURE_SLACK_S,
     ADDR_HORIZON_S,
     ADDR_MAX_FAILURES,
-    ADDRBOOK_MAX_ENTRIES,
     GETADDR_MAX_REPLY,
+    NEVER_WORKED_MAX_FAILURES,
+    WORKED_PREFERENCE,
 )
 
-# Chance that select() picks among addresses that worked before, when there
-# are also addresses that never did.
-WORKED_PREFERENCE = 0.8
-# Never-successful addresses with this many failures are not shared.
-NEVER_WORKED_MAX_FAILURES = 3
 # Random draws select() makes before settling for its last candidate.
 _SELECT_DRAWS = 64
 

@@ -37,12 +37,8 @@ import ipaddress
 import math
 from typing import Any, Union
 
-from bitp2p.constants import HOST_CACHE_SIZE
+from bitp2p.constants import HOST_CACHE_SIZE, MAX_DISCOURAGED
 
-# Hosts remembered as discouraged at most; beyond, the host discouraged
-# longest ago is forgotten (Bitcoin Core keeps 50000 in a rolling Bloom
-# filter).
-MAX_DISCOURAGED = 50000
 # Longest target shown in an error message.
 _SHOW_CHARS = 80
 

@@ -1,5 +1,8 @@
 """
-Every tunable number of bitp2p, in one place, with its unit in its name.
+Every tunable number of bitp2p, in one place, with its unit in its name: the
+node's and the operator tools'. (The address manager's internal constants,
+Bitcoin Core's and not meant to be tuned, stay private in L{bitp2p.addrman};
+the modules that use a number here import it from here.)
 
 Protocol numbers come from the wire contract (PROTOCOL.md); policy numbers follow
 Bitcoin Core's net/addrman defaults where the contract is silent.
@@ -170,3 +173,49 @@ GOSSIP_STORE_MAX_BYTES = 64 * 1024 * 1024  # announced payloads kept to serve
 
 # TLS (bitp2p.tls)
 MAX_PINS = 10_000  # address -> node id pins kept (trust on first use)
+
+# The simple address book (bitp2p.addrbook)
+# Chance that select() picks among addresses that worked before, when there
+# are also addresses that never did.
+WORKED_PREFERENCE = 0.8
+# Never-successful addresses with this many failures are not shared.
+NEVER_WORKED_MAX_FAILURES = 3
+
+# Bans (bitp2p.banman)
+# Hosts remembered as discouraged at most; beyond, the host discouraged
+# longest ago is forgotten (Bitcoin Core keeps 50000 in a rolling Bloom
+# filter).
+MAX_DISCOURAGED = 50000
+
+# bitp2p-cli (bitp2p.ops.cli): how long a call may take
+CLI_TIMEOUT_S = 30
+
+# The console (bitp2p.ops.console)
+CONSOLE_HISTORY_LINES = 500  # commands kept between runs
+
+# The dashboard (bitp2p.ops.web)
+# At most this many known addresses are listed in a snapshot (and drawn).
+DASHBOARD_MAX_KNOWN = 256
+# How long a form post waits for its action (a dial, a disconnection)
+# before answering anyway.
+DASHBOARD_ACTION_WAIT_S = 5.0
+# The longest form field taken.
+DASHBOARD_MAX_FIELD = 512
+
+# The control API (bitp2p.ops.control)
+# Failed authentications from one host: past AUTH_FAILURES_ALLOWED in
+# AUTH_FAILURE_WINDOW_S, each 401 is sent AUTH_FAILURE_DELAY_S late.
+# At most AUTH_TRACKED_HOSTS hosts are remembered (the oldest forgotten).
+AUTH_FAILURES_ALLOWED = 10
+AUTH_FAILURE_WINDOW_S = 60.0
+AUTH_FAILURE_DELAY_S = 2.0
+AUTH_TRACKED_HOSTS = 4096
+
+# The longest request body taken; a longer one is read and dropped, and
+# answered 413.
+MAX_BODY_BYTES = 1024 * 1024
+# HTTP connections open at once at most (each may hold a body of
+# MAX_BODY_BYTES); more are closed as they arrive.
+MAX_HTTP_CONNECTIONS = 64
+# An idle HTTP connection is closed after this long.
+HTTP_IDLE_TIMEOUT_S = 60

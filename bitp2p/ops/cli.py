@@ -36,12 +36,11 @@ import urllib.error
 import urllib.request
 from typing import IO
 
+from bitp2p.constants import CLI_TIMEOUT_S as TIMEOUT_S
 from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
 from bitp2p.formatting import age, span
 
 __all__ = ["CLIError", "call", "main"]
-
-TIMEOUT_S = 30
 
 
 class CLIError(Exception):

@@ -38,6 +38,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from bitp2p.constants import CONSOLE_HISTORY_LINES as HISTORY_LINES
 from bitp2p.formatting import age, span
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
@@ -75,7 +76,6 @@ ALIASES = {"?": "help", "exit": "quit"}
 log = Logger(namespace="bitp2p.console")
 
 HISTORY_FILE = "console_history"
-HISTORY_LINES = 500  # commands kept between runs
 
 USAGE = {
     "connect": "usage: connect HOST PORT (or connect HOST:PORT, or connect ENDPOINT)",

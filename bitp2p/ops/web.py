@@ -50,6 +50,9 @@ from twisted.web import pages, server
 from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
+from bitp2p.constants import DASHBOARD_ACTION_WAIT_S as ACTION_WAIT_S
+from bitp2p.constants import DASHBOARD_MAX_FIELD as MAX_FIELD
+from bitp2p.constants import DASHBOARD_MAX_KNOWN as MAX_KNOWN
 from bitp2p.constants import DEFAULT_BAN_S
 from bitp2p.endpoints import parse_target
 from bitp2p.views import AddressView, PeerView, addressViews, nodeView, peerView
@@ -62,13 +65,6 @@ log = Logger(namespace="bitp2p.web")
 
 # Where the page and its static files are (installed as package data).
 STATIC_DIR = Path(__file__).resolve().parent / "dashboard"
-# At most this many known addresses are listed in a snapshot (and drawn).
-MAX_KNOWN = 256
-# How long a form post waits for its action (a dial, a disconnection)
-# before answering anyway.
-ACTION_WAIT_S = 5.0
-# The longest form field taken.
-MAX_FIELD = 512
 
 _SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",

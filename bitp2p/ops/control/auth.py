@@ -32,7 +32,13 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from bitp2p.constants import COOKIE_FILE
+from bitp2p.constants import (
+    AUTH_FAILURE_DELAY_S,
+    AUTH_FAILURE_WINDOW_S,
+    AUTH_FAILURES_ALLOWED,
+    AUTH_TRACKED_HOSTS,
+    COOKIE_FILE,
+)
 from bitp2p.storage import atomic_write
 
 __all__ = [
@@ -56,13 +62,6 @@ log = Logger(namespace="bitp2p.control")
 COOKIE_USER = "__cookie__"
 DEFAULT_USER = "bitp2p"
 REALM = "bitp2p"
-# Failed authentications from one host: past AUTH_FAILURES_ALLOWED in
-# AUTH_FAILURE_WINDOW_S, each 401 is sent AUTH_FAILURE_DELAY_S late.
-# At most AUTH_TRACKED_HOSTS hosts are remembered (the oldest forgotten).
-AUTH_FAILURES_ALLOWED = 10
-AUTH_FAILURE_WINDOW_S = 60.0
-AUTH_FAILURE_DELAY_S = 2.0
-AUTH_TRACKED_HOSTS = 4096
 
 _CHALLENGE = f'Basic realm="{REALM}"'.encode("ascii")
 

@@ -18,6 +18,7 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.web import pages, server
 from twisted.web.resource import Resource
 
+from bitp2p.constants import HTTP_IDLE_TIMEOUT_S, MAX_BODY_BYTES, MAX_HTTP_CONNECTIONS
 from bitp2p.ops.control.auth import clientHost
 
 __all__ = [
@@ -34,14 +35,6 @@ __all__ = [
 # filter on it; it was the one module bitp2p.control).
 log = Logger(namespace="bitp2p.control")
 
-# The longest request body taken; a longer one is read and dropped, and
-# answered 413.
-MAX_BODY_BYTES = 1024 * 1024
-# HTTP connections open at once at most (each may hold a body of
-# MAX_BODY_BYTES); more are closed as they arrive.
-MAX_HTTP_CONNECTIONS = 64
-# An idle HTTP connection is closed after this long.
-HTTP_IDLE_TIMEOUT_S = 60
 
 
 class BoundedRequest(server.Request):

@@ -179,7 +179,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--{option}: {e}") from None
         self[key].append(value)
 
-    def _hostPort(self, option: str, key: str, value: str) -> None:
+    def _addHostPort(self, option: str, key: str, value: str) -> None:
         try:
             split_host_port(value)
         except AddressError as e:
@@ -192,7 +192,7 @@ class Options(usage.Options):
         repeat for several. A host name stands for all its addresses.
         Default: 127.0.0.1 ports 5000-5003 but our own.
         """
-        self._hostPort("seed", "seeds", value)
+        self._addHostPort("seed", "seeds", value)
 
     def opt_addnode(self, value: str) -> None:
         """
@@ -214,7 +214,7 @@ class Options(usage.Options):
         Node HOST:PORT to fetch addresses from once at start, then
         disconnect; repeat for several.
         """
-        self._hostPort("seednode", "seednodes", value)
+        self._addHostPort("seednode", "seednodes", value)
 
     def parseArgs(self, port: str | None = None) -> None:
         if port is not None:

@@ -5,6 +5,10 @@ The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
 reads one command per line, answers on stdout, logs to stderr, and stops at
 the end of its input.
+
+It owns the command line of C{python -m bitp2p} and nothing else: the
+options are the twistd plugin's (L{bitp2p.ops.tap}), the prompt is
+L{bitp2p.ops.console}.
 """
 
 from __future__ import annotations

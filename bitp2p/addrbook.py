@@ -20,6 +20,9 @@ an address with C{n} failures accepted with probability C{1/(1+n)}. Getaddr
 answers (L{AddressBook.get_addr}) share up to C{max_count} entries that are
 not "terrible": not seen for 30 days, too far in the future, or failing many
 times without ever working. L{AddressBook.check} re-verifies the invariants.
+
+It owns the flat table and its selection; it knows nothing of connections,
+sockets or time (C{now} comes in as an argument).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Peer addresses: parsing, formatting, routability and network groups.
 An address on the wire is C{host:port} with an IPv4 literal, or C{[ipv6]:port}.
 L{Address} is the parsed, normalised form used everywhere inside bitp2p; its
 C{str()} is the wire form.
+
+It owns the L{Address} type and the rules about addresses (parsing,
+routability, groups); it knows nothing of connections or the reactor.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """
 C{bitp2p-cli} moved to L{bitp2p.ops.cli}; this old path re-exports it (and
 C{python -m bitp2p.cli} still runs it).
+
+It owns nothing: a re-export of L{bitp2p.ops.cli}.
 """
 
 import sys

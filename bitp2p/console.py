@@ -1,6 +1,8 @@
 """
 The interactive console moved to L{bitp2p.ops.console}; this old path
 re-exports it.
+
+It owns nothing: a re-export of L{bitp2p.ops.console}.
 """
 
 from bitp2p.formatting import age  # noqa: F401 (the old module exported it)

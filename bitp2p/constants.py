@@ -6,6 +6,9 @@ the modules that use a number here import it from here.)
 
 Protocol numbers come from the wire contract (PROTOCOL.md); policy numbers follow
 Bitcoin Core's net/addrman defaults where the contract is silent.
+
+It owns the numbers only; it imports no other module of bitp2p but the
+version.
 """
 
 from bitp2p._version import __version__

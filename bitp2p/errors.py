@@ -2,6 +2,8 @@
 Named errors of bitp2p: why a connection could not be made or did not last.
 
 Every one of them has a one-line C{str()} fit for a log line or the console.
+
+It owns the exception types; it knows nothing of where they are raised.
 """
 
 from bitp2p.codec import ProtocolViolation

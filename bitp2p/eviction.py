@@ -31,6 +31,10 @@ last, then removes the last C{k} (Bitcoin Core's EraseLastKElements). Where
 a property ties, the peer connected earlier is protected, and where that
 ties too, the one earlier in the input: the result is a function of the
 input alone. Nothing here does I/O, reads a clock or draws random numbers.
+
+It owns the choice only, a pure function of the candidates; it knows nothing
+of peers, sockets or the node (the connection manager builds the
+candidates).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """
 Short human durations, for the console and C{bitp2p-cli} alike (no
 Twisted here: the CLI imports it).
+
+It owns how durations are printed; it imports nothing of Twisted or of the
+node.
 """
 
 from __future__ import annotations

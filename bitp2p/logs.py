@@ -9,6 +9,8 @@ that are not JSON become their C{str()}), and C{traceback} for an event
 that carries a failure. L{JSONLogObserver} writes those lines to a stream;
 with C{twistd} it is installed as the application's C{ILogObserver}
 (L{bitp2p.tap}), so twistd's own events go through it too.
+
+It knows nothing of the node: it only formats events.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ C{ping_interval_s}), advertise (every C{advertise_interval_s}) and save
 (every C{save_interval_s}). All time comes from the injected reactor (an
 C{IReactorTime}), so tests drive every timer with
 L{twisted.internet.task.Clock} or C{MemoryReactorClock}.
+
+It must not know how any of those does its job: it only builds them,
+connects them, and delegates to them.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ plain text instead of TLS (a TLS connection starts with the byte
 L{TLS_RECORD_START}; a plain-text bitp2p one with C{"{"}).
 
 L{PinStore}: trust on first use, the node id first seen at each address.
+
+It owns the key pair, the certificate, the TLS wrapping of factories and the
+pin store; it knows nothing of peers' messages, slots or addresses beyond
+the pinned ones.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """
 The web dashboard moved to L{bitp2p.ops.web}; this old path re-exports it.
+
+It owns nothing: a re-export of L{bitp2p.ops.web}.
 """
 
 from bitp2p.ops.web import *  # noqa: F401,F403

@@ -16,4 +16,7 @@ They see the node through its public API and its read-only views
 import anything from here. The old paths (C{bitp2p.control}, C{bitp2p.cli},
 C{bitp2p.web}, C{bitp2p.metrics}, C{bitp2p.console}, C{bitp2p.tap}) still
 import the same objects.
+
+It owns nothing itself; its modules own the operator's tools, and must not
+be imported by the core.
 """

@@ -161,12 +161,6 @@ class Node(service.MultiService):
         self._secret = (lambda n: rng.randbytes(n)) if rng is not None else secrets.token_bytes
         relayKey = self._secret(32)
         groupKey = self._secret(32)
-        self.identity: Identity | None = None
-        self.pins = PinStore()
-        if config.tls and config.datadir:
-            self.identity = Identity.load_or_create(config.datadir, now=reactor.seconds())
-        elif config.tls:
-            self.identity = Identity.generate()
         self.store = NodeStore(
             config.datadir,
             reactor,
@@ -176,6 +170,14 @@ class Node(service.MultiService):
             pins=lambda: self.pins if self.identity is not None else None,
             running=lambda: self.running,
         )
+        self.identity: Identity | None = None
+        self.pins = PinStore()
+        if config.tls:
+            self.identity = (
+                Identity.load_or_create(self.store.path, now=reactor.seconds())
+                if self.store.path is not None
+                else Identity.generate()
+            )
         if self.identity is not None:
             self.node_id = self.identity.node_id
         elif config.node_id is not None:

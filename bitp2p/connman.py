@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, AbstractSet, Callable, Iterable
 
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -381,6 +381,14 @@ class ConnectionManager:
         ourselves).
         """
         return address in self._own
+
+    @property
+    def ownAddresses(self) -> AbstractSet[Address]:
+        """
+        This node's addresses (see L{isOwn}), for a caller that tests many
+        at once: a live, read-only view.
+        """
+        return self._own
 
     def addOwn(self, address: Address) -> None:
         """

@@ -264,11 +264,11 @@ class AddressRelay:
         if source is None:
             return
         bans = self._bans()
-        isOwn = self._connections.isOwn
+        own = self._connections.ownAddresses
         accepted: list[tuple[Address, float]] = []
         fresh: Entries = []
         for address, seen in entries:
-            if isOwn(address) or (address.ip.is_loopback and not from_loopback):
+            if address in own or (address.ip.is_loopback and not from_loopback):
                 continue
             host = address.host
             if bans.is_banned(host, now) or bans.is_discouraged(host, now):
@@ -295,11 +295,11 @@ class AddressRelay:
         our own.
         """
         now = self._reactor.seconds()
-        isOwn = self._connections.isOwn
+        own = self._connections.ownAddresses
         return [
             (info.address, int(info.last_seen) if info.last_seen else None)
             for info in self._book().get_addr(now, count, GETADDR_MAX_PCT, GETADDR_MIN_COUNT)
-            if not isOwn(info.address)
+            if info.address not in own
         ]
 
     # -- the known-address filter -----------------------------------------------

@@ -83,6 +83,8 @@ class Manager:
     def isOwn(self, address):
         return address == self.listeningAddress
 
+    ownAddresses = frozenset({listeningAddress})
+
     def addOwn(self, address):
         pass
 

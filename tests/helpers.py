@@ -88,6 +88,10 @@ class RecordingManager:
     def isOwn(self, address) -> bool:
         return address == self.own
 
+    @property
+    def ownAddresses(self) -> set:
+        return {self.own} if self.own is not None else set()
+
     def addOwn(self, address) -> None:
         pass
 

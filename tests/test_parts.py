@@ -274,6 +274,10 @@ class FakeConnections:
     def isOwn(self, address: Address) -> bool:
         return address in self.own
 
+    @property
+    def ownAddresses(self) -> set[Address]:
+        return self.own
+
     def addOwn(self, address: Address) -> None:
         self.own.add(address)
 

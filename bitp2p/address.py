@@ -6,7 +6,8 @@ L{Address} is the parsed, normalised form used everywhere inside bitp2p; its
 C{str()} is the wire form.
 
 It owns the L{Address} type and the rules about addresses (parsing,
-routability, groups); it knows nothing of connections or the reactor.
+routability, groups, and which groups are the node's own:
+L{LocalNetworks}); it knows nothing of connections or the reactor.
 """
 
 from __future__ import annotations
@@ -194,3 +195,61 @@ def _localHost(host: str) -> bool:
     # public addresses.
     ip = _ip(host)
     return any(ip.version == n.version and ip in n for n in _LOCAL_RANGES)
+
+
+class LocalNetworks:
+    """
+    The network groups that are this node's own (that of its listening
+    address, of the local end of its connections, and 127.0.0.0/16 when it
+    listens on all interfaces), and what follows from them for diversity.
+
+    Loopback and private addresses are grouped by /16 like public ones, so
+    nodes on 127.1.0.1 and 127.2.0.1 are in different groups. But a loopback
+    or private address in one of the node's own groups is on the same
+    machine or network as the node: L{diversityKey} exempts it from the
+    one-outbound-per-group rule and the inbound group cap, so that many nodes
+    on one address (C{127.0.0.1}, ports 5000, 5001, ...) still form a
+    network; and L{bucketGroup} buckets it by itself in the address manager.
+    An attacker cannot use this from outside: loopback addresses are only
+    accepted from loopback peers, and public addresses never get the
+    exemption.
+    """
+
+    def __init__(self) -> None:
+        self._groups: set[str] = set()
+
+    def __contains__(self, group: object) -> bool:
+        return group in self._groups
+
+    def add(self, address: Address) -> str | None:
+        """
+        C{address} is one of ours.
+
+        @return: its network group if that is newly local, else L{None}.
+        """
+        group = network_group(address)
+        if group in self._groups:
+            return None
+        self._groups.add(group)
+        return group
+
+    def diversityKey(self, address: Address) -> str | None:
+        """
+        The network group that counts for the one-outbound-per-group rule
+        and the inbound group cap, or L{None} for an address exempt from
+        both: a loopback or private address in one of our own groups.
+        """
+        group = network_group(address)
+        if group in self._groups and is_local_range(address):
+            return None
+        return group
+
+    def bucketGroup(self, address: Address) -> str:
+        """
+        The group the address manager buckets C{address} by: its network
+        group, but for a local address (see L{diversityKey}) the address
+        itself, or every node on 127.0.0.1 would share one bucket of 64
+        slots.
+        """
+        key = self.diversityKey(address)
+        return key if key is not None else f"local {address}"

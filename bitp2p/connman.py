@@ -16,16 +16,9 @@ gives it). It knows nothing of the address manager either: what a dial or a
 self-connection means for the address book goes out through callbacks
 (C{onDialStarted}, C{onDialFailed}, C{onSelfAddress}, C{onLocalGroup}).
 
-Local networks: loopback and private addresses are grouped by /16 like
-public ones, so nodes on 127.1.0.1 and 127.2.0.1 are in different groups.
-But a loopback or private address in one of the node's own groups (that of
-its listening address, of the local end of its connections, and 127.0.0.0/16
-when it listens on all interfaces) is on the same machine or network as the
-node: L{ConnectionManager.diversityKey} exempts such addresses from the
-one-per-group rule and the inbound group cap, so that many nodes on one
-address (C{127.0.0.1}, ports 5000, 5001, ...) still form a network. An
-attacker cannot use this from outside: loopback addresses are only accepted
-from loopback peers, and public addresses never get the exemption.
+It tells the node's L{LocalNetworks<bitp2p.address.LocalNetworks>} which
+groups are its own (its listening address, the local end of each
+connection), and asks it which addresses count for group diversity.
 """
 
 from __future__ import annotations
@@ -49,7 +42,7 @@ from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address, AddressError, is_local_range, network_group
+from bitp2p.address import Address, AddressError, LocalNetworks, network_group
 from bitp2p.constants import LISTEN_BACKLOG
 from bitp2p.endpoints import Target, listenNow, serverEndpoint
 from bitp2p.errors import (
@@ -123,6 +116,7 @@ class ConnectionManager:
         C{newPeer(direction, dialed, kind) -> (peer, protocol)}.
     @param bans: the current L{BanMan} (a callable: the node may replace it
         when it loads its data directory).
+    @param local: the node's own network groups.
     @param groupKey: the secret that keys network groups for eviction.
     @param noveltyOf: when a peer last told us of an address new to us (0:
         never), which protects it from eviction.
@@ -144,6 +138,7 @@ class ConnectionManager:
         events: PeerEvents,
         newPeer: NewPeer,
         bans: Callable[[], BanMan],
+        local: LocalNetworks,
         groupKey: bytes,
         identity: Identity | None,
         noveltyOf: Callable[[Peer], float],
@@ -159,6 +154,7 @@ class ConnectionManager:
         self._events = events
         self._newPeer = newPeer
         self._bans = bans
+        self._local = local
         self._groupKey = groupKey
         self._identity = identity
         self._noveltyOf = noveltyOf
@@ -186,7 +182,6 @@ class ConnectionManager:
         # the Deferreds of connect() calls that joined it.
         self._dials: dict[Address, _Dial] = {}
         self._own: set[Address] = set()
-        self._localGroups: set[str] = set()
         self._closing: dict[Peer, list[Deferred]] = {}
 
     # -- listening --------------------------------------------------------------
@@ -408,32 +403,17 @@ class ConnectionManager:
         """
         C{address} is one of ours: its network group is local.
         """
-        group = network_group(address)
-        if group in self._localGroups:
-            return
-        self._localGroups.add(group)
-        self._onLocalGroup(group)
+        group = self._local.add(address)
+        if group is not None:
+            self._onLocalGroup(group)
 
     def diversityKey(self, address: Address) -> str | None:
         """
         The network group that counts for the one-outbound-per-group rule
-        and the inbound group cap, or L{None} for an address exempt from
-        both: a loopback or private address in one of our own groups.
+        and the inbound group cap, or L{None} for an exempt local address
+        (L{LocalNetworks.diversityKey<bitp2p.address.LocalNetworks.diversityKey>}).
         """
-        group = network_group(address)
-        if group in self._localGroups and is_local_range(address):
-            return None
-        return group
-
-    def bucketGroup(self, address: Address) -> str:
-        """
-        The group the address manager buckets C{address} by: its network
-        group, but for a local address (see L{diversityKey}) the address
-        itself, or every node on 127.0.0.1 would share one bucket of 64
-        slots.
-        """
-        key = self.diversityKey(address)
-        return key if key is not None else f"local {address}"
+        return self._local.diversityKey(address)
 
     def outboundGroups(self) -> set[str]:
         """

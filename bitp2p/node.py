@@ -63,6 +63,7 @@ from twisted.logger import Logger
 from bitp2p.accounting import Accounting
 from bitp2p.accounting import merge as _merge  # noqa: F401 (re-export)
 from bitp2p.addrbook import AddressBook
+from bitp2p.address import LocalNetworks
 from bitp2p.addrman import AddrMan
 from bitp2p.backoff import retry_delay
 from bitp2p.banman import BanMan
@@ -125,6 +126,7 @@ class Node(service.MultiService):
     @ivar pins: with TLS, the node id pinned to each address dialed.
     @ivar identity: with TLS, the node's key pair and certificate.
     @ivar wireFormat: how messages become bytes (L{JSONLines}).
+    @ivar localNetworks: the node's own network groups (L{LocalNetworks}).
     @ivar connman: the L{ConnectionManager}.
     @ivar outbound: the L{OutboundFiller}.
     @ivar manual: the L{ManualTargets}.
@@ -199,22 +201,7 @@ class Node(service.MultiService):
             ping_timeout_s=config.ping_timeout_s,
             inactivity_timeout_s=config.inactivity_timeout_s,
         )
-        self.connman = connman = ConnectionManager(
-            config,
-            reactor,
-            lambda: self.node_id,
-            events,
-            newPeer=self._newPeer,
-            bans=lambda: self.bans,
-            groupKey=groupKey,
-            identity=self.identity,
-            noveltyOf=lambda peer: self.discovery.lastNovelAddressAt(peer),
-            onDialStarted=lambda *a: self.bookkeeping.dialStarted(*a),
-            onDialFailed=lambda *a: self.bookkeeping.dialFailed(*a),
-            onSelfAddress=lambda a: self.bookkeeping.selfAddress(a),
-            onLocalGroup=lambda g: self.bookkeeping.localGroup(g),
-            running=lambda: self.running,
-        )
+        self.localNetworks = local = LocalNetworks()
         self._bookKind = BookKind(
             simple=config.address_manager == "simple",
             new=self._newBook,
@@ -222,8 +209,26 @@ class Node(service.MultiService):
         )
         self.book = self._newBook()
         self.bans = BanMan()
-        self.bookkeeping = AddressBookkeeping(
-            reactor, lambda: self.book, connman.bucketGroup, lambda: self.running
+        self.bookkeeping = bookkeeping = AddressBookkeeping(
+            reactor, lambda: self.book, local.bucketGroup, lambda: self.running
+        )
+        self.connman = connman = ConnectionManager(
+            config,
+            reactor,
+            lambda: self.node_id,
+            events,
+            newPeer=self._newPeer,
+            bans=lambda: self.bans,
+            local=local,
+            groupKey=groupKey,
+            identity=self.identity,
+            # (The relay is built next: it needs the connection manager.)
+            noveltyOf=lambda peer: self.discovery.lastNovelAddressAt(peer),
+            onDialStarted=bookkeeping.dialStarted,
+            onDialFailed=bookkeeping.dialFailed,
+            onSelfAddress=bookkeeping.selfAddress,
+            onLocalGroup=bookkeeping.localGroup,
+            running=lambda: self.running,
         )
         self.shortLived = ShortLived(reactor, connman)
         self.discovery = discovery = AddressRelay(
@@ -319,12 +324,12 @@ class Node(service.MultiService):
     def _newBook(self):
         if self.config.address_manager == "simple":
             return AddressBook(rng=self._rng)
-        return AddrMan(rng=self._rng, key=self._secret(32), group_of=self.connman.bucketGroup)
+        return AddrMan(rng=self._rng, key=self._secret(32), group_of=self.localNetworks.bucketGroup)
 
     def _bookFromJson(self, body):
         if self.config.address_manager == "simple":
             return AddressBook.from_json(body, rng=self._rng)
-        return AddrMan.from_json(body, rng=self._rng, group_of=self.connman.bucketGroup)
+        return AddrMan.from_json(body, rng=self._rng, group_of=self.localNetworks.bucketGroup)
 
     def _gossipPeerClosed(self, peer: Peer, reason: Exception) -> None:
         if peer.established_at is not None:

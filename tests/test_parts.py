@@ -30,7 +30,7 @@ from bitp2p import accounting as accountingModule
 from bitp2p import codec
 from bitp2p.accounting import Accounting
 from bitp2p.addrbook import AddressBook
-from bitp2p.address import Address, network_group
+from bitp2p.address import Address, LocalNetworks, network_group
 from bitp2p.backoff import manual_retry_delay, retry_delay
 from bitp2p.banman import BanMan
 from bitp2p.bookkeeping import AddressBookkeeping
@@ -1561,6 +1561,7 @@ class ConnectionManagerTests(SynchronousTestCase):
             self.peerEvents,
             newPeer=self.newPeer,
             bans=lambda: self.bans,
+            local=LocalNetworks(),
             groupKey=b"g" * 32,
             identity=None,
             noveltyOf=lambda peer: 0.0,
@@ -1989,3 +1990,35 @@ class EveryTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         timer.stopService()
+
+
+# -- LocalNetworks -----------------------------------------------------------------
+
+
+class LocalNetworksTests(SynchronousTestCase):
+    def test_addTellsWhetherTheGroupIsNewlyLocal(self):
+        """
+        L{LocalNetworks.add} returns the address's group the first time that
+        group becomes local, and L{None} after.
+        """
+        local = LocalNetworks()
+        self.assertEqual(local.add(Address.of("127.0.0.1", 0)), "127.0.0.0/16")
+        self.assertIsNone(local.add(Address.of("127.0.9.9", 5000)))
+        self.assertIn("127.0.0.0/16", local)
+
+    def test_localPrivateAddressesAreExemptFromDiversity(self):
+        """
+        A loopback or private address in one of our groups has no diversity
+        key (it is exempt from the group rules) and is bucketed by itself; a
+        public address in a group of ours is not exempt.
+        """
+        local = LocalNetworks()
+        here = Address.of("127.0.0.1", 5001)
+        self.assertEqual(local.diversityKey(here), "127.0.0.0/16")
+        local.add(Address.of("127.0.0.1", 0))
+        local.add(Address.of("8.8.4.4", 0))
+        self.assertIsNone(local.diversityKey(here))
+        self.assertEqual(local.bucketGroup(here), "local 127.0.0.1:5001")
+        public = Address.of("8.8.8.8", 5000)
+        self.assertEqual(local.diversityKey(public), network_group(public))
+        self.assertEqual(local.bucketGroup(public), network_group(public))

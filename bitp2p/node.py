@@ -61,21 +61,21 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bitp2p.accounting import Accounting
-from bitp2p.accounting import merge as _merge  # noqa: F401 (re-export)
 from bitp2p.addrbook import AddressBook
 from bitp2p.address import LocalNetworks
 from bitp2p.addrman import AddrMan
-from bitp2p.backoff import retry_delay
+from bitp2p.backoff import retry_delay  # noqa: F401 (re-exported: its home is bitp2p.backoff)
 from bitp2p.banman import BanMan
 from bitp2p.bookkeeping import AddressBookkeeping
 from bitp2p.config import NodeConfig
 from bitp2p.connman import (
     SHORT_LIVED,
     ConnectionManager,
-    PeerClientFactory,
-    PeerServerFactory,
+    PeerClientFactory,  # noqa: F401 (re-exported: its home is bitp2p.connman)
+    PeerServerFactory,  # noqa: F401 (likewise)
 )
-from bitp2p.constants import DEFAULT_BAN_S, MAX_TRAFFIC_KEYS, RELAY_FRESH_S
+from bitp2p.constants import DEFAULT_BAN_S
+from bitp2p.constants import MAX_TRAFFIC_KEYS, RELAY_FRESH_S  # noqa: F401 (re-exported)
 from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target, parse_target
 from bitp2p.errors import ConnectFailed, NotRunning, PeerLost
@@ -88,7 +88,14 @@ from bitp2p.misbehavior import Misbehavior
 from bitp2p.outbound import OutboundFiller
 from bitp2p.peer import ConnectionType, Direction, Peer, PeerRoutes, PeerSettings
 from bitp2p.shortlived import ShortLived
-from bitp2p.store import ANCHORS_FORMAT, BANLIST_FORMAT, PEERS_FORMAT, PINS_FORMAT, BookKind, NodeStore
+from bitp2p.store import (  # noqa: F401 (the formats are re-exported: their home is bitp2p.store)
+    ANCHORS_FORMAT,
+    BANLIST_FORMAT,
+    PEERS_FORMAT,
+    PINS_FORMAT,
+    BookKind,
+    NodeStore,
+)
 from bitp2p.timers import Every
 from bitp2p.views import nodeStatus
 from bitp2p.tls import Identity, PinStore
@@ -105,11 +112,6 @@ __all__ = [
     "retry_delay",
 ]
 
-# Re-exported: their homes are bitp2p.store, bitp2p.constants and bitp2p.connman.
-_REEXPORTED = (
-    ANCHORS_FORMAT, BANLIST_FORMAT, PEERS_FORMAT, PINS_FORMAT, MAX_TRAFFIC_KEYS,
-    RELAY_FRESH_S, SHORT_LIVED, MessageHandler, MessageValidator,
-)
 
 
 class Node(service.MultiService):

@@ -10,7 +10,6 @@ import json
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p.address import Address
 from bitp2p.errors import HandshakeFailed, HandshakeTimeout, PeerLost
 from bitp2p.peer import (
     CLOSE_GRACE_S,

@@ -21,7 +21,7 @@ L{AddressRelay} owns:
     there is still no peer C{seed_fallback_s} after start.
 
 Its per-peer state (L{_AddrState}) lives here, keyed by peer, from the
-handshake to the close. It reaches the rest of the node through the
+handshake (or the first address exchanged) to the close. It reaches the rest of the node through the
 connection manager's public methods (the peers, our own addresses, the
 listening address) and callbacks; it knows nothing of sockets, slots or
 wire formats.
@@ -163,8 +163,10 @@ class AddressRelay:
         Discovery starts at once: the dialer asks for addresses, and each
         side tells the other where it listens.
         """
-        state = self._state(peer)
         if peer.direction is Direction.OUTBOUND:
+            # (An inbound peer's state is made when it first sends or is
+            # sent addresses: most of a big node's inbound peers never are.)
+            state = self._state(peer)
             state.awaiting = True
             # Room for the whole answer, as Bitcoin Core does after its
             # getaddr; the rate limit still bounds everything else.

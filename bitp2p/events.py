@@ -10,18 +10,24 @@ concern subscribes here instead of adding a line to the connection manager.
 
 Subscribers are called in the order they subscribed (the node subscribes its
 components in one place, L{Node._wire<bitp2p.node.Node>}, in a fixed order).
+A subscriber may ask for the events of some connection types only (the
+feeler timer has nothing to do with an inbound peer): the lists are made per
+type when it subscribes, so publishing calls only those that care, which
+keeps a handshake's cost near what it was when the node did all this inline.
 An internal subscriber's exception is a bug and propagates; the
 application's observers are wrapped (L{Observers}) so that one that raises
 is logged and the others are still called.
 
-It owns the subscriber list only: it knows nothing of what a peer is.
+It owns the subscriber lists only: of a peer it knows its C{kind}.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Container
+from typing import TYPE_CHECKING, Callable, Container, Iterable
 
 from twisted.logger import Logger
+
+from bitp2p.peer import ConnectionType
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
@@ -41,34 +47,41 @@ class PeerEvents:
     """
 
     def __init__(self) -> None:
-        self._established: list[Established] = []
-        self._closed: list[Closed] = []
+        self._established: dict[ConnectionType, list[Established]] = {
+            kind: [] for kind in ConnectionType
+        }
+        self._closed: dict[ConnectionType, list[Closed]] = {kind: [] for kind in ConnectionType}
 
     def subscribe(
-        self, established: Established | None = None, closed: Closed | None = None
+        self,
+        established: Established | None = None,
+        closed: Closed | None = None,
+        kinds: Iterable[ConnectionType] = tuple(ConnectionType),
     ) -> None:
         """
         Be called with C{established(peer)} once a connection's handshake is
         done, and with C{closed(peer, reason)} once any connection ends
-        (handshake done or not).
+        (handshake done or not), for connections of C{kinds} (all by
+        default).
         """
-        if established is not None:
-            self._established.append(established)
-        if closed is not None:
-            self._closed.append(closed)
+        for kind in kinds:
+            if established is not None:
+                self._established[kind].append(established)
+            if closed is not None:
+                self._closed[kind].append(closed)
 
     def established(self, peer: Peer) -> None:
         """
         Publish that C{peer} completed its handshake.
         """
-        for subscriber in self._established:
+        for subscriber in self._established[peer.kind]:
             subscriber(peer)
 
     def closed(self, peer: Peer, reason: Exception) -> None:
         """
         Publish that C{peer}'s connection ended, for C{reason}.
         """
-        for subscriber in self._closed:
+        for subscriber in self._closed[peer.kind]:
             subscriber(peer, reason)
 
 

@@ -285,22 +285,32 @@ class Node(service.MultiService):
             applicationHandlers=self.messages.handlers,
         )
         # In this order: discovery starts (getaddr, our address) before the
-        # rest hears of a peer; the application hears last.
-        for subscriber in (discovery, self.bookkeeping, self.manual, self.shortLived, self._observers):
-            events.subscribe(established=subscriber.peerEstablished)
-        for closed in (
-            self.accounting.peerClosed,
-            self.bookkeeping.peerClosed,
-            self.shortLived.peerClosed,
-            self.outbound.peerClosed,
-            self.fetches.peerClosed,
-            self.manual.peerClosed,
-            self._gossipPeerClosed,
-            discovery.peerClosed,
-            self.handshake.peerClosed,
-            self._observers.peerClosed,
+        # rest hears of a peer; the application hears last. Each subscribes
+        # to the connection types it has business with.
+        every = tuple(ConnectionType)
+        dialed = tuple(kind for kind in ConnectionType if kind is not ConnectionType.INBOUND)
+        feeler, fetch = (ConnectionType.FEELER,), (ConnectionType.ADDR_FETCH,)
+        for established, kinds in (
+            (discovery.peerEstablished, every),
+            (bookkeeping.peerEstablished, dialed),
+            (self.manual.peerEstablished, every),
+            (self.shortLived.peerEstablished, SHORT_LIVED),
+            (self._observers.peerEstablished, every),
         ):
-            events.subscribe(closed=closed)
+            events.subscribe(established=established, kinds=kinds)
+        for closed, kinds in (
+            (self.accounting.peerClosed, every),
+            (bookkeeping.peerClosed, dialed),
+            (self.shortLived.peerClosed, SHORT_LIVED),
+            (self.outbound.peerClosed, feeler),
+            (self.fetches.peerClosed, fetch),
+            (self.manual.peerClosed, every),
+            (self._gossipPeerClosed, every),
+            (discovery.peerClosed, every),
+            (self.handshake.peerClosed, dialed if self.identity is not None else ()),
+            (self._observers.peerClosed, every),
+        ):
+            events.subscribe(closed=closed, kinds=kinds)
         for name, interval, work, now in (
             ("maintenance", config.maintenance_interval_s, self._maintain, True),
             ("ping", config.ping_interval_s, self.pingAll, False),

@@ -111,6 +111,11 @@ class ConnectionType(enum.Enum):
     MANUAL = "manual"
     ADDR_FETCH = "addr-fetch"
 
+    # Members are singletons: identity hashing is right, and C-fast (Enum's
+    # own __hash__ is a Python call, and connections are counted and their
+    # events published in dicts keyed by type, on every connection's path).
+    __hash__ = object.__hash__
+
 
 class PeerState(enum.Enum):
     NEW = "new"

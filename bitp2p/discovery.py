@@ -21,10 +21,11 @@ L{AddressRelay} owns:
     there is still no peer C{seed_fallback_s} after start.
 
 Its per-peer state (L{_AddrState}) lives here, keyed by peer, from the
-handshake (or the first address exchanged) to the close. It reaches the rest of the node through the
-connection manager's public methods (the peers, our own addresses, the
-listening address) and callbacks; it knows nothing of sockets, slots or
-wire formats.
+handshake (or the first address exchanged) to the close. It reaches the
+rest of the node through the connection manager's interface,
+L{IConnections<bitp2p.interfaces.IConnections>} (the peers, our own
+addresses, the listening address), and callbacks; it knows nothing of
+sockets, slots or wire formats.
 """
 
 from __future__ import annotations
@@ -57,8 +58,7 @@ from bitp2p.peer import Direction, Peer, refill
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
     from bitp2p.config import NodeConfig
-    from bitp2p.connman import ConnectionManager
-    from bitp2p.interfaces import IAddressManager
+    from bitp2p.interfaces import IAddressManager, IConnections
 
 log = Logger()
 
@@ -112,7 +112,7 @@ class AddressRelay:
         self,
         config: NodeConfig,
         reactor,
-        connections: ConnectionManager,
+        connections: IConnections,
         book: Callable[[], IAddressManager],
         bans: Callable[[], BanMan],
         relayKey: bytes,

@@ -29,7 +29,7 @@ from bitp2p.tls import peer_node_id
 
 if TYPE_CHECKING:
     from bitp2p.config import NodeConfig
-    from bitp2p.connman import ConnectionManager
+    from bitp2p.interfaces import IConnections
     from bitp2p.peer import Peer
     from bitp2p.tls import Identity, PinStore
 
@@ -49,7 +49,7 @@ class Handshake:
         config: NodeConfig,
         reactor,
         nodeId: Callable[[], str],
-        connections: ConnectionManager,
+        connections: IConnections,
         identity: Identity | None,
         pins: Callable[[], PinStore],
     ) -> None:

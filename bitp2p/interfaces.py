@@ -13,11 +13,23 @@ component.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import (
+    TYPE_CHECKING,
+    AbstractSet,
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Protocol,
+)
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from bitp2p.address import Address
-    from bitp2p.peer import Peer
+    from bitp2p.endpoints import Target
+    from bitp2p.peer import ConnectionType, Peer
 
 
 class AddressInfo(Protocol):
@@ -166,6 +178,52 @@ class IWireFormat(Protocol):
         """
 
 
+class IConnections(Protocol):
+    """
+    What the other components see of the connection manager
+    (L{ConnectionManager<bitp2p.connman.ConnectionManager>}): the live
+    connections, our own addresses, dialing, and the group diversity of
+    the outbound ones. The address relay, the outbound filler, the manual
+    targets and the handshake are each given one, never the class.
+    """
+
+    listeningAddress: Address | None
+    ownAddresses: AbstractSet[Address]
+
+    def peers(self) -> list[Peer]:
+        """
+        The established peers (short-lived connections excluded).
+        """
+
+    def connections(self) -> list[Peer]:
+        """
+        Every live connection, in the order they were made.
+        """
+
+    def count(self, kind: ConnectionType) -> int: ...
+
+    def isOwn(self, address: Address) -> bool: ...
+
+    def addOwn(self, address: Address) -> None: ...
+
+    def dial(self, target: Target, kind: ConnectionType) -> Deferred[Peer]: ...
+
+    def isDialing(self, address: Address) -> bool: ...
+
+    def dialingKinds(self) -> Iterable[tuple[Address, ConnectionType]]: ...
+
+    def busyAddresses(self) -> set[Address]: ...
+
+    def outboundGroups(self) -> set[str]: ...
+
+    def diversityKey(self, address: Address) -> str | None: ...
+
+    def admitId(self, peer: Peer) -> Exception | None:
+        """
+        Judge a peer's node id: itself, or a node already connected?
+        """
+
+
 class IPeerObserver(Protocol):
     """
     A subscriber to L{PeerEvents<bitp2p.events.PeerEvents>}.
@@ -179,6 +237,7 @@ class IPeerObserver(Protocol):
 __all__ = [
     "AddressInfo",
     "IAddressManager",
+    "IConnections",
     "IPeerObserver",
     "IPeerWire",
     "IWireFormat",

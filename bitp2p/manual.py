@@ -10,9 +10,10 @@ Manual peers: the connections an operator asked for.
     time, for its addresses (ADDR_FETCH connections); a failed one is
     retried with backoff while the address manager is still empty.
 
-They dial through the connection manager's public methods and hear of peers
-through L{PeerEvents<bitp2p.events.PeerEvents>}; they know nothing of the
-address manager's tables or of message meaning.
+They dial through the connection manager's interface
+(L{IConnections<bitp2p.interfaces.IConnections>}) and hear of peers through
+L{PeerEvents<bitp2p.events.PeerEvents>}; they know nothing of the address
+manager's tables or of message meaning.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bitp2p.endpoints import Target, parse_target
 from bitp2p.peer import ConnectionType
 
 if TYPE_CHECKING:
-    from bitp2p.connman import ConnectionManager
+    from bitp2p.interfaces import IConnections
     from bitp2p.peer import Peer
 
 log = Logger()
@@ -69,7 +70,7 @@ class ManualTargets:
     The peers kept connected (C{--addnode}, C{--connect}, L{add}).
     """
 
-    def __init__(self, reactor, connections: ConnectionManager, targets: tuple[str, ...]) -> None:
+    def __init__(self, reactor, connections: IConnections, targets: tuple[str, ...]) -> None:
         self._reactor = reactor
         self._connections = connections
         self._targets = [ManualTarget(parse_target(entry)) for entry in targets]
@@ -197,7 +198,7 @@ class AddressFetches:
     def __init__(
         self,
         reactor,
-        connections: ConnectionManager,
+        connections: IConnections,
         seednodes: tuple[str, ...],
         bookSize: Callable[[], int],
     ) -> None:

@@ -35,8 +35,7 @@ from bitp2p.peer import ConnectionType
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
     from bitp2p.config import NodeConfig
-    from bitp2p.connman import ConnectionManager
-    from bitp2p.interfaces import AddressInfo
+    from bitp2p.interfaces import AddressInfo, IConnections
     from bitp2p.peer import Peer
 
 log = Logger()
@@ -60,7 +59,7 @@ class OutboundFiller:
         config: NodeConfig,
         reactor,
         rng: random.Random,
-        connections: ConnectionManager,
+        connections: IConnections,
         bans: Callable[[], BanMan],
         select: Callable[[float, bool], AddressInfo | None],
         selectCollision: Callable[[float], AddressInfo | None],

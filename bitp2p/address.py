@@ -6,8 +6,9 @@ L{Address} is the parsed, normalised form used everywhere inside bitp2p; its
 C{str()} is the wire form.
 
 It owns the L{Address} type and the rules about addresses (parsing,
-routability, groups, and which groups are the node's own:
-L{LocalNetworks}); it knows nothing of connections or the reactor.
+routability, groups, which groups are the node's own: L{LocalNetworks}, and
+the IP of a Twisted C{IAddress}: L{hostAddress}); it knows nothing of
+connections or the reactor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 import ipaddress
 
 import attrs
+from twisted.internet.address import IPv4Address, IPv6Address
 
 from bitp2p.constants import HOST_CACHE_SIZE
 
@@ -253,3 +255,17 @@ class LocalNetworks:
         """
         key = self.diversityKey(address)
         return key if key is not None else f"local {address}"
+
+
+def hostAddress(address) -> Address | None:
+    """
+    The IP address (port 0) of a Twisted C{IAddress}, or L{None} (a UNIX
+    socket, a test transport without one, no address).
+    """
+    host = getattr(address, "host", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)) or host is None:
+        return None
+    try:
+        return Address.of(host, 0)
+    except AddressError:
+        return None

@@ -42,7 +42,7 @@ from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address, AddressError, LocalNetworks, network_group
+from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
 from bitp2p.constants import LISTEN_BACKLOG
 from bitp2p.endpoints import Target, listenNow, serverEndpoint
 from bitp2p.errors import (
@@ -53,7 +53,7 @@ from bitp2p.errors import (
     SelfConnection,
 )
 from bitp2p.eviction import EvictionCandidate, select_to_evict
-from bitp2p.peer import ConnectionType, Direction, Peer
+from bitp2p.peer import SHORT_LIVED, ConnectionType, Direction, Peer
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
@@ -62,10 +62,6 @@ if TYPE_CHECKING:
     from bitp2p.tls import Identity
 
 log = Logger()
-
-# Connections that exist for one job and close: not peers in the usual sense
-# (no relay, no broadcast, no observers).
-SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
 
 NewPeer = Callable[[Direction, "Address | None", ConnectionType], tuple[Peer, object]]
 
@@ -823,20 +819,6 @@ def _tell(outcome, followers: list[Deferred]):
         else:
             follower.callback(outcome)
     return outcome
-
-
-def hostAddress(address) -> Address | None:
-    """
-    The IP address (port 0) of a Twisted C{IAddress}, or L{None} (a UNIX
-    socket, a test transport without one, no address).
-    """
-    host = getattr(address, "host", None)
-    if not isinstance(address, (IPv4Address, IPv6Address)) or host is None:
-        return None
-    try:
-        return Address.of(host, 0)
-    except AddressError:
-        return None
 
 
 def _endpointOf(address) -> tuple[str, int] | None:

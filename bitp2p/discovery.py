@@ -39,8 +39,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bitp2p import codec
-from bitp2p.address import Address, AddressError
-from bitp2p.connman import hostAddress
+from bitp2p.address import Address, AddressError, hostAddress
 from bitp2p.constants import (
     ADDR_FUTURE_SLACK_S,
     ADDR_TIME_PENALTY_S,

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from twisted.logger import Logger
 
 from bitp2p import codec
-from bitp2p.address import Address, AddressError
-from bitp2p.connman import hostAddress
+from bitp2p.address import Address, AddressError, hostAddress
 from bitp2p.errors import HandshakeFailed
 from bitp2p.peer import Direction
 from bitp2p.tls import peer_node_id

@@ -117,6 +117,11 @@ class ConnectionType(enum.Enum):
     __hash__ = object.__hash__
 
 
+# Connections that exist for one job and close: not peers in the usual sense
+# (no relay, no broadcast, no observers).
+SHORT_LIVED = (ConnectionType.FEELER, ConnectionType.ADDR_FETCH)
+
+
 class PeerState(enum.Enum):
     NEW = "new"
     GOT_VERSION = "got-version"
@@ -821,6 +826,7 @@ __all__ = [
     "PeerRoutes",
     "PeerSettings",
     "PeerState",
+    "SHORT_LIVED",
     "reportHandlerFailure",
     "refill",
     "typeCounter",

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Container
 
 from twisted.logger import Logger
 
-from bitp2p.connman import SHORT_LIVED
 from bitp2p.constants import ADDR_FETCH_TIMEOUT_S, FEELER_TIMEOUT_S
 from bitp2p.errors import PeerLost
-from bitp2p.peer import ConnectionType
+from bitp2p.peer import SHORT_LIVED, ConnectionType
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer

@@ -448,11 +448,7 @@ class ConnectionManager:
         work, so that a node that is offline does not condemn every
         address it knows.
         """
-        keys = {
-            self.diversityKey(p.dialed) or str(p.dialed)
-            for p in self._connections
-            if p.kind is ConnectionType.OUTBOUND and p.established and p.dialed is not None
-        }
+        keys = {self.diversityKey(address) or str(address) for address in self.outboundAnchors()}
         return len(keys) >= min(self._config.outbound_slots - 1, 2)
 
     # -- inbound ----------------------------------------------------------------

@@ -15,9 +15,14 @@ framing, the codec or the dispatch.
    decodes each line with the same JSON library;
  - handshake: an inbound connection on a StringTransport through version,
    verack and close, on a node (MemoryReactorClock), with no baseline (a
-   bare server's handshake is one write).
+   bare server's handshake is one write);
+ - ping: an established peer answering pings, one per chunk.
 
-    python bench/hotpath.py [--runs 5] [--profile receive|handshake]
+--calls prints the Python function calls each of the three costs, counted
+under cProfile: a figure that does not move with the machine's load, for
+comparing two trees (run each tree's script with PYTHONPATH at that tree).
+
+    python bench/hotpath.py [--runs 5] [--profile receive|handshake|ping] [--calls]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from _common import JSON_LIBRARY, loads, message_line  # noqa: E402
 CHUNK = 65536
 MESSAGES = 200_000
 HANDSHAKES = 20_000
+PINGS = 20_000
 
 
 def _chunks() -> list[bytes]:
@@ -124,22 +130,68 @@ def handshakes() -> float:
     return (time.perf_counter() - start) / HANDSHAKES
 
 
-def profile(what: str) -> None:
+def pings() -> float:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from bitp2p import Node, NodeConfig
+
+    node = Node(
+        NodeConfig(port=5000, interface="127.0.0.1", seeds=(), max_outbound=0),
+        reactor=MemoryReactorClock(),
+    )
+    node.startService()
+    remote = IPv4Address("TCP", "127.0.0.1", 20000)
+    wire = node.connman.admit(remote)
+    transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 5000),
+                                peerAddress=remote)
+    wire.makeConnection(transport)
+    wire.dataReceived(b'{"type":"version","node_id":"load","port":0}\n{"type":"verack"}\n')
+    assert wire.peer.established
+    lines = [b'{"type":"ping","nonce":%d}\n' % i for i in range(PINGS)]
+    start = time.perf_counter()
+    for line in lines:
+        wire.dataReceived(line)
+        transport.clear()
+    return (time.perf_counter() - start) / PINGS
+
+
+def _targets() -> dict:
     chunks = _chunks()
-    target = {"receive": lambda: receive_bitp2p(chunks), "handshake": handshakes}[what]
+    return {
+        "receive": (lambda: receive_bitp2p(chunks), MESSAGES, "received message"),
+        "handshake": (handshakes, HANDSHAKES, "inbound handshake"),
+        "ping": (pings, PINGS, "ping answered"),
+    }
+
+
+def profile(what: str) -> None:
+    target = _targets()[what][0]
     profiler = cProfile.Profile()
     profiler.runcall(target)
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(20)
 
 
+def calls() -> None:
+    for target, count, name in _targets().values():
+        profiler = cProfile.Profile()
+        profiler.runcall(target)
+        total = pstats.Stats(profiler).total_calls
+        print(f"calls: {total / count:.1f} Python calls per {name} ({count:,}, setup included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--profile", choices=("receive", "handshake"))
+    parser.add_argument("--profile", choices=("receive", "handshake", "ping"))
+    parser.add_argument("--calls", action="store_true", help="count calls, do not time")
     args = parser.parse_args()
     if args.profile:
         profile(args.profile)
+        return
+    if args.calls:
+        calls()
         return
     chunks = _chunks()
     bare, ours, shakes = [], [], []

@@ -144,16 +144,46 @@ def snapshot(node) -> dict[str, Any]:
     addresses = sorted(addressViews(node), key=lambda a: (-(a.last_seen or 0.0), str(a.address)))
     known = [_knownInfo(a) for a in addresses[:MAX_KNOWN]]
 
-    traffic = [
+    return {
+        "now": now,
+        "version": __version__,
+        "node": {
+            "id": view.node_id,
+            "listening": str(listening) if listening is not None else None,
+            "uptime": _number(view.uptime_s) or 0.0,
+            "tls": view.tls,
+            "user_agent": view.user_agent,
+            "running": view.running,
+        },
+        "peers": peerInfos,
+        "known": known,
+        "known_total": len(addresses),
+        "traffic": _traffic(node.trafficTotals()),
+        "bans": [{"subnet": s, "until": _number(u)} for s, u in view.bans],
+        "graph": _graph(view.node_id, listening, peerInfos, known),
+    }
+
+
+def _traffic(totals: dict) -> list[dict[str, Any]]:
+    """
+    The traffic table: one row per direction and message type, in order.
+    """
+    return [
         {"direction": direction, "type": str(kind), "messages": int(v[0]), "bytes": int(v[1])}
         for (direction, kind), v in sorted(
-            node.trafficTotals().items(), key=lambda item: (item[0][0], str(item[0][1]))
+            totals.items(), key=lambda item: (item[0][0], str(item[0][1]))
         )
     ]
 
-    # The graph, as this node sees it.
+
+def _graph(nodeId: str, listening, peerInfos: list[dict], known: list[dict]) -> dict[str, list]:
+    """
+    The graph as this node sees it: C{nodes} (this node, its peers, the
+    known addresses, and the peers gone that told us of some) and C{edges}
+    (this node to each peer, and each address's source to it).
+    """
     selfId = "self"
-    nodes: list[dict] = [{"id": selfId, "kind": "self", "label": view.node_id}]
+    nodes: list[dict] = [{"id": selfId, "kind": "self", "label": nodeId}]
     edges: list[dict] = []
     byAddress: dict[str, str] = {}
     for info in peerInfos:
@@ -192,25 +222,7 @@ def snapshot(node) -> dict[str, Any]:
         if origin != target and (origin, target) not in linked:
             linked.add((origin, target))
             edges.append({"from": origin, "to": target, "kind": "told"})
-
-    return {
-        "now": now,
-        "version": __version__,
-        "node": {
-            "id": view.node_id,
-            "listening": str(listening) if listening is not None else None,
-            "uptime": _number(view.uptime_s) or 0.0,
-            "tls": view.tls,
-            "user_agent": view.user_agent,
-            "running": view.running,
-        },
-        "peers": peerInfos,
-        "known": known,
-        "known_total": len(addresses),
-        "traffic": traffic,
-        "bans": [{"subnet": s, "until": _number(u)} for s, u in view.bans],
-        "graph": {"nodes": nodes, "edges": edges},
-    }
+    return {"nodes": nodes, "edges": edges}
 
 
 # -- server-side rendering ----------------------------------------------------------

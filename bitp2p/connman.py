@@ -1,9 +1,10 @@
 """
 The connection manager (Bitcoin Core's C{CConnman}): sockets and slots.
 
-L{ConnectionManager} owns the listening ports, the server and client
-factories, the registry of live connections (by kind, by node id, inbound
-ones by network group), inbound admission (bans, the per-group cap,
+L{ConnectionManager} owns the listening ports (through its
+L{Listener<bitp2p.listener.Listener>}), the server and client factories,
+the registry of live connections (by kind, by node id, inbound ones by
+network group), inbound admission (bans, the per-group cap,
 eviction by Bitcoin Core's rules), dialing (endpoints, the bind address,
 connect() calls that join a dial in progress), and the detection of
 self-connections and duplicates. It publishes each connection's
@@ -23,12 +24,10 @@ connection), and asks it which addresses count for group diversity.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from typing import TYPE_CHECKING, AbstractSet, Callable, Iterable
 
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -43,8 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
-from bitp2p.constants import LISTEN_BACKLOG
-from bitp2p.endpoints import Target, listenNow, serverEndpoint
+from bitp2p.endpoints import Target
 from bitp2p.errors import (
     ConnectFailed,
     DuplicateConnection,
@@ -53,6 +51,7 @@ from bitp2p.errors import (
     SelfConnection,
 )
 from bitp2p.eviction import EvictionCandidate, select_to_evict
+from bitp2p.listener import Listener
 from bitp2p.peer import SHORT_LIVED, ConnectionType, Direction, Peer
 
 if TYPE_CHECKING:
@@ -159,10 +158,9 @@ class ConnectionManager:
         self._onSelfAddress = onSelfAddress
         self._onLocalGroup = onLocalGroup
         self._running = running
-        self._serverFactory = PeerServerFactory(self)
-        self._ports: list[IListeningPort] = []
-        self._pendingListens: list[Deferred] = []  # endpoints that listen later
-        self._listeningAddress: Address | None = None  # worked out once, in listen
+        self._listener = Listener(
+            config, reactor, PeerServerFactory(self), identity, self.addLocalGroup
+        )
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
@@ -180,100 +178,37 @@ class ConnectionManager:
         self._own: set[Address] = set()
         self._closing: dict[Peer, list[Deferred]] = {}
 
-    # -- listening --------------------------------------------------------------
+    # -- listening (the Listener's) ----------------------------------------------
 
     def listen(self) -> None:
         """
-        Listen now, synchronously, so that a busy port fails the start (an
-        endpoint that listens later, such as an onion service, is waited for
-        in the background).
-
-        @raise twisted.internet.error.CannotListenError: if it cannot listen.
-        @raise ValueError: for an endpoint string Twisted cannot parse.
+        Listen now (L{Listener.listen<bitp2p.listener.Listener.listen>}).
         """
-        if self._ports or not self._config.listen:
-            return
-        descriptions = self._config.listen_endpoints
-        if not descriptions:
-            interface = self._config.interface.replace(":", "\\:")
-            descriptions = (
-                f"tcp:{self._config.port}:interface={interface}:backlog={LISTEN_BACKLOG}",
-            )
-        try:
-            for description in descriptions:
-                port, later = listenNow(
-                    serverEndpoint(self._reactor, description),
-                    self._listeningFactory(),
-                    description,
-                    functools.partial(self._listening, description=description),
-                )
-                if later is not None:
-                    self._pendingListens.append(later)
-                else:
-                    self._listening(port, description)
-        except BaseException:
-            for port in self._ports:
-                port.stopListening()
-            self._ports = []
-            self._listeningAddress = None
-            raise
-
-    def _listening(self, port: IListeningPort, description: str) -> None:
-        self._ports.append(port)
-        bound = port.getHost()
-        if self._config.listen_endpoints:
-            log.info("Listening on {description}", description=description)
-        if not isinstance(bound, (IPv4Address, IPv6Address)) or self._listeningAddress is not None:
-            return
-        host = bound.host
-        if not self._config.listen_endpoints and self._config.interface not in ("0.0.0.0", "::"):
-            host = self._config.interface  # as asked (what a test reactor reports may differ)
-        address = Address.of(host, bound.port)
-        if address.ip.is_unspecified:
-            # Listening on every interface includes loopback.
-            self.addLocalGroup(Address.of("::1" if address.is_ipv6 else "127.0.0.1", 0))
-        else:
-            self.addLocalGroup(address)
-        self._listeningAddress = address
-
-    def _listeningFactory(self):
-        if self._identity is not None:
-            return self._identity.wrapServerFactory(self._serverFactory)
-        return self._serverFactory
+        self._listener.listen()
 
     def stopListening(self) -> list[Deferred]:
-        """
-        Stop listening (and waiting for endpoints that listen later).
-
-        @return: one Deferred per port, firing once it is closed.
-        """
-        pending, self._pendingListens = self._pendingListens, []
-        for d in pending:
-            d.cancel()  # (a listen already done is not touched)
-        ports, self._ports = self._ports, []
-        self._listeningAddress = None
-        return [defer.maybeDeferred(port.stopListening) for port in ports]
+        return self._listener.stopListening()
 
     @property
     def ports(self) -> list[IListeningPort]:
         """
         The ports listened on (a copy).
         """
-        return list(self._ports)
+        return self._listener.ports
 
     @property
     def pendingListens(self) -> int:
         """
         Endpoints still on their way to listening (an onion service, ...).
         """
-        return len(self._pendingListens)
+        return self._listener.pendingListens
 
     @property
     def listeningAddress(self) -> Address | None:
         """
         The address this node listens on (the real port when 0 was asked).
         """
-        return self._listeningAddress
+        return self._listener.listeningAddress
 
     # -- the registry -----------------------------------------------------------
 

@@ -9,8 +9,12 @@ timer services, and keeps the public API as thin delegations. It decides
 nothing itself; each concern has one owner (see C{docs/architecture.rst}):
 
   - L{ConnectionManager<bitp2p.connman.ConnectionManager>} (C{connman}):
-    listening, factories, admission, eviction, dialing, the registry of
-    live connections, self and duplicate detection; no message meaning;
+    listening (its L{Listener<bitp2p.listener.Listener>}), factories,
+    admission, eviction, dialing, the registry of live connections, self
+    and duplicate detection; no message meaning;
+  - L{LocalNetworks<bitp2p.address.LocalNetworks>} (C{localNetworks}): the
+    node's own network groups, and which addresses they exempt from the
+    group-diversity rules;
   - L{OutboundFiller<bitp2p.outbound.OutboundFiller>} (C{outbound}): the
     automatic outbound slots, anchors, feelers, retry backoff;
   - L{ManualTargets<bitp2p.manual.ManualTargets>} (C{manual}) and

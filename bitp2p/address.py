@@ -19,7 +19,7 @@ import ipaddress
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from bitp2p.constants import HOST_CACHE_SIZE
+from bitp2p.constants import HOST_CACHE_SIZE, MAX_IP_CHARS, MAX_ZONE_CHARS
 
 
 class AddressError(ValueError):
@@ -70,17 +70,40 @@ class Address:
 # Parsing an IP literal with ipaddress costs ~10 us; the same few hosts come
 # back again and again (every connection's remote end, every addr entry of a
 # known node), so their normal forms and parsed IPs are remembered
-# (HOST_CACHE_SIZE of each).
+# (HOST_CACHE_SIZE of each). Only what can be an IP literal is: a peer
+# choosing the strings (addr entries, version's addr_recv) must not choose
+# what the caches hold, so a longer string, or a zone on anything but IPv6,
+# is refused before anything remembers it.
+
+
+def _normalHost(host: str) -> str:
+    """
+    The normal form of an IP literal (raises L{AddressError} if not one). A
+    zone (C{fe80::1%eth0}) is allowed on IPv6 only, and dropped.
+    """
+    if not isinstance(host, str):
+        raise AddressError(f"not an IP address: {host!r}")
+    ip, sep, zone = host.partition("%")
+    if len(ip) > MAX_IP_CHARS or (sep and not (0 < len(zone) <= MAX_ZONE_CHARS and ":" in ip)):
+        raise AddressError(f"not an IP address: {show(host)}")
+    return _normalIp(ip)
+
+
+def show(text: str, limit: int = 64) -> str:
+    """
+    C{text} for an error message: its C{repr}, cut after C{limit}
+    characters (what a peer sent may be a megabyte long).
+    """
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 @functools.lru_cache(maxsize=HOST_CACHE_SIZE)
-def _normalHost(host: str) -> str:
-    """
-    The normal form of an IP literal (raises L{AddressError} if not one).
-    """
+def _normalIp(host: str) -> str:
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except (ValueError, AttributeError):
+        ip = ipaddress.ip_address(host)
+    except ValueError:
         raise AddressError(f"not an IP address: {host!r}") from None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -102,16 +125,16 @@ def parse_address(text: str) -> Address:
         raise AddressError(f"address must be a string, not {type(text).__name__}")
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]:")
-        if not sep:
-            raise AddressError(f"bad address {text!r}")
+        if not sep or ":" not in host:  # brackets are for IPv6 only
+            raise AddressError(f"bad address {show(text)}")
     else:
         host, sep, rest = text.rpartition(":")
         if not sep or ":" in host:
-            raise AddressError(f"bad address {text!r}")
+            raise AddressError(f"bad address {show(text)}")
     # ASCII digits only: str.isdigit() also accepts "²" and "٨", which
     # int() refuses or reads as another number.
     if not (rest.isascii() and rest.isdigit()) or len(rest) > 5:
-        raise AddressError(f"bad port in {text!r}")
+        raise AddressError(f"bad port in {show(text)}")
     return Address.of(host, int(rest))
 
 

@@ -37,7 +37,7 @@ import ipaddress
 import math
 from typing import Any, Union
 
-from bitp2p.constants import HOST_CACHE_SIZE, MAX_DISCOURAGED
+from bitp2p.constants import HOST_CACHE_SIZE, MAX_DISCOURAGED, MAX_IP_CHARS
 
 # Longest target shown in an error message.
 _SHOW_CHARS = 80
@@ -285,16 +285,24 @@ def _parseTarget(target: object) -> _Network:
     return network
 
 
-@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _hostKey(host: str) -> _HostKey | None:
     """
     An IP literal as (version, integer), IPv4-mapped IPv6 as IPv4; L{None}
-    if C{host} is not an IP literal.
+    if C{host} is not an IP literal. (A string too long to be one is not
+    looked up: the cache holds only what can be an IP literal.)
     """
     if not isinstance(host, str):
         return None
+    ip = host.split("%", 1)[0]
+    if len(ip) > MAX_IP_CHARS:
+        return None
+    return _ipKey(ip)
+
+
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
+def _ipKey(host: str) -> _HostKey | None:
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -1,0 +1,86 @@
+"""
+Parsing peer addresses from what peers send: what is refused before any
+cache remembers it (issue 16, item 1: a peer sending hosts of a megabyte,
+each different, grew the parse cache by ~1 MB an entry, 15 GB in all), and
+the forms that are not addresses (a zone on IPv4, brackets around IPv4).
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p import address as addressModule
+from bitp2p import banman as banmanModule
+from bitp2p import codec
+from bitp2p.address import Address, AddressError, parse_address
+from bitp2p.constants import MAX_IP_CHARS
+
+
+class ParseCacheTests(SynchronousTestCase):
+    def test_longHostsAreRefusedBeforeTheCacheRemembersThem(self):
+        """
+        A host longer than the longest IP literal (with or without a zone) is
+        refused without being parsed, so the parse cache's keys stay short
+        whatever peers send.
+        """
+        addressModule._normalIp.cache_clear()
+        for n in range(50):
+            for host in (f"198.51.100.1%{n}" + "A" * 100_000, "1" * 100_000 + str(n)):
+                with self.assertRaises(AddressError):
+                    Address.of(host, 80)
+        self.assertEqual(addressModule._normalIp.cache_info().currsize, 0)
+        Address.of("198.51.100.1", 80)
+        keys = addressModule._normalIp.cache_info().currsize
+        self.assertEqual(keys, 1)
+
+    def test_theErrorMessageOfAHugeHostIsShort(self):
+        """
+        What is refused is shown cut short: the message (which may be
+        logged) of a megabyte host is not a megabyte.
+        """
+        with self.assertRaises(AddressError) as caught:
+            parse_address("1" * 1_000_000 + ":80")
+        self.assertLess(len(str(caught.exception)), 200)
+
+    def test_anAddrEntryWithAHugeHostIsDroppedAndNotRemembered(self):
+        """
+        Through the codec, as a peer sends it: the entry is dropped (a
+        malformed entry is not a violation), the others are kept, and the
+        cache does not hold the huge host.
+        """
+        addressModule._normalIp.cache_clear()
+        huge = "198.51.100.1%7" + "A" * 1_000_000 + ":80"
+        message = codec.decode(
+            b'{"type":"addr","peers":["%s","198.51.100.2:80"]}' % huge.encode()
+        )
+        self.assertEqual([a for a, _ in message["peers"]], [Address.of("198.51.100.2", 80)])
+        self.assertLessEqual(addressModule._normalIp.cache_info().currsize, 1)
+
+    def test_theBanCacheKeepsOnlyWhatCanBeAnIP(self):
+        """
+        The ban manager's host cache, likewise, never remembers a string
+        longer than an IP literal.
+        """
+        banmanModule._ipKey.cache_clear()
+        self.assertIsNone(banmanModule._hostKey("1" * (MAX_IP_CHARS + 1)))
+        self.assertEqual(banmanModule._ipKey.cache_info().currsize, 0)
+        self.assertIsNotNone(banmanModule._hostKey("198.51.100.1"))
+
+
+class FormTests(SynchronousTestCase):
+    def test_aZoneOnIPv4IsNotAnAddress(self):
+        for text in ("198.51.100.1%1:80", "198.51.100.1%eth0:80", "198.51.100.1%:80"):
+            with self.assertRaises(AddressError, msg=text):
+                parse_address(text)
+
+    def test_aZoneOnIPv6IsDropped(self):
+        self.assertEqual(parse_address("[fe80::1%eth0]:80"), Address.of("fe80::1", 80))
+
+    def test_aZoneLongerThanAnInterfaceNameIsRefused(self):
+        with self.assertRaises(AddressError):
+            parse_address("[fe80::1%" + "e" * 16 + "]:80")
+
+    def test_bracketsAroundIPv4AreNotAnAddress(self):
+        with self.assertRaises(AddressError):
+            parse_address("[198.51.100.21]:80")
+        self.assertEqual(parse_address("[2001:db8::1]:80").host, "2001:db8::1")

@@ -395,6 +395,28 @@ def addrFlood(bench: Bench):
     return sent_, seen, answered and 0 < grown <= allowed
 
 
+def hugeHosts(bench: Bench):
+    """
+    addr entries whose host is half a megabyte, each different (issue 16,
+    item 1): before the fix each was remembered by the parse cache, about
+    1 MB a message, 340 MB after 300, and never freed.
+    """
+    messages = bench.size("huge_host_messages")
+    client = bench.client()
+    try:
+        client.handshake("mallory")
+        for n in range(messages):
+            host = f"198.51.100.1%{n}" + "A" * 500_000
+            client.send(line({"type": "addr", "peers": [f"{host}:80"]}))
+            bench.tick()
+        answered = client.ping(78, 15)
+    finally:
+        client.close()
+    seen = f"ping answered after them: {'yes' if answered else 'NO'} (each entry dropped, not a violation)"
+    sent_ = f"{messages} addr of one entry each, a 500 KB host with a zone on IPv4, each different"
+    return sent_, seen, answered
+
+
 def addrFloodMany(bench: Bench):
     connections = bench.size("addr_connections")
     before = bookSize(bench.victim)
@@ -672,6 +694,7 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     discourage,
     pingFlood,
     addrFlood,
+    hugeHosts,
     addrFloodMany,
     getaddrFlood,
     connectionFloodOne,
@@ -689,6 +712,7 @@ CASE_NAMES = {
     "discourage": "five-violations",
     "pingFlood": "ping-flood",
     "addrFlood": "addr-flood",
+    "hugeHosts": "addr-huge-hosts",
     "addrFloodMany": "addr-flood-many",
     "getaddrFlood": "getaddr-repeated",
     "connectionFloodOne": "conn-flood-one-addr",

@@ -53,6 +53,7 @@ SIZES = {
     "pings": (5_000, 50_000),
     "addr_messages": (100, 500),
     "addr_connections": (8, 30),
+    "huge_host_messages": (20, 300),
     "getaddrs": (500, 5_000),
     "connection_attempts": (600, 4_000),
     "flood_seconds": (0.5, 2.0),

@@ -155,8 +155,11 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 def is_routable(address: Address) -> bool:
     """
-    Whether an address could be a peer at all: not unspecified (0.0.0.0, ::),
-    not multicast, not broadcast, not reserved, and not port 0.
+    Whether an address could be a peer at all: not unspecified (0.0.0.0, ::)
+    nor in 0.0.0.0/8 ("this network"), not multicast, not broadcast, not
+    reserved, not link-local (169.254.0.0/16, fe80::/10: valid only on one
+    link, and the zone that would say which is not part of an address), and
+    not port 0.
 
     Loopback and private ranges count as routable: bitp2p networks are often
     run on one machine or one LAN.
@@ -171,9 +174,11 @@ def _routableHost(host: str) -> bool:
     ip = _ip(host)
     if ip.is_loopback:
         return True
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip.is_link_local:
         return False
-    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+    if isinstance(ip, ipaddress.IPv4Address) and (
+        ip == ipaddress.IPv4Address("255.255.255.255") or int(ip) >> 24 == 0
+    ):
         return False
     return True
 

@@ -1,8 +1,9 @@
 """
 Parsing peer addresses from what peers send: what is refused before any
 cache remembers it (issue 16, item 1: a peer sending hosts of a megabyte,
-each different, grew the parse cache by ~1 MB an entry, 15 GB in all), and
-the forms that are not addresses (a zone on IPv4, brackets around IPv4).
+each different, grew the parse cache by ~1 MB an entry, 15 GB in all), the
+forms that are not addresses (a zone on IPv4, brackets around IPv4), and
+the addresses that are not routable (issue 16, item 9).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from bitp2p import address as addressModule
 from bitp2p import banman as banmanModule
 from bitp2p import codec
-from bitp2p.address import Address, AddressError, parse_address
+from bitp2p.address import Address, AddressError, is_routable, parse_address
 from bitp2p.constants import MAX_IP_CHARS
 
 
@@ -84,3 +85,25 @@ class FormTests(SynchronousTestCase):
         with self.assertRaises(AddressError):
             parse_address("[198.51.100.21]:80")
         self.assertEqual(parse_address("[2001:db8::1]:80").host, "2001:db8::1")
+
+
+class RoutabilityTests(SynchronousTestCase):
+    def test_thisNetworkAndLinkLocalAreNotRoutable(self):
+        """
+        0.0.0.0/8, 169.254.0.0/16 and fe80::/10 (whose zone is dropped) are
+        no peer's address; loopback, private and public ones are.
+        """
+        for text in ("0.1.2.3:80", "0.0.0.1:80", "169.254.1.1:80", "[fe80::1%eth0]:80", "[fe80::1]:80"):
+            self.assertFalse(is_routable(parse_address(text)), text)
+        for text in ("127.0.0.1:80", "10.1.2.3:80", "192.168.1.1:80", "1.2.3.4:80", "[2001:db8::1]:80"):
+            self.assertTrue(is_routable(parse_address(text)), text)
+
+    def test_unroutableAddrEntriesAreDropped(self):
+        """
+        Through the codec, as a peer sends them: dropped, not a violation.
+        """
+        message = codec.decode(
+            b'{"type":"addr","peers":["0.1.2.3:80","169.254.9.9:80","[fe80::2%eth0]:80",'
+            b'"198.51.100.3:80"]}'
+        )
+        self.assertEqual([a for a, _ in message["peers"]], [Address.of("198.51.100.3", 80)])

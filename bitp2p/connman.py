@@ -171,7 +171,12 @@ class ConnectionManager:
         # Each inbound connection's group as it was counted at admission
         # (what is local may change meanwhile).
         self._groupOf: dict[Peer, str] = {}
+        # The peer let in under each node id, and (rarely) the others that
+        # claim the same id from other hosts: without TLS an id is only a
+        # claim, and a claim from elsewhere must not lock the real node out
+        # (PROTOCOL.md, Handshake), so such peers are kept apart.
         self._byId: dict[str, Peer] = {}
+        self._alsoById: dict[str, list[Peer]] = {}
         # Each dial of an IP address in progress: its kind, its outcome, and
         # the Deferreds of connect() calls that joined it.
         self._dials: dict[Address, _Dial] = {}
@@ -245,9 +250,42 @@ class ConnectionManager:
 
     def byId(self, node_id: str) -> Peer | None:
         """
-        The connection whose peer claimed C{node_id} and was let in, if any.
+        The connection whose peer claimed C{node_id} and was let in, if any
+        (the first, when peers on several hosts claim it).
         """
         return self._byId.get(node_id)
+
+    def _claimants(self, node_id: str) -> list[Peer]:
+        first = self._byId.get(node_id)
+        if first is None:
+            return []
+        return [first, *self._alsoById.get(node_id, ())]
+
+    def _sameClaimant(self, a: Peer, b: Peer) -> bool:
+        """
+        Whether two connections claiming one node id are the same claimant:
+        with TLS, always (the id is proven by the key); without, when they
+        come from the same host.
+        """
+        if self._identity is not None:
+            return True
+        return getattr(a.remote_address, "host", None) == getattr(b.remote_address, "host", None)
+
+    def _forget(self, peer: Peer) -> None:
+        """
+        C{peer} no longer holds its node id.
+        """
+        node_id = peer.node_id
+        others = self._alsoById.get(node_id)
+        if self._byId.get(node_id) is peer:
+            if others:
+                self._byId[node_id] = others.pop(0)
+            else:
+                del self._byId[node_id]
+        elif others and peer in others:
+            others.remove(peer)
+        if others is not None and not others:
+            del self._alsoById[node_id]
 
     def dialCount(self) -> int:
         """
@@ -647,9 +685,9 @@ class ConnectionManager:
         connection gets that connection's peer.
         """
         if failure.check(DuplicateConnection):
-            other = self._byId.get(peer.node_id)
-            if other is not None and other is not peer:
-                return other.whenEstablished()
+            for other in self._claimants(peer.node_id):
+                if other is not peer and self._sameClaimant(other, peer):
+                    return other.whenEstablished()
         return failure
 
     # -- what peers tell the connection manager -------------------------------
@@ -658,7 +696,9 @@ class ConnectionManager:
         """
         Judge the node id of C{peer}'s C{version}: the refusal if it is this
         node itself or a node already connected, else L{None} (and the id
-        is registered).
+        is registered). Already connected means: the same id from the same
+        host, or, with TLS, the same (proven) id from anywhere. The same id
+        claimed from another host without TLS is a different peer.
         """
         own = self._nodeId()
         if peer.node_id == own:
@@ -675,8 +715,15 @@ class ConnectionManager:
                     other.close(SelfConnection(f"{other.dialed or other.remote} is this node"))
             self._selfFound(peer.dialed)
             return SelfConnection("connected to itself")
-        existing = self._byId.get(peer.node_id)
-        if existing is not None and existing is not peer:
+        existing = next(
+            (
+                other
+                for other in self._claimants(peer.node_id)
+                if other is not peer and self._sameClaimant(other, peer)
+            ),
+            None,
+        )
+        if existing is not None:
             duplicate = DuplicateConnection(f"already connected to {peer.node_id}")
             if existing.established or existing.direction is peer.direction:
                 return duplicate  # the newer connection goes
@@ -687,7 +734,11 @@ class ConnectionManager:
             if peer.direction is not ours:
                 return duplicate
             existing.close(duplicate)
-        self._byId[peer.node_id] = peer
+            self._forget(existing)
+        if peer.node_id in self._byId:
+            self._alsoById.setdefault(peer.node_id, []).append(peer)
+        else:
+            self._byId[peer.node_id] = peer
         return None
 
     def peerEstablished(self, peer: Peer) -> None:
@@ -715,8 +766,8 @@ class ConnectionManager:
                     self._inboundGroups[group] = left
                 else:
                     del self._inboundGroups[group]
-        if peer.node_id is not None and self._byId.get(peer.node_id) is peer:
-            del self._byId[peer.node_id]
+        if peer.node_id is not None:
+            self._forget(peer)
         self._events.closed(peer, reason)
         for d in self._closing.pop(peer, ()):
             d.callback(None)

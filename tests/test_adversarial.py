@@ -617,10 +617,10 @@ class IdentityTests(AdversarialTestCase):
         self.assertEqual(peerIds(victim), {honest.node_id})
         await self.assertServing(victim, honest)
 
-    async def test_honestPeersIdIsADuplicate(self):
+    async def test_honestPeersIdFromTheSameHostIsADuplicate(self):
         victim, honest = await self.setUpVictim()
         original = victim.findPeer(honest.node_id)
-        raw = await self.connectRaw(victim)
+        raw = await self.connectRaw(victim, source="127.0.0.1")
         side = await self.accepted(victim, raw)
         raw.send(version(honest.node_id, port=4444) + VERACK)
         await self.assertLost(raw, "the duplicate to be closed")
@@ -628,5 +628,47 @@ class IdentityTests(AdversarialTestCase):
         self.assertIs(victim.findPeer(honest.node_id), original)
         self.assertIsNone(original.close_reason)
         self.assertEqual(peerIds(victim), {honest.node_id})
+        await self.assertServing(victim, honest)
+
+    async def test_honestPeersIdFromAnotherHostIsKeptApart(self):
+        """
+        Without TLS a node id is a claim (PROTOCOL.md, Handshake): claimed
+        from another host it is another peer, let in beside the honest one,
+        which keeps its connection and its place.
+        """
+        victim, honest = await self.setUpVictim()
+        original = victim.findPeer(honest.node_id)
+        raw = await self.connectRaw(victim)
+        side = await self.accepted(victim, raw)
+        raw.send(version(honest.node_id, port=4444) + VERACK)
+        await self.waitFor(lambda: side.established, "the claimant to be let in", 5)
+        self.assertFalse(raw.closed)
+        self.assertIs(victim.findPeer(honest.node_id), original)
+        self.assertIsNone(original.close_reason)
+        await self.assertServing(victim, honest)
+
+    async def test_aSquatterDoesNotLockTheRealNodeOut(self):
+        """
+        Issue 16, item 3: while the real node is away, another host connects
+        with its id and stays; the real node comes back and is let in (it
+        used to be refused as a "duplicate" for as long as the squatter
+        stayed).
+        """
+        victim, honest = await self.setUpVictim()
+        await honest.disconnect(victim.node_id)
+        await self.waitFor(lambda: honest.node_id not in peerIds(victim), "honest to be gone", 5)
+        raw = await self.connectRaw(victim)
+        side = await self.accepted(victim, raw)
+        raw.send(version(honest.node_id, port=4444) + VERACK)
+        await self.waitFor(lambda: side.established, "the squatter to be let in", 5)
+        back = await honest.connect("127.0.0.1", victim.listeningPort)
+        self.assertEqual(back.node_id, victim.node_id)
+        await self.waitFor(
+            lambda: sum(p.node_id == honest.node_id for p in victim.peers()) == 2,
+            "the real node beside the squatter",
+            5,
+        )
+        raw.abort()
+        await self.waitFor(lambda: side.close_reason is not None, "the squatter to go", 5)
         await self.assertServing(victim, honest)
 

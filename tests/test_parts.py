@@ -1673,13 +1673,14 @@ class ConnectionManagerTests(SynchronousTestCase):
     def test_admitIdRefusesItselfAndADuplicate(self):
         """
         A peer claiming our own id is a self-connection; one claiming the id
-        of an established peer is a duplicate; a new id is registered.
+        of an established peer from the same host is a duplicate; a new id
+        is registered.
         """
         connman = self.manager()
         first = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("20.0.0.1", 1))
         self.assertIsNone(connman.admitId(first))
         self.assertIs(connman.byId("them"), first)
-        again = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("20.0.0.2", 1))
+        again = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("20.0.0.1", 2))
         self.assertIsInstance(connman.admitId(again), DuplicateConnection)
         self.assertIs(connman.byId("them"), first)
         me = FakePeer(kind=ConnectionType.INBOUND, node_id="me", remote=tcp("20.0.0.3", 1))
@@ -1687,6 +1688,28 @@ class ConnectionManagerTests(SynchronousTestCase):
         self.assertIsNone(connman.byId("me"))
         connman.peerClosed(first, PeerLost("x"))
         self.assertIsNone(connman.byId("them"))
+
+    def test_anIdClaimedFromAnotherHostIsKeptApart(self):
+        """
+        Without TLS a node id is a claim (PROTOCOL.md, Handshake): the same
+        id from another host is another peer, let in beside the first; when
+        the first goes, the other holds the id, and the real node coming
+        back from its own host is let in again, not refused as a duplicate.
+        """
+        connman = self.manager()
+        real = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("20.0.0.1", 1))
+        squatter = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("30.0.0.9", 1))
+        self.assertIsNone(connman.admitId(squatter))
+        self.assertIsNone(connman.admitId(real))
+        self.assertIs(connman.byId("them"), squatter)
+        connman.peerClosed(squatter, PeerLost("gone"))
+        self.assertIs(connman.byId("them"), real)
+        connman.peerClosed(real, PeerLost("gone"))
+        self.assertIsNone(connman.byId("them"))
+        back = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("20.0.0.1", 3))
+        squatter2 = FakePeer(kind=ConnectionType.INBOUND, node_id="them", remote=tcp("30.0.0.9", 2))
+        self.assertIsNone(connman.admitId(squatter2))
+        self.assertIsNone(connman.admitId(back))
 
     def test_connectToABusyAddressJoinsTheDialInProgress(self):
         """

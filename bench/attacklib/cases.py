@@ -684,7 +684,21 @@ def selfConnection(bench: Bench):
 
 
 def duplicateId(bench: Bench):
-    return claimedId(bench, bench.honest.node_id, "the honest peer's node_id", "the newer connection closed")
+    """
+    The honest peer's node id claimed from another host (the client's own
+    /16). Without TLS an id is a claim (PROTOCOL.md, Handshake): the claimant
+    is another peer, let in beside the honest one, which must keep its
+    connection; before issue 16 the claimant was closed as a duplicate, and
+    one that came first locked the real node out.
+    """
+    client = bench.client()
+    try:
+        client.handshake(bench.honest.node_id)
+        answered = client.ping(79, 5)
+    finally:
+        client.close()
+    seen = f"let in beside the honest peer (another host's claim); ping answered: {'yes' if answered else 'NO'}"
+    return "a version carrying the honest peer's node_id, from another host", seen, answered
 
 
 CASES = [malformedCase(*spec) for spec in MALFORMED] + [

@@ -512,9 +512,13 @@ _NOUNS = {
 _ERRORS = re.compile(r"Traceback|Unhandled|#critical\]|#error\]")
 
 
-def summarizeLog(lines: list[str], honestId: str) -> tuple[str, list[str]]:
+def summarizeLog(lines: list[str], honestId: str, honestAt: str = "") -> tuple[str, list[str]]:
     """
     A short account of the log lines of one case, and the error lines.
+
+    @param honestAt: where the victim sees the honest peer (C{host:port}):
+        without TLS a node id is only a claim, and an attacker on another
+        host may hold the honest peer's id too.
     """
     counts: Counter = Counter()
     reasons: Counter = Counter()
@@ -522,7 +526,7 @@ def summarizeLog(lines: list[str], honestId: str) -> tuple[str, list[str]]:
     for text in lines:
         if _ERRORS.search(text):
             errors.append(text)
-        if honestId and f"Disconnected from {honestId}" in text:
+        if honestId and f"Disconnected from {honestId} at {honestAt}" in text:
             counts["HONEST DISCONNECTED"] += 1
         for name, pattern in _PATTERNS:
             match = pattern.search(text)
@@ -605,7 +609,9 @@ def runCase(bench: Bench, index: int, name: str, case) -> dict:
         peak = max(bench.peakKiB, proc_status(pid, "VmHWM") if resetOk else 0, rss1)
         figures1 = victim.metrics()
         logLines = victim.newLog()
-        logged, errors = summarizeLog(logLines, bench.honest.node_id)
+        logged, errors = summarizeLog(
+            logLines, bench.honest.node_id, f"{LOOPBACK}:{bench.honest.port}"
+        )
         kept, why = bench.honestKept()
         delta = {
             "violations": figures1["bitp2p_protocol_violations_total"]

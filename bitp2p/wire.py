@@ -270,6 +270,22 @@ class JSONLineWire(Protocol):
                     break
         runs: list[int] = []
         messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
+        if violation is not None and not lines[len(messages)].strip(b" \t"):
+            # A line of only spaces or tabs is ignored like an empty one
+            # (PROTOCOL.md). It is looked for only once a line failed to
+            # decode, so that no other chunk pays for it: then every such
+            # line goes (counted nowhere, as empty ones), and the rest is
+            # decoded again.
+            keep = [i for i, line in enumerate(lines) if line.strip(b" \t")]
+            if sizes is not None:
+                size -= sum(sizes[:len(lines)]) - sum(sizes[i] for i in keep)
+                sizes = [sizes[i] for i in keep]
+            else:
+                size -= sum(len(line) + 1 for line in lines) - sum(len(lines[i]) + 1 for i in keep)
+            complete -= len(lines) - len(keep)
+            lines = [lines[i] for i in keep]
+            runs = []
+            messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
         if len(runs) == 1 and len(messages) == complete:
             # The usual chunk: all its lines decoded, all of one type.
             table = peer.recv_per_type

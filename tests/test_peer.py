@@ -51,6 +51,28 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(peer.state, PeerState.GOT_VERSION)
         self.assertFalse(transport.disconnecting)
 
+    def test_linesOfOnlySpacesOrTabsAreIgnored(self):
+        """
+        A line of only spaces or tabs is ignored like an empty one
+        (PROTOCOL.md; issue 16 found it closed the connection), with or
+        without a C{\\r}, and counts nowhere in the accounting.
+        """
+        for blank in (b"   ", b"\t", b" \t ", b"  \r"):
+            peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+            first = json.dumps(version()).encode() + b"\n"
+            wire.dataReceived(first + blank + b"\n" + b'{"type":"verack"}\n' + blank + b"\n")
+            self.assertFalse(transport.disconnecting, blank)
+            self.assertTrue(peer.established, blank)
+            self.assertEqual(peer.recv_per_type["version"][:2], [1, len(first)], blank)
+            self.assertEqual(peer.recv_per_type["verack"][:2], [1, 18], blank)
+            self.assertNotIn("violation", manager.kinds(), blank)
+
+    def test_aBadLineAfterABlankOneIsStillAViolation(self):
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        wire.dataReceived(b"  \n{not json\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(manager.kinds(), ["violation"])
+
     def test_lineLongerThanMaximumIsViolation(self):
         peer, wire, transport, manager, clock = makePeer(maxLength=100)
         wire.dataReceived(b'{"type":"x","pad":"' + b"a" * 100 + b'"}\n')

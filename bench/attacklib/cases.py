@@ -110,8 +110,9 @@ MALFORMED = [
         "violation",
     ),
     (
-        "unknown-and-blank", "an unknown type; blank lines",
-        [line({"type": "hello", "x": [1, {"y": None}]}), b"\n\r\n\n"], "tolerated",
+        "unknown-and-blank", "an unknown type; blank lines, and lines of spaces and tabs",
+        [line({"type": "hello", "x": [1, {"y": None}]}), b"\n\r\n\n", b"   \n\t\n \t \r\n"],
+        "tolerated",
     ),
     (
         "before-handshake", "getaddr, addr, ping, pong, a second verack",

@@ -228,3 +228,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_HTTP_CONNECTIONS = 64
 # An idle HTTP connection is closed after this long.
 HTTP_IDLE_TIMEOUT_S = 60
+# Most calls in one JSON-RPC batch; a longer batch is refused whole.
+MAX_BATCH_CALLS = 100
+# A batch is served in slices of at most about this much of the reactor's
+# time, the next slice on a later turn, so that other connections are served
+# meanwhile.
+RPC_SLICE_S = 0.05

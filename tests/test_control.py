@@ -718,3 +718,84 @@ class ProtocolTests(ControlTestCase):
         self.assertEqual(
             (yield self.result(control, "help", "nosuch")), "help: unknown command: nosuch"
         )
+
+
+class BatchTests(SynchronousTestCase):
+    """
+    Issue 16, item 8: a batch of 10,000 calls stalled the reactor for 2.1 s.
+    A batch is now capped, and served in slices of the reactor's time.
+    """
+
+    def api(self, cpuClock=None):
+        from bitp2p.ops.control.rpc import ControlAPI
+
+        self.clock = Clock()
+        node = Node(NodeConfig(listen=False, seeds=()), reactor=self.clock)
+        return ControlAPI(node, None, **({"cpuClock": cpuClock} if cpuClock else {}))
+
+    def post(self, api, payload):
+        import io
+
+        request = DummyRequest([b""])
+        request.method = b"POST"
+        request.client = IPv4Address("TCP", "127.0.0.1", 40000)
+        request.content = io.BytesIO(json.dumps(payload).encode())
+        return request, api.render_POST(request)
+
+    def calls(self, count: int) -> list[dict]:
+        return [{"id": i, "method": "uptime", "params": []} for i in range(count)]
+
+    def test_aBatchOverTheCapIsRefusedWhole(self):
+        from bitp2p.constants import MAX_BATCH_CALLS
+
+        request, answer = self.post(self.api(), self.calls(MAX_BATCH_CALLS + 1))
+        self.assertEqual(request.responseCode, 400)
+        reply = json.loads(answer)
+        self.assertEqual(reply["error"]["code"], -32600)
+        self.assertIn(f"over the {MAX_BATCH_CALLS} allowed", reply["error"]["message"])
+
+    def test_aQuickBatchIsAnsweredAtOnce(self):
+        from bitp2p.constants import MAX_BATCH_CALLS
+
+        request, answer = self.post(self.api(), self.calls(MAX_BATCH_CALLS))
+        self.assertEqual(request.responseCode, 200)
+        self.assertEqual([r["id"] for r in json.loads(answer)], list(range(MAX_BATCH_CALLS)))
+
+    def test_aSlowBatchIsServedInSlices(self):
+        """
+        Calls that take the whole slice between them are served over several
+        turns of the reactor, in order, and the answer is written once all
+        are done.
+        """
+        from bitp2p.ops.control import rpc
+
+        self.patch(rpc, "RPC_SLICE_S", 1.0)
+        ticks = iter(range(10**6))
+        api = self.api(cpuClock=lambda: next(ticks) / 2)  # each call: half a slice
+        request, answer = self.post(api, self.calls(10))
+        self.assertIs(answer, server.NOT_DONE_YET)
+        self.assertEqual(request.finished, 0)
+        turns = 0
+        while not request.finished and turns < 50:
+            # One turn of the reactor: the one call pending, run alone (a
+            # Clock's advance(0) would also run those it schedules).
+            [call] = self.clock.getDelayedCalls()
+            self.clock.calls.remove(call)
+            call.func(*call.args, **call.kw)
+            turns += 1
+        self.assertEqual(request.finished, 1)
+        self.assertEqual(turns, 4)  # 2 calls a slice: 2 at once, then 4 turns
+        self.assertEqual([r["id"] for r in json.loads(b"".join(request.written))], list(range(10)))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_aClientGoneMidBatchStopsIt(self):
+        from bitp2p.constants import RPC_SLICE_S
+
+        ticks = iter(range(10**6))
+        api = self.api(cpuClock=lambda: next(ticks) * RPC_SLICE_S)
+        request, answer = self.post(api, self.calls(10))
+        self.assertIs(answer, server.NOT_DONE_YET)
+        request.processingFailed(Exception("gone"))
+        self.clock.advance(0)
+        self.assertEqual(request.written, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])

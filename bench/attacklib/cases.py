@@ -20,14 +20,16 @@ import select
 import selectors
 import socket
 import time
+import urllib.error
 from collections import Counter
 
-from _common import wait_for
+from _common import rpc_get, wait_for
 
 from attacklib.harness import (
     LIMIT,
     LOOPBACK,
     MAX_CONNECTIONS,
+    PASSWORD,
     RST_LINGER,
     VERACK,
     Bench,
@@ -667,6 +669,45 @@ def dribble(bench: Bench):
     return f"a version, one byte per second, for {seconds:g} s", seen, not closed
 
 
+def rpcBatches(bench: Bench):
+    """
+    JSON-RPC batches to the control API (issue 16, item 8): 10,000
+    getpeerinfo calls in one batch stalled the reactor for 2.1 s. Now a batch
+    over the cap is refused whole, and one at the cap is served in slices of
+    the reactor's time; a ping on another connection is timed meanwhile.
+    """
+    port = bench.victim.rpcPort
+
+    def post(count: int) -> tuple[object, float]:
+        calls = [{"id": i, "method": "getpeerinfo", "params": []} for i in range(count)]
+        started = time.monotonic()
+        try:
+            answer = rpc_get(port, PASSWORD, body=json.dumps(calls).encode(), timeout=30)
+        except urllib.error.HTTPError as e:
+            answer = e.read()
+        return json.loads(answer), time.monotonic() - started
+
+    huge, hugeSeconds = post(10_000)
+    refused = isinstance(huge, dict) and (huge.get("error") or {}).get("code") == -32600
+    capped, cappedSeconds = post(100)
+    served = isinstance(capped, list) and len(capped) == 100
+    client = bench.client()
+    try:
+        client.handshake("mallory")
+        started = time.monotonic()
+        answered = client.ping(80, 5)
+        pingMs = (time.monotonic() - started) * 1000
+    finally:
+        client.close()
+    seen = (
+        f"10,000 calls: {'refused whole' if refused else 'SERVED'} in {hugeSeconds * 1000:.0f} ms; "
+        f"100 calls: {'answered' if served else 'NOT ANSWERED'} in {cappedSeconds * 1000:.0f} ms; "
+        f"a ping after: {'%.0f ms' % pingMs if answered else 'NO'}"
+    )
+    sent_ = "a JSON-RPC batch of 10,000 getpeerinfo calls, then one of 100"
+    return sent_, seen, refused and served and answered
+
+
 def claimedId(bench: Bench, node_id: str, what: str, closedSeen: str):
     """
     A version claiming C{node_id}, which the node must refuse.
@@ -718,6 +759,7 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     dribble,
     selfConnection,
     duplicateId,
+    rpcBatches,
 ]
 
 CASE_NAMES = {
@@ -736,6 +778,7 @@ CASE_NAMES = {
     "dribble": "byte-per-second",
     "selfConnection": "self-connection",
     "duplicateId": "duplicate-node-id",
+    "rpcBatches": "rpc-batches",
 }
 
 

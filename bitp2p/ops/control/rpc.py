@@ -27,17 +27,19 @@ private state.
 from __future__ import annotations
 
 import json
+import time
 import weakref
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import server
 from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.banman import BanMan
-from bitp2p.constants import DEFAULT_BAN_S, PROTOCOL_VERSION
+from bitp2p.constants import DEFAULT_BAN_S, MAX_BATCH_CALLS, PROTOCOL_VERSION, RPC_SLICE_S
 from bitp2p.endpoints import parse_target
 from bitp2p.ops.control.auth import Authenticator, clientHost
 from bitp2p.ops.control.methods import (
@@ -97,14 +99,22 @@ class ControlAPI(Resource):
 
     isLeaf = True
 
-    def __init__(self, node, auth: Authenticator | None) -> None:
+    def __init__(
+        self,
+        node,
+        auth: Authenticator | None,
+        cpuClock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         """
         @param auth: checked for every request; L{None} only when the API
             sits under a L{Guarded} tree that checks it.
+        @param cpuClock: what measures how long a slice of a batch has taken
+            (the reactor's clock does not move while the reactor is busy).
         """
         super().__init__()
         self.node = node
         self._auth = auth
+        self._cpuClock = cpuClock
         self._ids: weakref.WeakKeyDictionary[Peer, int] = weakref.WeakKeyDictionary()
         self._nextId = 0
         # When each ban made through the API was made (listbanned's
@@ -147,10 +157,54 @@ class ControlAPI(Resource):
             if not payload:
                 request.setResponseCode(400)
                 return _encode(_reply(None, RPCError(RPC_INVALID_REQUEST, "empty batch")))
-            replies = [self._handle(item, client)[0] for item in payload]
-            return self._answer(request, replies, 200)
+            if len(payload) > MAX_BATCH_CALLS:
+                request.setResponseCode(400)
+                error = RPCError(
+                    RPC_INVALID_REQUEST,
+                    f"batch of {len(payload)} calls, over the {MAX_BATCH_CALLS} allowed",
+                )
+                return _encode(_reply(None, error))
+            return self._serveBatch(request, payload, client)
         reply, status = self._handle(payload, client)
         return self._answer(request, reply, status)
+
+    def _serveBatch(self, request, calls: list, client: str) -> bytes | object:
+        """
+        Run a batch in slices of at most about C{RPC_SLICE_S} of the
+        reactor's time, each later slice on a later turn of the reactor, so
+        that a batch of slow calls never stalls the node and its peers.
+
+        @return: the answer, when the batch took one slice; else
+            C{NOT_DONE_YET}, and the answer is written when it is done
+            (nothing, if the client went away meanwhile).
+        """
+        replies: list[dict] = []
+        pending = iter(calls)
+        gone: list[bool] = []
+
+        def slice_() -> bool:
+            started = self._cpuClock()
+            for call in pending:
+                replies.append(self._handle(call, client)[0])
+                if len(replies) < len(calls) and self._cpuClock() - started >= RPC_SLICE_S:
+                    return False
+            return True
+
+        if slice_():
+            return self._answer(request, replies, 200)
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def later() -> None:
+            if gone:
+                return
+            if not slice_():
+                self.node.reactor.callLater(0, later)
+                return
+            request.write(self._answer(request, replies, 200))
+            request.finish()
+
+        self.node.reactor.callLater(0, later)
+        return server.NOT_DONE_YET
 
     def _answer(self, request, reply, status: int) -> bytes:
         try:

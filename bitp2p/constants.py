@@ -18,6 +18,12 @@ USER_AGENT = f"/bitp2p:{__version__}/"
 
 # Framing
 MAX_MESSAGE_BYTES = 1024 * 1024  # longest accepted line, delimiter excluded
+# A line still unfinished LINE_GRACE_S after its first byte must have grown by
+# LINE_MIN_BYTES_PER_S on average, or the connection is closed: a line
+# dribbled a byte at a time holds a slot and its buffer for nothing (1 MiB
+# at that rate takes 17 minutes; a Tor circuit does 50 KB/s or more).
+LINE_GRACE_S = 10
+LINE_MIN_BYTES_PER_S = 1024
 # Bytes written to a peer while its send buffer stays full (the peer is not
 # reading) before it is dropped. Room for a few of the largest messages;
 # Bitcoin Core's -maxsendbuffer is 1000 KB.

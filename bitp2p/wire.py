@@ -33,7 +33,12 @@ from twisted.python.failure import Failure
 
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
-from bitp2p.constants import MAX_MESSAGE_BYTES, MAX_SEND_BUFFER_BYTES
+from bitp2p.constants import (
+    LINE_GRACE_S,
+    LINE_MIN_BYTES_PER_S,
+    MAX_MESSAGE_BYTES,
+    MAX_SEND_BUFFER_BYTES,
+)
 from bitp2p.peer import typeCounter
 
 if TYPE_CHECKING:
@@ -144,11 +149,11 @@ class JSONLineWire(Protocol):
         self._writtenWhilePaused = 0
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         self._closing = False
-        # The unfinished line is _buffer, then the chunks in _more (which
-        # add up to _moreSize bytes): see dataReceived.
+        # The unfinished line is _buffer, then _more (what came since, kept
+        # compactly: see dataReceived), begun at _lineStarted.
         self._buffer = b""
-        self._more: list[bytes] = []
-        self._moreSize = 0
+        self._more = bytearray()
+        self._lineStarted = 0.0
         peer.wire = self
 
     @property
@@ -157,7 +162,7 @@ class JSONLineWire(Protocol):
         The bytes of the unfinished line held (never more than
         C{MAX_LENGTH}).
         """
-        return len(self._buffer) + self._moreSize
+        return len(self._buffer) + len(self._more)
 
     # -- from the transport ---------------------------------------------------
 
@@ -223,21 +228,30 @@ class JSONLineWire(Protocol):
         maxLength = self.MAX_LENGTH
         if self._buffer:
             if b"\n" not in data:
-                # The chunk only lengthens the unfinished line: it is kept
-                # aside, not joined to it, so that a line arriving in small
-                # chunks costs its length once, not its length squared.
-                self._more.append(data)
-                self._moreSize += len(data)
-                if len(self._buffer) + self._moreSize <= maxLength:
+                # The chunk only lengthens the unfinished line: it is added
+                # to one bytearray, not joined to the line, so that a line
+                # arriving in small chunks costs its length once, not its
+                # length squared, and is held in about its size (a list of
+                # chunks held 40 times that for one-byte chunks).
+                self._more += data
+                held = len(self._buffer) + len(self._more)
+                if held <= maxLength:
+                    elapsed = peer.last_recv - self._lineStarted
+                    if elapsed > LINE_GRACE_S and held < elapsed * LINE_MIN_BYTES_PER_S:
+                        peer.violation(self._tooSlow(elapsed))
                     return
                 data = b""  # (it is in _more now) the line is too long
             if self._more:
-                data = b"".join([self._buffer, *self._more, data])
-                self._more, self._moreSize = [], 0
+                data = b"".join([self._buffer, self._more, data])
+                self._more = bytearray()
             else:
                 data = self._buffer + data
+        elif b"\n" not in data:
+            self._lineStarted = peer.last_recv  # a line begins
         lines = data.split(b"\n")
         tail = self._buffer = lines.pop()
+        if tail and lines:
+            self._lineStarted = peer.last_recv  # a new line begins
         # Checks that hold for a whole chunk are made once for it, so that
         # the usual chunk (no \r, no empty or long line) costs nothing per
         # line. Empty lines are dropped here, so that the lines left match
@@ -390,8 +404,21 @@ class JSONLineWire(Protocol):
         is dropped.
         """
         self._buffer = b""
-        self._more, self._moreSize = [], 0
+        self._more = bytearray()
         return ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
+
+    def _tooSlow(self, elapsed: float) -> ProtocolViolation:
+        """
+        The violation of a line growing too slowly; what was buffered of it
+        is dropped.
+        """
+        held = len(self._buffer) + len(self._more)
+        self._buffer = b""
+        self._more = bytearray()
+        return ProtocolViolation(
+            f"a line of {held} bytes still unfinished after {elapsed:.0f} s "
+            f"(at least {LINE_MIN_BYTES_PER_S} bytes a second after {LINE_GRACE_S} s)"
+        )
 
     def connectionLost(self, reason: Failure) -> None:
         self._closing = True

@@ -122,6 +122,58 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(manager.kinds()[-1], "violation")
         self.assertLessEqual(wire.bufferedBytes, 300)
 
+    def test_aLineInOneByteChunksIsHeldCompactly(self):
+        """
+        Issue 16, item 6: each chunk of an unfinished line was kept as its
+        own bytes object, so a line sent a byte at a time held ~40 times its
+        size. Now the chunks go into one bytearray, of about the line's size.
+        """
+        import sys
+
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        wire.dataReceived(b'{"type":"version","pad":"')
+        for _ in range(20_000):
+            wire.dataReceived(b"x")
+        self.assertEqual(wire.bufferedBytes, 25 + 20_000)
+        self.assertLess(sys.getsizeof(wire._more), 2 * 20_000)
+        self.assertFalse(transport.disconnecting)
+
+    def test_aLineGrowingTooSlowlyIsClosed(self):
+        """
+        A line still unfinished LINE_GRACE_S after its first byte, having
+        grown by less than LINE_MIN_BYTES_PER_S on average, closes the
+        connection (a byte every second: at about 11 s).
+        """
+        from bitp2p.constants import LINE_GRACE_S
+
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        line = json.dumps(version()).encode()
+        seconds = 0
+        for byte in line[:30]:
+            wire.dataReceived(bytes([byte]))
+            if transport.disconnecting:
+                break
+            clock.advance(1)
+            seconds += 1
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(seconds, LINE_GRACE_S + 1)
+        self.assertEqual(manager.kinds(), ["violation"])
+        self.assertIn("still unfinished after", manager.events[0][1])
+
+    def test_aLongLineArrivingSteadilyIsNotClosed(self):
+        """
+        A line that takes longer than the grace period but grows fast enough
+        (here 2 KiB a second for 20 s) is served.
+        """
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND)
+        wire.dataReceived(b'{"type":"version","node_id":"them","port":6000,"pad":"')
+        for _ in range(40):
+            clock.advance(0.5)
+            wire.dataReceived(b"p" * 1024)
+        wire.dataReceived(b'"}\n')
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(peer.state, PeerState.GOT_VERSION)
+
     def test_invalidJSONIsViolation(self):
         peer, wire, transport, manager, clock = makePeer()
         wire.dataReceived(b"{not json\n")

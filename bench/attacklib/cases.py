@@ -229,6 +229,35 @@ def smallChunkLine(bench: Bench):
     )
 
 
+def oneByteLine(bench: Bench):
+    """
+    Issue 16, item 6: a line sent one byte per write, never finished, on
+    several connections at once. Each chunk of an unfinished line used to be
+    kept as its own bytes object (8 to 17 times the line over real sockets);
+    now the line is held in one bytearray of about its size.
+    """
+    size = bench.size("one_byte_line_bytes")
+    clients = [bench.client() for _ in range(4)]
+    try:
+        for i, client in enumerate(clients):
+            client.handshake(f"mallory{i}")
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.send(b'{"type":"junk","pad":"')
+        for _ in range(size):
+            for client in clients:
+                client.send(b"x")
+            bench.tick()
+        for client in clients:
+            client.readOnce(0.1)
+        kept = not any(client.closed for client in clients)
+    finally:
+        for client in clients:
+            client.close()
+    seen = f"4 unfinished lines of {size // 1024} KiB each, held open: {'yes' if kept else 'NO'}"
+    sent_ = f"4 connections, each a line of {size // 1024} KiB sent one byte per write, never ended"
+    return sent_, seen, kept
+
+
 def bigLines(bench: Bench):
     """
     Every free slot holds an unfinished line just under the limit, at once.
@@ -746,6 +775,7 @@ def duplicateId(bench: Bench):
 CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     slowLine,
     smallChunkLine,
+    oneByteLine,
     bigLines,
     discourage,
     pingFlood,
@@ -765,6 +795,7 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
 CASE_NAMES = {
     "slowLine": "endless-line",
     "smallChunkLine": "endless-line-small-chunks",
+    "oneByteLine": "line-one-byte-per-write",
     "bigLines": "limit-lines-every-slot",
     "discourage": "five-violations",
     "pingFlood": "ping-flood",

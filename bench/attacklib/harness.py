@@ -54,6 +54,7 @@ SIZES = {
     "addr_messages": (100, 500),
     "addr_connections": (8, 30),
     "huge_host_messages": (20, 300),
+    "one_byte_line_bytes": (16 * 1024, 256 * 1024),
     "getaddrs": (500, 5_000),
     "connection_attempts": (600, 4_000),
     "flood_seconds": (0.5, 2.0),

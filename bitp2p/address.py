@@ -64,6 +64,9 @@ class Address:
         """
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise AddressError(f"bad port {port!r}")
+        if type(host) is not str or len(host) > _MAX_HOST_CHARS:
+            # Refused before the cache: it remembers only short strings.
+            raise AddressError(f"not an IP address: {show(host) if isinstance(host, str) else repr(host)}")
         return cls(_normalHost(host), port)
 
 
@@ -76,13 +79,18 @@ class Address:
 # is refused before anything remembers it.
 
 
+# The longest string that may be an IP literal with its zone: what
+# Address.of lets reach the cache of _normalHost.
+_MAX_HOST_CHARS = MAX_IP_CHARS + 1 + MAX_ZONE_CHARS
+
+
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _normalHost(host: str) -> str:
     """
     The normal form of an IP literal (raises L{AddressError} if not one). A
-    zone (C{fe80::1%eth0}) is allowed on IPv6 only, and dropped.
+    zone (C{fe80::1%eth0}) is allowed on IPv6 only, and dropped. Only
+    strings of at most C{_MAX_HOST_CHARS} reach it (L{Address.of}).
     """
-    if not isinstance(host, str):
-        raise AddressError(f"not an IP address: {host!r}")
     ip, sep, zone = host.partition("%")
     if len(ip) > MAX_IP_CHARS or (sep and not (0 < len(zone) <= MAX_ZONE_CHARS and ":" in ip)):
         raise AddressError(f"not an IP address: {show(host)}")

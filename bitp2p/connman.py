@@ -715,14 +715,16 @@ class ConnectionManager:
                     other.close(SelfConnection(f"{other.dialed or other.remote} is this node"))
             self._selfFound(peer.dialed)
             return SelfConnection("connected to itself")
-        existing = next(
-            (
-                other
-                for other in self._claimants(peer.node_id)
-                if other is not peer and self._sameClaimant(other, peer)
-            ),
-            None,
-        )
+        existing = None
+        if peer.node_id in self._byId:  # (rarely: most ids are new)
+            existing = next(
+                (
+                    other
+                    for other in self._claimants(peer.node_id)
+                    if other is not peer and self._sameClaimant(other, peer)
+                ),
+                None,
+            )
         if existing is not None:
             duplicate = DuplicateConnection(f"already connected to {peer.node_id}")
             if existing.established or existing.direction is peer.direction:
@@ -766,8 +768,12 @@ class ConnectionManager:
                     self._inboundGroups[group] = left
                 else:
                     del self._inboundGroups[group]
-        if peer.node_id is not None:
-            self._forget(peer)
+        node_id = peer.node_id
+        if node_id is not None:
+            if self._alsoById:
+                self._forget(peer)
+            elif self._byId.get(node_id) is peer:
+                del self._byId[node_id]
         self._events.closed(peer, reason)
         for d in self._closing.pop(peer, ()):
             d.callback(None)

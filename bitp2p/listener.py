@@ -58,7 +58,10 @@ class Listener:
         self._onLocalAddress = onLocalAddress
         self._ports: list[IListeningPort] = []
         self._pendingListens: list[Deferred] = []  # endpoints that listen later
-        self._listeningAddress: Address | None = None  # worked out once, in listen
+        # The address this node listens on (the real port when 0 was
+        # asked), worked out once, in listen; a plain attribute: read on
+        # every handshake.
+        self.listeningAddress: Address | None = None
 
     def listen(self) -> None:
         """
@@ -93,7 +96,7 @@ class Listener:
             for port in self._ports:
                 port.stopListening()
             self._ports = []
-            self._listeningAddress = None
+            self.listeningAddress = None
             raise
 
     def _listening(self, port: IListeningPort, description: str) -> None:
@@ -101,7 +104,7 @@ class Listener:
         bound = port.getHost()
         if self._config.listen_endpoints:
             log.info("Listening on {description}", description=description)
-        if not isinstance(bound, (IPv4Address, IPv6Address)) or self._listeningAddress is not None:
+        if not isinstance(bound, (IPv4Address, IPv6Address)) or self.listeningAddress is not None:
             return
         host = bound.host
         if not self._config.listen_endpoints and self._config.interface not in ("0.0.0.0", "::"):
@@ -112,7 +115,7 @@ class Listener:
             self._onLocalAddress(Address.of("::1" if address.is_ipv6 else "127.0.0.1", 0))
         else:
             self._onLocalAddress(address)
-        self._listeningAddress = address
+        self.listeningAddress = address
 
     def _factory(self):
         if self._identity is not None:
@@ -129,7 +132,7 @@ class Listener:
         for d in pending:
             d.cancel()  # (a listen already done is not touched)
         ports, self._ports = self._ports, []
-        self._listeningAddress = None
+        self.listeningAddress = None
         return [maybeDeferred(port.stopListening) for port in ports]
 
     @property
@@ -145,13 +148,6 @@ class Listener:
         Endpoints still on their way to listening (an onion service, ...).
         """
         return len(self._pendingListens)
-
-    @property
-    def listeningAddress(self) -> Address | None:
-        """
-        The address this node listens on (the real port when 0 was asked).
-        """
-        return self._listeningAddress
 
 
 __all__ = ["Listener"]

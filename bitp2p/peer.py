@@ -419,6 +419,13 @@ class Peer:
         return self._ping_sent_at if self._ping_nonce is not None else None
 
     @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock this peer's timers run on.
+        """
+        return self._clock
+
+    @property
     def last_recv(self) -> float:
         """
         When bytes last arrived from the peer (reactor seconds), 0.0 if none

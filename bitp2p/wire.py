@@ -202,6 +202,10 @@ class JSONLineWire(Protocol):
         self.sendPaused = False
         if self._readingPaused:
             self._readingPaused = False
+            if self._buffer:
+                # The time reading was paused (by us) is not the peer's
+                # slowness: an unfinished line's grace starts again.
+                self._lineStarted = self.peer.clock.seconds()
             self.peer.resumeReading()
             pending, self._pending = self._pending, None
             if pending is not None:

@@ -160,6 +160,23 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(manager.kinds(), ["violation"])
         self.assertIn("still unfinished after", manager.events[0][1])
 
+    def test_timeReadingWasPausedDoesNotCountAgainstALine(self):
+        """
+        While we stopped reading (our send buffer to the peer was full), an
+        unfinished line could not grow: its grace starts again when reading
+        resumes.
+        """
+        peer, wire, transport, manager, clock = establish(Direction.INBOUND)
+        wire.dataReceived(b'{"type":"chat","pad":"' + b"x" * 100)
+        wire.pauseProducing()
+        clock.advance(30)
+        wire.resumeProducing()
+        wire.dataReceived(b"x" * 100)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(11)
+        wire.dataReceived(b"x")
+        self.assertTrue(transport.disconnecting)  # then slow again: closed
+
     def test_aLongLineArrivingSteadilyIsNotClosed(self):
         """
         A line that takes longer than the grace period but grows fast enough

@@ -294,14 +294,12 @@ class JSONLineWire(Protocol):
             # decode, so that no other chunk pays for it: then every such
             # line goes (counted nowhere, as empty ones), and the rest is
             # decoded again.
+            if sizes is None:
+                sizes = [len(line) + 1 for line in lines]
             keep = [i for i, line in enumerate(lines) if line.strip(b" \t")]
-            if sizes is not None:
-                size -= sum(sizes[:len(lines)]) - sum(sizes[i] for i in keep)
-                sizes = [sizes[i] for i in keep]
-            else:
-                size -= sum(len(line) + 1 for line in lines) - sum(len(lines[i]) + 1 for i in keep)
+            size -= sum(sizes[: len(lines)]) - sum(sizes[i] for i in keep)
             complete -= len(lines) - len(keep)
-            lines = [lines[i] for i in keep]
+            lines, sizes = [lines[i] for i in keep], [sizes[i] for i in keep]
             runs = []
             messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
         if len(runs) == 1 and len(messages) == complete:

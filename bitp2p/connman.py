@@ -255,11 +255,18 @@ class ConnectionManager:
         """
         return self._byId.get(node_id)
 
-    def _claimants(self, node_id: str) -> list[Peer]:
-        first = self._byId.get(node_id)
+    def _heldBy(self, peer: Peer) -> Peer | None:
+        """
+        Another connection holding C{peer}'s node id for the same claimant
+        (L{_sameClaimant}), if any.
+        """
+        first = self._byId.get(peer.node_id)
         if first is None:
-            return []
-        return [first, *self._alsoById.get(node_id, ())]
+            return None
+        for other in (first, *self._alsoById.get(peer.node_id, ())):
+            if other is not peer and self._sameClaimant(other, peer):
+                return other
+        return None
 
     def _sameClaimant(self, a: Peer, b: Peer) -> bool:
         """
@@ -685,9 +692,9 @@ class ConnectionManager:
         connection gets that connection's peer.
         """
         if failure.check(DuplicateConnection):
-            for other in self._claimants(peer.node_id):
-                if other is not peer and self._sameClaimant(other, peer):
-                    return other.whenEstablished()
+            other = self._heldBy(peer)
+            if other is not None:
+                return other.whenEstablished()
         return failure
 
     # -- what peers tell the connection manager -------------------------------
@@ -717,14 +724,7 @@ class ConnectionManager:
             return SelfConnection("connected to itself")
         existing = None
         if peer.node_id in self._byId:  # (rarely: most ids are new)
-            existing = next(
-                (
-                    other
-                    for other in self._claimants(peer.node_id)
-                    if other is not peer and self._sameClaimant(other, peer)
-                ),
-                None,
-            )
+            existing = self._heldBy(peer)
         if existing is not None:
             duplicate = DuplicateConnection(f"already connected to {peer.node_id}")
             if existing.established or existing.direction is peer.direction:

@@ -4,8 +4,9 @@ The connection manager (Bitcoin Core's C{CConnman}): sockets and slots.
 L{ConnectionManager} owns the listening ports (through its
 L{Listener<bitp2p.listener.Listener>}), the server and client factories,
 the registry of live connections (by kind, by node id, inbound ones by
-network group), inbound admission (bans, the per-group cap,
-eviction by Bitcoin Core's rules), dialing (endpoints, the bind address,
+network group), inbound admission (bans, the per-group cap, how often
+each group connects (L{Arrivals<bitp2p.arrivals.Arrivals>}), eviction by
+Bitcoin Core's rules), dialing (endpoints, the bind address,
 connect() calls that join a dial in progress), and the detection of
 self-connections and duplicates. It publishes each connection's
 establishment and end on L{PeerEvents<bitp2p.events.PeerEvents>}.
@@ -42,6 +43,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
+from bitp2p.arrivals import Arrivals
+from bitp2p.constants import (
+    INBOUND_CHURN_HALF_LIFE_S,
+    INBOUND_CHURN_RATIO,
+    INBOUND_CHURN_SOURCES,
+)
 from bitp2p.endpoints import Target
 from bitp2p.errors import (
     ConnectFailed,
@@ -171,6 +178,10 @@ class ConnectionManager:
         # Each inbound connection's group as it was counted at admission
         # (what is local may change meanwhile).
         self._groupOf: dict[Peer, str] = {}
+        # How often each source (network group, or the address for an
+        # exempt local one) connects, and each inbound connection's source.
+        self._arrivals = Arrivals(reactor, INBOUND_CHURN_HALF_LIFE_S, INBOUND_CHURN_SOURCES)
+        self._sourceOf: dict[Peer, str] = {}
         # The peer let in under each node id, and (rarely) the others that
         # claim the same id from other hosts: without TLS an id is only a
         # claim, and a claim from elsewhere must not lock the real node out
@@ -454,6 +465,8 @@ class ConnectionManager:
             limit -= 1
         remote = hostAddress(addr)
         group = self.diversityKey(remote) if remote is not None else None
+        source = self._local.bucketGroup(remote) if remote is not None else None
+        arrivals = self._arrivals.arrived(source) if source is not None else 1.0
         if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
             log.info(
                 "Refusing inbound connection from {host}: {count} inbound from {group} already",
@@ -462,16 +475,16 @@ class ConnectionManager:
                 group=group,
             )
             return None
-        if count >= limit and (discouraged or not self._evictInbound()):
+        if count >= limit and (discouraged or not self._evictInbound(arrivals)):
             log.info(
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
                 inbound=count,
             )
             return None
-        return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group)
+        return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group, source)
 
-    def _evictInbound(self) -> bool:
+    def _evictInbound(self, arrivals: float) -> bool:
         """
         Make room for a new inbound connection by Bitcoin Core's rules
         (L{bitp2p.eviction.select_to_evict}): protect peers by keyed network
@@ -491,16 +504,30 @@ class ConnectionManager:
         the longest waiting, so that silent connections cannot hold the
         slots for the whole handshake timeout.
 
+        Within that grace, a connection in its handshake still goes if its
+        source (network group) has been connecting more than
+        C{INBOUND_CHURN_RATIO} times as often as the newcomer's
+        (L{Arrivals<bitp2p.arrivals.Arrivals>}): the busiest source's
+        oldest. An attacker that reconnects each connection the moment it
+        is closed would otherwise keep every slot filled with handshakes
+        younger than the grace, and refuse every newcomer; and one
+        newcomer still never evicts another as quiet as itself (a
+        thousand nodes starting from one seed, each connecting once).
+
+        @param arrivals: the newcomer's source's arrival count
+            (L{Arrivals.arrived<bitp2p.arrivals.Arrivals.arrived>}).
         @return: whether a peer was evicted.
         """
         now = self._reactor.seconds()
-        stale = [
+        handshaking = [
             peer
             for peer in self._connections
             if peer.kind is ConnectionType.INBOUND
             and not peer.established
             and peer.close_reason is None
-            and now - peer.connected_at > self._config.stale_handshake_s
+        ]
+        stale = [
+            peer for peer in handshaking if now - peer.connected_at > self._config.stale_handshake_s
         ]
         if stale:
             victim = min(stale, key=lambda peer: peer.connected_at)
@@ -509,6 +536,23 @@ class ConnectionManager:
                 peer=victim,
             )
             victim.close(PeerLost("evicted: still in its handshake, to make room"))
+            return True
+        busiest = None
+        for peer in handshaking:
+            source = self._sourceOf.get(peer)
+            count = self._arrivals.count(source) if source is not None else 0.0
+            # The highest count; of equal ones, the oldest connection.
+            if busiest is None or count > busiest[0]:
+                busiest = (count, peer)
+        if busiest is not None and busiest[0] > INBOUND_CHURN_RATIO * arrivals:
+            count, victim = busiest
+            log.debug(
+                "Inbound slots full: closing {peer}, in its handshake, whose network group"
+                " connected {count:.0f} times lately, to make room",
+                peer=victim,
+                count=count,
+            )
+            victim.close(PeerLost("evicted: in its handshake, from a group that keeps reconnecting"))
             return True
         candidates = []
         for peer in self._connections:
@@ -547,6 +591,7 @@ class ConnectionManager:
         dialed: Address | None,
         kind: ConnectionType | None = None,
         group: str | None = None,
+        source: str | None = None,
     ):
         """
         A new connection's peer, counted in, and the framing protocol
@@ -556,6 +601,8 @@ class ConnectionManager:
             C{OUTBOUND} as C{direction} says.
         @param group: for an inbound connection, the remote's network group
             as L{diversityKey} gives it (L{None}: exempt from the cap).
+        @param source: for an inbound connection, the key its arrivals are
+            counted under (L{None}: not counted).
         """
         if kind is None:
             kind = (
@@ -567,6 +614,8 @@ class ConnectionManager:
         if kind is ConnectionType.INBOUND and group is not None:
             self._groupOf[peer] = group
             self._inboundGroups[group] = self._inboundGroups.get(group, 0) + 1
+        if kind is ConnectionType.INBOUND and source is not None:
+            self._sourceOf[peer] = source
         return protocol
 
     # -- outbound ---------------------------------------------------------------
@@ -761,6 +810,7 @@ class ConnectionManager:
         if peer in self._connections:
             del self._connections[peer]
             self._counts[peer.kind] -= 1
+            self._sourceOf.pop(peer, None)
             group = self._groupOf.pop(peer, None)
             if group is not None:
                 left = self._inboundGroups[group] - 1

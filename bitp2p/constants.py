@@ -54,6 +54,15 @@ HANDSHAKE_TIMEOUT_S = 60
 # A newcomer to a full node replaces an inbound connection still in its
 # handshake after this long, before any established peer is considered.
 STALE_HANDSHAKE_S = 10
+# Within that grace, a newcomer to a full node still replaces a connection
+# in its handshake whose network group has been connecting more than
+# INBOUND_CHURN_RATIO times as often as the newcomer's own (bitp2p.arrivals:
+# arrivals counted with this half-life, for at most this many groups), so
+# that an attacker reconnecting the moment it is closed cannot keep every
+# slot filled with young handshakes (issue 16).
+INBOUND_CHURN_HALF_LIFE_S = 60
+INBOUND_CHURN_SOURCES = 4096
+INBOUND_CHURN_RATIO = 2
 PING_INTERVAL_S = 30
 PING_TIMEOUT_S = 90  # a pong later than this ends the connection
 INACTIVITY_TIMEOUT_S = 10 * 60  # nothing at all received for this long

@@ -564,6 +564,147 @@ class InboundTests(SynchronousTestCase):
         self.assertFalse(silent[1].transport.disconnecting)
 
 
+
+class _Churner:
+    """
+    An attacker's socket in L{ChurnTests}: it connects, holds the
+    connection in its handshake (silent, or with a version and never a
+    verack), and reconnects C{retry_s} after the node closes it or refuses
+    it (issue 16, item 2).
+    """
+
+    def __init__(self, node, host: str, port: int, sendsVersion: bool, retry_s: float = 1.0):
+        self.node, self.host, self.port = node, host, port
+        self.sendsVersion, self.retry_s = sendsVersion, retry_s
+        self.wire = None
+        self.transport = None
+        self.dueAt = 0.0
+
+    def step(self, now: float) -> None:
+        if self.wire is not None and self.transport.disconnecting:
+            self.wire.connectionLost(Failure(ConnectionDone()))
+            self.wire = None
+            self.dueAt = now + self.retry_s
+        if self.wire is None and now >= self.dueAt:
+            self.port += 1
+            address = IPv4Address("TCP", self.host, self.port)
+            wire = self.node.connman.admit(address)
+            if wire is None:
+                self.dueAt = now + self.retry_s
+                return
+            self.wire = wire
+            self.transport = StringTransport(peerAddress=address)
+            wire.makeConnection(self.transport)
+            if self.sendsVersion:
+                receive(wire, {"type": "version", "node_id": "m-" + self.host.replace(".", "-"), "port": 0})
+
+
+class ChurnTests(SynchronousTestCase):
+    """
+    Issue 16, item 2: connections that never finish their handshake, from
+    4 hosts in each of 18 /16s (up to the group cap in each), each
+    reconnecting 1 s after it is closed, held every inbound slot: the
+    eviction of handshakes older than stale_handshake_s freed slots, but
+    the attacker's reconnects took them, and honest newcomers were refused.
+    Now the young handshakes of a group that keeps reconnecting give way to
+    a newcomer from a quiet one.
+    """
+
+    def attack(self, sendsVersion: bool, **config) -> tuple[int, int]:
+        """
+        Run the attack for a minute, then 10 honest newcomers, each from a
+        host of its own that dials, and dials again after 2 and 6 s (an
+        honest node's backoff) if refused, while the attack goes on.
+
+        @return: (newcomers established within 10 s, attacker connections
+            in their handshake at the end).
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, **config)
+        cap = node.config.inbound_group_cap
+        attackers = [
+            _Churner(node, f"30.{g}.0.{k + 1}", 40000 + 1000 * k, sendsVersion)
+            for g in range(18)
+            for k in range(cap)
+        ]
+
+        def run(seconds: float) -> None:
+            for _ in range(int(seconds * 10)):
+                reactor.advance(0.1)
+                for churner in attackers:
+                    churner.step(reactor.seconds())
+
+        run(60)
+        self.assertEqual(len(node.connman.connections()), node.config.inbound_slots)
+        served = 0
+        for i in range(10):
+            for wait in (0, 2, 4):
+                run(wait)
+                honest = Inbound(node, f"40.{i}.0.1", 50000 + wait)
+                if not honest.refused:
+                    break
+            if not honest.refused and not honest.transport.disconnecting:
+                served += honest.wire.peer.established
+            run(3)
+        holding = sum(
+            1
+            for c in attackers
+            if c.wire is not None and not c.transport.disconnecting and not c.wire.peer.established
+        )
+        return served, holding
+
+    def test_reconnectingSilentHandshakesDoNotLockNewcomersOut(self):
+        served, holding = self.attack(False, max_connections=20)
+        self.assertEqual(served, 10)
+        self.assertGreater(holding, 0)  # the attack went on all along
+
+    def test_reconnectingVersionsWithoutVerackDoNotLockNewcomersOut(self):
+        served, holding = self.attack(True, max_connections=20)
+        self.assertEqual(served, 10)
+        self.assertGreater(holding, 0)
+
+    def test_atTheDefaultLimits(self):
+        served, holding = self.attack(False)
+        self.assertEqual(served, 10)
+        self.assertGreater(holding, 0)
+
+    def test_aNewcomerAsBusyAsTheHandshakersEvictsNoOne(self):
+        """
+        Newcomers from one busy source (a thousand nodes starting on one
+        host) do not evict each other's handshakes, which would let none
+        of them finish.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=8, max_outbound=0, max_inbound_per_group=8)
+        waiting = []
+        for i in range(8):
+            wire = node.connman.admit(IPv4Address("TCP", "30.1.0.1", 40000 + i))
+            wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "30.1.0.1", 1)))
+            waiting.append(wire)
+        for i in range(20):
+            reactor.advance(0.2)
+            self.assertIsNone(node.connman.admit(IPv4Address("TCP", "30.1.0.1", 41000 + i)))
+        self.assertFalse(any(w.transport.disconnecting for w in waiting))
+        # One quiet newcomer: the busy group's oldest handshake gives way.
+        self.assertFalse(Inbound(node, "40.1.0.1").refused)
+        self.assertEqual([w.transport.disconnecting for w in waiting], [True] + [False] * 7)
+        self.assertIn("reconnecting", str(waiting[0].peer.close_reason))
+
+    def test_establishedPeersAreNotChurnVictims(self):
+        """
+        Only connections in their handshake give way to a quiet newcomer;
+        established peers of a busy group are left to Bitcoin Core's rules
+        (which protect all of 8).
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=8, max_outbound=0, max_inbound_per_group=8)
+        peers = [Inbound(node, "30.1.0.1", 40000 + i) for i in range(8)]
+        for i in range(20):
+            node.connman.admit(IPv4Address("TCP", "30.1.0.1", 41000 + i))
+        self.assertTrue(Inbound(node, "40.1.0.1").refused)
+        self.assertFalse(any(p.transport.disconnecting for p in peers))
+
+
 class BanTests(SynchronousTestCase):
     def setUp(self):
         self.datadir = os.path.join(tempDir(self), "d")

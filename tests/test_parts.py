@@ -31,6 +31,7 @@ from bitp2p import codec
 from bitp2p.accounting import Accounting
 from bitp2p.addrbook import AddressBook
 from bitp2p.address import Address, LocalNetworks, network_group
+from bitp2p.arrivals import Arrivals
 from bitp2p.backoff import manual_retry_delay, retry_delay
 from bitp2p.banman import BanMan
 from bitp2p.bookkeeping import AddressBookkeeping
@@ -2045,3 +2046,38 @@ class LocalNetworksTests(SynchronousTestCase):
         public = Address.of("8.8.8.8", 5000)
         self.assertEqual(local.diversityKey(public), network_group(public))
         self.assertEqual(local.bucketGroup(public), network_group(public))
+
+
+class ArrivalsTests(SynchronousTestCase):
+    """
+    L{bitp2p.arrivals.Arrivals}: decaying arrival counts per source,
+    bounded in sources.
+    """
+
+    def test_countsDecayByHalfLife(self):
+        clock = Clock()
+        arrivals = Arrivals(clock, half_life_s=60, max_sources=10)
+        self.assertEqual(arrivals.count("a"), 0.0)
+        self.assertEqual(arrivals.arrived("a"), 1.0)
+        self.assertEqual(arrivals.arrived("a"), 2.0)
+        clock.advance(60)
+        self.assertAlmostEqual(arrivals.count("a"), 1.0)
+        self.assertAlmostEqual(arrivals.arrived("a"), 2.0)
+        clock.advance(120)
+        self.assertAlmostEqual(arrivals.count("a"), 0.5)
+        self.assertEqual(arrivals.count("b"), 0.0)
+
+    def test_theLeastRecentSourceIsForgottenFirst(self):
+        clock = Clock()
+        arrivals = Arrivals(clock, half_life_s=60, max_sources=3)
+        for source in ("a", "b", "c"):
+            arrivals.arrived(source)
+            clock.advance(1)
+        arrivals.arrived("a")  # now the most recent
+        arrivals.arrived("d")
+        self.assertEqual(len(arrivals), 3)
+        self.assertEqual(arrivals.count("b"), 0.0)
+        self.assertGreater(arrivals.count("a"), 1.0)
+        for i in range(1000):
+            arrivals.arrived(f"x{i}")
+        self.assertEqual(len(arrivals), 3)

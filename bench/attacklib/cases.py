@@ -23,7 +23,7 @@ import time
 import urllib.error
 from collections import Counter
 
-from _common import rpc_get, wait_for
+from _common import free_ports, rpc_get, wait_for
 
 from attacklib.harness import (
     LIMIT,
@@ -39,6 +39,7 @@ from attacklib.harness import (
     ping,
     version,
 )
+from attacklib.lockout import DRIBBLE, NO_VERACK, lockout
 from bitp2p.constants import (
     ADDR_RATE_PER_S,
     HANDSHAKE_TIMEOUT_S,
@@ -772,6 +773,69 @@ def duplicateId(bench: Bench):
     return "a version carrying the honest peer's node_id, from another host", seen, answered
 
 
+def _lockoutRow(bench: Bench, firstGroup: int, how: str):
+    """
+    L{lockout} on the victim (16 inbound slots, 4 per /16): 4 sockets in
+    each of 18 /16s hold their handshakes and reconnect; the honest peer
+    must stay, and 9 of 10 honest newcomers get in within 10 s.
+    """
+    sent_, seen, results = lockout(
+        bench.victim, firstGroup, 4, how, bench.size("lockout_warmup_s"), bench.size("lockout_tries")
+    )
+    served = sum(r is not None for r in results)
+    return sent_, seen, served * 10 >= 9 * len(results)
+
+
+def slowHandshakes(bench: Bench):
+    """
+    Issue 16, item 2, the probe's attack: dribbled versions, never
+    finished, reconnecting 1 s after each close.
+    """
+    return _lockoutRow(bench, 60, DRIBBLE)
+
+
+def noVerack(bench: Bench):
+    """
+    The same with a whole version at once and never a verack: nothing to
+    call slow, the handshake just never ends.
+    """
+    return _lockoutRow(bench, 80, NO_VERACK)
+
+
+def slowHandshakesAtLimits(bench: Bench):
+    """
+    The probe's attack on two more victims of their own, at the limits the
+    issue names: C{--max-connections 20} (12 inbound slots, 4 per /16) and
+    the defaults (117 inbound slots, 14 per /16), each attacked up to its
+    group cap in 18 /16s.
+    """
+    parts, ok = [], True
+    for label, extra, perGroup in (
+        ("--max-connections 20", ["--max-connections", "20"], 4),
+        ("default limits", [], 14),
+    ):
+        port, rpcPort = free_ports(2)
+        daemon = Daemon(f"limits-{perGroup}", bench.root, port, rpcPort, ["--no-seeds", *extra])
+        daemon.start()
+        try:
+            if not wait_for(daemon.ready, 30, 0.2):
+                return "(case failed)", f"the {label} victim did not come up", False
+            _, seen, results = lockout(
+                daemon, 100, perGroup, DRIBBLE, bench.size("lockout_warmup_s"),
+                bench.size("lockout_tries"),
+            )
+        finally:
+            daemon.stop()
+        served = sum(r is not None for r in results)
+        ok = ok and served * 10 >= 9 * len(results)
+        parts.append(f"{label}: {seen}")
+    sent_ = (
+        "the probe's attack (dribbled versions from 18 /16s, up to the group cap, reconnecting)"
+        " on a victim at --max-connections 20 and one at the default limits"
+    )
+    return sent_, "; ".join(parts), ok
+
+
 CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     slowLine,
     smallChunkLine,
@@ -790,6 +854,9 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     selfConnection,
     duplicateId,
     rpcBatches,
+    slowHandshakes,
+    noVerack,
+    slowHandshakesAtLimits,
 ]
 
 CASE_NAMES = {
@@ -810,6 +877,9 @@ CASE_NAMES = {
     "selfConnection": "self-connection",
     "duplicateId": "duplicate-node-id",
     "rpcBatches": "rpc-batches",
+    "slowHandshakes": "slow-handshakes-reconnecting",
+    "noVerack": "no-verack-reconnecting",
+    "slowHandshakesAtLimits": "slow-handshakes-at-limits",
 }
 
 

@@ -68,6 +68,8 @@ SIZES = {
     "small_line_chunk": (1024, 256),
     "big_line_rounds": (1, 3),
     "settle_seconds": (3.0, 5.0),
+    "lockout_warmup_s": (5.0, 20.0),
+    "lockout_tries": (3, 10),
 }
 
 

@@ -68,6 +68,11 @@ SIZES = {
     "small_line_chunk": (1024, 256),
     "big_line_rounds": (1, 3),
     "settle_seconds": (3.0, 5.0),
+    # rpc-slowloris: how long the slow requests are kept up (the full run
+    # past twice the control API's request deadline, 10 s), and the pause
+    # between their bytes (well under the old idle timeout, 60 s).
+    "rpc_slowloris_seconds": (4.0, 22.0),
+    "rpc_slowloris_byte_every": (1.0, 5.0),
 }
 
 

@@ -59,7 +59,11 @@ The cases (``--list``), each from fresh sockets of this script:
     node must write; a daemon sends a peer nothing else in bulk), one that
     sends a version one byte per second;
   - identity: a version carrying the victim's own node id, and one
-    carrying the honest peer's.
+    carrying the honest peer's;
+  - the control API: a JSON-RPC batch of 10,000 calls; 70 slow requests
+    (the start of a POST, then a byte every few seconds, each reopened
+    when closed), from many addresses and from 127.0.0.1, while an
+    authenticated call is made every second (how many are answered).
 
 "After" figures are taken once the node has settled (no connection left in
 its handshake, the peer count back to what it was), at most a few seconds

@@ -240,10 +240,25 @@ AUTH_TRACKED_HOSTS = 4096
 # answered 413.
 MAX_BODY_BYTES = 1024 * 1024
 # HTTP connections open at once at most (each may hold a body of
-# MAX_BODY_BYTES); more are closed as they arrive.
+# MAX_BODY_BYTES). When all are taken, a newcomer takes the place of the
+# oldest connection that has not yet made an authenticated request; with
+# none such, it is closed as it arrives.
 MAX_HTTP_CONNECTIONS = 64
-# An idle HTTP connection is closed after this long.
+# HTTP connections open at once from one client address at most (all UNIX
+# socket clients count as one address); past it, a newcomer takes the place
+# of that address's oldest connection that has not yet made an
+# authenticated request, or is closed as it arrives.
+MAX_HTTP_CONNECTIONS_PER_HOST = 8
+# A request's headers and body must all have arrived within this long of its
+# first byte (for a connection's first request: of the connection itself);
+# bytes trickling in do not extend it. Past it the client gets a 408 and the
+# connection is closed.
+HTTP_REQUEST_DEADLINE_S = 10
+# A connection idle between requests is closed after this long.
 HTTP_IDLE_TIMEOUT_S = 60
+# Connections the control API refused, evicted or timed out are logged at
+# info at most once in this long, as counts (each one at debug).
+HTTP_CLOSED_REPORT_S = 60
 # Most calls in one JSON-RPC batch; a longer batch is refused whole.
 MAX_BATCH_CALLS = 100
 # A batch is served in slices of at most about this much of the reactor's

@@ -15,8 +15,12 @@ import re
 import stat
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import server
 from twisted.internet.protocol import Protocol
@@ -30,7 +34,15 @@ from zope.interface import implementer
 
 from bitp2p import __version__
 from bitp2p.address import Address
-from bitp2p.constants import COOKIE_FILE, RPC_PORT_FILE
+from bitp2p.constants import (
+    COOKIE_FILE,
+    HTTP_CLOSED_REPORT_S,
+    HTTP_IDLE_TIMEOUT_S,
+    HTTP_REQUEST_DEADLINE_S,
+    MAX_HTTP_CONNECTIONS,
+    MAX_HTTP_CONNECTIONS_PER_HOST,
+    RPC_PORT_FILE,
+)
 from bitp2p.ops.control import (
     AUTH_FAILURE_DELAY_S,
     AUTH_FAILURE_WINDOW_S,
@@ -799,3 +811,258 @@ class BatchTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(request.written, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class _Transport(StringTransport):
+    """
+    A connection's transport whose closing reaches its protocol on the next
+    turn of the clock, as a real one's does.
+    """
+
+    def __init__(self, protocol, clock, peer) -> None:
+        super().__init__(hostAddress=IPv4Address("TCP", "127.0.0.1", 5332), peerAddress=peer)
+        self.protocol = protocol
+        self.clock = clock
+        self.gone = False
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            self.disconnecting = True
+            self.clock.callLater(0, self._lost)
+
+    def _lost(self) -> None:
+        self.gone = True
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+# What the probe of issue 16 sent on each of its connections, and then one
+# byte every 20 s.
+SLOW_START = b"POST / HTTP/1.1\r\nHost: x\r\n"
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    Issue 16, item 4: 70 connections that sent the start of a request and
+    then a byte every 20 s held every one of the control API's 64 slots (each
+    byte reset the idle timeout), and the operator's calls all failed. Now a
+    request has a deadline, an address holds at most 8 connections, and a
+    newcomer takes the place of the oldest connection not authenticated.
+
+    A real L{ControlService} on a L{MemoryReactorClock}; connections are made
+    by hand, from any address.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        node = Node(NodeConfig(listen=False, seeds=()), reactor=self.clock)
+        self.control = ControlService(
+            node, "tcp:5332:interface=127.0.0.1", password="pw", reactor=self.clock
+        )
+        self.control.startService()
+        [(_, self.factory, _, _)] = self.clock.tcpServers
+        self.ports = iter(range(40000, 65000))
+
+    def tearDown(self) -> None:
+        self.control.stopService()
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def connect(self, host: str = "127.0.0.1", address=None) -> _Transport | None:
+        """
+        A connection from C{host}: its transport, or None if refused.
+        """
+        if address is None:
+            address = IPv4Address("TCP", host, next(self.ports))
+        protocol = self.factory.buildProtocol(address)
+        if protocol is None:
+            return None
+        transport = _Transport(protocol, self.clock, address)
+        protocol.makeConnection(transport)
+        return transport
+
+    def slow(self, host: str) -> _Transport:
+        """
+        A connection from C{host} that sent the start of a request.
+        """
+        transport = self.connect(host)
+        self.assertIsNotNone(transport)
+        transport.protocol.dataReceived(SLOW_START)
+        return transport
+
+    def send(
+        self, transport: _Transport, credentials: str | None = "bitp2p:pw", then: bytes = b""
+    ) -> None:
+        body = json.dumps({"id": 1, "method": "getconnectioncount", "params": []}).encode()
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
+        if credentials is not None:
+            request += b"Authorization: " + basic(credentials) + b"\r\n"
+        transport.protocol.dataReceived(request + b"\r\n" + body + then)
+
+    def answered(self, transport: _Transport) -> list[bytes]:
+        """
+        The status lines written to C{transport} so far (and forget them).
+        """
+        lines = [line for line in transport.value().split(b"\r\n") if line.startswith(b"HTTP/")]
+        transport.clear()
+        return lines
+
+    def call(self, transport: _Transport) -> None:
+        """
+        An authenticated call on C{transport}, which must be answered.
+        """
+        self.send(transport)
+        self.assertEqual(self.answered(transport), [b"HTTP/1.1 200 OK"])
+
+    # -- the deadline --
+
+    def test_aTricklingRequestIsClosedAtItsDeadline(self):
+        transport = self.slow("127.0.0.1")
+        for _ in range(HTTP_REQUEST_DEADLINE_S - 1):
+            self.clock.advance(1)
+            transport.protocol.dataReceived(b"X")
+            self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual(self.answered(transport), [b"HTTP/1.1 408 Request Timeout"])
+        self.assertTrue(transport.disconnecting)
+        self.clock.advance(0)
+        self.assertTrue(transport.gone)
+
+    def test_theDeadlineCountsFromConnecting(self):
+        transport = self.connect()
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S - 1)
+        transport.protocol.dataReceived(SLOW_START)
+        self.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_betweenRequestsOnlyTheIdleTimeoutRuns(self):
+        """
+        A connection idle after a request is kept until the idle timeout;
+        the next request's deadline runs from its first byte.
+        """
+        transport = self.connect()
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S - 1)
+        self.call(transport)
+        self.clock.advance(HTTP_IDLE_TIMEOUT_S - 1)
+        self.assertFalse(transport.disconnecting)
+        transport.protocol.dataReceived(SLOW_START)
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S - 1)
+        body = b'{"method": "uptime"}'
+        transport.protocol.dataReceived(
+            b"Authorization: " + basic("bitp2p:pw") + b"\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        self.assertEqual(self.answered(transport), [b"HTTP/1.1 200 OK"])
+        self.clock.advance(HTTP_IDLE_TIMEOUT_S - 1)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_aPipelinedRequestHasItsOwnDeadline(self):
+        """
+        The start of a next request sent with a whole one, in one write:
+        its deadline runs from when the first is answered.
+        """
+        transport = self.connect()
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S - 1)
+        self.send(transport, then=SLOW_START)
+        self.assertEqual(self.answered(transport), [b"HTTP/1.1 200 OK"])
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S - 1)
+        transport.protocol.dataReceived(b"X")
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual(self.answered(transport), [b"HTTP/1.1 408 Request Timeout"])
+        self.assertTrue(transport.disconnecting)
+
+    # -- connections per address --
+
+    def test_anAddressHoldsAtMostItsShare(self):
+        """
+        A ninth connection from one address takes the place of that
+        address's oldest; other addresses' connections are untouched.
+        """
+        other = self.slow("127.0.0.2")
+        first = [self.slow("127.0.0.1") for _ in range(MAX_HTTP_CONNECTIONS_PER_HOST)]
+        newcomer = self.slow("127.0.0.1")
+        self.clock.advance(0)
+        self.assertEqual([t.gone for t in first], [True] + [False] * (len(first) - 1))
+        self.assertFalse(newcomer.gone or other.gone)
+
+    def test_unixSocketClientsCountAsOneAddress(self):
+        address = UNIXAddress(None)
+        first = [self.connect(address=address) for _ in range(MAX_HTTP_CONNECTIONS_PER_HOST + 1)]
+        self.clock.advance(0)
+        self.assertEqual([t.gone for t in first], [True] + [False] * (len(first) - 1))
+
+    def test_authenticatedConnectionsAreNeverTakenButRefuseNewcomers(self):
+        """
+        When every connection of an address has made an authenticated
+        request, a newcomer from that address is refused as it arrives.
+        """
+        kept = [self.connect("127.0.0.1") for _ in range(MAX_HTTP_CONNECTIONS_PER_HOST)]
+        for transport in kept:
+            self.call(transport)
+        self.assertIsNone(self.connect("127.0.0.1"))
+        self.clock.advance(0)
+        self.assertFalse(any(t.gone for t in kept))
+        self.assertIsNotNone(self.connect("127.0.0.2"))
+
+    # -- the operator gets in --
+
+    def attackAndCall(self, hosts: list[str], operator: str = "127.0.0.1") -> None:
+        attackers = [self.slow(host) for host in hosts]
+        self.clock.advance(0)
+        held = [t for t in attackers if not t.gone]
+        self.assertEqual(
+            len(held),
+            min(MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_HOST * len(set(hosts))),
+        )
+        # The operator, twice on a fresh connection, once on a kept one.
+        for _ in range(2):
+            transport = self.connect(operator)
+            self.assertIsNotNone(transport)
+            self.call(transport)
+        # Its connection, authenticated, outlives a second wave.
+        for host in hosts:
+            self.slow(host)
+        self.clock.advance(0)
+        self.assertFalse(transport.gone)
+        self.call(transport)
+
+    def test_anOperatorGetsInPastSlowConnectionsFromItsOwnAddress(self):
+        self.attackAndCall(["127.0.0.1"] * 70)
+
+    def test_anOperatorGetsInPastSlowConnectionsFromAnotherAddress(self):
+        self.attackAndCall(["127.0.0.9"] * 70)
+
+    def test_anOperatorGetsInPastSlowConnectionsFromManyAddresses(self):
+        self.attackAndCall([f"127.{n}.{n * 7 % 256}.{n % 250 + 1}" for n in range(1, 71)])
+
+    def test_closedConnectionsAreLoggedAsCounts(self):
+        """
+        However many connections are taken, refused or timed out, the log
+        gets an info line a minute.
+        """
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for wave in range(2):
+            for n in range(140):
+                self.slow(f"127.{wave + 1}.{n // 250}.{n % 250 + 1}")
+            self.clock.advance(HTTP_REQUEST_DEADLINE_S)
+            self.clock.advance(0)
+        self.clock.advance(HTTP_CLOSED_REPORT_S)
+        self.slow("127.0.0.1")
+        self.clock.advance(HTTP_REQUEST_DEADLINE_S)
+        infos = [
+            formatEvent(e) for e in events
+            if e["log_level"] >= LogLevel.info and "Control API listening" not in formatEvent(e)
+        ]
+        self.assertEqual(len(infos), 2, infos)
+        self.assertIn("1 closed to make room for a newcomer", infos[0])
+        self.assertIn("151 closed to make room for a newcomer", infos[1])
+        self.assertIn(
+            f"129 closed with their request unfinished after {HTTP_REQUEST_DEADLINE_S} s",
+            infos[1],
+        )
+        debugs = [e for e in events if e.get("what") in ("evicted", "deadline")]
+        self.assertEqual(len(debugs), 152 + 129)

@@ -6,7 +6,8 @@ whether that was the expected outcome)}.
 Owns what each attack sends, from plain sockets, and what it counts as the
 expected outcome: malformed input (L{MALFORMED}, through L{malformedCase}),
 endless and limit-sized lines, floods of pings, addr, getaddr and
-connections, slow peers, and claimed identities; L{CASES} in the order they
+connections, slow peers, claimed identities, and the control API's batches
+and slow requests; L{CASES} in the order they
 run, and their names (L{caseName}). It does not start processes or measure
 the victim around a case (L{attacklib.harness}), nor print anything
 (L{attacklib.report}).
@@ -738,6 +739,142 @@ def rpcBatches(bench: Bench):
     return sent_, seen, refused and served and answered
 
 
+# The start of a request, sent by each slow connection of rpc-slowloris
+# (what the probe of issue 16 sent), then one byte at a time.
+SLOW_REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\n"
+
+
+def rpcSlowloris(bench: Bench, sources, label: str):
+    """
+    Slow requests on the control API (issue 16, item 4): 70 connections
+    that send the start of a request, then a byte every few seconds and
+    never finish it; one closed by the node is opened again a second later.
+    Meanwhile an authenticated call every second, from 127.0.0.1 (as
+    bitp2p-cli's): how many are answered. Before the fix, each byte reset
+    the idle timeout (60 s) and the slow connections held all 64 slots.
+    """
+    port = bench.victim.rpcPort
+    count = 70
+    seconds = bench.size("rpc_slowloris_seconds")
+    every = bench.size("rpc_slowloris_byte_every")
+    selector = selectors.DefaultSelector()
+    stats: Counter = Counter()
+    live: dict = {}  # socket -> when it sends its next byte
+    reopen: list[float] = []  # when to open one again
+    addresses: set = set()
+    opened = 0
+
+    def open_() -> None:
+        nonlocal opened
+        source = sources(opened)
+        opened += 1
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+        s.settimeout(2)
+        try:
+            s.bind((source, 0))
+            s.connect((LOOPBACK, port))
+            s.sendall(SLOW_REQUEST)
+        except OSError as e:
+            stats[f"connect {errno.errorcode.get(e.errno, e.errno)}"] += 1
+            s.close()
+            reopen.append(time.monotonic() + 1)
+            return
+        addresses.add(source)
+        s.setblocking(False)
+        selector.register(s, selectors.EVENT_READ)
+        live[s] = time.monotonic() + every
+
+    def closed(s) -> None:
+        selector.unregister(s)
+        del live[s]
+        s.close()
+        stats["closed by the node"] += 1
+        reopen.append(time.monotonic() + 1)
+
+    def serve(timeout: float) -> None:
+        for key, _ in selector.select(timeout):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if data.startswith(b"HTTP/1.1 408"):
+                stats["408"] += 1
+            elif data:
+                stats["other answers"] += 1
+            if not data or b"408" in data:
+                closed(s)
+        now = time.monotonic()
+        for s, due in list(live.items()):
+            if due <= now:
+                try:
+                    s.send(b"X")
+                    live[s] = now + every
+                except OSError:
+                    closed(s)
+        while reopen and reopen[0] <= now:
+            reopen.pop(0)
+            open_()
+
+    call = json.dumps({"method": "getconnectioncount", "params": []}).encode()
+    answered = failed = 0
+    slowest = 0.0
+    failures: Counter = Counter()
+    try:
+        for _ in range(count):
+            open_()
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            before = time.monotonic()
+            try:
+                json.loads(rpc_get(port, PASSWORD, body=call, timeout=3))["result"]
+                answered += 1
+                slowest = max(slowest, time.monotonic() - before)
+            except (OSError, ValueError, KeyError) as e:
+                failed += 1
+                failures[type(e).__name__] += 1
+            bench.tick()
+            pause = before + 1.0
+            while time.monotonic() < pause:
+                serve(max(0.0, min(0.1, pause - time.monotonic())))
+    finally:
+        for s in list(live):
+            selector.unregister(s)
+            s.close()
+        selector.close()
+    calls = answered + failed
+    why = ", ".join(f"{n} {what}" for what, n in failures.most_common())
+    seen = (
+        f"{answered} of {calls} authenticated calls answered"
+        + (f" (slowest {slowest * 1000:.0f} ms)" if answered else "")
+        + (f", {failed} failed ({why})" if failed else "")
+        + f"; {stats['closed by the node']} slow connections closed by the node"
+        f" ({stats['408']} after a 408)"
+        + "".join(f", {n} {what}" for what, n in stats.items()
+                  if what not in ("closed by the node", "408"))
+    )
+    sent_ = (
+        f"{count} connections {label(addresses)}, each the start of a POST then a byte every "
+        f"{every:g} s for {seconds:g} s, each reopened 1 s after the node closed it "
+        f"({opened} in all); an authenticated call every second from {LOOPBACK}"
+    )
+    return sent_, seen, answered == calls
+
+
+def rpcSlowlorisMany(bench: Bench):
+    def label(used: set) -> str:
+        return f"from {len(used)} addresses of 127.{bench.group}/16"
+
+    return rpcSlowloris(bench, lambda i: bench.source(), label)
+
+
+def rpcSlowlorisOne(bench: Bench):
+    return rpcSlowloris(
+        bench, lambda i: LOOPBACK, lambda used: f"from {LOOPBACK}, the operator's own address"
+    )
+
+
 def claimedId(bench: Bench, node_id: str, what: str, closedSeen: str):
     """
     A version claiming C{node_id}, which the node must refuse.
@@ -857,6 +994,8 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     slowHandshakes,
     noVerack,
     slowHandshakesAtLimits,
+    rpcSlowlorisMany,
+    rpcSlowlorisOne,
 ]
 
 CASE_NAMES = {
@@ -880,6 +1019,8 @@ CASE_NAMES = {
     "slowHandshakes": "slow-handshakes-reconnecting",
     "noVerack": "no-verack-reconnecting",
     "slowHandshakesAtLimits": "slow-handshakes-at-limits",
+    "rpcSlowlorisMany": "rpc-slowloris",
+    "rpcSlowlorisOne": "rpc-slowloris-one-addr",
 }
 
 

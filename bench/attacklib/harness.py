@@ -70,6 +70,11 @@ SIZES = {
     "settle_seconds": (3.0, 5.0),
     "lockout_warmup_s": (5.0, 20.0),
     "lockout_tries": (3, 10),
+    # rpc-slowloris: how long the slow requests are kept up (the full run
+    # past twice the control API's request deadline, 10 s), and the pause
+    # between their bytes (well under the old idle timeout, 60 s).
+    "rpc_slowloris_seconds": (4.0, 22.0),
+    "rpc_slowloris_byte_every": (1.0, 5.0),
 }
 
 

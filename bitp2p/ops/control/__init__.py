@@ -14,7 +14,8 @@ and its methods), L{auth<bitp2p.ops.control.auth>} (credentials, the cookie,
 the guard, the delay for a host that keeps failing),
 L{methods<bitp2p.ops.control.methods>} (the method table, parameter
 binding, errors), L{site<bitp2p.ops.control.site>} (the HTTP site and its
-limits) and L{service<bitp2p.ops.control.service>} (listening, and the
+limits: the request deadline, the connections per address and in all, and
+how an authenticated operator keeps getting in) and L{service<bitp2p.ops.control.service>} (listening, and the
 cookie and port files written at start and removed at stop). This package
 owns nothing itself: it re-exports their public names.
 """
@@ -46,7 +47,13 @@ from bitp2p.ops.control.methods import (
 )
 from bitp2p.ops.control.rpc import ControlAPI
 from bitp2p.ops.control.service import ControlService
-from bitp2p.ops.control.site import HTTP_IDLE_TIMEOUT_S, MAX_BODY_BYTES, MAX_HTTP_CONNECTIONS
+from bitp2p.ops.control.site import (
+    HTTP_IDLE_TIMEOUT_S,
+    HTTP_REQUEST_DEADLINE_S,
+    MAX_BODY_BYTES,
+    MAX_HTTP_CONNECTIONS,
+    MAX_HTTP_CONNECTIONS_PER_HOST,
+)
 
 __all__ = [
     "AUTH_FAILURES_ALLOWED",
@@ -56,8 +63,10 @@ __all__ = [
     "COOKIE_USER",
     "DEFAULT_USER",
     "HTTP_IDLE_TIMEOUT_S",
+    "HTTP_REQUEST_DEADLINE_S",
     "MAX_BODY_BYTES",
     "MAX_HTTP_CONNECTIONS",
+    "MAX_HTTP_CONNECTIONS_PER_HOST",
     "METHODS",
     "REALM",
     "RPC_CLIENT_INVALID_IP_OR_SUBNET",

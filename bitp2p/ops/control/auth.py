@@ -26,6 +26,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
@@ -83,9 +84,16 @@ class Authenticator:
     """
 
     def __init__(
-        self, password: str | None = None, user: str = DEFAULT_USER, reactor=None
+        self,
+        password: str | None = None,
+        user: str = DEFAULT_USER,
+        reactor=None,
+        onAdmitted: Callable[[Any], None] | None = None,
     ) -> None:
         """
+        @param onAdmitted: called with every request whose credentials are
+            accepted (the site marks its connection as an authenticated
+            client's, which it keeps).
         @raise ValueError: for an empty password, or a user name that is
             empty, holds a colon, or is the cookie's.
         """
@@ -96,6 +104,7 @@ class Authenticator:
         if not user or ":" in user or user == COOKIE_USER:
             raise ValueError(f"bad control API user name {user!r}")
         self._reactor = reactor
+        self._onAdmitted = onAdmitted
         self._passwordDigest = (
             _digest(f"{user}:{password}".encode()) if password is not None else None
         )
@@ -166,7 +175,11 @@ class Authenticator:
         """
         Whether C{request} may go on. If not, answer it with L{deny}.
         """
-        return self.check(request.getHeader(b"authorization"))
+        if not self.check(request.getHeader(b"authorization")):
+            return False
+        if self._onAdmitted is not None:
+            self._onAdmitted(request)
+        return True
 
     def deny(self, request) -> bytes | int:
         """

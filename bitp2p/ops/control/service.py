@@ -29,9 +29,11 @@ from bitp2p.ops.control.rpc import ControlAPI
 from bitp2p.ops.control.site import (
     HTTP_IDLE_TIMEOUT_S,
     MAX_HTTP_CONNECTIONS,
+    MAX_HTTP_CONNECTIONS_PER_HOST,
     ConnectionLimit,
     ControlSite,
     Root,
+    admitted,
 )
 from bitp2p.storage import atomic_write
 from bitp2p.views import hostPort
@@ -83,14 +85,18 @@ class ControlService(service.Service):
         self._reactor = reactor
         # The main endpoint first, then those of addEndpoint (--web-port).
         self._endpoints = [(endpoint, serverEndpoint(reactor, endpoint))]
-        self.authenticator = Authenticator(password, user, reactor)
+        # Each request admitted marks its connection as an authenticated
+        # client's, which the connection limit keeps (site.py says why).
+        self.authenticator = Authenticator(password, user, reactor, onAdmitted=admitted)
         self.api = ControlAPI(node, self.authenticator)
         self.root = Root()
         self.root.putChild(b"", self.api)
         self.site = ControlSite(
             Guarded(self.root, self.authenticator), timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor
         )
-        self._factory = ConnectionLimit(self.site, MAX_HTTP_CONNECTIONS)
+        self._factory = ConnectionLimit(
+            self.site, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_HOST
+        )
         self.port = None
         self.address = None
         self._pending: list[defer.Deferred] = []  # endpoints that listen later

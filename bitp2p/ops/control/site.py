@@ -1,40 +1,275 @@
 """
 The control API's HTTP plumbing: the twisted.web site, its bounded request
-bodies, its limit on open connections, and the root of its resource tree.
+bodies, its limits on open connections and on how long a request may take
+to arrive, and the root of its resource tree.
+
+Anyone who can reach the port can open connections, and who the operator is
+shows only once a request's headers have arrived. So the limits hold
+without knowing who is asking, and the connections that have made an
+authenticated request (the operator's) are kept apart:
+
+  - Every request has a deadline (L{HTTP_REQUEST_DEADLINE_S}): its headers
+    and body must all have arrived within that long of its first byte (of
+    the connection itself, for its first request); bytes trickling in do
+    not extend it, as they extend the idle timeout. Past it the client gets
+    a 408 and the connection is closed. Between requests a connection only
+    has the idle timeout (L{HTTP_IDLE_TIMEOUT_S}). So a slow request holds a
+    slot for a bounded time, whatever it sends.
+  - At most L{MAX_HTTP_CONNECTIONS} connections are open at once, and at
+    most L{MAX_HTTP_CONNECTIONS_PER_HOST} from one address (UNIX socket
+    clients, which have none, count as one address, C{local}).
+  - A connection that has made an authenticated request is never closed to
+    make room. When a newcomer finds its address's connections, or all of
+    them, taken, it takes the place of the oldest connection (of that
+    address, or of all) that has not: the connection is closed at once. If
+    every connection it could take has authenticated, the newcomer is
+    closed as it arrives.
+
+Why evict rather than refuse, and why the oldest: authentication is only
+known once a request has arrived, so at accept time the operator's
+connection looks like any other, and any rule that refuses newcomers when
+the slots are full (a reserve of slots included: a reserve can only be
+given to connections already authenticated) locks the operator out as soon
+as the attacker holds the slots, as 70 slow connections did (issue 16).
+Taking the place of the oldest unauthenticated connection instead means a
+newcomer always gets in, and keeps its slot until
+L{MAX_HTTP_CONNECTIONS} newer connections have arrived (or, from its own
+address, L{MAX_HTTP_CONNECTIONS_PER_HOST}): an operator's request on
+loopback takes a millisecond, and once it is authenticated its connection
+can no longer be taken. Holding the slots then costs the attacker a new
+connection for each one it loses, and each it keeps lasts at most the
+deadline. The limit per address is enforced the same way, not by refusing:
+the operator often shares its address with the attacker (127.0.0.1 for
+every local user, the Tor daemon's address for every onion client), and a
+refusal would lock it out with a mere 8 connections. What the limit per
+address buys is that one address's churn only takes that address's
+connections. Many addresses (all of 127/8 is the host's own) only reach the
+limit of all connections, with the same rule. What is left: an attacker
+connecting more than 64 times in the time an operator's request takes to
+arrive (a connection flood) could still crowd it out.
+
+Connections closed this way (refused, taken, past the deadline, idle) are
+logged one by one at debug, and at info as counts at most once every
+L{HTTP_CLOSED_REPORT_S} (L{ClosedConnections}), so that an attacker cannot
+fill the log.
 
 This module owns HTTP limits (L{MAX_BODY_BYTES}, L{MAX_HTTP_CONNECTIONS},
+L{MAX_HTTP_CONNECTIONS_PER_HOST}, L{HTTP_REQUEST_DEADLINE_S},
 L{HTTP_IDLE_TIMEOUT_S}) and access logging. It must not know the JSON-RPC
-methods, credentials, or the node.
+methods, credentials, or the node: it learns that a request was
+authenticated through L{admitted}, which the service gives the
+authenticator to call.
 """
 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
-from twisted.web import pages, server
+from twisted.web import http, pages, server
 from twisted.web.resource import Resource
 
-from bitp2p.constants import HTTP_IDLE_TIMEOUT_S, MAX_BODY_BYTES, MAX_HTTP_CONNECTIONS
+from bitp2p.constants import (
+    HTTP_CLOSED_REPORT_S,
+    HTTP_IDLE_TIMEOUT_S,
+    HTTP_REQUEST_DEADLINE_S,
+    MAX_BODY_BYTES,
+    MAX_HTTP_CONNECTIONS,
+    MAX_HTTP_CONNECTIONS_PER_HOST,
+)
 from bitp2p.ops.control.auth import clientHost
 
 __all__ = [
     "HTTP_IDLE_TIMEOUT_S",
+    "HTTP_REQUEST_DEADLINE_S",
     "MAX_BODY_BYTES",
     "MAX_HTTP_CONNECTIONS",
+    "MAX_HTTP_CONNECTIONS_PER_HOST",
     "BoundedRequest",
+    "ClosedConnections",
     "ConnectionLimit",
+    "ControlChannel",
     "ControlSite",
     "Root",
+    "admitted",
 ]
 
 # The log namespace of the control API, wherever its code sits (operators
 # filter on it; it was the one module bitp2p.control).
 log = Logger(namespace="bitp2p.control")
 
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def _hostOf(address) -> str:
+    """
+    The client address a connection counts against: its IP, or C{local}
+    for a UNIX socket.
+    """
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else "local"
+
+
+def admitted(request) -> None:
+    """
+    Mark the connection that carried C{request} as an authenticated
+    client's (L{ControlChannel.admitted}): it is no longer closed to make
+    room for others. The authenticator calls this for every request whose
+    credentials it accepts.
+    """
+    channel = getattr(request, "channel", None)
+    if isinstance(channel, ControlChannel):
+        channel.admitted = True
+
+
+class ClosedConnections:
+    """
+    The connections the control API closed on its own (refused, taken for a
+    newcomer, past the request deadline, idle): each logged at debug, and
+    at info as counts at most once every C{interval} seconds, the first at
+    once, so that however many there are the log gets a line a minute.
+    """
+
+    _DESCRIPTIONS = {
+        "refused": "refused (every slot it could take held by an authenticated client)",
+        "evicted": "closed to make room for a newcomer",
+        "deadline": "closed with their request unfinished after {deadline} s",
+        "idle": "closed idle",
+    }
+
+    def __init__(self, clock, interval: float = HTTP_CLOSED_REPORT_S) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._counts: Counter[str] = Counter()
+        self._hosts: set[str] = set()
+        self._since: float | None = None
+        self._nextReport = float("-inf")
+
+    def count(self, what: str, host: str) -> None:
+        """
+        One connection from C{host} closed for C{what} (C{refused},
+        C{evicted}, C{deadline}, C{idle}).
+        """
+        log.debug("Control API: connection from {host} {what}", host=host, what=what)
+        now = self._clock.seconds()
+        if self._since is None:
+            self._since = now
+        self._counts[what] += 1
+        if len(self._hosts) < 1000:
+            self._hosts.add(host)
+        if now >= self._nextReport:
+            self.report()
+            self._nextReport = now + self._interval
+
+    def report(self) -> None:
+        """
+        Log the counts not logged yet, if any.
+        """
+        if not self._counts:
+            return
+        details = "; ".join(
+            f"{n} {self._DESCRIPTIONS[what].format(deadline=HTTP_REQUEST_DEADLINE_S)}"
+            for what, n in self._counts.most_common()
+        )
+        hosts = len(self._hosts)
+        log.info(
+            "Control API: {details} (from {hosts} address{plural} in {seconds:.0f} s)",
+            details=details,
+            hosts=f"{hosts}+" if hosts >= 1000 else hosts,
+            plural="" if hosts == 1 else "es",
+            seconds=self._clock.seconds() - (self._since or 0.0),
+            counts=dict(self._counts),
+        )
+        self._counts.clear()
+        self._hosts.clear()
+        self._since = None
+
+
+class ControlChannel(http.HTTPChannel):
+    """
+    An HTTP connection whose every request has a deadline: its headers and
+    body must all have arrived within L{HTTP_REQUEST_DEADLINE_S} of its
+    first byte (of the connection, for the first request), however the
+    bytes trickle in. Past it the client gets a 408 and the connection is
+    closed. Between requests only the idle timeout runs; bytes of a next
+    request that arrived while one was being answered count from the time
+    the channel reads them.
+
+    @ivar admitted: whether the connection has carried a request with
+        accepted credentials (L{admitted}); such a connection is not closed
+        to make room for others.
+    @ivar deadline: the deadline of each request, in seconds.
+    """
+
+    admitted = False
+    deadline: float = HTTP_REQUEST_DEADLINE_S
+    _deadlineCall: IDelayedCall | None = None
+    _abortCall: IDelayedCall | None = None
+    _closing = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._startDeadline()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._deadlineCall is None and not self._handlingRequest:
+            # The first byte of a request. (Bytes that came while a request
+            # was being answered are held, and given here again once it is.)
+            self._startDeadline()
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._stopDeadline()
+        super().allContentReceived()
+
+    def timeoutConnection(self) -> None:
+        # Twisted's own logs every idle timeout at info.
+        self._close("idle")
+
+    def connectionLost(self, reason) -> None:
+        self._stopDeadline()
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        self._abortCall = None
+        super().connectionLost(reason)
+
+    def _startDeadline(self) -> None:
+        self._stopDeadline()
+        self._deadlineCall = self.callLater(self.deadline, self._deadlinePassed)
+
+    def _stopDeadline(self) -> None:
+        if self._deadlineCall is not None and self._deadlineCall.active():
+            self._deadlineCall.cancel()
+        self._deadlineCall = None
+
+    def _deadlinePassed(self) -> None:
+        self._deadlineCall = None
+        self.transport.write(_TIMED_OUT)
+        self._close("deadline")
+
+    def _close(self, why: str) -> None:
+        """
+        Close the connection (the 408 written, if any, first), and abort it
+        if it is still there C{abortTimeout} seconds later.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self.setTimeout(None)
+        site = getattr(self, "site", None)
+        if isinstance(site, ControlSite):
+            site.closed.count(why, _hostOf(self.transport.getPeer()))
+        self._abortCall = self.callLater(self.abortTimeout, self.transport.abortConnection)
+        self.loseConnection()
 
 
 class BoundedRequest(server.Request):
@@ -64,12 +299,23 @@ class BoundedRequest(server.Request):
 
 class ControlSite(server.Site):
     """
-    The control API's site: its requests keep bounded bodies, and the access
-    log goes to twisted.logger at debug level.
+    The control API's site: its connections are L{ControlChannel}s (each
+    request with a deadline; HTTP/1.1 only, where Twisted's default channel
+    would switch to HTTP/2 when TLS negotiates it), its requests keep
+    bounded bodies, and the access log goes to twisted.logger at debug
+    level.
+
+    @ivar closed: the connections closed on the site's own account
+        (L{ClosedConnections}), which L{ConnectionLimit} adds to.
     """
 
     noisy = False
+    protocol = ControlChannel
     requestFactory = BoundedRequest
+
+    def __init__(self, resource, *args, **kwargs) -> None:
+        super().__init__(resource, *args, **kwargs)
+        self.closed = ClosedConnections(self.reactor)
 
     def startFactory(self) -> None:
         pass  # no access log file, and no timer for its dates
@@ -89,29 +335,47 @@ class ControlSite(server.Site):
 
 class ConnectionLimit(WrappingFactory):
     """
-    Counts the open HTTP connections, refuses those past C{limit}, and
-    closes them all at shutdown.
+    The table of open HTTP connections: at most C{limit} in all and
+    C{perHost} from one address. A newcomer past either takes the place of
+    the oldest connection (of its address, or of all) that has not made an
+    authenticated request, which is closed at once; with none such, the
+    newcomer is closed as it arrives (see the module docstring for why).
+    Closes them all at shutdown.
     """
 
     noisy = False
 
-    def __init__(self, site: server.Site, limit: int) -> None:
+    def __init__(
+        self, site: ControlSite, limit: int, perHost: int = MAX_HTTP_CONNECTIONS_PER_HOST
+    ) -> None:
         super().__init__(site)
         self._limit = limit
+        self._perHostLimit = perHost
+        # The connections that count, oldest first, and each one's address;
+        # one closed to make room leaves at once, before it is gone.
+        self._open: dict[Any, str] = {}
+        self._perHost: Counter[str] = Counter()
         self._closing: dict[Any, list[defer.Deferred]] = {}
 
     def buildProtocol(self, addr):
-        if len(self.protocols) >= self._limit:
-            log.info(
-                "Control API: refusing a connection from {host}: {limit} open already",
-                host=getattr(addr, "host", "?"),
-                limit=self._limit,
-            )
+        host = _hostOf(addr)
+        if self._perHost[host] >= self._perHostLimit:
+            made = self._makeRoom(host)
+        elif len(self._open) >= self._limit:
+            made = self._makeRoom(None)
+        else:
+            made = True
+        if not made:
+            self.wrappedFactory.closed.count("refused", host)
             return None
-        return super().buildProtocol(addr)
+        p = super().buildProtocol(addr)
+        self._open[p] = host
+        self._perHost[host] += 1
+        return p
 
     def unregisterProtocol(self, p) -> None:
         super().unregisterProtocol(p)
+        self._forget(p)
         for d in self._closing.pop(p, ()):
             d.callback(None)
 
@@ -121,6 +385,7 @@ class ConnectionLimit(WrappingFactory):
 
         @return: a Deferred per connection, fired once it is closed.
         """
+        self.wrappedFactory.closed.report()
         waits = []
         for p in list(self.protocols):
             d: defer.Deferred = defer.Deferred()
@@ -128,6 +393,33 @@ class ConnectionLimit(WrappingFactory):
             waits.append(d)
             p.transport.abortConnection()
         return waits
+
+    def _makeRoom(self, host: str | None) -> bool:
+        """
+        Close the oldest connection (from C{host}, or from anywhere) that
+        has not made an authenticated request.
+
+        @return: whether there was one.
+        """
+        for p, pHost in self._open.items():
+            if (host is None or pHost == host) and not getattr(
+                p.wrappedProtocol, "admitted", False
+            ):
+                break
+        else:
+            return False
+        self._forget(p)
+        self.wrappedFactory.closed.count("evicted", pHost)
+        if p.transport is not None:
+            p.transport.abortConnection()
+        return True
+
+    def _forget(self, p) -> None:
+        host = self._open.pop(p, None)
+        if host is not None:
+            self._perHost[host] -= 1
+            if not self._perHost[host]:
+                del self._perHost[host]
 
 
 class Root(Resource):

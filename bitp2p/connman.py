@@ -38,7 +38,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ClientFactory, ServerFactory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
@@ -52,15 +52,26 @@ from bitp2p.errors import (
 )
 from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.listener import Listener
+from bitp2p.logs import UNSUMMARISED
 from bitp2p.peer import SHORT_LIVED, ConnectionType, Direction, Peer
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
     from bitp2p.config import NodeConfig
     from bitp2p.events import PeerEvents
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.tls import Identity
 
 log = Logger()
+
+# The kinds of the log lines anyone can cause at will (RepeatedEvents).
+REFUSED = "Inbound connections refused"
+EVICTED = "Inbound peers evicted to make room"
+
+
+def _host(peer: Peer) -> str:
+    return getattr(peer.remote_address, "host", "") or ""
+
 
 NewPeer = Callable[[Direction, "Address | None", ConnectionType], tuple[Peer, object]]
 
@@ -123,6 +134,9 @@ class ConnectionManager:
         this node.
     @param onLocalGroup: C{(group)}: a network group became local (see the
         module docstring).
+    @param repeated: where refusals and evictions are logged (anyone can
+        cause them at will): the node's L{RepeatedEvents}; by default every
+        one is written.
     """
 
     def __init__(
@@ -142,6 +156,7 @@ class ConnectionManager:
         onSelfAddress: Callable[[Address], None],
         onLocalGroup: Callable[[str], None],
         running: Callable[[], bool],
+        repeated: RepeatedEvents = UNSUMMARISED,
     ) -> None:
         self._config = config
         self._reactor = reactor
@@ -158,8 +173,9 @@ class ConnectionManager:
         self._onSelfAddress = onSelfAddress
         self._onLocalGroup = onLocalGroup
         self._running = running
+        self._repeated = repeated
         self._listener = Listener(
-            config, reactor, PeerServerFactory(self), identity, self.addLocalGroup
+            config, reactor, PeerServerFactory(self), identity, self.addLocalGroup, repeated
         )
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
@@ -455,7 +471,11 @@ class ConnectionManager:
         remote = hostAddress(addr)
         group = self.diversityKey(remote) if remote is not None else None
         if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                REFUSED,
+                host,
                 "Refusing inbound connection from {host}: {count} inbound from {group} already",
                 host=host,
                 count=self._inboundGroups[group],
@@ -463,7 +483,11 @@ class ConnectionManager:
             )
             return None
         if count >= limit and (discouraged or not self._evictInbound()):
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                REFUSED,
+                host,
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
                 inbound=count,
@@ -504,7 +528,11 @@ class ConnectionManager:
         ]
         if stale:
             victim = min(stale, key=lambda peer: peer.connected_at)
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                EVICTED,
+                _host(victim),
                 "Inbound slots full: closing {peer}, still in its handshake, to make room",
                 peer=victim,
             )
@@ -533,7 +561,14 @@ class ConnectionManager:
         victim = select_to_evict(candidates)
         if victim is None:
             return False
-        log.info("Inbound slots full: evicting {peer} to make room", peer=victim)
+        self._repeated.emit(
+            log,
+            LogLevel.info,
+            EVICTED,
+            _host(victim),
+            "Inbound slots full: evicting {peer} to make room",
+            peer=victim,
+        )
         victim.close(PeerLost("evicted to make room for a new connection"))
         return True
 

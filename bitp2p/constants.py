@@ -241,3 +241,14 @@ MAX_BATCH_CALLS = 100
 # time, the next slice on a later turn, so that other connections are served
 # meanwhile.
 RPC_SLICE_S = 0.05
+
+# Logs (bitp2p.logs)
+# A line that anyone who can reach the node can make it write at will (a
+# refused connection, a protocol violation, a wrong password) is written
+# once; more of its kind within LOG_SUMMARY_INTERVAL_S are counted, and one
+# line per interval says how many there were, from how many hosts. At most
+# LOG_SUMMARY_MAX_KINDS kinds and LOG_SUMMARY_MAX_HOSTS distinct hosts per
+# kind are remembered.
+LOG_SUMMARY_INTERVAL_S = 60
+LOG_SUMMARY_MAX_KINDS = 64
+LOG_SUMMARY_MAX_HOSTS = 1024

@@ -799,3 +799,59 @@ class BatchTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(request.written, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class RepeatedLinesTests(SynchronousTestCase):
+    """
+    What anyone who reaches the API can make it log again and again (wrong
+    credentials from many hosts, connections past the limit) is written
+    once and summarised (issue 16, item 7).
+    """
+
+    def setUp(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        self.clock = Clock()
+        self.control = ControlService(
+            Node(NodeConfig(port=0, seeds=()), reactor=self.clock),
+            "tcp:0:interface=127.0.0.1",
+            password="pw",
+            reactor=self.clock,
+        )
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.lines = lambda: [
+            formatEvent(e) for e in events
+            if e.get("log_namespace") == "bitp2p.control" and e["log_level"].name != "debug"
+        ]
+
+    def test_wrongCredentialsFromManyHostsAreSummarised(self):
+        for n in range(300):
+            request = DummyRequest([b""])
+            request.client = IPv4Address("TCP", f"10.1.{n // 250}.{n % 250 + 1}", 40000)
+            request.requestHeaders.setRawHeaders(b"authorization", [basic("bitp2p:nope")])
+            self.assertFalse(self.control.authenticator.admit(request))
+            self.control.authenticator.deny(request)
+        self.assertEqual(self.lines(), ["Control API: wrong credentials from 10.1.0.1"])
+        self.clock.advance(60)
+        self.assertEqual(
+            self.lines()[1:],
+            ["Control API: wrong credentials: 299 more in the last 60 s, from 299 hosts"],
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_connectionsPastTheLimitAreSummarised(self):
+        from bitp2p.logs import RepeatedEvents
+        from bitp2p.ops.control.site import ConnectionLimit
+
+        repeated = RepeatedEvents(self.clock)
+        factory = ConnectionLimit(self.control.site, 0, repeated)
+        for n in range(100):
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "10.2.0.1", 40000 + n)))
+        self.assertEqual(len(self.lines()), 1)
+        self.assertTrue(self.lines()[0].startswith("Control API: refusing a connection from 10.2.0.1"))
+        repeated.stop()
+        self.assertEqual(
+            self.lines()[1:], ["Control API: connections refused: 99 more in the last 0 s, from 1 host"]
+        )

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from bitp2p.constants import RPC_PORT_FILE
 from bitp2p.endpoints import listenNow, serverEndpoint
+from bitp2p.logs import RepeatedEvents
 from bitp2p.ops.control.auth import DEFAULT_USER, Authenticator, Guarded
 from bitp2p.ops.control.rpc import ControlAPI
 from bitp2p.ops.control.site import (
@@ -52,6 +53,9 @@ class ControlService(service.Service):
 
     @ivar node: the node controlled.
     @ivar authenticator: the L{Authenticator}.
+    @ivar repeated: the L{RepeatedEvents<bitp2p.logs.RepeatedEvents>} of the
+        lines anyone who reaches the API can cause (refused connections,
+        wrong credentials): the first written, the rest summarised.
     @ivar api: the L{ControlAPI}, at C{/}.
     @ivar root: the resource tree: C{root.putChild(b"metrics", ...)} adds
         a resource beside the API, behind the same authentication.
@@ -83,14 +87,17 @@ class ControlService(service.Service):
         self._reactor = reactor
         # The main endpoint first, then those of addEndpoint (--web-port).
         self._endpoints = [(endpoint, serverEndpoint(reactor, endpoint))]
-        self.authenticator = Authenticator(password, user, reactor)
+        # The log lines anyone who reaches the API can cause (refusals,
+        # wrong credentials), summarised.
+        self.repeated = RepeatedEvents(reactor)
+        self.authenticator = Authenticator(password, user, reactor, self.repeated)
         self.api = ControlAPI(node, self.authenticator)
         self.root = Root()
         self.root.putChild(b"", self.api)
         self.site = ControlSite(
             Guarded(self.root, self.authenticator), timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor
         )
-        self._factory = ConnectionLimit(self.site, MAX_HTTP_CONNECTIONS)
+        self._factory = ConnectionLimit(self.site, MAX_HTTP_CONNECTIONS, self.repeated)
         self.port = None
         self.address = None
         self._pending: list[defer.Deferred] = []  # endpoints that listen later
@@ -124,6 +131,7 @@ class ControlService(service.Service):
         self.authenticator.removeCookie()
         self._removePortFile()
         self.authenticator.stop()
+        self.repeated.stop()
         pending, self._pending = self._pending, []
         for d in pending:
             d.cancel()

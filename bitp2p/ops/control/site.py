@@ -13,12 +13,13 @@ import io
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.policies import WrappingFactory
 from twisted.web import pages, server
 from twisted.web.resource import Resource
 
 from bitp2p.constants import HTTP_IDLE_TIMEOUT_S, MAX_BODY_BYTES, MAX_HTTP_CONNECTIONS
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 from bitp2p.ops.control.auth import clientHost
 
 __all__ = [
@@ -91,20 +92,31 @@ class ConnectionLimit(WrappingFactory):
     """
     Counts the open HTTP connections, refuses those past C{limit}, and
     closes them all at shutdown.
+
+    @param repeated: where refusals are logged (a L{RepeatedEvents}:
+        anyone who can reach the port can cause them at will).
     """
 
     noisy = False
 
-    def __init__(self, site: server.Site, limit: int) -> None:
+    def __init__(
+        self, site: server.Site, limit: int, repeated: RepeatedEvents = UNSUMMARISED
+    ) -> None:
         super().__init__(site)
         self._limit = limit
+        self._repeated = repeated
         self._closing: dict[Any, list[defer.Deferred]] = {}
 
     def buildProtocol(self, addr):
         if len(self.protocols) >= self._limit:
-            log.info(
+            host = getattr(addr, "host", "?")
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                "Control API: connections refused",
+                host,
                 "Control API: refusing a connection from {host}: {limit} open already",
-                host=getattr(addr, "host", "?"),
+                host=host,
                 limit=self._limit,
             )
             return None

@@ -252,3 +252,8 @@ RPC_SLICE_S = 0.05
 LOG_SUMMARY_INTERVAL_S = 60
 LOG_SUMMARY_MAX_KINDS = 64
 LOG_SUMMARY_MAX_HOSTS = 1024
+# twistd's log file (-l FILE): rotated at LOG_ROTATE_BYTES, and only the
+# LOG_MAX_FILES most recent rotated files are kept (twistd alone keeps them
+# all): at most (LOG_MAX_FILES + 1) * LOG_ROTATE_BYTES on disk.
+LOG_ROTATE_BYTES = 10_000_000
+LOG_MAX_FILES = 10

@@ -1,20 +1,25 @@
 """
 Logs as a disk-filling channel (issue 16, item 7): the summary of repeated
-events (L{bitp2p.logs.RepeatedEvents}), and what a node writes when
-outsiders connect, refuse to behave and leave as fast as they like.
+events (L{bitp2p.logs.RepeatedEvents}), what a node writes when outsiders
+connect, refuse to behave and leave as fast as they like, and the log file
+twistd writes through C{bitp2p}'s options (level, rotation, files kept).
 """
 
 from __future__ import annotations
+
+import os
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.logs import RepeatedEvents
+from bitp2p.ops.tap import Options, logObserver
 
-from .helpers import Inbound, linkNodes, lose, makeNode, receive
+from .helpers import Inbound, linkNodes, lose, makeNode, receive, tempDir
 
 
 class Events:
@@ -260,3 +265,83 @@ class NodeLogTests(SynchronousTestCase):
         )
         self.assertEqual(self.node.repeated.pending(), {})
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class TwistdLogFileTests(SynchronousTestCase):
+    """
+    The log observer C{twistd -l FILE bitp2p} gets (L{logObserver}):
+    twistd's own keeps every rotated file, so a flood of log lines filled
+    the disk (about 1 GB an hour).
+    """
+
+    def options(self, twistdArgs: list[str], args: list[str]) -> Options:
+        twistd = ServerOptions()
+        twistd.parseOptions([*twistdArgs, "bitp2p", *args])
+        return twistd.subOptions
+
+    def test_theLogFileKeepsOnlyTheNewestRotatedFiles(self):
+        directory = tempDir(self)
+        path = os.path.join(directory, "node.log")
+        for n in range(1, 6):
+            with open(f"{path}.{n}", "w") as f:
+                f.write("from an older run\n")
+        options = self.options(
+            ["-n", "-l", path], ["--log-rotate-bytes", "1000", "--log-max-files", "3"]
+        )
+        observer = logObserver(options)
+        log = Logger(namespace="bitp2p.test", observer=observer)
+        for n in range(500):
+            log.info("Line {n} of a flood of lines, each about a hundred bytes long: {pad}",
+                     n=n, pad="x" * 20)
+        names = sorted(os.listdir(directory))
+        self.assertEqual(names, ["node.log", "node.log.1", "node.log.2", "node.log.3"])
+        for name in names:
+            self.assertLessEqual(os.path.getsize(os.path.join(directory, name)), 1200)
+        with open(path) as f:
+            self.assertIn("Line 499 of a flood", f.read())
+
+    def test_theDefaultsBoundTheLog(self):
+        directory = tempDir(self)
+        options = self.options(["-n", "-l", os.path.join(directory, "node.log")], [])
+        self.assertEqual((options.logRotateBytes, options.logMaxFiles), (10_000_000, 10))
+        file = logObserver(options)._observer._outFile
+        self.assertEqual((file.rotateLength, file.maxRotatedFiles), (10_000_000, 10))
+
+    def test_debugEventsAreLeftOutUnlessAskedFor(self):
+        for args, expected in (([], ["info line"]), (["--log-level", "debug"], ["debug line", "info line"])):
+            directory = tempDir(self)
+            path = os.path.join(directory, "node.log")
+            observer = logObserver(self.options(["-n", "-l", path], args))
+            log = Logger(namespace="bitp2p.test", observer=observer)
+            log.debug("debug line")
+            log.info("info line")
+            with open(path) as f:
+                written = [line.split("] ", 1)[1] for line in f.read().splitlines()]
+            self.assertEqual(written, expected)
+
+    def test_jsonGoesToTheFileToo(self):
+        directory = tempDir(self)
+        path = os.path.join(directory, "node.log")
+        observer = logObserver(self.options(["-n", "-l", path], ["--log-format", "json"]))
+        Logger(namespace="bitp2p.test", observer=observer).info("hello {who}", who="you")
+        with open(path) as f:
+            self.assertIn('"message":"hello you"', f.read())
+
+    def test_twistdsOtherDestinationsAreKept(self):
+        self.assertIsNone(logObserver(self.options(["-l", "-"], [])))  # twistd refuses it
+        self.assertIsNone(
+            logObserver(self.options(["-n", "--logger", "twisted.logger.textFileLogObserver"], []))
+        )
+        stdout = logObserver(self.options(["-n"], []))
+        self.assertIsNotNone(stdout)
+
+    def test_badValuesAreRefused(self):
+        for args, expected in (
+            (["--log-level", "loud"], "--log-level must be one of debug, info, warn, error"),
+            (["--log-max-files", "0"], "--log-max-files must be a whole number >= 1"),
+            (["--log-rotate-bytes", "-5"], "--log-rotate-bytes must be a whole number >= 1"),
+            (["--log-rotate-bytes", "many"], "--log-rotate-bytes must be a whole number"),
+        ):
+            with self.assertRaises(SystemExit) as caught:
+                Options().parseOptions(args)
+            self.assertIn(expected, str(caught.exception))

@@ -241,7 +241,7 @@ class RepeatedEvents:
         fields: dict[str, object] = {
             "repeated": kind,
             "count": state.count,
-            "seconds": round(now - state.since, 3),
+            "seconds": round(now - state.since, 1),
         }
         format = "{repeated}: {count:,} more in the last {seconds:g} s"
         if hosts:

@@ -24,8 +24,10 @@ For every case the script measures:
     answers), the change of the node's counters (``/metrics``:
     ``bitp2p_protocol_violations_total``, ``bitp2p_handshake_failures_total``,
     the address manager's size) and what the node logged (violations and
-    their reasons, refusals, timeouts, drops, discouragements, errors), and
-    the CPU time it used during the attack;
+    their reasons, refusals, timeouts, drops, discouragements, errors; a
+    line summarising repeated ones, "Inbound connections refused: 1,234
+    more in the last 60 s", counts for those), and the CPU time it used
+    during the attack;
   - whether the honest peer was kept: the victim's ``getpeerinfo`` still
     lists the honest node id with the same API ``id`` and ``conntime`` (the
     same connection, not a reconnection), the honest node lists the victim,
@@ -64,6 +66,9 @@ The cases (``--list``), each from fresh sockets of this script:
     (the start of a POST, then a byte every few seconds, each reopened
     when closed), from many addresses and from 127.0.0.1, while an
     authenticated call is made every second (how many are answered).
+  - the log as a way to fill the disk: one client connecting, doing a
+    handshake and leaving, four connections at a time, for 10 s (the bytes
+    of log the victim wrote meanwhile).
 
 "After" figures are taken once the node has settled (no connection left in
 its handshake, the peer count back to what it was), at most a few seconds

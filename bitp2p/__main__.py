@@ -4,7 +4,8 @@ C{python -m bitp2p PORT [options]}: a node with an interactive console.
 The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
 reads one command per line, answers on stdout, logs to stderr, and stops at
-the end of its input.
+the end of its input. Either way it logs events of C{--log-level} and above
+(info by default) and writes no file.
 
 It owns the command line of C{python -m bitp2p} and nothing else: the
 options are the twistd plugin's (L{bitp2p.ops.tap}), the prompt is
@@ -17,7 +18,6 @@ import sys
 
 from twisted.logger import (
     FilteringLogObserver,
-    LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
 )
@@ -55,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if options["log-format"] == "json":
         observer = JSONLogObserver(sys.stderr)
     else:
-        observer = console.logObserver() if console.interactive else _stderrObserver
+        observer = (
+            console.logObserver(options.logLevel) if console.interactive else _stderrObserver
+        )
     globalLogBeginner.beginLoggingTo(
         [
             FilteringLogObserver(
-                observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+                observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
             )
         ],
         redirectStandardIO=False,

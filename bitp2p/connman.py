@@ -39,7 +39,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import ClientFactory, ServerFactory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
@@ -59,15 +59,26 @@ from bitp2p.errors import (
 )
 from bitp2p.eviction import EvictionCandidate, select_to_evict
 from bitp2p.listener import Listener
+from bitp2p.logs import UNSUMMARISED
 from bitp2p.peer import SHORT_LIVED, ConnectionType, Direction, Peer
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
     from bitp2p.config import NodeConfig
     from bitp2p.events import PeerEvents
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.tls import Identity
 
 log = Logger()
+
+# The kinds of the log lines anyone can cause at will (RepeatedEvents).
+REFUSED = "Inbound connections refused"
+EVICTED = "Inbound peers evicted to make room"
+
+
+def _host(peer: Peer) -> str:
+    return getattr(peer.remote_address, "host", "") or ""
+
 
 NewPeer = Callable[[Direction, "Address | None", ConnectionType], tuple[Peer, object]]
 
@@ -130,6 +141,9 @@ class ConnectionManager:
         this node.
     @param onLocalGroup: C{(group)}: a network group became local (see the
         module docstring).
+    @param repeated: where refusals and evictions are logged (anyone can
+        cause them at will): the node's L{RepeatedEvents}; by default every
+        one is written.
     """
 
     def __init__(
@@ -149,6 +163,7 @@ class ConnectionManager:
         onSelfAddress: Callable[[Address], None],
         onLocalGroup: Callable[[str], None],
         running: Callable[[], bool],
+        repeated: RepeatedEvents = UNSUMMARISED,
     ) -> None:
         self._config = config
         self._reactor = reactor
@@ -165,8 +180,9 @@ class ConnectionManager:
         self._onSelfAddress = onSelfAddress
         self._onLocalGroup = onLocalGroup
         self._running = running
+        self._repeated = repeated
         self._listener = Listener(
-            config, reactor, PeerServerFactory(self), identity, self.addLocalGroup
+            config, reactor, PeerServerFactory(self), identity, self.addLocalGroup, repeated
         )
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
@@ -468,7 +484,11 @@ class ConnectionManager:
         source = self._local.bucketGroup(remote) if remote is not None else None
         arrivals = self._arrivals.arrived(source) if source is not None else 1.0
         if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                REFUSED,
+                host,
                 "Refusing inbound connection from {host}: {count} inbound from {group} already",
                 host=host,
                 count=self._inboundGroups[group],
@@ -476,7 +496,11 @@ class ConnectionManager:
             )
             return None
         if count >= limit and (discouraged or not self._evictInbound(arrivals)):
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                REFUSED,
+                host,
                 "Refusing inbound connection from {host}: {inbound} inbound already",
                 host=host,
                 inbound=count,
@@ -531,7 +555,11 @@ class ConnectionManager:
         ]
         if stale:
             victim = min(stale, key=lambda peer: peer.connected_at)
-            log.info(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                EVICTED,
+                _host(victim),
                 "Inbound slots full: closing {peer}, still in its handshake, to make room",
                 peer=victim,
             )
@@ -546,7 +574,11 @@ class ConnectionManager:
                 busiest = (count, peer)
         if busiest is not None and busiest[0] > INBOUND_CHURN_RATIO * arrivals:
             count, victim = busiest
-            log.debug(
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                EVICTED,
+                _host(victim),
                 "Inbound slots full: closing {peer}, in its handshake, whose network group"
                 " connected {count:.0f} times lately, to make room",
                 peer=victim,
@@ -577,7 +609,14 @@ class ConnectionManager:
         victim = select_to_evict(candidates)
         if victim is None:
             return False
-        log.info("Inbound slots full: evicting {peer} to make room", peer=victim)
+        self._repeated.emit(
+            log,
+            LogLevel.info,
+            EVICTED,
+            _host(victim),
+            "Inbound slots full: evicting {peer} to make room",
+            peer=victim,
+        )
         victim.close(PeerLost("evicted to make room for a new connection"))
         return True
 

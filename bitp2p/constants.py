@@ -256,12 +256,25 @@ MAX_HTTP_CONNECTIONS_PER_HOST = 8
 HTTP_REQUEST_DEADLINE_S = 10
 # A connection idle between requests is closed after this long.
 HTTP_IDLE_TIMEOUT_S = 60
-# Connections the control API refused, evicted or timed out are logged at
-# info at most once in this long, as counts (each one at debug).
-HTTP_CLOSED_REPORT_S = 60
 # Most calls in one JSON-RPC batch; a longer batch is refused whole.
 MAX_BATCH_CALLS = 100
 # A batch is served in slices of at most about this much of the reactor's
 # time, the next slice on a later turn, so that other connections are served
 # meanwhile.
 RPC_SLICE_S = 0.05
+
+# Logs (bitp2p.logs)
+# A line that anyone who can reach the node can make it write at will (a
+# refused connection, a protocol violation, a wrong password) is written
+# once; more of its kind within LOG_SUMMARY_INTERVAL_S are counted, and one
+# line per interval says how many there were, from how many hosts. At most
+# LOG_SUMMARY_MAX_KINDS kinds and LOG_SUMMARY_MAX_HOSTS distinct hosts per
+# kind are remembered.
+LOG_SUMMARY_INTERVAL_S = 60
+LOG_SUMMARY_MAX_KINDS = 64
+LOG_SUMMARY_MAX_HOSTS = 1024
+# twistd's log file (-l FILE): rotated at LOG_ROTATE_BYTES, and only the
+# LOG_MAX_FILES most recent rotated files are kept (twistd alone keeps them
+# all): at most (LOG_MAX_FILES + 1) * LOG_ROTATE_BYTES on disk.
+LOG_ROTATE_BYTES = 10_000_000
+LOG_MAX_FILES = 10

@@ -25,17 +25,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Container, Iterable
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
+from bitp2p.logs import UNSUMMARISED
 from bitp2p.peer import ConnectionType
 
 if TYPE_CHECKING:
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.peer import Peer
 
 log = Logger()
 # The lines operators (and their log filters) know a node's peers by keep
 # the namespace they had before the node was taken apart.
 peerLog = Logger(namespace="bitp2p.node")
+
+# The kinds of the inbound connect and disconnect lines (RepeatedEvents).
+INBOUND_CONNECTED = "Inbound peers connected"
+INBOUND_DISCONNECTED = "Inbound peers disconnected"
 
 Established = Callable[["Peer"], object]
 Closed = Callable[["Peer", Exception], object]
@@ -93,11 +99,20 @@ class Observers:
     feeler and address-fetch connections), and of their end. An observer
     that raises is logged; the others are still called.
 
+    The lines of the peers this node connected to are written at info
+    (Bitcoin Core logs its new outbound peers); those of inbound peers go
+    through C{repeated}: anyone can connect, handshake and leave as fast as
+    they like, so the first is written and the rest summarised.
+
     @param shortLived: the connection types that are not peers in that sense.
+    @param repeated: the node's L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}.
     """
 
-    def __init__(self, shortLived: Container[object]) -> None:
+    def __init__(
+        self, shortLived: Container[object], repeated: RepeatedEvents = UNSUMMARISED
+    ) -> None:
         self._shortLived = shortLived
+        self._repeated = repeated
         self._entries: list[tuple[Established | None, Closed | None]] = []
 
     def add(
@@ -115,7 +130,9 @@ class Observers:
     def peerEstablished(self, peer: Peer) -> None:
         if peer.kind in self._shortLived:
             return
-        peerLog.info(
+        self._log(
+            peer,
+            INBOUND_CONNECTED,
             "Connected to {node_id} at {address} ({direction}, {user_agent})",
             node_id=peer.node_id,
             address=peer.address or peer.remote,
@@ -129,7 +146,9 @@ class Observers:
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
         if peer.established_at is None or peer.kind in self._shortLived:
             return
-        peerLog.info(
+        self._log(
+            peer,
+            INBOUND_DISCONNECTED,
             "Disconnected from {node_id} at {address}: {reason}",
             node_id=peer.node_id,
             address=peer.address or peer.remote,
@@ -138,6 +157,13 @@ class Observers:
         for _, disconnected in list(self._entries):
             if disconnected is not None:
                 _notify(disconnected, peer, reason)
+
+    def _log(self, peer: Peer, kind: str, format: str, **fields) -> None:
+        if peer.kind is ConnectionType.INBOUND:
+            host = getattr(peer.remote_address, "host", "") or ""
+            self._repeated.emit(peerLog, LogLevel.info, kind, host, format, **fields)
+        else:
+            peerLog.info(format, **fields)
 
 
 def _notify(callback: Callable, *args) -> None:

@@ -18,21 +18,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from bitp2p import codec
 from bitp2p.address import Address, AddressError, hostAddress
 from bitp2p.errors import HandshakeFailed
+from bitp2p.logs import UNSUMMARISED
 from bitp2p.peer import Direction
 from bitp2p.tls import peer_node_id
 
 if TYPE_CHECKING:
     from bitp2p.config import NodeConfig
     from bitp2p.interfaces import IConnections
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.peer import Peer
     from bitp2p.tls import Identity, PinStore
 
 log = Logger()
+
+# The kind of the line of an inbound peer's TLS identity refused
+# (RepeatedEvents): anyone can connect with a certificate that does not fit.
+REFUSED_IDENTITIES = "TLS identities refused from inbound peers"
 
 
 class Handshake:
@@ -41,6 +47,8 @@ class Handshake:
 
     @param pins: the current pin store (a callable: the node may replace it
         when it loads its data directory).
+    @param repeated: where an inbound peer's refused identity is logged
+        (the node's L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}).
     """
 
     def __init__(
@@ -51,8 +59,10 @@ class Handshake:
         connections: IConnections,
         identity: Identity | None,
         pins: Callable[[], PinStore],
+        repeated: RepeatedEvents = UNSUMMARISED,
     ) -> None:
         self._config = config
+        self._repeated = repeated
         self._reactor = reactor
         self._nodeId = nodeId
         self._connections = connections
@@ -85,7 +95,19 @@ class Handshake:
         if self._identity is not None:
             refusal = self._checkIdentity(peer)
             if refusal is not None:
-                log.warn("Refusing {peer}: {refusal}", peer=peer, refusal=refusal)
+                if peer.direction is Direction.INBOUND:
+                    host = getattr(peer.remote_address, "host", "")
+                    self._repeated.emit(
+                        log,
+                        LogLevel.warn,
+                        REFUSED_IDENTITIES,
+                        host,
+                        "Refusing {peer}: {refusal}",
+                        peer=peer,
+                        refusal=refusal,
+                    )
+                else:
+                    log.warn("Refusing {peer}: {refusal}", peer=peer, refusal=refusal)
                 return refusal
         return self._connections.admitId(peer)
 

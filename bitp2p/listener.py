@@ -25,9 +25,11 @@ from twisted.logger import Logger
 from bitp2p.address import Address
 from bitp2p.constants import LISTEN_BACKLOG
 from bitp2p.endpoints import listenNow, serverEndpoint
+from bitp2p.logs import UNSUMMARISED
 
 if TYPE_CHECKING:
     from bitp2p.config import NodeConfig
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.tls import Identity
 
 log = Logger()
@@ -41,6 +43,8 @@ class Listener:
         (wrapped in TLS with an C{identity}).
     @param onLocalAddress: C{(address)}: an address of this node (the one
         listened on; loopback when listening on every interface).
+    @param repeated: where TLS refuses a connection that is not TLS (the
+        node's L{RepeatedEvents}).
     """
 
     def __init__(
@@ -50,8 +54,10 @@ class Listener:
         serverFactory,
         identity: Identity | None,
         onLocalAddress: Callable[[Address], None],
+        repeated: RepeatedEvents = UNSUMMARISED,
     ) -> None:
         self._config = config
+        self._repeated = repeated
         self._reactor = reactor
         self._serverFactory = serverFactory
         self._identity = identity
@@ -119,7 +125,7 @@ class Listener:
 
     def _factory(self):
         if self._identity is not None:
-            return self._identity.wrapServerFactory(self._serverFactory)
+            return self._identity.wrapServerFactory(self._serverFactory, self._repeated)
         return self._serverFactory
 
     def stopListening(self) -> list[Deferred]:

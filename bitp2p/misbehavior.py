@@ -15,16 +15,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from bitp2p.constants import DISCOURAGE_S
+from bitp2p.logs import UNSUMMARISED
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
     from bitp2p.errors import ProtocolViolation
+    from bitp2p.logs import RepeatedEvents
     from bitp2p.peer import Peer
 
 log = Logger()
+
+# The kind of the discouragement line (RepeatedEvents): anyone with many
+# addresses can have one host after another discouraged.
+DISCOURAGED = "Hosts discouraged"
 
 
 class Misbehavior:
@@ -32,10 +38,19 @@ class Misbehavior:
     Violations by host, and the discouragement they lead to.
 
     @ivar total: violations since start.
+    @param repeated: where discouragements are logged (the node's
+        L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}).
     """
 
-    def __init__(self, reactor, bans: Callable[[], BanMan], threshold: int) -> None:
+    def __init__(
+        self,
+        reactor,
+        bans: Callable[[], BanMan],
+        threshold: int,
+        repeated: RepeatedEvents = UNSUMMARISED,
+    ) -> None:
         self._reactor = reactor
+        self._repeated = repeated
         self._bans = bans
         self._threshold = threshold
         self._counts: dict[str, int] = {}
@@ -59,7 +74,11 @@ class Misbehavior:
         if count >= self._threshold:
             self._counts.pop(host, None)
             self._bans().discourage(host, self._reactor.seconds() + DISCOURAGE_S)
-            log.warn(
+            self._repeated.emit(
+                log,
+                LogLevel.warn,
+                DISCOURAGED,
+                host,
                 "Discouraging {host} for {hours} h after {count} protocol violations",
                 host=host,
                 hours=DISCOURAGE_S // 3600,

@@ -40,6 +40,10 @@ nothing itself; each concern has one owner (see C{docs/architecture.rst}):
     simple L{AddressBook<bitp2p.addrbook.AddressBook>}, one interface,
     L{IAddressManager<bitp2p.interfaces.IAddressManager>}) and the bans
     (C{bans}: L{BanMan<bitp2p.banman.BanMan>}).
+  - L{RepeatedEvents<bitp2p.logs.RepeatedEvents>} (C{repeated}): the
+    summary of the log lines anyone can make the node write at will
+    (refused connections, violations, inbound peers coming and going),
+    given to the components that write them, and stopped with the node.
 
 Four timers run as child services: maintenance (every
 C{maintenance_interval_s}, the connection manager's round: tried
@@ -86,6 +90,7 @@ from bitp2p.errors import ConnectFailed, NotRunning, PeerLost
 from bitp2p.events import Observers, PeerEvents
 from bitp2p.gossip import GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.handshake import Handshake
+from bitp2p.logs import RepeatedEvents
 from bitp2p.manual import AddressFetches, ManualTargets
 from bitp2p.messages import MessageHandler, MessageRegistry, MessageType, MessageValidator
 from bitp2p.misbehavior import Misbehavior
@@ -147,6 +152,8 @@ class Node(service.MultiService):
     @ivar accounting: the L{Accounting}.
     @ivar shortLived: the L{ShortLived}.
     @ivar bookkeeping: the L{AddressBookkeeping}.
+    @ivar repeated: the L{RepeatedEvents}: the log lines anyone can cause,
+        summarised.
     """
 
     name = "bitp2p-node"
@@ -202,6 +209,7 @@ class Node(service.MultiService):
         config, reactor = self.config, self._reactor
         self.wireFormat = JSONLines(config.max_message_bytes, config.max_send_buffer_bytes)
         self.events = events = PeerEvents()
+        self.repeated = repeated = RepeatedEvents(reactor)
         self._settings = PeerSettings(
             handshake_timeout_s=config.handshake_timeout_s,
             ping_timeout_s=config.ping_timeout_s,
@@ -235,6 +243,7 @@ class Node(service.MultiService):
             onSelfAddress=bookkeeping.selfAddress,
             onLocalGroup=bookkeeping.localGroup,
             running=lambda: self.running,
+            repeated=repeated,
         )
         self.shortLived = ShortLived(reactor, connman)
         self.discovery = discovery = AddressRelay(
@@ -262,9 +271,17 @@ class Node(service.MultiService):
         self.manual = ManualTargets(reactor, connman, (*config.connect, *config.addnodes))
         self.fetches = AddressFetches(reactor, connman, config.seednodes, lambda: len(self.book))
         self.handshake = Handshake(
-            config, reactor, lambda: self.node_id, connman, self.identity, lambda: self.pins
+            config,
+            reactor,
+            lambda: self.node_id,
+            connman,
+            self.identity,
+            lambda: self.pins,
+            repeated,
         )
-        self.misbehavior = Misbehavior(reactor, lambda: self.bans, config.discourage_threshold)
+        self.misbehavior = Misbehavior(
+            reactor, lambda: self.bans, config.discourage_threshold, repeated
+        )
         self.accounting = Accounting()
         self.gossip = Gossip(
             self,
@@ -277,7 +294,7 @@ class Node(service.MultiService):
             ),
         )
         self.messages = MessageRegistry(self.wireFormat, self.gossip)
-        self._observers = Observers(SHORT_LIVED)
+        self._observers = Observers(SHORT_LIVED, repeated)
         self._routes = PeerRoutes(
             versionFor=self.handshake.versionFor,
             checkVersion=self.handshake.checkVersion,
@@ -287,6 +304,7 @@ class Node(service.MultiService):
             getaddrReceived=discovery.getaddrReceived,
             addrReceived=discovery.addrReceived,
             applicationHandlers=self.messages.handlers,
+            repeated=repeated,
         )
         # In this order: discovery starts (getaddr, our address) before the
         # rest hears of a peer; the application hears last. Each subscribes
@@ -395,7 +413,8 @@ class Node(service.MultiService):
         closed = self.connman.closeAll(PeerLost("node shutting down"))
         self.save()
         closed.extend(self.connman.stopListening())
-        return defer.gatherResults(closed).addCallback(lambda _: None)
+        # Once every connection is gone, the summaries still due are written.
+        return defer.gatherResults(closed).addCallback(lambda _: self.repeated.stop())
 
     def _maintain(self) -> None:
         """

@@ -26,6 +26,13 @@ Timers, all on the injected clock and all cancelled when the connection ends:
 the handshake timeout (from connection to ESTABLISHED), the ping timeout
 (from a C{ping} to its C{pong}) and the inactivity timeout (since anything at
 all was received; checked lazily so that receiving costs no timer work).
+
+Log lines: what an inbound peer does to end its own connection (a timeout,
+not reading) is logged at debug level, since anyone may connect and do it
+again (the disconnection line of an established peer says why anyway);
+violations, refused versions and failed handlers go through the node's
+L{RepeatedEvents<bitp2p.logs.RepeatedEvents>} (C{PeerManager.repeated}).
+For connections this node made, it is all logged at info.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any, Callable, Mapping, Protocol
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from bitp2p import codec
@@ -55,8 +62,19 @@ from bitp2p.errors import (
     PeerLost,
     ProtocolViolation,
 )
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 
 log = Logger()
+
+# The kinds of the log lines a peer could cause at will (RepeatedEvents).
+VIOLATIONS = "Protocol violations by inbound peers"
+REFUSED_VERSIONS = "Versions refused from inbound peers"
+HANDLER_FAILED = "Handler failures"
+
+
+def _host(peer: Peer) -> str:
+    return getattr(getattr(peer, "remote_address", None), "host", "") or ""
+
 
 # Where a peer's traffic of the types past MAX_COUNTED_TYPES is counted.
 OTHER_TYPE = "*other*"
@@ -197,6 +215,13 @@ class PeerManager(Protocol):
     type with no handler is ignored.
     """
 
+    repeated: RepeatedEvents
+    """
+    Where the log lines a peer could cause again and again go: the node's
+    L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}. Optional: without it,
+    every line is written.
+    """
+
 
 @attrs.frozen
 class PeerRoutes:
@@ -214,15 +239,27 @@ class PeerRoutes:
     getaddrReceived: Callable[[Peer], None]
     addrReceived: Callable[[Peer, list], None]
     applicationHandlers: Mapping[str, Callable[[Peer, dict], object]]
+    repeated: RepeatedEvents = UNSUMMARISED
 
 
 def reportHandlerFailure(kind: str, peer: Peer) -> None:
     """
     The one policy for an application handler that raised (call it from
     the C{except} block): the application's bug is not the peer's fault,
-    so it is logged, with its traceback, and changes nothing else.
+    so it is logged, with its traceback, and changes nothing else. A peer
+    can send the message that makes it fail again and again: the first
+    failure is written, with its traceback, and the rest summarised.
     """
-    log.failure("Handler for {kind!r} failed on a message from {peer}", kind=kind, peer=peer)
+    getattr(peer, "repeated", UNSUMMARISED).emit(
+        log,
+        LogLevel.critical,
+        HANDLER_FAILED,
+        _host(peer),
+        "Handler for {kind!r} failed on a message from {peer}",
+        log_failure=Failure(),
+        kind=kind,
+        peer=peer,
+    )
 
 
 class Peer:
@@ -558,8 +595,11 @@ class Peer:
         The peer has not read what we sent while C{written} more bytes were
         queued for it: drop it at once (flushing to it would never end).
         """
-        log.info(
-            "Dropping {peer}: not reading ({written} bytes queued)", peer=self, written=written
+        log.emit(
+            self._churn,
+            "Dropping {peer}: not reading ({written} bytes queued)",
+            peer=self,
+            written=written,
         )
         self.close(PeerLost(f"not reading: send buffer over {written} bytes"))
         self.wire.abort()
@@ -663,9 +703,7 @@ class Peer:
     def violation(self, violation: ProtocolViolation) -> None:
         if self.close_reason is not None:
             return
-        log.info(
-            "Protocol violation by {peer}: {violation}", peer=self, violation=violation
-        )
+        self._report(VIOLATIONS, "Protocol violation by {peer}: {violation}", violation=violation)
         self._manager.violationFrom(self, violation)
         self.close(violation)
 
@@ -713,7 +751,7 @@ class Peer:
         self.addr_recv = message["addr_recv"]
         refusal = self._manager.checkVersion(self)
         if refusal is not None:
-            log.info("Closing {peer}: {reason}", peer=self, reason=refusal)
+            self._report(REFUSED_VERSIONS, "Closing {peer}: {reason}", reason=refusal)
             self.close(refusal)
             return
         if self.direction is Direction.INBOUND:
@@ -762,6 +800,33 @@ class Peer:
 
     # -- internals --------------------------------------------------------------
 
+    @property
+    def repeated(self) -> RepeatedEvents:
+        """
+        Where this peer's repeatable log lines go (its manager's
+        L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}, if it has one).
+        """
+        return getattr(self._manager, "repeated", UNSUMMARISED)
+
+    @property
+    def _churn(self) -> LogLevel:
+        """
+        The level of a line about this connection's end that the peer
+        caused: debug for an inbound one (anyone can connect and do it
+        again), info for one this node made.
+        """
+        return LogLevel.debug if self.kind is ConnectionType.INBOUND else LogLevel.info
+
+    def _report(self, kind: str, format: str, **fields) -> None:
+        """
+        Log a line the peer caused: summarised (as C{kind}) for an inbound
+        peer, written at info for one this node made.
+        """
+        if self.kind is ConnectionType.INBOUND:
+            self.repeated.emit(log, LogLevel.info, kind, _host(self), format, peer=self, **fields)
+        else:
+            log.info(format, peer=self, **fields)
+
     def _requireEstablished(self, kind: str) -> bool:
         if self.state is PeerState.ESTABLISHED:
             return True
@@ -783,7 +848,7 @@ class Peer:
 
     def _handshakeTimedOut(self) -> None:
         self._handshake_timer = None
-        log.info("Handshake with {peer} timed out", peer=self)
+        log.emit(self._churn, "Handshake with {peer} timed out", peer=self)
         self.close(
             HandshakeTimeout(
                 f"no handshake within {self._settings.handshake_timeout_s:g} s"
@@ -792,7 +857,7 @@ class Peer:
 
     def _pingTimedOut(self) -> None:
         self._ping_timer = None
-        log.info("Ping to {peer} timed out", peer=self)
+        log.emit(self._churn, "Ping to {peer} timed out", peer=self)
         self.close(PeerLost(f"no pong within {self._settings.ping_timeout_s:g} s"))
 
     def _checkIdle(self) -> None:
@@ -803,7 +868,7 @@ class Peer:
         now = self._clock.seconds()
         if now >= idle_until:
             self._idle_timer = None
-            log.info("{peer} silent for {timeout} s", peer=self, timeout=timeout)
+            log.emit(self._churn, "{peer} silent for {timeout} s", peer=self, timeout=timeout)
             self.close(PeerLost(f"nothing received for {timeout:g} s"))
         else:
             self._idle_timer = self._clock.callLater(idle_until - now, self._checkIdle)

@@ -59,12 +59,13 @@ from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
     IProtocolFactory,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from zope.interface import implementer
 
 # MAX_PINS: pins kept at most; beyond, the least recently confirmed one is dropped.
 from bitp2p.constants import MAX_PINS, NODE_ID_MAX_CHARS
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 from bitp2p.storage import atomic_write
 
 log = Logger()
@@ -289,15 +290,20 @@ class Identity:
         """
         return _Creator(self.context())
 
-    def wrapServerFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
+    def wrapServerFactory(
+        self, factory: IProtocolFactory, repeated: RepeatedEvents = UNSUMMARISED
+    ) -> TLSMemoryBIOFactory:
         """
         C{factory} behind TLS, to listen with. A peer that speaks plain text
-        instead is refused with one log line; the protocol C{factory} built
-        for it sees C{connectionMade} then C{connectionLost}, and no data. A
-        L{None} from C{factory.buildProtocol} refuses the connection, as
-        without TLS.
+        instead is refused with one log line (through C{repeated}, a
+        L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}: anyone can cause
+        it); the protocol C{factory} built for it sees C{connectionMade}
+        then C{connectionLost}, and no data. A L{None} from
+        C{factory.buildProtocol} refuses the connection, as without TLS.
         """
-        return _TLSServerFactory(self.serverCreator(), False, factory)
+        wrapped = _TLSServerFactory(self.serverCreator(), False, factory)
+        wrapped.repeated = repeated
+        return wrapped
 
     def wrapClientFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
         """
@@ -496,6 +502,11 @@ def _describePeer(transport) -> str:
     return f"{host}:{port}"
 
 
+# The kind of the log line of a refused connection that is not TLS
+# (RepeatedEvents): anyone can cause it at will.
+NOT_TLS = "Connections refused as not TLS"
+
+
 class _RefusingPlainText(BufferingTLSTransport):
     """
     The server side of a TLS connection that looks at the first byte the
@@ -521,13 +532,23 @@ class _RefusingPlainText(BufferingTLSTransport):
     def _refuse(self, first: int) -> None:
         self._refused = True
         peer = _describePeer(self.transport)
+        host = getattr(self.transport.getPeer(), "host", None)
+        emit = self.factory.repeated.emit
         if first in b"\t\r\n" or 0x20 <= first < 0x7F:
-            log.warn(
+            emit(
+                log,
+                LogLevel.warn,
+                NOT_TLS,
+                host,
                 "Refusing plain-text connection from {peer}: this node requires TLS (--tls)",
                 peer=peer,
             )
         else:
-            log.warn(
+            emit(
+                log,
+                LogLevel.warn,
+                NOT_TLS,
+                host,
                 "Refusing connection from {peer}: not TLS (first byte 0x{first:02x}); "
                 "this node requires TLS (--tls)",
                 peer=peer,
@@ -538,6 +559,7 @@ class _RefusingPlainText(BufferingTLSTransport):
 
 class _TLSServerFactory(TLSMemoryBIOFactory):
     protocol = _RefusingPlainText
+    repeated = UNSUMMARISED
 
     def buildProtocol(self, addr):
         wrapped = self.wrappedFactory.buildProtocol(addr)

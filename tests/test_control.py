@@ -36,7 +36,6 @@ from bitp2p import __version__
 from bitp2p.address import Address
 from bitp2p.constants import (
     COOKIE_FILE,
-    HTTP_CLOSED_REPORT_S,
     HTTP_IDLE_TIMEOUT_S,
     HTTP_REQUEST_DEADLINE_S,
     MAX_HTTP_CONNECTIONS,
@@ -1040,7 +1039,7 @@ class ConnectionLimitTests(SynchronousTestCase):
     def test_closedConnectionsAreLoggedAsCounts(self):
         """
         However many connections are taken, refused or timed out, the log
-        gets an info line a minute.
+        gets the first of each kind, then a line a minute.
         """
         events: list[dict] = []
         globalLogPublisher.addObserver(events.append)
@@ -1050,19 +1049,71 @@ class ConnectionLimitTests(SynchronousTestCase):
                 self.slow(f"127.{wave + 1}.{n // 250}.{n % 250 + 1}")
             self.clock.advance(HTTP_REQUEST_DEADLINE_S)
             self.clock.advance(0)
-        self.clock.advance(HTTP_CLOSED_REPORT_S)
+        self.clock.advance(60)  # the summaries' interval
         self.slow("127.0.0.1")
         self.clock.advance(HTTP_REQUEST_DEADLINE_S)
         infos = [
             formatEvent(e) for e in events
             if e["log_level"] >= LogLevel.info and "Control API listening" not in formatEvent(e)
         ]
-        self.assertEqual(len(infos), 2, infos)
-        self.assertIn("1 closed to make room for a newcomer", infos[0])
-        self.assertIn("151 closed to make room for a newcomer", infos[1])
-        self.assertIn(
-            f"129 closed with their request unfinished after {HTTP_REQUEST_DEADLINE_S} s",
-            infos[1],
-        )
+        # The first of each kind in full, then one count a minute.
+        self.assertEqual(len(infos), 4, infos)
+        self.assertIn("closing a connection from 127.1.0.1 to make room", infos[0])
+        self.assertIn(f"its request unfinished after {HTTP_REQUEST_DEADLINE_S} s", infos[1])
+        self.assertIn("connections closed to make room: 151 more in the last", infos[2])
+        self.assertIn("requests past their deadline: 127 more in the last", infos[3])
         debugs = [e for e in events if e.get("what") in ("evicted", "deadline")]
         self.assertEqual(len(debugs), 152 + 129)
+class RepeatedLinesTests(SynchronousTestCase):
+    """
+    What anyone who reaches the API can make it log again and again (wrong
+    credentials from many hosts, connections past the limit) is written
+    once and summarised (issue 16, item 7).
+    """
+
+    def setUp(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        self.clock = Clock()
+        self.control = ControlService(
+            Node(NodeConfig(port=0, seeds=()), reactor=self.clock),
+            "tcp:0:interface=127.0.0.1",
+            password="pw",
+            reactor=self.clock,
+        )
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.lines = lambda: [
+            formatEvent(e) for e in events
+            if e.get("log_namespace") == "bitp2p.control" and e["log_level"].name != "debug"
+        ]
+
+    def test_wrongCredentialsFromManyHostsAreSummarised(self):
+        for n in range(300):
+            request = DummyRequest([b""])
+            request.client = IPv4Address("TCP", f"10.1.{n // 250}.{n % 250 + 1}", 40000)
+            request.requestHeaders.setRawHeaders(b"authorization", [basic("bitp2p:nope")])
+            self.assertFalse(self.control.authenticator.admit(request))
+            self.control.authenticator.deny(request)
+        self.assertEqual(self.lines(), ["Control API: wrong credentials from 10.1.0.1"])
+        self.clock.advance(60)
+        self.assertEqual(
+            self.lines()[1:],
+            ["Control API: wrong credentials: 299 more in the last 60 s, from 299 hosts"],
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_connectionsPastTheLimitAreSummarised(self):
+        from bitp2p.logs import RepeatedEvents
+        from bitp2p.ops.control.site import ConnectionLimit
+
+        factory = ConnectionLimit(self.control.site, 0)
+        for n in range(100):
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "10.2.0.1", 40000 + n)))
+        self.assertEqual(len(self.lines()), 1)
+        self.assertTrue(self.lines()[0].startswith("Control API: refusing a connection from 10.2.0.1"))
+        self.control.repeated.stop()
+        self.assertEqual(
+            self.lines()[1:], ["Control API: connections refused: 99 more in the last 0 s, from 1 host"]
+        )

@@ -70,6 +70,11 @@ class MessageTypeTests(SynchronousTestCase):
         self.assertEqual(self.a.misbehavior.violations("127.0.0.1"), 1)
 
     def test_aHandlerThatRaisesIsLoggedAndTheConnectionStays(self):
+        """
+        The first failure is logged with its traceback; the peer can send
+        the same message again and again, so the next ones are counted and
+        summarised (issue 16, item 7). The connection stays.
+        """
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
@@ -80,11 +85,16 @@ class MessageTypeTests(SynchronousTestCase):
         self.a.registerMessage("chat", broken)
         self.b.sendAll({"type": "chat", "text": "one"})
         self.b.sendAll({"type": "chat", "text": "two"})
+        self.b.sendAll({"type": "chat", "text": "three"})
         self.pump.flush()
         failures = [e for e in events if "log_failure" in e and "chat" in str(e.get("kind"))]
-        self.assertEqual(len(failures), 2)
+        self.assertEqual(len(failures), 1)
         self.assertEqual(len(self.a.peers()), 1)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.a.repeated.pending(), {"Handler failures": 2})
+        self.reactor.advance(60)
+        [summary] = [e for e in events if e.get("repeated") == "Handler failures"]
+        self.assertEqual(summary["count"], 2)
 
     def test_reservedAndEmptyTypesAreRefused(self):
         for reserved in ("version", "ping", "addr", "inv", "getdata", "notfound", ""):

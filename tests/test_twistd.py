@@ -73,11 +73,16 @@ class TwistdProcesses:
     one is ended in cleanup. (A mixin for SynchronousTestCases.)
     """
 
-    def spawn(self, *args: str) -> subprocess.Popen:
-        workdir = os.path.join(tempDir(self), "d")
-        os.makedirs(workdir)
+    def spawn(self, *args: str, twistdArgs=(), workdir: str | None = None) -> subprocess.Popen:
+        """
+        C{twistd -n --pidfile= TWISTDARGS bitp2p ARGS}, in C{workdir} (a
+        new folder by default).
+        """
+        if workdir is None:
+            workdir = os.path.join(tempDir(self), "d")
+            os.makedirs(workdir)
         process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "bitp2p", *args],
+            [TWISTD, "-n", "--pidfile=", *twistdArgs, "bitp2p", *args],
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -196,6 +201,43 @@ class TwistdTests(TwistdProcesses, SynchronousTestCase):
         self.assertIn(f"Connected to {ids['a']} at unix:{path}".encode(), lines[b])
         self.assertIn(f"Connected to {ids['b']}".encode(), lines[a])
 
+    def test_theLogFileKeepsOnlyTheNewestRotatedFiles(self):
+        """
+        C{twistd -l node.log bitp2p}: the log is rotated at
+        C{--log-rotate-bytes} and only C{--log-max-files} rotated files are
+        kept; twistd alone keeps every one (issue 16, item 7: about 1 GB an
+        hour under a connection flood). Files of an older run past the
+        limit go at the first rotation.
+        """
+        workdir = tempDir(self)
+        for n in range(1, 6):
+            with open(os.path.join(workdir, f"node.log.{n}"), "w") as f:
+                f.write("from an older run\n")
+        process = self.spawn(
+            "--port", str(freePort()), "--interface", "127.0.0.1", "--no-seeds",
+            "--log-rotate-bytes", "200", "--log-max-files", "2",
+            twistdArgs=("-l", "node.log"), workdir=workdir,
+        )
+
+        def logged() -> str:
+            text = ""
+            for name in sorted(os.listdir(workdir)):
+                with open(os.path.join(workdir, name)) as f:
+                    text += f.read()
+            return text
+
+        deadline = time.monotonic() + DEADLINE_S
+        while "listening on" not in logged() and process.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        process.terminate()
+        process.wait(DEADLINE_S)
+        self.assertIn("listening on", logged(), process.stderr.read())
+        self.assertEqual(sorted(os.listdir(workdir)), ["node.log", "node.log.1", "node.log.2"])
+        self.assertNotIn("from an older run", logged())
+        self.assertIn("Server Shut Down.", logged())
+
     def test_badOptionValueEndsWithOneLine(self):
         notADirectory = os.path.join(tempDir(self), "file")
         open(notADirectory, "w").close()
@@ -212,6 +254,8 @@ class TwistdTests(TwistdProcesses, SynchronousTestCase):
             (["--listen", "tcp:abc"], "cannot listen on tcp:abc"),
             (["--listen", "tcp:0", "--port", "0"], "give it or --port, not both"),
             (["--addnode", "unix:"], "--addnode: expected HOST:PORT or an endpoint"),
+            (["--log-level", "loud"], "--log-level must be one of debug, info, warn, error"),
+            (["--log-max-files", "0"], "--log-max-files must be a whole number >= 1"),
         ):
             process = self.spawn(*args)
             process.wait(DEADLINE_S)

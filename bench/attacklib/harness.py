@@ -75,6 +75,7 @@ SIZES = {
     # between their bytes (well under the old idle timeout, 60 s).
     "rpc_slowloris_seconds": (4.0, 22.0),
     "rpc_slowloris_byte_every": (1.0, 5.0),
+    "churn_seconds": (2.0, 10.0),
 }
 
 
@@ -157,9 +158,24 @@ class Daemon:
 
     def newLog(self) -> list[str]:
         """
-        The log lines written since the last call. twistd rotates its log
-        file every 1 MB (to NAME.1, NAME.2, ...): the rest of the file read
-        last is found by its inode among the rotated ones.
+        The log lines written since the last call.
+        """
+        return self._readLog(consume=True).decode("utf-8", "replace").splitlines()
+
+    def logWritten(self) -> int:
+        """
+        The bytes of log written since the last L{newLog} (whole lines),
+        leaving them for the next L{newLog}.
+        """
+        return len(self._readLog(consume=False))
+
+    def _readLog(self, consume: bool) -> bytes:
+        """
+        The log written since the last consuming read. twistd rotates its
+        log file (to NAME.1, NAME.2, ...: every 1 MB before issue 16,
+        every 10 MB now): the rest of the file read last is found by its
+        inode among the rotated ones (lost if it was deleted: the daemon
+        keeps only --log-max-files of them).
         """
         paths = [self.logfile]
         n = 1
@@ -184,11 +200,12 @@ class Daemon:
                 continue
             if path == self.logfile:
                 end = data.rfind(b"\n") + 1  # a line may be half written
-                self._logInode, self._logOffset = inode, offset + end
+                if consume:
+                    self._logInode, self._logOffset = inode, offset + end
                 data = data[:end]
             chunks.append(data)
             offset = 0
-        return b"".join(chunks).decode("utf-8", "replace").splitlines()
+        return b"".join(chunks)
 
 
 def resetPeak(pid: int) -> bool:
@@ -518,6 +535,8 @@ _NOUNS = {
     "silent": ("inactivity timeout", "inactivity timeouts"),
 }
 _ERRORS = re.compile(r"Traceback|Unhandled|#critical\]|#error\]")
+# A summary of repeated events (bitp2p.logs.RepeatedEvents, issue 16).
+_SUMMARY = re.compile(r"\] ([^\]]+?): ([\d,]+) more in the last ")
 
 
 def summarizeLog(lines: list[str], honestId: str, honestAt: str = "") -> tuple[str, list[str]]:
@@ -530,10 +549,15 @@ def summarizeLog(lines: list[str], honestId: str, honestAt: str = "") -> tuple[s
     """
     counts: Counter = Counter()
     reasons: Counter = Counter()
+    summarised: Counter = Counter()
     errors = []
     for text in lines:
         if _ERRORS.search(text):
             errors.append(text)
+        summary = _SUMMARY.search(text)
+        if summary:
+            summarised[summary.group(1)] += int(summary.group(2).replace(",", ""))
+            continue
         if honestId and f"Disconnected from {honestId} at {honestAt}" in text:
             counts["HONEST DISCONNECTED"] += 1
         for name, pattern in _PATTERNS:
@@ -553,6 +577,10 @@ def summarizeLog(lines: list[str], honestId: str, honestAt: str = "") -> tuple[s
     for name, count in sorted(counts.items()):
         noun = _NOUNS.get(name, (name, name))[count > 1]
         parts.append(f"{count} {noun}")
+    if summarised:
+        parts.append(
+            "summarised: " + ", ".join(f"{n} {kind.lower()}" for kind, n in summarised.items())
+        )
     if errors:
         parts.append(f"{len(errors)} ERROR line(s)")
     if reasons:

@@ -7,6 +7,13 @@ same L{Options} serve C{python -m bitp2p}.
 Errors a user can make on the command line (a bad value, a busy port) end the
 program with one line on standard error and exit status 1, no traceback.
 
+Under twistd it also makes the process's log observer (L{logObserver}): the
+destination twistd would have used (C{-l FILE}, standard output, syslog), in
+C{--log-format}, only events of C{--log-level} and above, and a log file
+that is rotated at C{--log-rotate-bytes} with only C{--log-max-files}
+rotated files kept (twistd alone keeps every one: a node under a flood of
+connections could fill its disk).
+
 This module owns the command line and the assembly of the services (the
 node, the control API with C{/metrics} and the dashboard, the console). It
 must not know what any of them does inside: it only builds and wires them.
@@ -20,9 +27,17 @@ import sys
 
 from twisted.application import service
 from twisted.internet.error import CannotListenError
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LegacyLogObserverWrapper,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    textFileLogObserver,
+)
+from twisted.python import logfile, usage
 from twisted.python.components import Componentized
-from twisted.python import usage
 
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.endpoints import check_listen, parse_target
@@ -30,6 +45,8 @@ from bitp2p.logs import JSONLogObserver
 from bitp2p.constants import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
+    LOG_MAX_FILES,
+    LOG_ROTATE_BYTES,
     MAX_CONNECTIONS,
     MAX_OUTBOUND,
     PING_INTERVAL_S,
@@ -47,9 +64,12 @@ __all__ = [
     "Options",
     "UsageFailure",
     "addControl",
+    "logObserver",
     "makeNode",
     "makeService",
 ]
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
 class UsageFailure(SystemExit):
@@ -153,6 +173,25 @@ class Options(usage.Options):
             "Password of the control API; without it, a cookie in --datadir (.cookie).",
         ],
         ["log-format", None, "text", "Log lines as text, or json (one object per line)."],
+        [
+            "log-level",
+            None,
+            "info",
+            "Lowest level logged: debug (every connection), info, warn or error.",
+        ],
+        [
+            "log-rotate-bytes",
+            None,
+            str(LOG_ROTATE_BYTES),
+            "With twistd -l FILE: start a new log file once FILE holds this many bytes.",
+        ],
+        [
+            "log-max-files",
+            None,
+            str(LOG_MAX_FILES),
+            "With twistd -l FILE: rotated files kept (FILE.1 newest ... FILE.N); older"
+            " ones are deleted.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -230,6 +269,13 @@ class Options(usage.Options):
         port = DEFAULT_PORT if self["port"] is None else self["port"]
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(
+                f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
+            )
+        self.logLevel = LogLevel.levelWithName(self["log-level"])
+        self.logRotateBytes = _wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)
+        self.logMaxFiles = _wholeNumber("log-max-files", self["log-max-files"], 1)
         for option in ("rpc-port", "web-port"):
             value = self[option]
             if value is not None and value.isascii() and value.isdigit():
@@ -300,7 +346,7 @@ class NodeService(service.MultiService):
     cannot be listened on ends the program with one line.
     """
 
-    def __init__(self, node: Node, logObserver=None) -> None:
+    def __init__(self, node: Node, logObserver: ILogObserver | None = None) -> None:
         super().__init__()
         self.node = node
         self.logObserver = logObserver
@@ -308,9 +354,9 @@ class NodeService(service.MultiService):
 
     def setServiceParent(self, parent) -> None:
         """
-        Join C{parent}; with a log observer of our own (C{--log-format
-        json}), make it the application's C{ILogObserver}, which twistd
-        uses for the whole process.
+        Join C{parent}; with a log observer of our own (L{logObserver}),
+        make it the application's C{ILogObserver}, which twistd uses for
+        the whole process.
         """
         super().setServiceParent(parent)
         if self.logObserver is not None and isinstance(parent, Componentized):
@@ -384,14 +430,81 @@ def addControl(top: NodeService, config: Options, reactor=None) -> None:
     control.setServiceParent(top)
 
 
+def logObserver(config: Options) -> ILogObserver | None:
+    """
+    The log observer of a node run by twistd, or L{None} to leave it to
+    twistd (C{--logger} given, or a daemon told to log to C{-}, which
+    twistd refuses).
+
+    It writes where twistd would have written (twistd's options are
+    C{config.parent}): to syslog with C{--syslog}, to standard output with
+    C{-l -} or C{-n} without C{-l}, else to the file C{-l} names
+    (C{twistd.log} by default), rotated at C{--log-rotate-bytes}, keeping
+    the C{--log-max-files} most recent rotated files (and, as twistd does,
+    rotated on C{SIGUSR1}). It keeps only events of C{--log-level} and
+    above, as text or as JSON (C{--log-format}).
+
+    Without twistd's options (the service built by other code), only
+    C{--log-format json} makes an observer, on standard output.
+    """
+    twistd = getattr(config, "parent", None)
+    json = config["log-format"] == "json"
+    if twistd is None:
+        if not json:
+            return None
+        observer: ILogObserver = JSONLogObserver(sys.stdout)
+    elif twistd.get("logger"):
+        return None
+    elif twistd.get("syslog"):
+        from twisted.python import syslog
+
+        observer = LegacyLogObserverWrapper(syslog.SyslogObserver(twistd.get("prefix", "")).emit)
+    else:
+        path = twistd.get("logfile") or ""
+        nodaemon = twistd.get("nodaemon", True)
+        if path == "-" and not nodaemon:
+            return None  # twistd ends with "Daemons cannot log to stdout"
+        if path == "-" or (nodaemon and not path):
+            stream = sys.stdout
+        else:
+            stream = logfile.LogFile.fromFullPath(
+                path or "twistd.log",
+                rotateLength=config.logRotateBytes,
+                maxRotatedFiles=config.logMaxFiles,
+            )
+            _rotateOnSIGUSR1(stream)
+        observer = JSONLogObserver(stream) if json else textFileLogObserver(stream)
+    return FilteringLogObserver(
+        observer, [LogLevelFilterPredicate(defaultLogLevel=config.logLevel)]
+    )
+
+
+def _rotateOnSIGUSR1(file: logfile.LogFile) -> None:
+    """
+    Rotate C{file} on C{SIGUSR1}, unless something else handles it (what
+    twistd does for the log file it opens itself).
+    """
+    try:
+        import signal
+    except ImportError:
+        return
+    if not hasattr(signal, "SIGUSR1") or signal.getsignal(signal.SIGUSR1):
+        return
+
+    def rotate(number, frame) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(file.rotate)
+
+    signal.signal(signal.SIGUSR1, rotate)
+
+
 def makeService(config: Options, stdio=None) -> service.MultiService:
     """
     Build the node service from parsed options.
     """
     node = makeNode(config)
-    top = NodeService(
-        node, JSONLogObserver(sys.stdout) if config["log-format"] == "json" else None
-    )
+    top = NodeService(node, logObserver(config))
     addControl(top, config)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web import server
 from twisted.web.resource import Resource
 
@@ -40,6 +40,7 @@ from bitp2p.constants import (
     AUTH_TRACKED_HOSTS,
     COOKIE_FILE,
 )
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 from bitp2p.storage import atomic_write
 
 __all__ = [
@@ -66,6 +67,11 @@ REALM = "bitp2p"
 
 _CHALLENGE = f'Basic realm="{REALM}"'.encode("ascii")
 
+# The kinds of the lines of failed authentications (RepeatedEvents): anyone
+# who can reach the API can fail as often as they like, from many hosts.
+WRONG_CREDENTIALS = "Control API: wrong credentials"
+ANSWERED_LATE = "Control API: hosts answered late"
+
 
 def _digest(credentials: bytes) -> bytes:
     return hashlib.sha256(credentials).digest()
@@ -81,6 +87,9 @@ class Authenticator:
 
     @ivar cookie: the cookie's secret (64 hex digits), or L{None}.
     @ivar cookiePath: the cookie file written, or L{None}.
+    @param repeated: where failed authentications are logged (a
+        L{RepeatedEvents}: the first of a kind is written, the rest
+        summarised); by default every one is written.
     """
 
     def __init__(
@@ -88,6 +97,7 @@ class Authenticator:
         password: str | None = None,
         user: str = DEFAULT_USER,
         reactor=None,
+        repeated: RepeatedEvents = UNSUMMARISED,
         onAdmitted: Callable[[Any], None] | None = None,
     ) -> None:
         """
@@ -104,6 +114,7 @@ class Authenticator:
         if not user or ":" in user or user == COOKIE_USER:
             raise ValueError(f"bad control API user name {user!r}")
         self._reactor = reactor
+        self._repeated = repeated
         self._onAdmitted = onAdmitted
         self._passwordDigest = (
             _digest(f"{user}:{password}".encode()) if password is not None else None
@@ -234,9 +245,20 @@ class Authenticator:
         if len(self._failures) > AUTH_TRACKED_HOSTS:
             del self._failures[next(iter(self._failures))]
         if count == 1:
-            log.info("Control API: wrong credentials from {host}", host=host)
+            self._repeated.emit(
+                log,
+                LogLevel.info,
+                WRONG_CREDENTIALS,
+                host,
+                "Control API: wrong credentials from {host}",
+                host=host,
+            )
         elif count == AUTH_FAILURES_ALLOWED + 1:
-            log.warn(
+            self._repeated.emit(
+                log,
+                LogLevel.warn,
+                ANSWERED_LATE,
+                host,
                 "Control API: {count} wrong credentials from {host} within {window:g} s; "
                 "answering it {delay:g} s late",
                 count=count,

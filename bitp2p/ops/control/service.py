@@ -24,12 +24,14 @@ from twisted.logger import Logger
 
 from bitp2p.constants import RPC_PORT_FILE
 from bitp2p.endpoints import listenNow, serverEndpoint
+from bitp2p.logs import RepeatedEvents
 from bitp2p.ops.control.auth import DEFAULT_USER, Authenticator, Guarded
 from bitp2p.ops.control.rpc import ControlAPI
 from bitp2p.ops.control.site import (
     HTTP_IDLE_TIMEOUT_S,
     MAX_HTTP_CONNECTIONS,
     MAX_HTTP_CONNECTIONS_PER_HOST,
+    ClosedConnections,
     ConnectionLimit,
     ControlSite,
     Root,
@@ -54,6 +56,9 @@ class ControlService(service.Service):
 
     @ivar node: the node controlled.
     @ivar authenticator: the L{Authenticator}.
+    @ivar repeated: the L{RepeatedEvents<bitp2p.logs.RepeatedEvents>} of the
+        lines anyone who reaches the API can cause (refused connections,
+        wrong credentials): the first written, the rest summarised.
     @ivar api: the L{ControlAPI}, at C{/}.
     @ivar root: the resource tree: C{root.putChild(b"metrics", ...)} adds
         a resource beside the API, behind the same authentication.
@@ -85,15 +90,21 @@ class ControlService(service.Service):
         self._reactor = reactor
         # The main endpoint first, then those of addEndpoint (--web-port).
         self._endpoints = [(endpoint, serverEndpoint(reactor, endpoint))]
+        # The log lines anyone who reaches the API can cause (refusals,
+        # wrong credentials, connections closed to make room), summarised.
+        self.repeated = RepeatedEvents(reactor)
         # Each request admitted marks its connection as an authenticated
         # client's, which the connection limit keeps (site.py says why).
-        self.authenticator = Authenticator(password, user, reactor, onAdmitted=admitted)
+        self.authenticator = Authenticator(
+            password, user, reactor, self.repeated, onAdmitted=admitted
+        )
         self.api = ControlAPI(node, self.authenticator)
         self.root = Root()
         self.root.putChild(b"", self.api)
         self.site = ControlSite(
             Guarded(self.root, self.authenticator), timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor
         )
+        self.site.closed = ClosedConnections(self.repeated)
         self._factory = ConnectionLimit(
             self.site, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_HOST
         )
@@ -130,6 +141,7 @@ class ControlService(service.Service):
         self.authenticator.removeCookie()
         self._removePortFile()
         self.authenticator.stop()
+        self.repeated.stop()
         pending, self._pending = self._pending, []
         for d in pending:
             d.cancel()

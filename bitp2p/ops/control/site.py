@@ -49,8 +49,9 @@ connecting more than 64 times in the time an operator's request takes to
 arrive (a connection flood) could still crowd it out.
 
 Connections closed this way (refused, taken, past the deadline, idle) are
-logged one by one at debug, and at info as counts at most once every
-L{HTTP_CLOSED_REPORT_S} (L{ClosedConnections}), so that an attacker cannot
+logged one by one at debug, and at info the first of each kind, then as
+counts at most once a minute (L{ClosedConnections}, through the node's
+L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}), so that an attacker cannot
 fill the log.
 
 This module owns HTTP limits (L{MAX_BODY_BYTES}, L{MAX_HTTP_CONNECTIONS},
@@ -69,19 +70,19 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.policies import WrappingFactory
 from twisted.web import http, pages, server
 from twisted.web.resource import Resource
 
 from bitp2p.constants import (
-    HTTP_CLOSED_REPORT_S,
     HTTP_IDLE_TIMEOUT_S,
     HTTP_REQUEST_DEADLINE_S,
     MAX_BODY_BYTES,
     MAX_HTTP_CONNECTIONS,
     MAX_HTTP_CONNECTIONS_PER_HOST,
 )
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 from bitp2p.ops.control.auth import clientHost
 
 __all__ = [
@@ -132,64 +133,46 @@ def admitted(request) -> None:
 class ClosedConnections:
     """
     The connections the control API closed on its own (refused, taken for a
-    newcomer, past the request deadline, idle): each logged at debug, and
-    at info as counts at most once every C{interval} seconds, the first at
-    once, so that however many there are the log gets a line a minute.
+    newcomer, past the request deadline, idle), logged through the
+    service's L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}: the first of
+    each kind at info, then a count at most once a minute, and each one at
+    debug, so that however many there are the log gets a line a minute.
     """
 
-    _DESCRIPTIONS = {
-        "refused": "refused (every slot it could take held by an authenticated client)",
-        "evicted": "closed to make room for a newcomer",
-        "deadline": "closed with their request unfinished after {deadline} s",
-        "idle": "closed idle",
+    _KINDS = {
+        "refused": (
+            "Control API: connections refused",
+            "Control API: refusing a connection from {host}: every slot it could take is held"
+            " by an authenticated client",
+        ),
+        "evicted": (
+            "Control API: connections closed to make room",
+            "Control API: closing a connection from {host} to make room for a newcomer",
+        ),
+        "deadline": (
+            "Control API: requests past their deadline",
+            "Control API: closing a connection from {host}: its request unfinished after"
+            " {deadline} s",
+        ),
+        "idle": (
+            "Control API: idle connections closed",
+            "Control API: closing an idle connection from {host}",
+        ),
     }
 
-    def __init__(self, clock, interval: float = HTTP_CLOSED_REPORT_S) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._counts: Counter[str] = Counter()
-        self._hosts: set[str] = set()
-        self._since: float | None = None
-        self._nextReport = float("-inf")
+    def __init__(self, repeated: RepeatedEvents = UNSUMMARISED) -> None:
+        self.repeated = repeated
 
     def count(self, what: str, host: str) -> None:
         """
         One connection from C{host} closed for C{what} (C{refused},
         C{evicted}, C{deadline}, C{idle}).
         """
-        log.debug("Control API: connection from {host} {what}", host=host, what=what)
-        now = self._clock.seconds()
-        if self._since is None:
-            self._since = now
-        self._counts[what] += 1
-        if len(self._hosts) < 1000:
-            self._hosts.add(host)
-        if now >= self._nextReport:
-            self.report()
-            self._nextReport = now + self._interval
-
-    def report(self) -> None:
-        """
-        Log the counts not logged yet, if any.
-        """
-        if not self._counts:
-            return
-        details = "; ".join(
-            f"{n} {self._DESCRIPTIONS[what].format(deadline=HTTP_REQUEST_DEADLINE_S)}"
-            for what, n in self._counts.most_common()
+        kind, format = self._KINDS[what]
+        self.repeated.emit(
+            log, LogLevel.info, kind, host, format,
+            host=host, what=what, deadline=HTTP_REQUEST_DEADLINE_S,
         )
-        hosts = len(self._hosts)
-        log.info(
-            "Control API: {details} (from {hosts} address{plural} in {seconds:.0f} s)",
-            details=details,
-            hosts=f"{hosts}+" if hosts >= 1000 else hosts,
-            plural="" if hosts == 1 else "es",
-            seconds=self._clock.seconds() - (self._since or 0.0),
-            counts=dict(self._counts),
-        )
-        self._counts.clear()
-        self._hosts.clear()
-        self._since = None
 
 
 class ControlChannel(http.HTTPChannel):
@@ -306,7 +289,8 @@ class ControlSite(server.Site):
     level.
 
     @ivar closed: the connections closed on the site's own account
-        (L{ClosedConnections}), which L{ConnectionLimit} adds to.
+        (L{ClosedConnections}), which L{ConnectionLimit} adds to; the
+        service gives it its L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}.
     """
 
     noisy = False
@@ -315,7 +299,7 @@ class ControlSite(server.Site):
 
     def __init__(self, resource, *args, **kwargs) -> None:
         super().__init__(resource, *args, **kwargs)
-        self.closed = ClosedConnections(self.reactor)
+        self.closed = ClosedConnections()
 
     def startFactory(self) -> None:
         pass  # no access log file, and no timer for its dates
@@ -385,7 +369,6 @@ class ConnectionLimit(WrappingFactory):
 
         @return: a Deferred per connection, fired once it is closed.
         """
-        self.wrappedFactory.closed.report()
         waits = []
         for p in list(self.protocols):
             d: defer.Deferred = defer.Deferred()

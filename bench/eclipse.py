@@ -22,7 +22,7 @@ dialing the victim from fresh addresses, C{--conns} connections per group
 at a time, to take as many inbound slots as it can; each connection sends
 an C{addr} of 1000 attacker addresses as soon as its handshake is done, and
 another every C{--flood-interval} seconds. The victim's per-peer token
-bucket lets few of those in (10 at once, then 0.1 a second); the answer of
+bucket lets few of those in (1 at once, then 0.1 a second); the answer of
 an attacker listener to the victim's own C{getaddr} (whenever a feeler or an
 outbound connection reaches one) is let in whole. Reported: the attacker
 addresses sent to the victim, those it accepted (let past the token buckets

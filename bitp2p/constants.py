@@ -91,6 +91,12 @@ KNOWN_ADDRESSES_PER_PEER = 5000
 # MAX_ADDR_RATE_PER_SECOND = 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET = 1000).
 ADDR_RATE_PER_S = 0.1
 ADDR_BUCKET_TOKENS = 1000
+# What a new connection's bucket holds: room for the peer's announcement of
+# itself, no more (Bitcoin Core's Peer::m_addr_token_bucket{1.0}). Every
+# connection starts afresh, so anything more is given again on each
+# reconnect: with 10, an attacker reconnecting 40 times a second placed 400
+# addresses a second.
+ADDR_INITIAL_TOKENS = 1
 # An addr entry whose time is further than this in the future is clamped.
 ADDR_FUTURE_SLACK_S = 10 * 60
 

@@ -42,6 +42,7 @@ from bitp2p import codec
 from bitp2p.address import Address, AddressError, hostAddress
 from bitp2p.constants import (
     ADDR_FUTURE_SLACK_S,
+    ADDR_INITIAL_TOKENS,
     ADDR_TIME_PENALTY_S,
     ADDR_UNKNOWN_AGE_S,
     GETADDR_MAX_PCT,
@@ -68,8 +69,11 @@ class _AddrState:
     """
     What the address relay keeps of one peer.
 
-    @ivar tokens: the token bucket: addresses that may still be taken.
-    @ivar tokens_at: when C{tokens} was last refilled.
+    @ivar tokens: the token bucket: addresses that may still be taken;
+        C{ADDR_INITIAL_TOKENS} (1, the peer's own announcement) on a new
+        connection, as Bitcoin Core.
+    @ivar tokens_at: when C{tokens} was last refilled (at first, when the
+        connection was made: the bucket fills from then on).
     @ivar known: addresses the peer sent us or was sent (oldest first), made
         on first use.
     @ivar answered: whether its C{getaddr} was answered (once per
@@ -82,7 +86,7 @@ class _AddrState:
     __slots__ = ("tokens", "tokens_at", "known", "answered", "awaiting", "novel_at")
 
     def __init__(self, since: float) -> None:
-        self.tokens = float(RELAY_MAX_ENTRIES)
+        self.tokens = float(ADDR_INITIAL_TOKENS)
         self.tokens_at = since
         self.known: dict[Address, None] | None = None
         self.answered = False

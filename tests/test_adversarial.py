@@ -53,6 +53,9 @@ a valid version, one byte every 0.1 s       closed by the handshake timeout (1 s
 5000 pings in one write                     all answered; no violation
 50 C{addr} of 10 fresh addresses each       the per-peer token bucket holds: the book
 (addr_bucket_tokens = 20)                   grows by at most 20
+20 connections one after the other, each    each connection's bucket starts at 1
+one C{addr} of 250 fresh addresses, then    token: the book grows by at most 20
+closed
 200 C{getaddr} in two bursts                only the first is answered
 500 silent connections in a burst, 250      live connections never exceed
 from a local host and 250 from another      max_connections (16); the other /16
@@ -495,6 +498,36 @@ class FloodTests(AdversarialTestCase):
         self.assertEqual(victim.counters["violations"], 0)
         await self.assertServing(victim, honest)
         self.assertLessEqual(len(victim.book) - known, bucket)
+
+    async def test_reconnectingBuysOneAddressPerConnection(self):
+        # Issue 16, item 5: each connection sends one addr of fresh entries
+        # and closes, again and again. A new connection's bucket holds one
+        # token (Bitcoin Core's), so the book grows by at most one address
+        # per connection (it was ten).
+        connections, entries = 20, 250
+        victim, honest = await self.setUpVictim(max_message_bytes=1 << 20, addr_rate_per_s=0.1)
+        await task.deferLater(reactor, 0.2)  # let the handshake's addresses settle
+        known = len(victim.book)
+        now = int(reactor.seconds())
+        for n in range(connections):
+            raw = await self.connectRaw(victim)
+            side = await self.established(victim, raw, f"mallory{n}")
+            fresh = [
+                {"addr": f"{1 + n}.{i}.0.1:8333", "time": now} for i in range(entries)
+            ]
+            raw.send(line({"type": "addr", "peers": fresh}) + line({"type": "ping", "nonce": n}))
+            await self.waitFor(
+                lambda: {"type": "pong", "nonce": n} in raw.messages() or raw.closed,
+                "the addr to be handled",
+                5,
+            )
+            self.assertFalse(raw.closed, side.close_reason)
+            await raw.abort()
+        grown = len(victim.book) - known
+        self.assertGreater(grown, 0)
+        self.assertLessEqual(grown, connections)
+        self.assertEqual(victim.counters["violations"], 0)
+        await self.assertServing(victim, honest)
 
     async def test_onlyTheFirstGetaddrIsAnswered(self):
         victim, honest = await self.setUpVictim()

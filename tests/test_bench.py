@@ -91,6 +91,23 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertRegex(out, r"small \(pushed\): reached 19 of 19, handled at most 1x")
         self.assertRegex(out, r"large \(inv/getdata\): reached 19 of 19, .* 19 requested, 19 served")
 
+    def test_addrplace(self):
+        out = runBench(
+            self, "addrplace.py", "--groups", "4", "--kinds", "own", "--minutes", "1", "--before"
+        )
+        rows = re.findall(
+            r"K=4 +own +tokens (\d+): attacker entries after 1 min ([\d,]+); outbound selection "
+            r"picks one [\d.]+ %; getaddr answer [\d.]+ % the attacker's \(table [\d,]+, "
+            r"[\d,]+ honest; 2,400 connections, 56 held\)",
+            out,
+        )
+        self.assertEqual([tokens for tokens, _ in rows], ["1", "10"], out)
+        # One address per connection (and per held connection's 10 s),
+        # against ten: fewer placed in the first minute.
+        placed = [int(count.replace(",", "")) for _, count in rows]
+        self.assertLessEqual(placed[0], 2400 + 56 * 7)
+        self.assertLess(placed[0], placed[1])
+
     def test_churn(self):
         out = runBench(self, "churn.py", "--nodes", "6", "--seconds", "8", "--stable", "2")
         self.assertRegex(out, r"churn: 6 nodes \(2 stable\), 8 s, \d+ kills")

@@ -731,6 +731,7 @@ class BanTests(SynchronousTestCase):
     def test_addressesInABannedSubnetAreNotStored(self):
         self.node.ban("20.1.0.0/16")
         inbound = Inbound(self.node, "30.1.0.1")
+        self.reactor.advance(10)  # a second token (a new connection has one)
         now = int(self.reactor.seconds())
         receive(
             inbound.wire,
@@ -890,8 +891,9 @@ class AddrAcceptanceTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         reactor.advance(100 * DAY)
         node = makeNode(6001, reactor)
-        now = int(reactor.seconds())
         inbound = Inbound(node, "20.1.0.1")
+        reactor.advance(10)  # a second token (a new connection has one)
+        now = int(reactor.seconds())
         receive(
             inbound.wire,
             codec.addr([(Address.of("30.1.0.1", 5000), now + DAY), (Address.of("30.2.0.1", 5000), None)]),
@@ -903,9 +905,9 @@ class AddrAcceptanceTests(SynchronousTestCase):
 
     def test_unsolicitedAddrFloodIsCutByTheTokenBucket(self):
         """
-        An inbound peer that floods us gets its first few addresses in,
-        then 0.1 a second; an outbound peer's answer to our getaddr gets
-        1000 more.
+        An inbound peer that floods us gets its first address in (a new
+        connection's one token), then 0.1 a second; an outbound peer's
+        answer to our getaddr gets 1000 more.
         """
         reactor = MemoryReactorClock()
         reactor.advance(1000)
@@ -916,7 +918,7 @@ class AddrAcceptanceTests(SynchronousTestCase):
         for i in range(0, 3000, 1000):
             receive(inbound.wire, entries(*flood[i : i + 1000], seen=now))
         first = len(node.book)
-        self.assertLessEqual(first, 10)
+        self.assertEqual(first, 1)
         reactor.advance(100)
         self.assertFalse(inbound.transport.disconnecting)
         receive(inbound.wire, entries(*flood[3000:4000], seen=now))

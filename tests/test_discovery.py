@@ -9,6 +9,9 @@ is recorded (L{tests.helpers.RecordingRelay}). No sockets, no sleeping.
 
 from __future__ import annotations
 
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
@@ -50,14 +53,54 @@ class DiscoveryTests(SynchronousTestCase):
         manager.events.clear()
         receive(wire, {"type": "addr", "peers": peers})
         [(kind, entries, relay)] = manager.events
-        self.assertEqual(len(entries), 10)  # the 10 tokens a connection starts with
+        self.assertEqual(len(entries), 1)  # the 1 token a connection starts with
 
     def test_inboundPeerGetsNoBonus(self):
         peer, wire, transport, manager, clock = establish(Direction.INBOUND)
         peers = [f"10.0.{i // 250}.{i % 250 + 1}:5000" for i in range(1000)]
         receive(wire, {"type": "addr", "peers": peers})
         [(kind, entries, relay)] = manager.events
-        self.assertEqual(len(entries), 10)
+        self.assertEqual(len(entries), 1)
+
+    def test_newConnectionTakesOneAddressThenTheRate(self):
+        # Bitcoin Core's m_addr_token_bucket{1.0}: room for the peer's
+        # announcement of itself, then 0.1 a second from the connection's
+        # start.
+        peer, wire, transport, manager, clock = establish(
+            Direction.INBOUND, settings=PeerSettings(inactivity_timeout_s=1e6)
+        )
+        peers = [f"10.{i // 250}.{i % 250}.1:5000" for i in range(1000)]
+        flood = {"type": "addr", "peers": peers}
+        receive(wire, flood, flood)
+        self.assertEqual([len(e[1]) for e in manager.events], [1])
+        self.assertEqual(manager.events[0][1][0][0], Address.of("10.0.0.1", 5000))
+        clock.advance(10)
+        receive(wire, flood)
+        clock.advance(100)
+        receive(wire, flood)
+        self.assertEqual([len(e[1]) for e in manager.events], [1, 1, 10])
+
+    def test_reconnectingGivesNoFreshAllowance(self):
+        # The issue-16 probe: connect, send one addr of 1000 fresh entries,
+        # close, again and again. Each connection is a new bucket, of one
+        # token: reconnecting buys one address, not ten.
+        manager, clock = RecordingManager(), Clock()
+        stored = []
+        for n in range(50):
+            peer, wire, transport, manager, clock = establish(
+                Direction.INBOUND, manager=manager, clock=clock
+            )
+            fresh = [f"{1 + n}.{i // 250}.{i % 250}.1:5000" for i in range(1000)]
+            receive(wire, {"type": "addr", "peers": fresh})
+            stored.extend(
+                address for kind, *rest in manager.events if kind == "addresses"
+                for address, _ in rest[0]
+            )
+            manager.events.clear()
+            wire.connectionLost(Failure(ConnectionDone()))
+            clock.advance(0.1)
+        self.assertEqual(len(stored), 50)
+        self.assertEqual(len(set(stored)), 50)
 
     def test_smallUnsolicitedAddrIsRelayable(self):
         peer, wire, transport, manager, clock = establish()
@@ -82,10 +125,10 @@ class DiscoveryTests(SynchronousTestCase):
         peer, wire, transport, manager, clock = establish(Direction.INBOUND, manager=manager)
         flood = {"type": "addr", "peers": [f"10.0.0.{i}:5000" for i in range(1, 11)]}
         receive(wire, flood, flood)
-        self.assertEqual([len(e[1]) for e in manager.events], [10])
+        self.assertEqual([len(e[1]) for e in manager.events], [1])
         clock.advance(50)  # 5 tokens
         receive(wire, flood)
-        self.assertEqual([len(e[1]) for e in manager.events], [10, 5])
+        self.assertEqual([len(e[1]) for e in manager.events], [1, 5])
         self.assertFalse(transport.disconnecting)
 
     def test_rateLimitBucketIsCapped(self):

@@ -52,6 +52,11 @@ from bitp2p.constants import (
     RELAY_MAX_ENTRIES,
 )
 
+try:
+    from bitp2p.constants import ADDR_INITIAL_TOKENS
+except ImportError:  # a tree before issue 16, item 5 (the "before" runs): 10
+    ADDR_INITIAL_TOKENS = RELAY_MAX_ENTRIES
+
 MALFORMED = [
     # (case, what is sent, payloads, expected: "violation" either way,
     # "tolerated" either way, "early": a violation before the handshake only)
@@ -421,10 +426,10 @@ def addrFlood(bench: Bench):
         client.close()
     time.sleep(0.3)  # the relay to the honest node
     grown, honestGrown = bookSize(bench.victim) - before, bookSize(bench.honest) - honestBefore
-    allowed = RELAY_MAX_ENTRIES + int(ADDR_RATE_PER_S * seconds) + 1
+    allowed = ADDR_INITIAL_TOKENS + int(ADDR_RATE_PER_S * seconds) + 1
     seen = (
         f"ping answered after it: {'yes' if answered else 'NO'}; victim's book +{grown} "
-        f"(token bucket allows {RELAY_MAX_ENTRIES} + {ADDR_RATE_PER_S:g}/s); "
+        f"(token bucket allows {ADDR_INITIAL_TOKENS} + {ADDR_RATE_PER_S:g}/s); "
         f"honest node's book +{honestGrown} (relayed)"
     )
     sent_ = f"{messages} addr of 10 fresh routable addresses each ({messages * 10}), after a handshake"
@@ -471,16 +476,111 @@ def addrFloodMany(bench: Bench):
     seconds = time.monotonic() - started
     time.sleep(0.3)
     grown = bookSize(bench.victim) - before
-    allowed = connections * (RELAY_MAX_ENTRIES + int(ADDR_RATE_PER_S * seconds) + 1)
+    allowed = connections * (ADDR_INITIAL_TOKENS + int(ADDR_RATE_PER_S * seconds) + 1)
     seen = (
         f"{answered}/{connections} served; victim's book +{grown} "
-        f"(at most {RELAY_MAX_ENTRIES} per connection: {connections * RELAY_MAX_ENTRIES})"
+        f"(at most {ADDR_INITIAL_TOKENS} per connection at once: "
+        f"{connections * ADDR_INITIAL_TOKENS})"
     )
     sent_ = (
         f"{connections} connections from {connections} /16s, one after the other, "
         "each 10 addr of 10 fresh addresses"
     )
     return sent_, seen, answered == connections and grown <= allowed
+
+
+ATTACKER_OCTETS = range(212, 224)  # addrReconnectFlood's addresses: 212.0.0.1 and on
+
+
+def reconnectAddresses(connection: int, count: int) -> list[dict]:
+    """
+    The C{count} fresh routable addresses the C{connection}-th connection
+    of addrReconnectFlood sends, seen now: its C{j}-th in /16 number
+    C{(connection + j) mod 3000} (212.0/16 to 223.249/16), so that whatever
+    first few a token bucket takes are each in a /16 of its own; the host
+    part is the connection's number, so that no address is sent twice.
+    """
+    now = int(time.time())
+    first = ATTACKER_OCTETS.start
+    host = f"{connection // 250 % 250}.{connection % 250 + 1}"
+    result = []
+    for j in range(count):
+        q = (connection + j) % 3000
+        result.append({"addr": f"{first + q // 250}.{q % 250}.{host}:8333", "time": now})
+    return result
+
+
+def addrReconnectFlood(bench: Bench):
+    """
+    Issue 16, item 5: about 40 connections a second from 8 /16s, each
+    doing a handshake, sending one addr of 1000 fresh addresses and
+    closing. Before the fix each new connection's token bucket held 10
+    tokens, so reconnecting placed 10 addresses per connection (the outside
+    probe filled 98 % of the new table in 30 s); now it holds 1, as
+    Bitcoin Core's. Then a fresh client asks getaddr: what share of the
+    answer is the attacker's.
+    """
+    seconds, rate, groups = bench.size("reconnect_seconds"), 40.0, 8
+    figures = bench.victim.metrics()
+    new0 = figures['bitp2p_known_addresses{table="new"}']
+    before = bookSize(bench.victim)
+    connections = served = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        due = started + connections / rate
+        if time.monotonic() < due:
+            time.sleep(due - time.monotonic())
+        g, n = connections % groups, connections // groups
+        client = bench.client(f"127.{200 + g}.{n // 250 % 250}.{n % 250 + 1}")
+        try:
+            if client.handshake(f"mallory{connections}"):
+                client.send(line({"type": "addr",
+                                  "peers": reconnectAddresses(connections, 1000)}))
+                served += client.ping(connections)
+        finally:
+            client.close()
+        connections += 1
+        bench.tick()
+    elapsed = time.monotonic() - started
+    time.sleep(0.3)
+    figures = bench.victim.metrics()
+    new1 = figures['bitp2p_known_addresses{table="new"}']
+    grown = bookSize(bench.victim) - before
+    # What a fresh getaddr now gets (a random sample of the table).
+    client = bench.client()
+    share, answer = 0.0, 0
+    try:
+        if client.handshake("asker") and client.send(line({"type": "getaddr"})):
+            own = f"{LOOPBACK}:{bench.victim.port}"
+
+            def entries() -> list[str]:
+                for m in client.messages:
+                    if m.get("type") == "addr":
+                        found = [e["addr"] if isinstance(e, dict) else e for e in m["peers"]]
+                        if found != [own]:
+                            return found
+                return []
+
+            client.wait(lambda: bool(entries()), 5)
+            found = entries()
+            answer = len(found)
+            ours = sum(1 for e in found if int(e.split(".", 1)[0]) in ATTACKER_OCTETS)
+            share = ours / answer if answer else 0.0
+    finally:
+        client.close()
+    allowed = connections * (ADDR_INITIAL_TOKENS + 1)
+    seen = (
+        f"{served}/{connections} served ({connections / elapsed:.0f} connections/s); "
+        f"victim's book +{grown} ({grown / connections:.1f} per connection; bucket of a new "
+        f"connection: {ADDR_INITIAL_TOKENS}); new table {new0:.0f} -> {new1:.0f} "
+        f"({100 * grown / new1 if new1 else 0:.0f} % the attacker's); a fresh getaddr answer: "
+        f"{answer} addresses, {100 * share:.1f} % the attacker's"
+    )
+    sent_ = (
+        f"{connections} connections in {elapsed:.0f} s from {groups} /16s, each a handshake, one "
+        "addr of 1000 fresh addresses, closed"
+    )
+    return sent_, seen, served == connections and 0 < grown <= allowed
 
 
 def getaddrFlood(bench: Bench):
@@ -1083,6 +1183,7 @@ CASES = [malformedCase(*spec) for spec in MALFORMED] + [
     addrFlood,
     hugeHosts,
     addrFloodMany,
+    addrReconnectFlood,
     getaddrFlood,
     connectionFloodOne,
     connectionFloodMany,
@@ -1109,6 +1210,7 @@ CASE_NAMES = {
     "addrFlood": "addr-flood",
     "hugeHosts": "addr-huge-hosts",
     "addrFloodMany": "addr-flood-many",
+    "addrReconnectFlood": "addr-reconnect-flood",
     "getaddrFlood": "getaddr-repeated",
     "connectionFloodOne": "conn-flood-one-addr",
     "connectionFloodMany": "conn-flood-many-addrs",

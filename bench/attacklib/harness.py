@@ -53,6 +53,7 @@ SIZES = {
     "pings": (5_000, 50_000),
     "addr_messages": (100, 500),
     "addr_connections": (8, 30),
+    "reconnect_seconds": (3.0, 30.0),
     "huge_host_messages": (20, 300),
     "one_byte_line_bytes": (16 * 1024, 256 * 1024),
     "getaddrs": (500, 5_000),

@@ -69,8 +69,8 @@ SIZES = {
     "small_line_chunk": (1024, 256),
     "big_line_rounds": (1, 3),
     "settle_seconds": (3.0, 5.0),
-    "lockout_warmup_s": (5.0, 20.0),
-    "lockout_tries": (3, 10),
+    "lockout_warmup_s": (3.0, 20.0),
+    "lockout_tries": (2, 10),
     # rpc-slowloris: how long the slow requests are kept up (the full run
     # past twice the control API's request deadline, 10 s), and the pause
     # between their bytes (well under the old idle timeout, 60 s).

@@ -36,6 +36,7 @@ from attacklib.harness import (
     RST_LINGER,
     VERACK,
     Bench,
+    connecting,
     Daemon,
     line,
     padded,
@@ -654,19 +655,8 @@ def connectionFlood(bench: Bench, sources, label: str):
                 source = sources(launched)
                 addresses.add(source)
                 launched += 1
-                s = socket.socket()
-                s.setblocking(False)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
-                try:
-                    s.bind((source, 0))
-                except OSError as e:
-                    stats[f"bind {errno.errorcode.get(e.errno, e.errno)}"] += 1
-                    s.close()
-                    continue
-                err = s.connect_ex(target)
-                if err not in (0, errno.EINPROGRESS):
-                    stats[f"connect {errno.errorcode.get(err, err)}"] += 1
-                    s.close()
+                s = connecting(source, target, stats)
+                if s is None:
                     continue
                 selector.register(s, selectors.EVENT_WRITE, "connecting")
                 live.add(s)
@@ -998,19 +988,8 @@ def logChurn(bench: Bench):
         # refused as a duplicate while the node has not yet seen the last
         # connection close.
         hello = version(f"churner-{next(serial)}") + VERACK
-        s = socket.socket()
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
-        try:
-            s.bind((source, 0))
-        except OSError as e:
-            stats[f"bind {errno.errorcode.get(e.errno, e.errno)}"] += 1
-            s.close()
-            return
-        err = s.connect_ex(target)
-        if err not in (0, errno.EINPROGRESS):
-            stats[f"connect {errno.errorcode.get(err, err)}"] += 1
-            s.close()
+        s = connecting(source, target, stats)
+        if s is None:
             return
         selector.register(s, selectors.EVENT_WRITE, [b"", hello])
 

@@ -16,6 +16,7 @@ It knows no attack (those are L{attacklib.cases}) and formats no report
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -250,6 +251,29 @@ def padded(kind: str, size: int) -> bytes:
 
 RST_LINGER = struct.pack("ii", 1, 0)
 """C{SO_LINGER} on, 0 s: C{close()} resets, no C{TIME_WAIT}."""
+
+
+def connecting(source: str, target: tuple[str, int], stats: Counter) -> socket.socket | None:
+    """
+    A non-blocking socket bound to C{source} whose connection to C{target}
+    is under way (it resets when closed), or L{None}, the failure counted
+    in C{stats} (C{"bind EADDRNOTAVAIL"}, C{"connect ECONNREFUSED"}, ...).
+    """
+    s = socket.socket()
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+    try:
+        s.bind((source, 0))
+    except OSError as e:
+        stats[f"bind {errno.errorcode.get(e.errno, e.errno)}"] += 1
+        s.close()
+        return None
+    err = s.connect_ex(target)
+    if err not in (0, errno.EINPROGRESS):
+        stats[f"connect {errno.errorcode.get(err, err)}"] += 1
+        s.close()
+        return None
+    return s
 
 
 class Client:

@@ -12,13 +12,13 @@ knows nothing of the report, nor of how the harness measures a case.
 
 from __future__ import annotations
 
-import errno
 import selectors
 import socket
 import threading
 import time
+from collections import Counter
 
-from attacklib.harness import LOOPBACK, RST_LINGER, Client, Daemon, version
+from attacklib.harness import LOOPBACK, Client, Daemon, connecting, version
 
 DRIBBLE = "dribble"  # one byte of a version every DRIBBLE_EVERY_S, never finished
 NO_VERACK = "no-verack"  # a whole version at once, never a verack
@@ -45,6 +45,7 @@ class Churners:
         self.connections = 0  # connections the node accepted
         self.closed = 0  # of those, closed by the node
         self.open = 0
+        self.failures: Counter = Counter()  # sockets that could not connect, by error
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -79,16 +80,8 @@ class Churners:
                     if at > now:
                         continue
                     del due[host]
-                    s = socket.socket()
-                    s.setblocking(False)
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
-                    try:
-                        s.bind((host, 0))
-                        err = s.connect_ex((LOOPBACK, self.port))
-                    except OSError as e:
-                        err = e.errno
-                    if err not in (0, errno.EINPROGRESS):
-                        s.close()
+                    s = connecting(host, (LOOPBACK, self.port), self.failures)
+                    if s is None:
                         due[host] = now + RECONNECT_S
                         continue
                     state[s] = [host, 0, now]

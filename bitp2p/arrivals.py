@@ -20,7 +20,7 @@ one.
 
 A source is whatever key the caller gives (the connection manager uses the
 network group, so that an attacker's addresses within one /16 count
-together). At most C{max_sources} are remembered, the least recently seen
+together, and counts no local group of its own). At most C{max_sources} are remembered, the least recently seen
 forgotten first: a forgotten source counts as new, which is what every
 source is until it churns, so forgetting costs an attacker's victims
 nothing they would not get from a fresh attacker group.

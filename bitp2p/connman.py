@@ -194,10 +194,9 @@ class ConnectionManager:
         # Each inbound connection's group as it was counted at admission
         # (what is local may change meanwhile).
         self._groupOf: dict[Peer, str] = {}
-        # How often each source (network group, or the address for an
-        # exempt local one) connects, and each inbound connection's source.
+        # How often each network group connects (local ones exempt, as from
+        # the group cap).
         self._arrivals = Arrivals(reactor, INBOUND_CHURN_HALF_LIFE_S, INBOUND_CHURN_SOURCES)
-        self._sourceOf: dict[Peer, str] = {}
         # The peer let in under each node id, and (rarely) the others that
         # claim the same id from other hosts: without TLS an id is only a
         # claim, and a claim from elsewhere must not lock the real node out
@@ -481,8 +480,8 @@ class ConnectionManager:
             limit -= 1
         remote = hostAddress(addr)
         group = self.diversityKey(remote) if remote is not None else None
-        source = self._local.bucketGroup(remote) if remote is not None else None
-        arrivals = self._arrivals.arrived(source) if source is not None else 1.0
+        # An exempt local newcomer (many nodes on one host) counts as quiet.
+        arrivals = self._arrivals.arrived(group) if group is not None else 1.0
         if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
             self._repeated.emit(
                 log,
@@ -506,7 +505,7 @@ class ConnectionManager:
                 inbound=count,
             )
             return None
-        return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group, source)
+        return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group)
 
     def _evictInbound(self, arrivals: float) -> bool:
         """
@@ -529,16 +528,18 @@ class ConnectionManager:
         slots for the whole handshake timeout.
 
         Within that grace, a connection in its handshake still goes if its
-        source (network group) has been connecting more than
-        C{INBOUND_CHURN_RATIO} times as often as the newcomer's
-        (L{Arrivals<bitp2p.arrivals.Arrivals>}): the busiest source's
-        oldest. An attacker that reconnects each connection the moment it
+        network group has been connecting more than C{INBOUND_CHURN_RATIO}
+        times as often as the newcomer's (L{Arrivals<bitp2p.arrivals.Arrivals>}):
+        the busiest group's oldest. Local addresses exempt from the group cap
+        (L{diversityKey}) are exempt here too: such a newcomer counts as
+        quiet (many nodes on one host all connect from it), and such a
+        handshake never gives way by this rule. An attacker that reconnects each connection the moment it
         is closed would otherwise keep every slot filled with handshakes
         younger than the grace, and refuse every newcomer; and one
         newcomer still never evicts another as quiet as itself (a
         thousand nodes starting from one seed, each connecting once).
 
-        @param arrivals: the newcomer's source's arrival count
+        @param arrivals: the newcomer's group's arrival count
             (L{Arrivals.arrived<bitp2p.arrivals.Arrivals.arrived>}).
         @return: whether a peer was evicted.
         """
@@ -567,8 +568,8 @@ class ConnectionManager:
             return True
         busiest = None
         for peer in handshaking:
-            source = self._sourceOf.get(peer)
-            count = self._arrivals.count(source) if source is not None else 0.0
+            group = self._groupOf.get(peer)
+            count = self._arrivals.count(group) if group is not None else 0.0
             # The highest count; of equal ones, the oldest connection.
             if busiest is None or count > busiest[0]:
                 busiest = (count, peer)
@@ -630,7 +631,6 @@ class ConnectionManager:
         dialed: Address | None,
         kind: ConnectionType | None = None,
         group: str | None = None,
-        source: str | None = None,
     ):
         """
         A new connection's peer, counted in, and the framing protocol
@@ -640,8 +640,6 @@ class ConnectionManager:
             C{OUTBOUND} as C{direction} says.
         @param group: for an inbound connection, the remote's network group
             as L{diversityKey} gives it (L{None}: exempt from the cap).
-        @param source: for an inbound connection, the key its arrivals are
-            counted under (L{None}: not counted).
         """
         if kind is None:
             kind = (
@@ -653,8 +651,6 @@ class ConnectionManager:
         if kind is ConnectionType.INBOUND and group is not None:
             self._groupOf[peer] = group
             self._inboundGroups[group] = self._inboundGroups.get(group, 0) + 1
-        if kind is ConnectionType.INBOUND and source is not None:
-            self._sourceOf[peer] = source
         return protocol
 
     # -- outbound ---------------------------------------------------------------
@@ -849,7 +845,6 @@ class ConnectionManager:
         if peer in self._connections:
             del self._connections[peer]
             self._counts[peer.kind] -= 1
-            self._sourceOf.pop(peer, None)
             group = self._groupOf.pop(peer, None)
             if group is not None:
                 left = self._inboundGroups[group] - 1

@@ -610,11 +610,15 @@ class ChurnTests(SynchronousTestCase):
     a newcomer from a quiet one.
     """
 
-    def attack(self, sendsVersion: bool, **config) -> tuple[int, int]:
+    def attack(
+        self, sendsVersion: bool, honestHost=None, busy: int = 0, **config
+    ) -> tuple[int, int]:
         """
         Run the attack for a minute, then 10 honest newcomers, each from a
-        host of its own that dials, and dials again after 2 and 6 s (an
-        honest node's backoff) if refused, while the attack goes on.
+        host of its own (or from C{honestHost(i)}) that dials, and dials
+        again after 2 and 6 s (an honest node's backoff) if refused, while
+        the attack goes on; first, C{busy} connections from the first
+        honest host, each closed at once.
 
         @return: (newcomers established within 10 s, attacker connections
             in their handshake at the end).
@@ -636,11 +640,18 @@ class ChurnTests(SynchronousTestCase):
 
         run(60)
         self.assertEqual(len(node.connman.connections()), node.config.inbound_slots)
+        for n in range(busy):
+            host = honestHost(0) if honestHost else "40.0.0.1"
+            wire = node.connman.admit(IPv4Address("TCP", host, 30000 + n))
+            if wire is not None:
+                wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", host, 1)))
+                wire.connectionLost(Failure(ConnectionDone()))
         served = 0
         for i in range(10):
             for wait in (0, 2, 4):
                 run(wait)
-                honest = Inbound(node, f"40.{i}.0.1", 50000 + wait)
+                host = honestHost(i) if honestHost else f"40.{i}.0.1"
+                honest = Inbound(node, host, 50000 + 10 * i + wait)
                 if not honest.refused:
                     break
             if not honest.refused and not honest.transport.disconnecting:
@@ -660,6 +671,15 @@ class ChurnTests(SynchronousTestCase):
 
     def test_reconnectingVersionsWithoutVerackDoNotLockNewcomersOut(self):
         served, holding = self.attack(True, max_connections=20)
+        self.assertEqual(served, 10)
+        self.assertGreater(holding, 0)
+
+    def test_newcomersFromOurOwnBusyHost(self):
+        """
+        A local address exempt from the group cap (our own /16: many nodes
+        on one host) counts as quiet however often it connects.
+        """
+        served, holding = self.attack(False, lambda i: "127.0.0.1", 5000, max_connections=20)
         self.assertEqual(served, 10)
         self.assertGreater(holding, 0)
 

@@ -197,6 +197,8 @@ class ConnectionManager:
         # How often each network group connects (local ones exempt, as from
         # the group cap).
         self._arrivals = Arrivals(reactor, INBOUND_CHURN_HALF_LIFE_S, INBOUND_CHURN_SOURCES)
+        # The last peer evicted to make room, until it is gone.
+        self._evicted: Peer | None = None
         # The peer let in under each node id, and (rarely) the others that
         # claim the same id from other hosts: without TLS an id is only a
         # claim, and a claim from elsewhere must not lock the real node out
@@ -539,9 +541,30 @@ class ConnectionManager:
         newcomer still never evicts another as quiet as itself (a
         thousand nodes starting from one seed, each connecting once).
 
+        One eviction at a time, as Bitcoin Core (which disconnects the
+        evicted node before it accepts again): while the last peer evicted
+        has not yet gone (its socket closes on the next turn of the
+        reactor), no other is, and newcomers are refused. So a burst of
+        arrivals read in one turn cannot evict a peer each, and the
+        connections open never exceed the limit by more than the one
+        going.
+
         @param arrivals: the newcomer's group's arrival count
             (L{Arrivals.arrived<bitp2p.arrivals.Arrivals.arrived>}).
         @return: whether a peer was evicted.
+        """
+        if self._evicted is not None and self._evicted in self._connections:
+            return False
+        victim = self._chooseEvictee(arrivals)
+        if victim is None:
+            return False
+        self._evicted = victim
+        return True
+
+    def _chooseEvictee(self, arrivals: float) -> Peer | None:
+        """
+        L{_evictInbound}'s choice, the victim closed: the peer evicted, or
+        L{None}.
         """
         now = self._reactor.seconds()
         handshaking = [
@@ -564,8 +587,8 @@ class ConnectionManager:
                 "Inbound slots full: closing {peer}, still in its handshake, to make room",
                 peer=victim,
             )
-            victim.close(PeerLost("evicted: still in its handshake, to make room"))
-            return True
+            victim.drop(PeerLost("evicted: still in its handshake, to make room"))
+            return victim
         busiest = None
         for peer in handshaking:
             group = self._groupOf.get(peer)
@@ -585,8 +608,8 @@ class ConnectionManager:
                 peer=victim,
                 count=count,
             )
-            victim.close(PeerLost("evicted: in its handshake, from a group that keeps reconnecting"))
-            return True
+            victim.drop(PeerLost("evicted: in its handshake, from a group that keeps reconnecting"))
+            return victim
         candidates = []
         for peer in self._connections:
             if (
@@ -609,7 +632,7 @@ class ConnectionManager:
             )
         victim = select_to_evict(candidates)
         if victim is None:
-            return False
+            return None
         self._repeated.emit(
             log,
             LogLevel.info,
@@ -618,8 +641,8 @@ class ConnectionManager:
             "Inbound slots full: evicting {peer} to make room",
             peer=victim,
         )
-        victim.close(PeerLost("evicted to make room for a new connection"))
-        return True
+        victim.drop(PeerLost("evicted to make room for a new connection"))
+        return victim
 
     def _keyedGroup(self, group: str) -> int:
         digest = hashlib.blake2b(group.encode(), key=self._groupKey, digest_size=8).digest()
@@ -845,6 +868,8 @@ class ConnectionManager:
         if peer in self._connections:
             del self._connections[peer]
             self._counts[peer.kind] -= 1
+            if peer is self._evicted:
+                self._evicted = None
             group = self._groupOf.pop(peer, None)
             if group is not None:
                 left = self._inboundGroups[group] - 1

@@ -590,6 +590,16 @@ class Peer:
             self._close_timer = self._clock.callLater(CLOSE_GRACE_S, self._abort)
             self.wire.close()
 
+    def drop(self, reason: Exception) -> None:
+        """
+        Close the connection at once, without flushing: an eviction, as
+        Bitcoin Core disconnects an evicted node (its socket is gone on the
+        next turn of the reactor, whatever it has not read).
+        """
+        self.close(reason)
+        if self.wire is not None and self.state is not PeerState.CLOSED:
+            self.wire.abort()
+
     def sendBufferFull(self, written: int) -> None:
         """
         The peer has not read what we sent while C{written} more bytes were

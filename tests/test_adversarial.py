@@ -590,7 +590,10 @@ class FloodTests(AdversarialTestCase):
         await self.waitFor(lambda: seen["accepts"] >= len(raws), "the victim to accept", 15)
         self.assertGreater(len(raws), 0)
         self.assertTrue(victim.running)
-        self.assertLessEqual(seen["connections"], 16)
+        # One over at most: a peer evicted to make room is dropped at once,
+        # its socket gone on the next turn of the reactor, and no other is
+        # evicted until then.
+        self.assertLessEqual(seen["connections"], 17)
         self.assertLessEqual(seen["foreign"], 4)
         self.assertLessEqual(len(victim.connman), 16)
         # Those refused were closed at once: what stays is within the limits.

@@ -530,8 +530,30 @@ class InboundTests(SynchronousTestCase):
             wire = node.connman.admit(IPv4Address("TCP", f"30.{i}.0.1", 1))
             wire.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", f"30.{i}.0.1", 1)))
             newcomers.append(wire)
+            # The evicted peer's socket goes (on the next turn of a reactor).
+            for p in peers:
+                if p.transport.disconnecting and p.wire.peer in node.connman:
+                    p.wire.connectionLost(Failure(ConnectionDone()))
         self.assertFalse(any(w.transport.disconnecting for w in newcomers))
         self.assertEqual(sum(p.transport.disconnecting for p in peers), 6)
+
+    def test_oneEvictionAtATime(self):
+        """
+        While the last peer evicted has not gone, newcomers are refused: a
+        burst read in one turn of the reactor cannot evict a peer each.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_connections=24, max_outbound=0)
+        peers = []
+        for i in range(24):
+            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
+            reactor.advance(1)
+        self.assertFalse(Inbound(node, "30.1.0.1").refused)
+        self.assertTrue(Inbound(node, "30.2.0.1").refused)
+        [evicted] = [p for p in peers if p.transport.disconnecting]
+        evicted.wire.connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(Inbound(node, "30.2.0.1").refused)
+        self.assertEqual(sum(p.transport.disconnecting for p in peers), 2)
 
     def test_aConnectionSilentPastTheGraceGoesFirst(self):
         """

@@ -121,6 +121,7 @@ class FakePeer:
         self.send_per_type: dict[str, list[int]] = {}
         self.sent: list[dict] = []
         self.closed: list[Exception] = []
+        self.dropped = False
         self.violations: list[Exception] = []
 
     @property
@@ -150,6 +151,10 @@ class FakePeer:
         self.closed.append(reason)
         if self.close_reason is None:
             self.close_reason = reason
+
+    def drop(self, reason: Exception) -> None:
+        self.dropped = True
+        self.close(reason)
 
     def violation(self, violation: Exception) -> None:
         self.violations.append(violation)
@@ -1635,6 +1640,7 @@ class ConnectionManagerTests(SynchronousTestCase):
         oldest, younger, newcomer = self.built
         self.assertEqual(len(oldest.closed), 1)
         self.assertIsInstance(oldest.closed[0], PeerLost)
+        self.assertTrue(oldest.dropped)  # at once, as Bitcoin Core does
         self.assertEqual((younger.closed, newcomer.closed), ([], []))
 
     def test_theRegistryCountsKindsAndPeerClosedRemoves(self):

@@ -535,11 +535,12 @@ class ConnectionManager:
         the busiest group's oldest. Local addresses exempt from the group cap
         (L{diversityKey}) are exempt here too: such a newcomer counts as
         quiet (many nodes on one host all connect from it), and such a
-        handshake never gives way by this rule. An attacker that reconnects each connection the moment it
-        is closed would otherwise keep every slot filled with handshakes
-        younger than the grace, and refuse every newcomer; and one
-        newcomer still never evicts another as quiet as itself (a
-        thousand nodes starting from one seed, each connecting once).
+        handshake never gives way by this rule. An attacker that reconnects
+        each connection the moment it is closed would otherwise keep every
+        slot filled with handshakes younger than the grace, and refuse
+        every newcomer; and one newcomer still never evicts another as
+        quiet as itself (a thousand nodes starting from one seed, each
+        connecting once).
 
         One eviction at a time, as Bitcoin Core (which disconnects the
         evicted node before it accepts again): while the last peer evicted
@@ -553,7 +554,7 @@ class ConnectionManager:
             (L{Arrivals.arrived<bitp2p.arrivals.Arrivals.arrived>}).
         @return: whether a peer was evicted.
         """
-        if self._evicted is not None and self._evicted in self._connections:
+        if self._evicted is not None:  # until peerClosed
             return False
         victim = self._chooseEvictee(arrivals)
         if victim is None:
@@ -563,7 +564,7 @@ class ConnectionManager:
 
     def _chooseEvictee(self, arrivals: float) -> Peer | None:
         """
-        L{_evictInbound}'s choice, the victim closed: the peer evicted, or
+        L{_evictInbound}'s choice, dropped (L{_drop}): the peer evicted, or
         L{None}.
         """
         now = self._reactor.seconds()
@@ -578,17 +579,11 @@ class ConnectionManager:
             peer for peer in handshaking if now - peer.connected_at > self._config.stale_handshake_s
         ]
         if stale:
-            victim = min(stale, key=lambda peer: peer.connected_at)
-            self._repeated.emit(
-                log,
-                LogLevel.info,
-                EVICTED,
-                _host(victim),
+            return self._drop(
+                min(stale, key=lambda peer: peer.connected_at),
+                "evicted: still in its handshake, to make room",
                 "Inbound slots full: closing {peer}, still in its handshake, to make room",
-                peer=victim,
             )
-            victim.drop(PeerLost("evicted: still in its handshake, to make room"))
-            return victim
         busiest = None
         for peer in handshaking:
             group = self._groupOf.get(peer)
@@ -598,18 +593,13 @@ class ConnectionManager:
                 busiest = (count, peer)
         if busiest is not None and busiest[0] > INBOUND_CHURN_RATIO * arrivals:
             count, victim = busiest
-            self._repeated.emit(
-                log,
-                LogLevel.info,
-                EVICTED,
-                _host(victim),
+            return self._drop(
+                victim,
+                "evicted: in its handshake, from a group that keeps reconnecting",
                 "Inbound slots full: closing {peer}, in its handshake, whose network group"
                 " connected {count:.0f} times lately, to make room",
-                peer=victim,
                 count=count,
             )
-            victim.drop(PeerLost("evicted: in its handshake, from a group that keeps reconnecting"))
-            return victim
         candidates = []
         for peer in self._connections:
             if (
@@ -633,15 +623,19 @@ class ConnectionManager:
         victim = select_to_evict(candidates)
         if victim is None:
             return None
-        self._repeated.emit(
-            log,
-            LogLevel.info,
-            EVICTED,
-            _host(victim),
+        return self._drop(
+            victim,
+            "evicted to make room for a new connection",
             "Inbound slots full: evicting {peer} to make room",
-            peer=victim,
         )
-        victim.drop(PeerLost("evicted to make room for a new connection"))
+
+    def _drop(self, victim: Peer, reason: str, message: str, **fields) -> Peer:
+        """
+        Evict C{victim}: log C{message} (summarised: anyone can cause it)
+        and drop it at once with C{reason}.
+        """
+        self._repeated.emit(log, LogLevel.info, EVICTED, _host(victim), message, peer=victim, **fields)
+        victim.drop(PeerLost(reason))
         return victim
 
     def _keyedGroup(self, group: str) -> int:

@@ -514,17 +514,24 @@ class InboundTests(SynchronousTestCase):
         self.assertEqual(evicted[0].transport.getPeer().host, "30.1.0.1")
         self.assertEqual(evicted[0].transport.getPeer().port, 41007)
 
+    def fullOf24(self):
+        """
+        A node whose 24 inbound slots hold established peers, one from each
+        of 24 groups, connected a second apart: the node, and the peers.
+        """
+        node = makeNode(6001, MemoryReactorClock(), max_connections=24, max_outbound=0)
+        peers = []
+        for i in range(24):
+            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
+            node.reactor.advance(1)
+        return node, peers
+
     def test_aConnectionInItsHandshakeIsNotEvicted(self):
         """
         Newcomers arriving faster than a handshake takes would otherwise
         evict each other, the youngest, and none would finish.
         """
-        reactor = MemoryReactorClock()
-        node = makeNode(6001, reactor, max_connections=24, max_outbound=0)
-        peers = []
-        for i in range(24):
-            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
-            reactor.advance(1)
+        node, peers = self.fullOf24()
         newcomers = []
         for i in range(6):
             wire = node.connman.admit(IPv4Address("TCP", f"30.{i}.0.1", 1))
@@ -542,12 +549,7 @@ class InboundTests(SynchronousTestCase):
         While the last peer evicted has not gone, newcomers are refused: a
         burst read in one turn of the reactor cannot evict a peer each.
         """
-        reactor = MemoryReactorClock()
-        node = makeNode(6001, reactor, max_connections=24, max_outbound=0)
-        peers = []
-        for i in range(24):
-            peers.append(Inbound(node, f"20.{i}.0.1", 40000 + i))
-            reactor.advance(1)
+        node, peers = self.fullOf24()
         self.assertFalse(Inbound(node, "30.1.0.1").refused)
         self.assertTrue(Inbound(node, "30.2.0.1").refused)
         [evicted] = [p for p in peers if p.transport.disconnecting]

@@ -305,3 +305,10 @@ def hostAddress(address) -> Address | None:
         return Address.of(host, 0)
     except AddressError:
         return None
+
+
+def address_network(address: Address) -> str:
+    """
+    (stub) The network of C{address}.
+    """
+    return "ipv6" if address.is_ipv6 else "ipv4"

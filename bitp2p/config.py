@@ -44,7 +44,12 @@ from bitp2p.constants import (
     SEED_FALLBACK_S,
     STALE_HANDSHAKE_S,
     USER_AGENT,
+    BITCOIN_INACTIVITY_TIMEOUT_S,
+    BITCOIN_PING_INTERVAL_S,
+    BITCOIN_PING_TIMEOUT_S,
+    NETWORK,
 )
+from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS, network as bitcoinNetwork
 from bitp2p.endpoints import check_listen, parse_target
 from bitp2p.gossip import MAX_HOPS
 
@@ -101,6 +106,28 @@ def _hops(instance, attribute, value) -> None:
         raise ValueError(f"{attribute.name} must be an integer from 1 to {MAX_HOPS}, not {value!r}")
 
 
+def _portOrNone(instance, attribute, value) -> None:
+    if value is not None:
+        _port(instance, attribute, value)
+
+
+def _positiveOrNone(instance, attribute, value) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _network(instance, attribute, value) -> None:
+    if value != NETWORK and value not in BITCOIN_NETWORKS:
+        raise ValueError(
+            f"network must be {NETWORK} or one of {', '.join(BITCOIN_NETWORKS)}, not {value!r}"
+        )
+
+
+def _services(instance, attribute, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise ValueError(f"services must be a 64-bit unsigned integer, not {value!r}")
+
+
 def _addressManager(instance, attribute, value) -> None:
     if value not in ("addrman", "simple"):
         raise ValueError(f"address-manager must be 'addrman' or 'simple', not {value!r}")
@@ -112,7 +139,12 @@ class NodeConfig:
     Everything that configures a L{Node}. Invalid values raise L{ValueError}
     with a one-line message at construction.
 
-    @ivar port: the TCP port to listen on; 0 picks a free one.
+    @ivar network: C{"bitp2p"} (the protocol's own JSON lines, the default)
+        or a Bitcoin network: C{"mainnet"}, C{"testnet4"}, C{"testnet3"},
+        C{"signet"} or C{"regtest"} (L{bitp2p.bitcoin}). It sets the
+        defaults of C{port}, C{seeds} and the ping and inactivity timers.
+    @ivar port: the TCP port to listen on; 0 picks a free one. By default
+        5000, or the Bitcoin network's port.
     @ivar interface: the address to listen on (C{0.0.0.0}: all IPv4, C{::}: all).
     @ivar seeds: C{HOST:PORT} bootstrap addresses (host names resolve to all
         their addresses), used when the address manager is empty, or when
@@ -143,12 +175,14 @@ class NodeConfig:
     @ivar gossip_seen_s: how long a gossiped message's id is remembered.
     @ivar gossip_push_max_bytes: gossiped messages longer than this are
         announced (C{inv}/C{getdata}) rather than pushed.
+    @ivar services: on a Bitcoin network, the service bits announced (0:
+        none, the default: bitp2p serves no blocks).
     @ivar gossip_rate_per_s: gossiped messages (and announced ids) taken
         from one peer per second on average, 10 seconds' worth at once; more
         are dropped.
     """
 
-    port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
+    port: int = attrs.field(default=None, validator=_portOrNone)
     interface: str = DEFAULT_INTERFACE
     seeds: tuple[str, ...] | None = attrs.field(
         default=None, converter=_tupleOrNone, validator=_hostPorts
@@ -167,11 +201,11 @@ class NodeConfig:
     max_inbound_per_group: int | None = attrs.field(
         default=None, validator=_optional_positive_int
     )
-    ping_interval_s: float = attrs.field(default=PING_INTERVAL_S, validator=_positive)
-    ping_timeout_s: float = attrs.field(default=PING_TIMEOUT_S, validator=_positive)
+    ping_interval_s: float = attrs.field(default=None, validator=_positiveOrNone)
+    ping_timeout_s: float = attrs.field(default=None, validator=_positiveOrNone)
     handshake_timeout_s: float = attrs.field(default=HANDSHAKE_TIMEOUT_S, validator=_positive)
     stale_handshake_s: float = attrs.field(default=STALE_HANDSHAKE_S, validator=_positive)
-    inactivity_timeout_s: float = attrs.field(default=INACTIVITY_TIMEOUT_S, validator=_positive)
+    inactivity_timeout_s: float = attrs.field(default=None, validator=_positiveOrNone)
     maintenance_interval_s: float = attrs.field(
         default=MAINTENANCE_INTERVAL_S, validator=_positive
     )
@@ -195,10 +229,33 @@ class NodeConfig:
     gossip_rate_per_s: float = attrs.field(default=GOSSIP_RATE_PER_S, validator=_positive)
     user_agent: str = USER_AGENT
     tls: bool = False
+    network: str = attrs.field(default=NETWORK, validator=_network)
+    services: int = attrs.field(default=0, validator=_services)
 
     def __attrs_post_init__(self) -> None:
         if self.tls and self.node_id is not None:
             raise ValueError("with tls the node id is the hash of the node's key: give no node_id")
+        bitcoin = self.bitcoin
+        if bitcoin is not None and self.tls:
+            raise ValueError(f"tls is bitp2p's own: a node on {self.network} cannot use it")
+        # Defaults that depend on the network (set once, here: the record
+        # stays immutable for everyone else).
+        for name, ours, theirs in (
+            ("port", DEFAULT_PORT, bitcoin.default_port if bitcoin else None),
+            ("ping_interval_s", PING_INTERVAL_S, BITCOIN_PING_INTERVAL_S),
+            ("ping_timeout_s", PING_TIMEOUT_S, BITCOIN_PING_TIMEOUT_S),
+            ("inactivity_timeout_s", INACTIVITY_TIMEOUT_S, BITCOIN_INACTIVITY_TIMEOUT_S),
+        ):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, ours if bitcoin is None else theirs)
+
+    @property
+    def bitcoin(self):
+        """
+        The L{Network<bitp2p.bitcoin.networks.Network>} of a node on a
+        Bitcoin network, or L{None} on bitp2p's own.
+        """
+        return None if self.network == NETWORK else bitcoinNetwork(self.network)
 
     @property
     def outbound_slots(self) -> int:
@@ -230,5 +287,8 @@ class NodeConfig:
         The bootstrap list as C{(host, port)} pairs.
         """
         if self.seeds is None:
+            bitcoin = self.bitcoin
+            if bitcoin is not None:
+                return [(host, bitcoin.default_port) for host in bitcoin.dns_seeds]
             return [(DEFAULT_SEED_HOST, p) for p in DEFAULT_SEED_PORTS if p != self.port]
         return [split_host_port(seed) for seed in self.seeds]

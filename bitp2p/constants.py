@@ -284,3 +284,13 @@ LOG_SUMMARY_MAX_HOSTS = 1024
 # all): at most (LOG_MAX_FILES + 1) * LOG_ROTATE_BYTES on disk.
 LOG_ROTATE_BYTES = 10_000_000
 LOG_MAX_FILES = 10
+
+
+# -- Bitcoin networks (bitp2p.bitcoin) -------------------------------------------
+
+NETWORK = "bitp2p"  # the default network: the protocol's own JSON lines
+# Bitcoin Core's timers (net_processing.cpp PING_INTERVAL, net.h
+# TIMEOUT_INTERVAL), the defaults on a Bitcoin network.
+BITCOIN_PING_INTERVAL_S = 2 * 60
+BITCOIN_PING_TIMEOUT_S = 20 * 60
+BITCOIN_INACTIVITY_TIMEOUT_S = 20 * 60

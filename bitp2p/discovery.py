@@ -197,8 +197,14 @@ class AddressRelay:
 
     def getaddrReceived(self, peer: Peer) -> None:
         """
-        Answer C{peer}'s C{getaddr}, the first of its connection only.
+        Answer C{peer}'s C{getaddr}, the first of its connection only. On
+        a Bitcoin network, as Bitcoin Core does, only a peer that dialed us
+        is answered: our outbound peers must not read our table to
+        fingerprint us.
         """
+        if self._config.bitcoin is not None and peer.direction is not Direction.INBOUND:
+            log.debug("Ignoring getaddr from outbound peer {peer}", peer=peer)
+            return
         state = self._state(peer)
         if state.answered:
             return

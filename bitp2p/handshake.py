@@ -49,6 +49,9 @@ class Handshake:
         when it loads its data directory).
     @param repeated: where an inbound peer's refused identity is logged
         (the node's L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}).
+    @param minProtocol: peers of an older protocol version are refused (the
+        wire format's C{minProtocol}: Bitcoin Core's 31800 on a Bitcoin
+        network).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class Handshake:
         identity: Identity | None,
         pins: Callable[[], PinStore],
         repeated: RepeatedEvents = UNSUMMARISED,
+        minProtocol: int = 0,
     ) -> None:
         self._config = config
+        self._minProtocol = minProtocol
         self._repeated = repeated
         self._reactor = reactor
         self._nodeId = nodeId
@@ -92,6 +97,10 @@ class Handshake:
         Judge the peer's C{version} (already stored on C{peer}): L{None} to
         go on, or the refusal that closes the connection.
         """
+        if self._minProtocol and peer.protocol < self._minProtocol:
+            return HandshakeFailed(
+                f"obsolete protocol version {peer.protocol} (older than {self._minProtocol})"
+            )
         if self._identity is not None:
             refusal = self._checkIdentity(peer)
             if refusal is not None:

@@ -161,6 +161,24 @@ class IWireFormat(Protocol):
 
     name: str
 
+    gossip: bool
+    """
+    Whether bitp2p's gossip (C{inv}/C{getdata}/C{notfound} of broadcast
+    messages) can be carried: not on a Bitcoin network, whose C{inv} means
+    something else.
+    """
+
+    reservedTypes: AbstractSet[str]
+    """
+    The message types the node handles itself: an application cannot
+    register or send these.
+    """
+
+    minProtocol: int
+    """
+    Peers whose C{version} says an older protocol version are refused.
+    """
+
     def buildProtocol(self, peer: Peer) -> Any:
         """
         The framing protocol (an C{IProtocol}) of a new connection, feeding

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Callable
 
 import attrs
 
-from bitp2p import codec
 from bitp2p.errors import ProtocolViolation
 from bitp2p.gossip import CONTROL_TYPES, GOSSIP_FIELD
 from bitp2p.peer import Peer, reportHandlerFailure
@@ -56,8 +55,10 @@ class MessageRegistry:
     def __init__(self, wireFormat: IWireFormat, gossip: Gossip) -> None:
         self._wireFormat = wireFormat
         self._types: dict[str, MessageType] = {}
+        self._reserved = wireFormat.reservedTypes
         self.handlers: dict[str, MessageHandler] = {
-            kind: _closingOnViolation(getattr(gossip, kind)) for kind in CONTROL_TYPES
+            kind: _closingOnViolation(getattr(gossip, kind))
+            for kind in (CONTROL_TYPES if wireFormat.gossip else ())
         }
         self._gossipReceived = _closingOnViolation(gossip.received)
 
@@ -72,7 +73,7 @@ class MessageRegistry:
         """
         if not isinstance(message_type, str) or not message_type:
             raise ValueError(f"a message type is a non-empty string, not {message_type!r}")
-        if message_type in codec.KNOWN_TYPES or message_type in CONTROL_TYPES:
+        if message_type in self._reserved:
             raise ValueError(f"{message_type!r} is a protocol message type")
         registered = self._types[message_type] = MessageType(message_type, handler, validator)
         self.handlers[message_type] = self._dispatcher(registered)
@@ -139,7 +140,7 @@ class MessageRegistry:
         kind = message.get("type") if isinstance(message, dict) else None
         if not isinstance(kind, str) or not kind:
             raise ValueError("a message is a dict with a non-empty string 'type'")
-        if kind in codec.KNOWN_TYPES or kind in CONTROL_TYPES:
+        if kind in self._reserved:
             raise ValueError(f"{kind!r} is a protocol message type: the node sends those itself")
         return self._wireFormat.frames(message)
 

@@ -108,6 +108,7 @@ from bitp2p.store import (  # noqa: F401 (the formats are re-exported: their hom
 from bitp2p.timers import Every
 from bitp2p.views import nodeStatus
 from bitp2p.tls import Identity, PinStore
+from bitp2p.bitcoin.wire import BitcoinFormat, nonceId
 from bitp2p.wire import JSONLines
 
 log = Logger()
@@ -195,6 +196,12 @@ class Node(service.MultiService):
             )
         if self.identity is not None:
             self.node_id = self.identity.node_id
+        elif config.bitcoin is not None:
+            # On a Bitcoin network the node id is the nonce of our version
+            # (the self-connection check), new at each start as Core's.
+            self.node_id = nonceId(
+                config.node_id if config.node_id is not None else f"{self._rng.getrandbits(64):016x}"
+            )
         elif config.node_id is not None:
             self.node_id = config.node_id
         else:
@@ -207,7 +214,14 @@ class Node(service.MultiService):
         who talks to whom.
         """
         config, reactor = self.config, self._reactor
-        self.wireFormat = JSONLines(config.max_message_bytes, config.max_send_buffer_bytes)
+        if config.bitcoin is not None:
+            self.wireFormat = BitcoinFormat(
+                config.bitcoin,
+                services=config.services,
+                maxSendBufferBytes=config.max_send_buffer_bytes,
+            )
+        else:
+            self.wireFormat = JSONLines(config.max_message_bytes, config.max_send_buffer_bytes)
         self.events = events = PeerEvents()
         self.repeated = repeated = RepeatedEvents(reactor)
         self._settings = PeerSettings(
@@ -278,6 +292,7 @@ class Node(service.MultiService):
             self.identity,
             lambda: self.pins,
             repeated,
+            minProtocol=getattr(self.wireFormat, "minProtocol", 0),
         )
         self.misbehavior = Misbehavior(
             reactor, lambda: self.bans, config.discourage_threshold, repeated
@@ -648,6 +663,10 @@ class Node(service.MultiService):
         @return: the message's gossip id.
         @raise ValueError: as L{send}, or for a bad C{hops}.
         """
+        if not self.wireFormat.gossip:
+            raise ValueError(
+                f"broadcast is bitp2p's own gossip, which a {self.config.network} network does not carry"
+            )
         if GOSSIP_FIELD in message:
             raise ValueError(f"the {GOSSIP_FIELD!r} field is gossip's own")
         self.messages.outgoing({**message, GOSSIP_FIELD: {"hops": MAX_HOPS}})

@@ -274,6 +274,10 @@ class Peer:
     @ivar user_agent: the peer's user agent string.
     @ivar protocol: the peer's protocol version.
     @ivar addr_recv: our address as the peer sees it, if it said.
+    @ivar info: what the wire format says of the peer beyond the
+        protocol's own fields (on a Bitcoin network, a
+        L{BitcoinInfo<bitp2p.bitcoin.wire.BitcoinInfo>}: services, start
+        height, relay flag), or L{None}.
     @ivar connected_at: when the connection was made.
     @ivar established_at: when the handshake completed, or L{None}.
     @ivar rtt_s: the round-trip time of the last answered ping, or L{None}.
@@ -313,7 +317,7 @@ class Peer:
     __slots__ = (
         "wire", "_manager", "_applicationHandlers", "_clock", "_settings", "_rng",
         "direction", "dialed", "state", "node_id", "listen_port", "user_agent",
-        "protocol", "addr_recv", "connected_at", "established_at", "rtt_s",
+        "protocol", "addr_recv", "info", "connected_at", "established_at", "rtt_s",
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_waiting", "messages_ignored",
@@ -351,6 +355,7 @@ class Peer:
         self.user_agent = ""
         self.protocol = 0
         self.addr_recv: Address | None = None
+        self.info: Any = None
         self.connected_at = 0.0
         self.established_at: float | None = None
         self.rtt_s: float | None = None
@@ -759,6 +764,7 @@ class Peer:
         self.user_agent = message["user_agent"]
         self.protocol = message["protocol"]
         self.addr_recv = message["addr_recv"]
+        self.info = message.get("info")
         refusal = self._manager.checkVersion(self)
         if refusal is not None:
             self._report(REFUSED_VERSIONS, "Closing {peer}: {reason}", reason=refusal)

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from bitp2p import codec
 from bitp2p.codec import ProtocolViolation
+from bitp2p.gossip import CONTROL_TYPES
 from bitp2p.constants import (
     LINE_GRACE_S,
     LINE_MIN_BYTES_PER_S,
@@ -57,6 +58,9 @@ class JSONLines:
     """
 
     name = "json-lines"
+    gossip = True
+    reservedTypes = codec.KNOWN_TYPES | CONTROL_TYPES
+    minProtocol = 0
 
     def __init__(
         self,

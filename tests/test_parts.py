@@ -71,6 +71,7 @@ from bitp2p.storage import encode_document
 from bitp2p.store import PEERS_FORMAT, BookKind, NodeStore
 from bitp2p.timers import Every
 from bitp2p.tls import PinStore
+from bitp2p.wire import JSONLines
 
 from .helpers import tempDir
 
@@ -1145,6 +1146,10 @@ class RecordingWireFormat:
     An C{IWireFormat} whose C{frames} records the message and returns a
     recognisable dict.
     """
+
+    gossip = True
+    reservedTypes = JSONLines.reservedTypes
+    minProtocol = 0
 
     def __init__(self) -> None:
         self.framed: list[dict] = []

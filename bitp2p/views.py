@@ -128,6 +128,13 @@ class PeerView:
     @ivar recv_per_type: C{{type: (messages, bytes)}} received, types in
         order.
     @ivar send_per_type: the same, sent.
+    @ivar services: on a Bitcoin network, the service bits of its
+        C{version}; else L{None}.
+    @ivar service_names: those bits by name (C{NETWORK}, C{WITNESS}, ...).
+    @ivar start_height: on a Bitcoin network, its best block height when
+        it connected; else L{None}.
+    @ivar relay: on a Bitcoin network, whether it wants transactions
+        relayed (BIP 37); else L{None}.
     """
 
     node_id: str | None
@@ -154,6 +161,10 @@ class PeerView:
     local_address: Any = attrs.field(eq=False)
     recv_per_type: Mapping[str, tuple[int, int]] = attrs.field(eq=False)
     send_per_type: Mapping[str, tuple[int, int]] = attrs.field(eq=False)
+    services: int | None = None
+    service_names: tuple[str, ...] = ()
+    start_height: int | None = None
+    relay: bool | None = None
 
     @property
     def inbound(self) -> bool:
@@ -187,6 +198,8 @@ def peerView(peer: Peer) -> PeerView:
     """
     The view of one connection, now.
     """
+    info = peer.info
+    services = getattr(info, "services", None)
     return PeerView(
         node_id=peer.node_id,
         address=peer.address,
@@ -212,6 +225,10 @@ def peerView(peer: Peer) -> PeerView:
         local_address=peer.local_address,
         recv_per_type=_perType(peer.recv_per_type),
         send_per_type=_perType(peer.send_per_type),
+        services=services,
+        service_names=tuple(info.service_names) if services is not None else (),
+        start_height=getattr(info, "start_height", None),
+        relay=getattr(info, "relay", None),
     )
 
 
@@ -373,6 +390,23 @@ def nodeView(node) -> NodeView:
     )
 
 
+def _bitcoinFields(view: PeerView) -> dict:
+    """
+    What a Bitcoin peer's C{version} said beyond bitp2p's own fields (empty
+    on bitp2p's own network).
+    """
+    if view.services is None:
+        return {}
+    return {
+        "protocol": view.protocol,
+        "services": view.services,
+        "service_names": list(view.service_names),
+        "start_height": view.start_height,
+        "relay": view.relay,
+        "network": view.network,
+    }
+
+
 def nodeStatus(node) -> dict:
     """
     A snapshot of the node, fit for JSON, as C{Node.status()} gives it: its
@@ -406,6 +440,7 @@ def nodeStatus(node) -> dict:
                 "messages_out": p.messages_out,
                 "bytes_in": p.bytes_in,
                 "bytes_out": p.bytes_out,
+                **_bitcoinFields(p),
             }
             for p in establishedViews(node)
         ],

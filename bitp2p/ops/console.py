@@ -162,6 +162,9 @@ class Commands:
             self._write("no peers")
             return
         now = self.node.reactor.seconds()
+        if self.node.config.bitcoin is not None:
+            self._bitcoinPeers(peers, now)
+            return
         self._write(
             f"{'ID':8}  {'ADDRESS':21}  {'DIR':8}  {'AGENT':16}  {'SINCE':5}  "
             f"{'RTT':>8}  {'MSGS IN/OUT':>11}  {'BYTES IN/OUT':>13}"
@@ -175,6 +178,28 @@ class Commands:
                 f"{age(now, p.established_at):5}  {rtt:>8}  "
                 f"{p.messages_in:>5}/{p.messages_out:<5}  "
                 f"{p.bytes_in:>6}/{p.bytes_out:<6}"
+            )
+
+    def _bitcoinPeers(self, peers, now: float) -> None:
+        """
+        The peers of a node on a Bitcoin network: what their C{version}
+        said (protocol, services, start height, relay flag) and the network
+        of their address.
+        """
+        self._write(
+            f"{'ADDRESS':21}  {'NET':4}  {'DIR':3}  {'VERSION':7}  {'AGENT':24}  "
+            f"{'SERVICES':24}  {'HEIGHT':>7}  {'RELAY':5}  {'SINCE':5}  {'RTT':>8}"
+        )
+        for p in peers:
+            rtt = "-" if p.rtt_s is None else f"{p.rtt_s * 1000:.1f}ms"
+            address = str(p.address) if p.address else p.remote
+            services = " ".join(name.lower() for name in p.service_names) or "none"
+            height = "-" if p.start_height is None else str(p.start_height)
+            relay = "-" if p.relay is None else ("yes" if p.relay else "no")
+            self._write(
+                f"{address:21}  {p.network:4}  {p.direction.value[:3]:3}  {p.protocol:<7}  "
+                f"{p.user_agent[:24]:24}  {services[:24]:24}  {height:>7}  {relay:5}  "
+                f"{age(now, p.established_at):5}  {rtt:>8}"
             )
 
     def cmd_known(self) -> None:
@@ -240,6 +265,7 @@ class Commands:
         v = nodeView(self.node)
         now = v.now
         self._write(f"node id    {v.node_id}")
+        self._write(f"network    {self.node.config.network}")
         self._write(f"listening  {v.listening or '-'}")
         self._write(f"agent      {v.user_agent}")
         self._write(f"uptime     {age(now, now - v.uptime_s) if v.uptime_s else '-'}")

@@ -42,7 +42,11 @@ from twisted.python.components import Componentized
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.endpoints import check_listen, parse_target
 from bitp2p.logs import JSONLogObserver
+from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import (
+    BITCOIN_PING_INTERVAL_S,
+    BITCOIN_PING_TIMEOUT_S,
+    NETWORK,
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
     LOG_MAX_FILES,
@@ -116,6 +120,34 @@ def _seconds(option: str, text: str) -> float:
     return value
 
 
+def _portLast(parser: usage.Options, options: list[str]) -> list[str]:
+    """
+    C{options} with the PORT argument moved to the end, wherever it was
+    given ("python -m bitp2p 5000 --seed ..." and "--network regtest 18444
+    --seed ..." alike): getopt stops at the first argument that is not an
+    option.
+    """
+    valued = {f"--{name}" for name, *_ in parser.optParameters}
+    valued |= {f"-{short}" for _, short, *_ in parser.optParameters if short}
+    valued |= {
+        f"--{name[len('opt_'):].replace('_', '-')}"
+        for name in dir(parser)
+        if name.startswith("opt_") and getattr(parser, name).__code__.co_argcount == 2
+    }
+    previous = None
+    for index, token in enumerate(options):
+        if token == "--":
+            break
+        if not token.startswith("-") and previous not in valued:
+            return options[:index] + options[index + 1 :] + [token]
+        previous = token
+    return options
+
+
+def _optionalSeconds(option: str, text: str | None) -> float | None:
+    return None if text is None else _seconds(option, text)
+
+
 class Options(usage.Options):
     """
     Options of C{twistd bitp2p} and C{python -m bitp2p}.
@@ -139,17 +171,38 @@ class Options(usage.Options):
         ],
     ]
     optParameters = [
-        ["port", "p", None, f"TCP port to listen on (0: any free port) [default: {DEFAULT_PORT}]."],
+        [
+            "network",
+            None,
+            NETWORK,
+            f"{NETWORK} (bitp2p's own JSON lines), or a Bitcoin network to speak Bitcoin's"
+            f" P2P protocol on: {', '.join(BITCOIN_NETWORKS)}.",
+        ],
+        [
+            "port",
+            "p",
+            None,
+            f"TCP port to listen on (0: any free port) [default: {DEFAULT_PORT}, or the"
+            " Bitcoin network's: 8333 mainnet, 48333 testnet4, 18333 testnet3, 38333 signet,"
+            " 18444 regtest].",
+        ],
         ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
         ["datadir", "d", None, "Directory for the node id, address tables, bans and anchors."],
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
         ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
-        ["ping-interval", None, str(PING_INTERVAL_S), "Seconds between pings."],
+        [
+            "ping-interval",
+            None,
+            None,
+            f"Seconds between pings [default: {PING_INTERVAL_S}; {BITCOIN_PING_INTERVAL_S}"
+            " on a Bitcoin network, as Bitcoin Core].",
+        ],
         [
             "ping-timeout",
             None,
-            str(PING_TIMEOUT_S),
-            "Seconds a ping may wait for its pong before the peer is disconnected.",
+            None,
+            "Seconds a ping may wait for its pong before the peer is disconnected"
+            f" [default: {PING_TIMEOUT_S}; {BITCOIN_PING_TIMEOUT_S} on a Bitcoin network].",
         ],
         [
             "rpc-port",
@@ -266,7 +319,7 @@ class Options(usage.Options):
             raise usage.UsageError("--connect dials only the peers given: --seed cannot be used with it")
         if self["listen"] and self["port"] is not None:
             raise usage.UsageError("--listen says where to listen: give it or --port, not both")
-        port = DEFAULT_PORT if self["port"] is None else self["port"]
+        port = self["port"]
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
         if self["log-level"] not in LOG_LEVELS:
@@ -292,7 +345,8 @@ class Options(usage.Options):
                 )
         try:
             self.config = NodeConfig(
-                port=_wholeNumber("port", str(port), 0, 65535),
+                network=self["network"],
+                port=None if port is None else _wholeNumber("port", str(port), 0, 65535),
                 interface=self["interface"],
                 listen_endpoints=self["listen"],
                 tls=bool(self["tls"]),
@@ -303,8 +357,8 @@ class Options(usage.Options):
                 datadir=self["datadir"],
                 max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
                 max_connections=_wholeNumber("max-connections", self["max-connections"], 1),
-                ping_interval_s=_seconds("ping-interval", self["ping-interval"]),
-                ping_timeout_s=_seconds("ping-timeout", self["ping-timeout"]),
+                ping_interval_s=_optionalSeconds("ping-interval", self["ping-interval"]),
+                ping_timeout_s=_optionalSeconds("ping-timeout", self["ping-timeout"]),
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -321,10 +375,7 @@ class Options(usage.Options):
         """
         if options is None:
             options = sys.argv[1:]
-        options = list(options)
-        if options and not options[0].startswith("-"):
-            # "python -m bitp2p 5000 --seed ...": the port may come first.
-            options.append(options.pop(0))
+        options = _portLast(self, list(options))
         try:
             super().parseOptions(options)
         except usage.UsageError as e:

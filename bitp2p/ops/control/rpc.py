@@ -286,6 +286,12 @@ class ControlAPI(Resource):
                 "timeoffset": 0,
             }
         )
+        if view.services is not None:
+            # A Bitcoin peer: what its version said, as bitcoind shows it.
+            info["services"] = f"{view.services:016x}"
+            info["servicesnames"] = list(view.service_names)
+            info["relaytxes"] = view.relay
+            info["startingheight"] = view.start_height
         if view.rtt_s is not None:
             info["pingtime"] = view.rtt_s
         if view.min_rtt_s is not None:

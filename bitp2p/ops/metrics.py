@@ -68,6 +68,19 @@ class NodeCollector:
         for (direction, kind), count in sorted(counts.items()):
             peers.add_metric([direction, kind], count)
         yield peers
+        networks = GaugeMetricFamily(
+            "bitp2p_peers_by_network",
+            "Established peers by the network of their address",
+            labels=["network"],
+        )
+        byNetwork: dict[str, int] = {}
+        for peer in established:
+            byNetwork[peer.network] = byNetwork.get(peer.network, 0) + 1
+        for name, count in sorted(byNetwork.items()):
+            networks.add_metric([name], count)
+        yield networks
+        if node.config.bitcoin is not None:
+            yield from _bitcoinPeers(established)
         yield GaugeMetricFamily(
             "bitp2p_connections_handshaking",
             "Connections whose handshake is not done",
@@ -124,6 +137,42 @@ class NodeCollector:
                 gossip.add_metric([event], count)
         yield gossip
         yield GaugeMetricFamily("bitp2p_uptime_seconds", "Seconds since start", value=view.uptime_s)
+
+
+def _bitcoinPeers(established):
+    """
+    What each Bitcoin peer's C{version} said: one sample of 1 per peer with
+    its protocol version, user agent, services and network as labels, and
+    its start height.
+    """
+    info = GaugeMetricFamily(
+        "bitp2p_bitcoin_peer_info",
+        "What each Bitcoin peer's version said (always 1)",
+        labels=["peer", "network", "version", "subver", "services", "relay"],
+    )
+    heights = GaugeMetricFamily(
+        "bitp2p_bitcoin_peer_start_height",
+        "The best block height each Bitcoin peer announced",
+        labels=["peer"],
+    )
+    for peer in established:
+        if peer.services is None:
+            continue
+        label = (peer.node_id or "?")[:16]
+        info.add_metric(
+            [
+                label,
+                peer.network,
+                str(peer.protocol),
+                peer.user_agent[:64],
+                ",".join(peer.service_names) or "NONE",
+                "true" if peer.relay else "false",
+            ],
+            1,
+        )
+        heights.add_metric([label], peer.start_height or 0)
+    yield info
+    yield heights
 
 
 def registryFor(node) -> CollectorRegistry:

@@ -109,7 +109,20 @@ def _peerInfo(peer: PeerView) -> dict[str, Any]:
         "ping": _number(peer.rtt_s),
         "bytes_in": int(peer.bytes_in),
         "bytes_out": int(peer.bytes_out),
+        "detail": _bitcoinDetail(peer),
     }
+
+
+def _bitcoinDetail(peer: PeerView) -> str:
+    """
+    What a Bitcoin peer's C{version} said, in one line (protocol, services,
+    start height, relay flag, network), or C{""} on bitp2p's own network.
+    """
+    if peer.services is None:
+        return ""
+    services = " ".join(peer.service_names) or "no services"
+    relay = "relays txs" if peer.relay else "no tx relay"
+    return f"{peer.protocol} · {services} · height {peer.start_height} · {relay} · {peer.network}"
 
 
 def _knownInfo(known: AddressView) -> dict[str, Any]:
@@ -153,6 +166,7 @@ def snapshot(node) -> dict[str, Any]:
             "uptime": _number(view.uptime_s) or 0.0,
             "tls": view.tls,
             "user_agent": view.user_agent,
+            "network": node.config.network,
             "running": view.running,
         },
         "peers": peerInfos,
@@ -252,6 +266,10 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
+def _detail(detail: str) -> str:
+    return f'<br><small class="detail">{_e(detail)}</small>' if detail else ""
+
+
 def _ping(rtt: float | None) -> str:
     return "-" if rtt is None else f"{rtt * 1000:.1f} ms"
 
@@ -262,6 +280,7 @@ def _nodeCard(state: dict) -> str:
         ("Node id", f'<code class="nodeid">{_e(n["id"])}</code>'),
         ("Listening", _e(n["listening"] or "not listening")),
         ("Uptime", _e(_ago(state["now"] - n["uptime"], state["now"]))),
+        ("Network", _e(n["network"])),
         ("TLS", "on" if n["tls"] else "off"),
         ("User agent", _e(n["user_agent"])),
         ("Peers", str(len(state["peers"]))),
@@ -282,7 +301,7 @@ def _peerRows(state: dict) -> str:
             f'<td>{_e(p["address"] or p["remote"])}</td>'
             f'<td><span class="tag {_e(p["direction"])}">{_e(p["direction"])}</span></td>'
             f'<td>{_e(p["kind"])}</td>'
-            f'<td class="agent">{_e(p["agent"])}</td>'
+            f'<td class="agent">{_e(p["agent"])}{_detail(p["detail"])}</td>'
             f'<td>{_e(_ago(p["since"], now))}</td>'
             f'<td class="num">{_e(_ping(p["ping"]))}</td>'
             f'<td class="num">{_e(_size(p["bytes_in"]))}</td>'

@@ -70,6 +70,7 @@
       ["Node id", n.id, "nodeid"],
       ["Listening", n.listening || "not listening"],
       ["Uptime", ago(state.now - n.uptime, state.now)],
+      ["Network", n.network],
       ["TLS", n.tls ? "on" : "off"],
       ["User agent", n.user_agent],
       ["Peers", state.peers.length],
@@ -103,7 +104,12 @@
       dir.appendChild(el("span", { class: "tag " + p.direction }, p.direction));
       tr.appendChild(dir);
       tr.appendChild(el("td", {}, p.kind));
-      tr.appendChild(el("td", { class: "agent", title: p.agent || "" }, p.agent));
+      const agent = el("td", { class: "agent", title: p.agent || "" }, p.agent);
+      if (p.detail) {
+        agent.appendChild(el("br"));
+        agent.appendChild(el("small", { class: "detail" }, p.detail));
+      }
+      tr.appendChild(agent);
       tr.appendChild(el("td", {}, ago(p.since, state.now)));
       tr.appendChild(el("td", { class: "num" }, ping(p.ping)));
       tr.appendChild(el("td", { class: "num" }, size(p.bytes_in)));

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 import attrs
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from bitp2p import _version
@@ -61,12 +61,16 @@ from bitp2p.bitcoin.codec import (
 from bitp2p.bitcoin.networks import Network
 from bitp2p.constants import LINE_GRACE_S, LINE_MIN_BYTES_PER_S, MAX_SEND_BUFFER_BYTES
 from bitp2p.errors import ProtocolViolation
-from bitp2p.peer import typeCounter
+from bitp2p.peer import ConnectionType, typeCounter
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
 
 log = Logger()
+
+# The kinds of the lines an inbound peer could cause at will (RepeatedEvents).
+CLOSED_AFTER_VERSION = "Bitcoin peers that closed the connection after our version"
+CLOSED_BEFORE_VERSION = "Bitcoin peers that closed the connection before their version"
 
 USER_AGENT = f"/bitp2p:{_version.__version__}/"
 
@@ -103,6 +107,18 @@ class BitcoinInfo:
     @property
     def service_names(self) -> list[str]:
         return codec.serviceNames(self.services)
+
+
+# What Bitcoin Core keeps of a user agent to show it (SAFE_CHARS_DEFAULT).
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()")
+
+
+def _sanitize(text: str) -> str:
+    """
+    C{text} with the characters Bitcoin Core's C{SanitizeString} drops
+    dropped: a user agent is shown in logs and tables.
+    """
+    return text if _SAFE.issuperset(text) else "".join(c for c in text if c in _SAFE)
 
 
 def nonceId(node_id: str) -> str:
@@ -218,6 +234,7 @@ class BitcoinWire(Protocol):
         self.bytesOut = 0
         self.sendPaused = False
         self.badChecksums = 0
+        self._ignored = 0
         self._writtenWhilePaused = 0
         self._readingPaused = False
         self._registered = False
@@ -348,7 +365,19 @@ class BitcoinWire(Protocol):
             )
 
     def _ignore(self, command: str, why: str) -> None:
-        log.debug("Ignoring {command!r} from {peer}: {why}", command=command, peer=self.peer, why=why)
+        """
+        A message out of place was ignored, as Bitcoin Core ignores it. Only
+        the first of a connection is logged (at debug, as Core logs it with
+        C{-debug=net}): a peer must not be able to fill the log.
+        """
+        self._ignored += 1
+        if self._ignored == 1:
+            log.debug(
+                "Ignoring {command!r} from {peer}: {why} (further ones are not logged)",
+                command=command,
+                peer=self.peer,
+                why=why,
+            )
 
     # -- Bitcoin messages into the peer's dicts ----------------------------
 
@@ -422,7 +451,7 @@ class BitcoinWire(Protocol):
             "node_id": f"{version.nonce:016x}",
             "port": version.from_port,
             "protocol": version.version,
-            "user_agent": version.user_agent,
+            "user_agent": _sanitize(version.user_agent),
             "timestamp": version.timestamp,
             "addr_recv": version.addr_recv,
             "info": BitcoinInfo(version.services, version.start_height, version.relay, version.nonce),
@@ -433,18 +462,31 @@ class BitcoinWire(Protocol):
         peer = self.peer
         if self._versionSent and not peer.established and peer.close_reason is None:
             if self.peerVersion:
-                log.info(
+                self._report(
+                    CLOSED_AFTER_VERSION,
                     "{peer} closed the connection after our version: it may want "
                     "services bitp2p does not offer (bitp2p offers {services})",
-                    peer=peer,
                     services=" ".join(codec.serviceNames(self.format.services)) or "none",
                 )
             else:
-                log.info(
+                self._report(
+                    CLOSED_BEFORE_VERSION,
                     "{peer} closed the connection before sending its version",
-                    peer=peer,
                 )
         peer.connectionLost(reason)
+
+    def _report(self, kind: str, format: str, **fields) -> None:
+        """
+        Log a line about how the peer ended the handshake: at info for a
+        connection we made; summarised for inbound ones (anyone can connect
+        and do it again).
+        """
+        peer = self.peer
+        if peer.kind is ConnectionType.INBOUND:
+            host = getattr(peer.remote_address, "host", "") or ""
+            peer.repeated.emit(log, LogLevel.info, kind, host, format, peer=peer, **fields)
+        else:
+            log.info(format, peer=peer, **fields)
 
     # -- the peer's dicts into Bitcoin messages ------------------------------
 

@@ -309,3 +309,85 @@ class PeerOptionTests(SynchronousTestCase):
             message = str(caught.exception.code)
             self.assertIn(expected, message)
             self.assertEqual(len(message.splitlines()), 1)
+
+
+class TwistdBitcoinTests(TwistdProcesses, SynchronousTestCase):
+    """
+    C{twistd -n bitp2p --network regtest}: nodes speak Bitcoin's protocol,
+    checked by a client written with python-bitcoinlib (an implementation
+    independent of bitp2p's codec), as a Bitcoin node at protocol 70015.
+    """
+
+    def exchange(self, port: int) -> tuple[object, list]:
+        """
+        Handshake with the node on C{port} as a 70015 peer, ask getaddr,
+        ping, and read until the pong: C{(its version, addr entries)}.
+        """
+        import bitcoin
+        from bitcoin.messages import (
+            MsgSerializable,
+            msg_getaddr,
+            msg_ping,
+            msg_verack,
+            msg_version,
+        )
+
+        bitcoin.SelectParams("regtest")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
+        try:
+            version = msg_version(70015)
+            version.nVersion = 70015
+            version.addrTo.ip, version.addrTo.port = "127.0.0.1", port
+            version.nNonce = 0x1234
+            version.strSubVer = b"/python-bitcoinlib-checker/"
+            sock.sendall(version.to_bytes())
+            stream = sock.makefile("rb")
+            theirs, entries, commands = None, [], []
+            while True:
+                message = MsgSerializable.stream_deserialize(stream)
+                commands.append(message.command)
+                if message.command == b"version":
+                    theirs = message
+                    sock.sendall(msg_verack().to_bytes())
+                    sock.sendall(msg_getaddr().to_bytes())
+                    sock.sendall(msg_ping(70015, nonce=987654321).to_bytes())
+                elif message.command == b"addr":
+                    entries += message.addrs
+                elif message.command == b"pong":
+                    self.assertEqual(message.nonce, 987654321)
+                    break
+            # A 70015 peer is sent neither wtxidrelay nor sendaddrv2.
+            self.assertEqual(commands[:2], [b"version", b"verack"])
+            stream.close()
+            return theirs, entries
+        finally:
+            sock.close()
+
+    def test_regtestNodesSpeakBitcoin(self):
+        portA, portB = freePort(), freePort()
+        a = self.spawn("--network", "regtest", "--port", str(portA), "--interface", "127.0.0.1", "--no-seeds")
+        self.spawn(
+            "--network", "regtest", "--port", str(portB), "--interface", "127.0.0.1",
+            "--seed", f"127.0.0.1:{portA}",
+        )
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                theirs, entries = self.exchange(portA)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+                continue
+            known = {(e.ip, e.port) for e in entries}
+            if ("127.0.0.1", portB) in known or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(theirs.nVersion, 70016)
+        self.assertEqual(theirs.nServices, 0)
+        self.assertEqual(theirs.nStartingHeight, 0)
+        self.assertFalse(theirs.fRelay)
+        self.assertTrue(theirs.strSubVer.startswith(b"/bitp2p:"))
+        self.assertEqual(theirs.addrFrom.port, portA)
+        self.assertIn(("127.0.0.1", portB), known)
+        self.assertIsNone(a.poll())

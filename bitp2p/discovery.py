@@ -264,7 +264,7 @@ class AddressRelay:
         """
         now = self._reactor.seconds()
         remote = hostAddress(peer.remote_address)
-        from_loopback = remote is not None and remote.ip.is_loopback
+        from_loopback = remote is not None and remote.is_loopback
         source = peer.address or remote
         if source is None:
             return
@@ -273,7 +273,7 @@ class AddressRelay:
         accepted: list[tuple[Address, float]] = []
         fresh: Entries = []
         for address, seen in entries:
-            if address in own or (address.ip.is_loopback and not from_loopback):
+            if address in own or (address.is_loopback and not from_loopback):
                 continue
             host = address.host
             if bans.is_banned(host, now) or bans.is_discouraged(host, now):

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address, AddressError, split_host_port
+from bitp2p.address import Address, AddressError, split_host_port, unreachable_reason
 
 __all__ = [
     "Target",
@@ -92,8 +92,10 @@ class Target:
     """
     Something to dial: a C{host} and C{port}, or an C{endpoint} description.
 
-    @ivar address: the address dialed, when it is an IP literal and port
-        (connections to it are then counted in the address manager).
+    @ivar address: the address dialed, when it is an address and port (an
+        IP literal, or an overlay network's host: see
+        L{Address<bitp2p.address.Address>}); connections to it are then
+        counted in the address manager.
     """
 
     host: str
@@ -121,7 +123,10 @@ def parse_target(text: str) -> Target:
     Parse C{HOST:PORT}, C{[IPV6]:PORT}, or a client endpoint description.
     C{tcp:HOST:PORT} is taken as C{HOST:PORT}.
 
-    @raise ValueError: with a one-line message when it is none of those.
+    @raise ValueError: with a one-line message when it is none of those, or
+        when HOST is of a network bitp2p cannot reach (C{cannot reach onion
+        addresses: bitp2p has no proxy}; a client endpoint such as
+        C{tor:example.onion:5000} is another matter).
     """
     if not isinstance(text, str):
         raise ValueError(f"expected HOST:PORT or an endpoint, got {text!r}")
@@ -132,9 +137,14 @@ def parse_target(text: str) -> Target:
     elif rest and kind in client_kinds():
         return Target(text, 0, text)
     try:
-        return Target(*split_host_port(text))
+        target = Target(*split_host_port(text))
     except AddressError:
         pass
+    else:
+        unreachable = unreachable_reason(target.host)
+        if unreachable is not None:
+            raise ValueError(unreachable)
+        return target
     raise ValueError(f"expected HOST:PORT or an endpoint such as unix:/path.sock, got {original!r}")
 
 

@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bitp2p import codec
-from bitp2p.address import Address, AddressError, hostAddress
+from bitp2p.address import Address, AddressError, hostAddress, unreachable_reason
 from bitp2p.constants import (
     ADDR_FUTURE_SLACK_S,
     ADDR_INITIAL_TOKENS,
@@ -426,13 +426,18 @@ class AddressRelay:
     def addSeeds(self) -> None:
         """
         Put the bootstrap addresses in the address manager; host names are
-        resolved to all their addresses first.
+        resolved to all their addresses first, except the names of overlay
+        networks (C{.onion}, C{.i2p}), which the DNS must never see.
         """
         now = self._reactor.seconds()
         for host, port in self._config.seed_list():
             try:
                 address = Address.of(host, port)
             except AddressError:
+                unreachable = unreachable_reason(host)
+                if unreachable is not None:
+                    log.warn("Seed {host} not resolved: {why}", host=host, why=unreachable)
+                    continue
                 self._resolveSeed(host, port)
                 continue
             self._addSeed(address, now)

@@ -136,15 +136,14 @@ def parse_target(text: str) -> Target:
         text = rest
     elif rest and kind in client_kinds():
         return Target(text, 0, text)
+    host = text.rpartition(":")[0]
+    unreachable = unreachable_reason(host[1:-1] if host.startswith("[") else host)
+    if unreachable is not None:
+        raise ValueError(unreachable)
     try:
-        target = Target(*split_host_port(text))
+        return Target(*split_host_port(text))
     except AddressError:
         pass
-    else:
-        unreachable = unreachable_reason(target.host)
-        if unreachable is not None:
-            raise ValueError(unreachable)
-        return target
     raise ValueError(f"expected HOST:PORT or an endpoint such as unix:/path.sock, got {original!r}")
 
 

@@ -42,7 +42,15 @@ from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address, AddressError, LocalNetworks, hostAddress, network_group
+from bitp2p.address import (
+    Address,
+    AddressError,
+    LocalNetworks,
+    hostAddress,
+    is_reachable,
+    network_group,
+    unreachable_reason,
+)
 from bitp2p.arrivals import Arrivals
 from bitp2p.constants import (
     INBOUND_CHURN_HALF_LIFE_S,
@@ -616,7 +624,7 @@ class ConnectionManager:
                     connected_at=peer.connected_at,
                     min_ping_s=peer.min_rtt_s,
                     keyed_net_group=self._keyedGroup(group),
-                    is_local=remote is not None and remote.ip.is_loopback,
+                    is_local=remote is not None and remote.is_loopback,
                     last_addr_time=self._noveltyOf(peer),
                 )
             )
@@ -726,21 +734,29 @@ class ConnectionManager:
         except AddressError:
             return None
         if (
-            own.ip.is_unspecified
+            own.is_unspecified
+            or not is_reachable(own)
+            or not is_reachable(address)
             or own.is_ipv6 != address.is_ipv6
-            or own.ip.is_loopback != address.ip.is_loopback
+            or own.is_loopback != address.is_loopback
         ):
             return None
         return (own.host, 0)
 
     def dial(self, target: Target, kind: ConnectionType) -> Deferred[Peer]:
         """
-        Dial C{target} and complete the handshake.
+        Dial C{target} and complete the handshake. A host of an overlay
+        network (onion, I2P, CJDNS) is never dialed: bitp2p has no proxy
+        to reach it (nor resolves its name, which would leak it to the DNS).
 
         @return: a Deferred that fires with the L{Peer} once established
             (that of the existing connection when the node turned out to be
             connected already), or fails with the reason.
         """
+        if target.endpoint is None:
+            unreachable = unreachable_reason(target.host)
+            if unreachable is not None:
+                return defer.fail(ConnectFailed(unreachable))
         now = self._reactor.seconds()
         address = target.address
         if address is not None:
@@ -850,7 +866,7 @@ class ConnectionManager:
         event is published.
         """
         local = hostAddress(peer.local_address)
-        if local is not None and not local.ip.is_unspecified:
+        if local is not None and not local.is_unspecified:
             self.addLocalGroup(local)
         self._events.established(peer)
 

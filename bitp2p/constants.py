@@ -150,11 +150,12 @@ DISCOURAGE_S = 24 * 3600
 DEFAULT_BAN_S = 24 * 3600
 
 # IP literals whose parse is remembered (bitp2p.address, bitp2p.banman).
-# Only strings that can be IP literals are remembered, so each cache holds at
-# most HOST_CACHE_SIZE keys of at most MAX_IP_CHARS + 1 + MAX_ZONE_CHARS
-# characters (about 2 MB): the longest IPv6 literal,
-# "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", is 45 characters; a zone
-# ("fe80::1%eth0", IPv6 only) at most MAX_ZONE_CHARS.
+# Only strings that can be IP literals (or, in bitp2p.address, onion, I2P
+# and CJDNS hosts, at most 62 characters) are remembered, so each cache
+# holds at most HOST_CACHE_SIZE keys of at most 62 characters (about 2 MB):
+# the longest IPv6 literal, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+# is 45 characters; a zone ("fe80::1%eth0", IPv6 only) at most
+# MAX_ZONE_CHARS; an onion host 62.
 HOST_CACHE_SIZE = 16384
 MAX_IP_CHARS = 45
 MAX_ZONE_CHARS = 15

@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from bitp2p import codec
-from bitp2p.address import Address, AddressError, hostAddress
+from bitp2p.address import Address, AddressError, hostAddress, unreachable_reason
 from bitp2p.constants import (
     ADDR_FUTURE_SLACK_S,
     ADDR_INITIAL_TOKENS,
@@ -270,7 +270,7 @@ class AddressRelay:
         """
         now = self._reactor.seconds()
         remote = hostAddress(peer.remote_address)
-        from_loopback = remote is not None and remote.ip.is_loopback
+        from_loopback = remote is not None and remote.is_loopback
         source = peer.address or remote
         if source is None:
             return
@@ -279,7 +279,7 @@ class AddressRelay:
         accepted: list[tuple[Address, float]] = []
         fresh: Entries = []
         for address, seen in entries:
-            if address in own or (address.ip.is_loopback and not from_loopback):
+            if address in own or (address.is_loopback and not from_loopback):
                 continue
             host = address.host
             if bans.is_banned(host, now) or bans.is_discouraged(host, now):
@@ -432,13 +432,18 @@ class AddressRelay:
     def addSeeds(self) -> None:
         """
         Put the bootstrap addresses in the address manager; host names are
-        resolved to all their addresses first.
+        resolved to all their addresses first, except the names of overlay
+        networks (C{.onion}, C{.i2p}), which the DNS must never see.
         """
         now = self._reactor.seconds()
         for host, port in self._config.seed_list():
             try:
                 address = Address.of(host, port)
             except AddressError:
+                unreachable = unreachable_reason(host)
+                if unreachable is not None:
+                    log.warn("Seed {host} not resolved: {why}", host=host, why=unreachable)
+                    continue
                 self._resolveSeed(host, port)
                 continue
             self._addSeed(address, now)

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address, AddressError, split_host_port
+from bitp2p.address import Address, AddressError, split_host_port, unreachable_reason
 
 __all__ = [
     "Target",
@@ -92,8 +92,10 @@ class Target:
     """
     Something to dial: a C{host} and C{port}, or an C{endpoint} description.
 
-    @ivar address: the address dialed, when it is an IP literal and port
-        (connections to it are then counted in the address manager).
+    @ivar address: the address dialed, when it is an address and port (an
+        IP literal, or an overlay network's host: see
+        L{Address<bitp2p.address.Address>}); connections to it are then
+        counted in the address manager.
     """
 
     host: str
@@ -121,7 +123,10 @@ def parse_target(text: str) -> Target:
     Parse C{HOST:PORT}, C{[IPV6]:PORT}, or a client endpoint description.
     C{tcp:HOST:PORT} is taken as C{HOST:PORT}.
 
-    @raise ValueError: with a one-line message when it is none of those.
+    @raise ValueError: with a one-line message when it is none of those, or
+        when HOST is of a network bitp2p cannot reach (C{cannot reach onion
+        addresses: bitp2p has no proxy}; a client endpoint such as
+        C{tor:example.onion:5000} is another matter).
     """
     if not isinstance(text, str):
         raise ValueError(f"expected HOST:PORT or an endpoint, got {text!r}")
@@ -131,6 +136,10 @@ def parse_target(text: str) -> Target:
         text = rest
     elif rest and kind in client_kinds():
         return Target(text, 0, text)
+    host = text.rpartition(":")[0]
+    unreachable = unreachable_reason(host[1:-1] if host.startswith("[") else host)
+    if unreachable is not None:
+        raise ValueError(unreachable)
     try:
         return Target(*split_host_port(text))
     except AddressError:

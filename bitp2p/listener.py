@@ -116,7 +116,7 @@ class Listener:
         if not self._config.listen_endpoints and self._config.interface not in ("0.0.0.0", "::"):
             host = self._config.interface  # as asked (what a test reactor reports may differ)
         address = Address.of(host, bound.port)
-        if address.ip.is_unspecified:
+        if address.is_unspecified:
             # Listening on every interface includes loopback.
             self._onLocalAddress(Address.of("::1" if address.is_ipv6 else "127.0.0.1", 0))
         else:

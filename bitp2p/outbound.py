@@ -7,7 +7,8 @@ slots up: first with the anchors (the outbound peers of the last run, so an
 attacker who filled the address tables while we were down does not choose
 our first peers), then with addresses drawn from the address manager, never
 two in one network group, never a banned, discouraged, busy or own address,
-and not one in its retry backoff (spread per node, L{spread}). Once every
+never one this node cannot reach (onion, I2P, CJDNS: bitp2p has no proxy;
+Bitcoin Core's C{IsReachable} check), and not one in its retry backoff (spread per node, L{spread}). Once every
 slot is held by a connection, a feeler (one at a time, about every
 C{feeler_interval_s}) tests an address of the "new" table, or the old entry
 of a pending "tried" collision; one that answers is promoted to "tried".
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from bitp2p.address import Address
+from bitp2p.address import Address, is_reachable
 from bitp2p.backoff import retry_delay
 from bitp2p.constants import OUTBOUND_SELECT_TRIES, RECENT_TRY_S, RECENT_TRY_TRIES
 from bitp2p.endpoints import Target
@@ -125,9 +126,11 @@ class OutboundFiller:
 
     def dialable(self, address: Address, busy: set[Address], now: float) -> bool:
         """
-        Whether C{address} may be dialed at all: not busy, not ours, not
-        banned or discouraged.
+        Whether C{address} may be dialed at all: reachable (L{is_reachable}),
+        not busy, not ours, not banned or discouraged.
         """
+        if not is_reachable(address):
+            return False
         bans = self._bans()
         return not (
             address in busy

@@ -64,8 +64,9 @@ def hostPort(address: object) -> str | None:
 
 def network(address: object) -> str:
     """
-    The network of a Twisted address: C{ipv4}, C{ipv6}, C{onion}, C{unix},
-    or C{other} (also for L{None}).
+    The network of a Twisted address (or of a L{bitp2p.address.Address}):
+    C{ipv4}, C{ipv6}, C{onion}, C{i2p}, C{cjdns}, C{unix}, or C{other}
+    (also for L{None}).
     """
     if isinstance(address, UNIXAddress):
         return "unix"
@@ -74,6 +75,10 @@ def network(address: object) -> str:
         return "other"
     if host.endswith(".onion"):
         return "onion"
+    if host.endswith(".i2p"):
+        return "i2p"
+    if host.startswith("cjdns:"):
+        return "cjdns"
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

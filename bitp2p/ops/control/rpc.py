@@ -37,7 +37,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
-from bitp2p.address import Address, AddressError, split_host_port
+from bitp2p.address import Address, AddressError, address_network, split_host_port
 from bitp2p.banman import BanMan
 from bitp2p.constants import DEFAULT_BAN_S, MAX_BATCH_CALLS, PROTOCOL_VERSION, RPC_SLICE_S
 from bitp2p.endpoints import parse_target
@@ -367,7 +367,7 @@ class ControlAPI(Resource):
     def rpc_getnodeaddresses(self, count: int, network: str | None) -> list[dict]:
         if count < 0:
             raise RPCError(RPC_INVALID_PARAMETER, "Address count out of range")
-        if network is not None and network not in ("ipv4", "ipv6"):
+        if network is not None and network not in ("ipv4", "ipv6", "onion", "i2p", "cjdns"):
             raise RPCError(RPC_INVALID_PARAMETER, f"Network not recognized: {network}")
         book = self.node.book
         size = len(book)
@@ -378,7 +378,7 @@ class ControlAPI(Resource):
         infos = book.get_addr(self.node.reactor.seconds(), wanted, 100, size)
         result = []
         for info in infos:
-            kind = "ipv6" if info.address.is_ipv6 else "ipv4"
+            kind = address_network(info.address)
             if network is not None and kind != network:
                 continue
             result.append(

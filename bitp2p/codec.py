@@ -30,7 +30,7 @@ import math
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from bitp2p.address import Address, AddressError, is_routable, parse_address
+from bitp2p.address import Address, AddressError, is_reachable, is_routable, parse_address
 from bitp2p.constants import (
     MAX_ADDR_ENTRIES,
     NODE_ID_MAX_CHARS,
@@ -199,6 +199,8 @@ def _validateVersion(message: dict) -> dict:
             addr_recv = parse_address(addr_recv)
         except AddressError:
             addr_recv = None  # informational only: an odd value is ignored
+        if addr_recv is not None and not is_reachable(addr_recv):
+            addr_recv = None
     message["addr_recv"] = addr_recv
     return message
 
@@ -235,7 +237,9 @@ def _entry(item: object) -> tuple[Address, int | None] | None:
         address = parse_address(text)
     except AddressError:
         return None
-    if not is_routable(address):
+    if not is_routable(address) or not is_reachable(address):
+        # PROTOCOL.md's addresses are IP literals: the Tor, I2P and CJDNS
+        # forms a Bitcoin network brings are malformed here.
         return None
     return (address, seen)
 

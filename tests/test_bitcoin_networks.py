@@ -60,9 +60,10 @@ class NetworksTests(SynchronousTestCase):
             network("testnet4").dns_seeds,
             ("seed.testnet4.bitcoin.sprovoost.nl.", "seed.testnet4.wiz.biz."),
         )
+        self.assertEqual(network("regtest").dns_seeds, ())
         for found in NETWORKS.values():
             self.assertIsInstance(found.dns_seeds, tuple)
-            self.assertTrue(found.dns_seeds)
+            self.assertEqual(bool(found.dns_seeds), found.name != "regtest")
             for seed in found.dns_seeds:
                 self.assertTrue(seed.endswith("."), seed)
 

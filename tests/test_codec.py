@@ -209,6 +209,21 @@ class DecodeTests(SynchronousTestCase):
             ],
         )
 
+    def test_addrEntriesAreIPOnly(self):
+        """
+        PROTOCOL.md's addresses are IP literals: the Tor, I2P and CJDNS
+        forms bitp2p knows on a Bitcoin network are dropped as malformed
+        entries on its own (the rest of the message is kept).
+        """
+        onion = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333"
+        i2p = "ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p:0"
+        message = decode(
+            line({"type": "addr", "peers": [onion, i2p, "[cjdns:fc00:1:2:3:4:5:6:7]:8333", "198.51.100.7:5000"]})
+        )
+        self.assertEqual(message["peers"], [(Address.of("198.51.100.7", 5000), None)])
+        version = decode(line({"type": "version", "node_id": "n", "port": 1, "addr_recv": onion}))
+        self.assertIsNone(version["addr_recv"])
+
 
 class EncodeTests(SynchronousTestCase):
     def test_compactUTF8WithoutNewline(self):

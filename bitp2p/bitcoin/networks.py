@@ -13,7 +13,8 @@ written as Core writes them, fully qualified (a trailing dot). Signet is
 the default signet (no C{-signetchallenge}): its magic is the first 4 bytes
 of the double SHA-256 of its challenge script, as Core computes it; a
 custom signet has another. Regtest has no real seed: Core lists the
-never-resolving C{dummySeed.invalid.}, kept here as Core has it.
+never-resolving C{dummySeed.invalid.} (to test its seed code), which bitp2p
+leaves out: a regtest node would only log a failed lookup.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ NETWORKS: dict[str, Network] = {
             38333,
             ("seed.signet.bitcoin.sprovoost.nl.", "seed.signet.achownodes.xyz."),
         ),
-        Network("regtest", bytes.fromhex("fabfb5da"), 18444, ("dummySeed.invalid.",)),
+        Network("regtest", bytes.fromhex("fabfb5da"), 18444, ()),
     )
 }
 

@@ -260,12 +260,12 @@ class Snapshot:
 
         @raise ValueError: for another extension.
         """
-        text = self.toJSON() if _outputFormat(path) == "json" else self.toCSV()
+        text = self.toJSON() if outputFormat(path) == "json" else self.toCSV()
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
 
 
-def _outputFormat(path: str) -> str:
+def outputFormat(path: str) -> str:
     lower = path.lower()
     for ext in ("json", "csv"):
         if lower.endswith("." + ext):
@@ -378,7 +378,7 @@ class Crawler:
         if self._done is not None:
             raise RuntimeError("a crawler starts once")
         self._done = defer.Deferred()
-        self._started = self._reactor.seconds()
+        self._started = self._nextDialAt = self._reactor.seconds()
         self._running = True
         for seed in self._seeds:
             self._addSeed(seed)
@@ -871,4 +871,4 @@ class _CrawlProtocol(Protocol):
             self._end(None)
 
 
-__all__ = ["Crawler", "FIELDS", "NodeRecord", "Progress", "Snapshot", "crawl"]
+__all__ = ["Crawler", "FIELDS", "NodeRecord", "Progress", "Snapshot", "crawl", "outputFormat"]

@@ -305,6 +305,10 @@ CRAWL_TIMEOUT_S = 15.0
 # Core sends its answer on its addr timer (a Poisson delay, 30 s on average
 # after its first addr to the peer), so a peer may answer late.
 CRAWL_ADDR_WAIT_S = 30.0
+# ... but if no addr at all comes this long after getaddr (not even the
+# peer's announcement of itself), the peer has none to give: a recent Core
+# with an empty cache sends nothing; one with addresses answers at once.
+CRAWL_ADDR_QUIET_S = 5.0
 # Progress lines of "bitp2p crawl": this often on a terminal, and when the
 # output is not one.
 CRAWL_PROGRESS_TTY_S = 0.5

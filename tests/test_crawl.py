@@ -168,6 +168,11 @@ class ScriptedPeer(Protocol):
         elif f.versionFirst:
             self.send("version", self.version())
 
+    def connectionLost(self, reason):
+        delayed = getattr(self, "delayed", None)
+        if delayed is not None and delayed.active():
+            delayed.cancel()
+
     def version(self) -> bytes:
         f = self.factory
         return codec.encodeVersion(
@@ -202,6 +207,8 @@ class ScriptedPeer(Protocol):
                 self.send("version", self.version())
             self.send("verack")
         elif command == "verack":
+            if f.script == "mute":
+                return
             # Core's chatter after the handshake, all to be ignored.
             self.send("sendcmpct", b"\x00" + struct.pack("<Q", 2))
             self.send("getheaders", struct.pack("<I", 70016) + b"\x00" + bytes(32))
@@ -211,12 +218,14 @@ class ScriptedPeer(Protocol):
             self.send("addr", codec.encodeAddr([codec.AddrEntry(f.own, 1700000000, 9)]))
         elif command == "ping":
             self.send("pong", payload)
-        elif command == "getaddr" and not self.answered:
+        elif command == "getaddr" and not self.answered and f.script != "mute":
             self.answered = True
-            if f.addrv2:
-                self.send("addrv2", f.answer)
+            command = "addrv2" if f.addrv2 else "addr"
+            if f.answerDelay:
+                # (As Core's addr timer may hold the answer back.)
+                self.delayed = reactor.callLater(f.answerDelay, self.send, command, f.answer)
             else:
-                self.send("addr", f.answer)
+                self.send(command, f.answer)
 
 
 class ScriptedFactory(Factory):
@@ -231,6 +240,7 @@ class ScriptedFactory(Factory):
         services=9,
         userAgent="/Satoshi:27.0.0/",
         height=100,
+        answerDelay=0.0,
     ):
         self.script = script
         self.peerVersion = peerVersion
@@ -239,6 +249,7 @@ class ScriptedFactory(Factory):
         self.services = services
         self.userAgent = userAgent
         self.height = height
+        self.answerDelay = answerDelay
         self.answer = codec.compactSize(0)
         self.own: Address | None = None
         self.peers: list[ScriptedPeer] = []
@@ -264,23 +275,31 @@ class ScriptedPeerTests(TestCase):
 
     @defer.inlineCallbacks
     def test_eachKindOfPeerIsRecordedAndTheCrawlGoesOn(self):
+        # It announces itself at once, but its answer comes later than
+        # the quiet period: the announcement makes the crawler wait on.
         old = self.makeFactory(
-            peerVersion=70015, versionFirst=True, userAgent="/Satoshi:0.20.1/", height=700000
+            peerVersion=70015,
+            versionFirst=True,
+            userAgent="/Satoshi:0.20.1/",
+            height=700000,
+            answerDelay=0.4,
         )
         modern = self.makeFactory(addrv2=True, services=1 | 8 | 1024)
         closing = self.makeFactory(script="close")
         wrongMagic = self.makeFactory(script="wrongmagic")
         silent = self.makeFactory(script="silent")
+        mute = self.makeFactory(script="mute")
         A = self.listen(old)
         B = self.listen(modern)
         C = self.listen(closing)
         D = self.listen(wrongMagic)
         F = self.listen(silent)
+        G = self.listen(mute)
         E = yield defer.ensureDeferred(self.closedPort())
         # The 70015 peer answers with plain addr, only routable entries
         # (loopback counts: bitp2p's is_routable), once.
         old.answer = codec.encodeAddr(
-            [codec.AddrEntry(x, 1700000000, 1) for x in (B, C, D, E, F)]
+            [codec.AddrEntry(x, 1700000000, 1) for x in (B, C, D, E, F, G)]
         )
         onion = bytes(range(32))
         i2p = bytes(range(32, 64))
@@ -288,7 +307,13 @@ class ScriptedPeerTests(TestCase):
             [(4, onion, 9050), (5, i2p, 0), (1, bytes([127, 0, 0, 1]), A.port)]
         )
         snapshot = yield crawl(
-            reactor, "regtest", [str(A)], timeout_s=0.5, rate_per_s=1000, addr_wait_s=2
+            reactor,
+            "regtest",
+            [str(A)],
+            timeout_s=0.5,
+            rate_per_s=1000,
+            addr_wait_s=5,
+            quiet_s=0.2,
         )
         records = {r.address: r for r in snapshot.records}
 
@@ -302,7 +327,7 @@ class ScriptedPeerTests(TestCase):
         self.assertEqual(a.service_names, ["NETWORK", "WITNESS"])
         self.assertIsNotNone(a.handshake_s)
         self.assertIsNotNone(a.ping_s)
-        self.assertEqual(a.addresses, 6)  # itself, then its answer of five
+        self.assertEqual(a.addresses, 7)  # itself, then its answer of six
         # No BIP 155 / 339 negotiation with a 70015 peer; one getaddr.
         self.assertEqual(old.peers[0].received, ["version", "verack", "ping", "getaddr"])
 
@@ -320,6 +345,14 @@ class ScriptedPeerTests(TestCase):
         for x in (C, D, E, F):
             self.assertTrue(records[x].tried)
             self.assertFalse(records[x].reachable)
+        # A peer that gives no address at all is left after the quiet
+        # period, answered but with nothing learned.
+        g = records[G]
+        self.assertTrue(g.reachable)
+        self.assertIsNone(g.error)
+        self.assertEqual(g.addresses, 0)
+        self.assertIsNotNone(g.ping_s)
+        self.assertLess(snapshot.ended - snapshot.started, 2.0)
 
         # What the codec makes of B's onion and i2p entries is known, not
         # dialed (the stub codec of this branch skips them).
@@ -329,8 +362,8 @@ class ScriptedPeerTests(TestCase):
             self.assertEqual(records[entry.address].network, network)
             self.assertEqual(records[entry.address].tried, network in ("ipv4", "ipv6"))
         summary = snapshot.summary()
-        self.assertEqual((summary["reachable"], summary["tried"]), (2, 6))
-        self.assertEqual(summary["by_version"], {70015: 1, 70016: 1})
+        self.assertEqual((summary["reachable"], summary["tried"]), (3, 7))
+        self.assertEqual(summary["by_version"], {70016: 2, 70015: 1})
         self.assertEqual(len(old.peers) + len(modern.peers), 2)  # each dialed once
         self.assertFalse(snapshot.stopped)
 

@@ -19,7 +19,9 @@ would as the dialing side:
      (Core may first announce itself alone, and answers C{getaddr} from a
      cache, once, on its Poisson addr timer); once the answer and the
      C{pong} are in, or C{addr_wait_s} after the C{getaddr}, it
-     disconnects.
+     disconnects. A peer that sends no C{addr} at all within C{quiet_s}
+     of the C{getaddr} has none to give (a recent Core answers at once,
+     or not at all when its cache is empty) and is left then.
 
 Everything else the peer sends (C{inv}, C{sendcmpct}, C{feefilter},
 C{getheaders}, ...) is ignored; a C{ping} is answered. A wrong magic or a
@@ -75,6 +77,7 @@ from bitp2p.bitcoin.codec import (
 from bitp2p.bitcoin.networks import Network, network as networkNamed
 from bitp2p.bitcoin.wire import USER_AGENT
 from bitp2p.constants import (
+    CRAWL_ADDR_QUIET_S,
     CRAWL_ADDR_WAIT_S,
     CRAWL_CONCURRENCY,
     CRAWL_RATE_PER_S,
@@ -318,6 +321,8 @@ class Crawler:
     @param concurrency: most connections open at once.
     @param timeout_s: bound on connecting, and on the handshake.
     @param addr_wait_s: how long the answer to C{getaddr} is awaited.
+    @param quiet_s: how long after C{getaddr} a peer that sent no C{addr}
+        at all is awaited.
     @param max_nodes: most addresses dialed (L{None}: no bound).
     @param rate_per_s: most new connections a second.
     @param progress: called with a L{Progress} after each attempt ends.
@@ -333,14 +338,15 @@ class Crawler:
         concurrency: int = CRAWL_CONCURRENCY,
         timeout_s: float = CRAWL_TIMEOUT_S,
         addr_wait_s: float = CRAWL_ADDR_WAIT_S,
+        quiet_s: float = CRAWL_ADDR_QUIET_S,
         max_nodes: int | None = None,
         rate_per_s: float = CRAWL_RATE_PER_S,
         progress: Callable[[Progress], None] | None = None,
         resolver=None,
         rng: random.Random | None = None,
     ) -> None:
-        if concurrency < 1 or rate_per_s <= 0 or timeout_s <= 0 or addr_wait_s <= 0:
-            raise ValueError("concurrency, rate, timeout and addr wait must be positive")
+        if min(concurrency, rate_per_s, timeout_s, addr_wait_s, quiet_s) <= 0:
+            raise ValueError("concurrency, rate, timeout and waits must be positive")
         self._reactor = reactor
         self.network = networkNamed(network) if isinstance(network, str) else network
         if seeds is None:
@@ -349,6 +355,7 @@ class Crawler:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.addr_wait_s = addr_wait_s
+        self.quiet_s = min(quiet_s, addr_wait_s)
         self.max_nodes = max_nodes
         self._interval = 1.0 / rate_per_s
         self._progress = progress
@@ -561,7 +568,7 @@ class Crawler:
         self._maybeDone()
 
     def _maybeDone(self) -> None:
-        if not self._running or self._inFlight or self._resolving and not self._stopping:
+        if not self._running or self._inFlight or (self._resolving and not self._stopping):
             return
         if not self._stopping and self._queue and not self._maxed():
             return
@@ -690,6 +697,8 @@ class _CrawlProtocol(Protocol):
         self._ponged = False
         self._pingNonce: int | None = None
         self._pingAt = 0.0
+        self._getaddrAt = 0.0
+        self._heard = False
         self._connectedAt = 0.0
         self._learned: set[Address] = set()
         self._timer = None
@@ -833,9 +842,11 @@ class _CrawlProtocol(Protocol):
         else:
             self._ponged = True
         self._send("getaddr")
+        self._getaddrAt = now
+        self._heard = False
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
-        self._timer = self._clock.callLater(self.crawler.addr_wait_s, self._timedOut)
+        self._timer = self._clock.callLater(self.crawler.quiet_s, self._timedOut)
 
     def msg_ping(self, payload: bytes) -> None:
         nonce = codec.parseNonce(payload, "ping")
@@ -859,6 +870,13 @@ class _CrawlProtocol(Protocol):
         own = self.record.address
         if len(entries) > 1 or (len(entries) == 1 and entries[0].address != own):
             self._answered = True
+        elif not self._heard and self._timer is not None and self._timer.active():
+            # It spoke (its announcement of itself): its answer may come
+            # on its addr timer, up to addr_wait_s after the getaddr.
+            self._timer.reset(
+                max(self._getaddrAt + self.crawler.addr_wait_s - self._clock.seconds(), 0)
+            )
+        self._heard = True
         learned = self._learned
         fresh = [e for e in entries if e.address not in learned]
         learned.update(e.address for e in fresh)

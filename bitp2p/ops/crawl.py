@@ -35,6 +35,7 @@ from bitp2p.address import AddressError, split_host_port
 from bitp2p.bitcoin.crawl import Crawler, Progress, Snapshot, outputFormat
 from bitp2p.bitcoin.networks import NETWORKS
 from bitp2p.constants import (
+    CRAWL_ADDR_QUIET_S,
     CRAWL_ADDR_WAIT_S,
     CRAWL_CONCURRENCY,
     CRAWL_PROGRESS_LOG_S,
@@ -87,6 +88,12 @@ class Options(usage.Options):
             str(CRAWL_ADDR_WAIT_S),
             "Seconds to wait for the answer to getaddr.",
         ],
+        [
+            "addr-quiet",
+            None,
+            str(CRAWL_ADDR_QUIET_S),
+            "Seconds after getaddr to leave a peer that sent no addr at all.",
+        ],
         ["max-nodes", None, None, "Dial at most this many addresses."],
         ["rate", None, str(CRAWL_RATE_PER_S), "Most new connections a second."],
         ["out", "o", None, "Write the snapshot to this file (.json or .csv)."],
@@ -114,6 +121,7 @@ class Options(usage.Options):
         self["concurrency"] = _whole("concurrency", self["concurrency"])
         self["timeout"] = _positive("timeout", self["timeout"])
         self["addr-wait"] = _positive("addr-wait", self["addr-wait"])
+        self["addr-quiet"] = _positive("addr-quiet", self["addr-quiet"])
         self["rate"] = _positive("rate", self["rate"])
         if self["max-nodes"] is not None:
             self["max-nodes"] = _whole("max-nodes", self["max-nodes"])
@@ -181,6 +189,7 @@ class CrawlRun:
             concurrency=options["concurrency"],
             timeout_s=options["timeout"],
             addr_wait_s=options["addr-wait"],
+            quiet_s=options["addr-quiet"],
             max_nodes=options["max-nodes"],
             rate_per_s=options["rate"],
         )

@@ -1,5 +1,6 @@
 """
-C{python -m bitp2p PORT [options]}: a node with an interactive console.
+C{python -m bitp2p PORT [options]}: a node with an interactive console
+(and C{bitp2p crawl ...}: the crawler's command, L{bitp2p.ops.crawl}).
 
 The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
@@ -35,8 +36,13 @@ def _stderrObserver(event: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["crawl"]:
+        from bitp2p.ops.crawl import main as crawl
+
+        return crawl(argv[1:])
     options = Options()
-    options.parseOptions(sys.argv[1:] if argv is None else argv)
+    options.parseOptions(argv)
 
     from twisted.internet import reactor
 

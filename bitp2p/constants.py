@@ -295,3 +295,22 @@ NETWORK = "bitp2p"  # the default network: the protocol's own JSON lines
 BITCOIN_PING_INTERVAL_S = 2 * 60
 BITCOIN_PING_TIMEOUT_S = 20 * 60
 BITCOIN_INACTIVITY_TIMEOUT_S = 20 * 60
+
+# The crawler (bitp2p.bitcoin.crawl)
+CRAWL_CONCURRENCY = 64  # connections open at once
+CRAWL_RATE_PER_S = 50.0  # new connections a second at most
+# Connecting, and the handshake (connection to verack), must each end
+# within this long.
+CRAWL_TIMEOUT_S = 15.0
+# After getaddr, the answer (and the pong) are awaited this long. Bitcoin
+# Core sends its answer on its addr timer (a Poisson delay, 30 s on average
+# after its first addr to the peer), so a peer may answer late.
+CRAWL_ADDR_WAIT_S = 30.0
+# ... but if no addr at all comes this long after getaddr (not even the
+# peer's announcement of itself), the peer has none to give: a recent Core
+# with an empty cache sends nothing; one with addresses answers at once.
+CRAWL_ADDR_QUIET_S = 5.0
+# Progress lines of "bitp2p crawl": this often on a terminal, and when the
+# output is not one.
+CRAWL_PROGRESS_TTY_S = 0.5
+CRAWL_PROGRESS_LOG_S = 10.0

@@ -24,6 +24,7 @@ Reported: messages per second received, medians of several runs in
 alternating order, and the ratio bitp2p / bare (target >= 0.7), per kind.
 
     python bench/bitcoinframing.py [--messages 200000] [--runs 5] [--kinds blast ping]
+                                   [--bare-writes batched|each]
 """
 
 from __future__ import annotations
@@ -146,11 +147,13 @@ def send(port: int, count: int, kind: str) -> None:
 # -- the receiving side ----------------------------------------------------------------
 
 
-def bareProtocol(magic: bytes, blast, ping):
+def bareProtocol(magic: bytes, blast, ping, writeEach: bool = False):
     """
     A bare Twisted protocol of Bitcoin's framing: split the headers, check
     magic and checksums, answer the handshake, call C{blast()} for each
-    C{blast} and C{ping()} for each C{ping} (after writing its C{pong}).
+    C{blast} and C{ping()} for each C{ping} (after its C{pong}). The pongs
+    of one chunk are written together, or each as it is made if
+    C{writeEach} (as a peer answering message by message does).
     """
     import hashlib
 
@@ -194,7 +197,10 @@ def bareProtocol(magic: bytes, blast, ping):
                 if command == BLAST:
                     blast()
                 elif command == PING:
-                    pongs.append(pongHeader + digest + payload)
+                    if writeEach:
+                        self.transport.write(pongHeader + digest + payload)
+                    else:
+                        pongs.append(pongHeader + digest + payload)
                     ping()
                 elif command == VERSION:
                     self.transport.write(handshake)
@@ -205,7 +211,7 @@ def bareProtocol(magic: bytes, blast, ping):
     return Bare
 
 
-def measure(receiver: str, kind: str, count: int) -> float:
+def measure(receiver: str, kind: str, count: int, writeEach: bool = False) -> float:
     from twisted.internet import defer, reactor
     from twisted.internet.protocol import Factory
 
@@ -230,7 +236,7 @@ def measure(receiver: str, kind: str, count: int) -> float:
     blast = seen if kind == "blast" else marker
     magic = _magic()
     if receiver == "bare":
-        protocol = bareProtocol(magic, blast, lambda: None)
+        protocol = bareProtocol(magic, blast, lambda: None, writeEach)
         port = reactor.listenTCP(0, Factory.forProtocol(protocol), interface="127.0.0.1")
         stop = port.stopListening
     else:
@@ -261,6 +267,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000, help="per run (a multiple of 1000)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kinds", nargs="+", choices=("blast", "ping"), default=["blast", "ping"])
+    parser.add_argument(
+        "--bare-writes",
+        choices=("batched", "each"),
+        default="batched",
+        help="the bare receiver writes the pongs of a chunk at once (default), or each apart",
+    )
     parser.add_argument("--send", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,7 +283,7 @@ def main() -> None:
     if args.one:
         # One measurement per process: a reactor runs only once.
         receiver, kind, count = args.one
-        print(measure(receiver, kind, int(count)))
+        print(measure(receiver, kind, int(count), args.bare_writes == "each"))
         return
     import subprocess
 
@@ -283,7 +295,8 @@ def main() -> None:
             # machine that has just been busy (or idle).
             for receiver in list(results)[:: 1 if run % 2 else -1]:
                 out = subprocess.run(
-                    [sys.executable, __file__, "--one", receiver, kind, str(messages)],
+                    [sys.executable, __file__, "--one", receiver, kind, str(messages)]
+                    + ["--bare-writes", args.bare_writes],
                     check=True,
                     capture_output=True,
                     text=True,

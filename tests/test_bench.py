@@ -51,6 +51,7 @@ class BenchmarkScriptTests(SynchronousTestCase):
                 out,
                 rf"bitcoin framing, {kind}: bitp2p [\d,]+ msg/s, bare Twisted [\d,]+ msg/s, " + RATIO,
             )
+        self.assertEqual(out.count("per receiver CPU second (informational): bitp2p "), 2, out)
 
     def test_pingpong(self):
         out = runBench(self, "pingpong.py", "--trips", "300", "--runs", "1")

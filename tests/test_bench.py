@@ -44,6 +44,15 @@ class BenchmarkScriptTests(SynchronousTestCase):
         out = runBench(self, "throughput.py", "--messages", "20000", "--runs", "1")
         self.assertRegex(out, r"throughput: bitp2p [\d,]+ msg/s, bare Twisted [\d,]+ msg/s, " + RATIO)
 
+    def test_bitcoinframing(self):
+        out = runBench(self, "bitcoinframing.py", "--messages", "5000", "--runs", "1")
+        for kind in ("blast", "ping"):
+            self.assertRegex(
+                out,
+                rf"bitcoin framing, {kind}: bitp2p [\d,]+ msg/s, bare Twisted [\d,]+ msg/s, " + RATIO,
+            )
+        self.assertEqual(out.count("per receiver CPU second (informational): bitp2p "), 2, out)
+
     def test_pingpong(self):
         out = runBench(self, "pingpong.py", "--trips", "300", "--runs", "1")
         self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)

@@ -39,6 +39,7 @@ connections, the address manager or the node.
 from __future__ import annotations
 
 import hashlib
+import struct
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 import attrs
@@ -52,6 +53,7 @@ from bitp2p.address import Address, AddressError, address_network, parse_address
 from bitp2p.bitcoin import codec
 from bitp2p.bitcoin.codec import (
     HEADER_SIZE,
+    MAX_PAYLOAD_BYTES,
     MIN_PEER_PROTO_VERSION,
     WTXID_RELAY_VERSION,
     AddrEntry,
@@ -59,7 +61,12 @@ from bitp2p.bitcoin.codec import (
     MalformedPayload,
 )
 from bitp2p.bitcoin.networks import Network
-from bitp2p.constants import LINE_GRACE_S, LINE_MIN_BYTES_PER_S, MAX_SEND_BUFFER_BYTES
+from bitp2p.constants import (
+    LINE_GRACE_S,
+    LINE_MIN_BYTES_PER_S,
+    MAX_COUNTED_TYPES,
+    MAX_SEND_BUFFER_BYTES,
+)
 from bitp2p.errors import ProtocolViolation
 from bitp2p.peer import ConnectionType, typeCounter
 
@@ -82,6 +89,13 @@ UNDERSTOOD = frozenset(
 # What may come between a peer's version and its verack (Core's list, with
 # sendtxrcncl, which bitp2p does not speak and ignores).
 _BEFORE_VERACK = frozenset({"verack", "sendaddrv2", "wtxidrelay", "sendtxrcncl"})
+
+# codec's header layout, and its length field alone (at offset 16), for
+# dataReceived's loop.
+_HEADER = struct.Struct("<4s12sI4s")
+_LENGTH = struct.Struct("<I").unpack_from
+_NONCE = struct.Struct("<Q").unpack_from
+_sha256 = hashlib.sha256
 
 # Services remembered per relayed address, so that an address relayed on
 # says what its source said of it.
@@ -240,6 +254,7 @@ class BitcoinWire(Protocol):
         self._registered = False
         self._closing = False
         self._buffer = bytearray()
+        self._commands: dict[bytes, tuple[str, list[int], bool]] = {}
         self._pending: list[dict] = []
         self._messageStarted = 0.0
         peer.wire = self
@@ -282,6 +297,11 @@ class BitcoinWire(Protocol):
         self._closing = True
 
     def dataReceived(self, data: bytes) -> None:
+        # The busiest path (bench/bitcoinframing.py): codec.parseHeader and
+        # codec.checksum are inlined, each command's name, counter and kind
+        # are looked up once per connection (self._commands), and payloads
+        # are sliced from one bytes object (one copy each). What it does is
+        # that of a loop calling parseHeader, checksum and _translate.
         if self._closing:
             return
         peer = self.peer
@@ -290,31 +310,54 @@ class BitcoinWire(Protocol):
         buffer = self._buffer
         if not buffer:
             self._messageStarted = peer.last_recv
-        buffer += data
+            if type(data) is not bytes:
+                data = bytes(data)
+        elif len(buffer) >= HEADER_SIZE and len(buffer) + len(data) < HEADER_SIZE + _LENGTH(buffer, 16)[0]:
+            # A long message goes on arriving (its header was judged when it
+            # came): it grows in the bytearray, for joining it to each chunk
+            # would cost its length squared.
+            buffer += data
+            data = b""
+        else:
+            data = b"".join((buffer, data))
+            buffer.clear()
         messages: list[dict] = []
         violation: ProtocolViolation | None = None
         offset = 0
-        size = len(buffer)
+        size = len(data)
         magic = self._magic
-        table = peer.recv_per_type
+        commands = self._commands
+        unpackHeader = _HEADER.unpack_from
+        sha256 = _sha256
         while size - offset >= HEADER_SIZE:
-            try:
-                command, length, digest = codec.parseHeader(buffer, magic, offset)
-            except BadHeader as e:
-                violation = e
-                break
+            start, raw, length, digest = unpackHeader(data, offset)
+            known = commands.get(raw)
+            if known is None or start != magic or length > MAX_PAYLOAD_BYTES:
+                # A command not seen yet on this connection, or a bad
+                # header: codec.parseHeader judges it.
+                try:
+                    command, length, digest = codec.parseHeader(data, magic, offset)
+                except BadHeader as e:
+                    violation = e
+                    break
+                known = None
             end = offset + HEADER_SIZE + length
             if end > size:
                 break
-            payload = bytes(buffer[offset + HEADER_SIZE : end])
+            if known is None:
+                # (Only now: a command is counted once its message is whole.)
+                known = self._command(raw, command)
+            command, counter, application = known
+            payload = data[offset + HEADER_SIZE : end]
             offset = end
-            counter = table.get(command)
-            if counter is None:
-                counter = typeCounter(table, command)
             counter[0] += 1
             counter[1] += HEADER_SIZE + length
-            if codec.checksum(payload) != digest:
+            if sha256(sha256(payload).digest()).digest()[:4] != digest:
                 self._badChecksum(command)
+                continue
+            if application and self._gotVerack:
+                # What _translate makes of a command it does not know.
+                messages.append({"type": command, "payload": payload})
                 continue
             try:
                 message = self._translate(command, payload)
@@ -323,11 +366,10 @@ class BitcoinWire(Protocol):
                 break
             if message is not None:
                 messages.append(message)
-        if violation is not None:
-            buffer.clear()
-        else:
+        if violation is None:
+            if offset < size:
+                buffer += memoryview(data)[offset:]
             if offset:
-                del buffer[:offset]
                 self._messageStarted = peer.last_recv
             elif buffer:
                 elapsed = peer.last_recv - self._messageStarted
@@ -340,6 +382,22 @@ class BitcoinWire(Protocol):
         self._deliver(messages)
         if violation is not None and not self._closing:
             peer.violation(violation)
+
+    def _command(self, raw: bytes, command: str) -> tuple[str, list[int], bool]:
+        """
+        C{(command, its counter in the peer's recv_per_type, whether it is
+        an application's)} for a command read from a header (C{raw}: its 12
+        bytes), remembered for the next ones (at most L{MAX_COUNTED_TYPES}
+        commands: a peer chooses them).
+        """
+        table = self.peer.recv_per_type
+        counter = table.get(command)
+        if counter is None:
+            counter = typeCounter(table, command)
+        known = (command, counter, command not in UNDERSTOOD)
+        if len(self._commands) < MAX_COUNTED_TYPES:
+            self._commands[raw] = known
+        return known
 
     def _deliver(self, messages: list[dict]) -> None:
         """
@@ -410,11 +468,11 @@ class BitcoinWire(Protocol):
                 self.wtxidRelay = True
             return None
         if command == "ping":
-            try:
-                nonce = codec.parseNonce(payload, command)
-            except MalformedPayload:
-                nonce = None
-            return None if nonce is None else {"type": "ping", "nonce": nonce}
+            # codec.parseNonce, inlined: no nonce (an empty ping, before BIP
+            # 31) or too short a one (malformed) wants no pong.
+            if len(payload) < 8:
+                return None
+            return {"type": "ping", "nonce": _NONCE(payload)[0]}
         if command == "pong":
             try:
                 return {"type": "pong", "nonce": codec.parseNonce(payload, command)}

@@ -53,6 +53,16 @@ class BenchmarkScriptTests(SynchronousTestCase):
             )
         self.assertEqual(out.count("per receiver CPU second (informational): bitp2p "), 2, out)
 
+    def test_crawl(self):
+        out = runBench(
+            self, "crawl.py", "--nodes", "20", "--servers", "2", "--runs", "1", "--settle", "2"
+        )
+        self.assertRegex(
+            out,
+            r"crawl: 20 of 20 local nodes reachable \(20 tried\), [\d,]+ handshakes/s, "
+            r"[\d,]+ per crawler CPU second",
+        )
+
     def test_pingpong(self):
         out = runBench(self, "pingpong.py", "--trips", "300", "--runs", "1")
         self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)

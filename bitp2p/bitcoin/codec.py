@@ -13,12 +13,14 @@ A message is a 24-byte header and a payload::
     magic (4)  command (12, NUL-padded ASCII)  length (u32 LE)  checksum (4)
 
 the checksum being the first 4 bytes of SHA-256(SHA-256(payload)).
-L{parseHeader} judges a header (a wrong magic, a command that is not
-printable ASCII padded with NULs, or a length over L{MAX_PAYLOAD_BYTES} is
-a L{BadHeader}: the connection cannot go on); L{frame} makes a message. The
-payload codecs (C{encodeX} / C{parseX}) raise L{MalformedPayload} for a
-payload that cannot be read (short, or a field past its limit); a message
-with a wrong checksum is for the framing to drop.
+L{parseHeader} judges a header (a wrong magic, or a length over
+L{MAX_PAYLOAD_BYTES}, is a L{BadHeader}: the connection cannot go on; a
+command that is not printable ASCII padded with NULs is read as L{None}: as
+Bitcoin Core, the framing drops that message and goes on); L{frame} makes a
+message. The payload codecs (C{encodeX} / C{parseX}) raise
+L{MalformedPayload} for a payload that cannot be read (short, or a field
+past its limit); a message with a wrong checksum is for the framing to
+drop.
 
 It owns byte layouts and their limits; it knows nothing of connections,
 peers or the node. Addresses of other networks than IP are made by
@@ -79,7 +81,7 @@ def serviceNames(services: int) -> list[str]:
 class BadHeader(ProtocolViolation):
     """
     A message header the connection cannot go on after: a wrong network
-    magic, a malformed command, or a payload length over the limit.
+    magic, or a payload length over the limit.
     """
 
 
@@ -134,29 +136,36 @@ _COMMANDS: dict[bytes, str] = {}
 _MAX_REMEMBERED_COMMANDS = 256
 
 
-def parseHeader(header: bytes, magic: bytes, offset: int = 0) -> tuple[str, int, bytes]:
+def parseHeader(header: bytes, magic: bytes, offset: int = 0) -> tuple[str | None, int, bytes]:
     """
     Read the header at C{offset} of C{header} (24 bytes from there).
 
-    @return: C{(command, payload length, checksum)}.
-    @raise BadHeader: for a wrong magic, a command that is not printable
-        ASCII followed only by NULs, or a length over L{MAX_PAYLOAD_BYTES}.
+    @return: C{(command, payload length, checksum)}, the command L{None}
+        when it is not printable ASCII followed only by NULs (or empty):
+        Bitcoin Core drops such a message and keeps the connection
+        (C{V1Transport::GetReceivedMessage}, "Invalid message type"), so
+        the length is still needed to skip it.
+    @raise BadHeader: for a wrong magic or a length over
+        L{MAX_PAYLOAD_BYTES} (Core's C{V1Transport::readHeader}: the
+        connection ends).
     """
     start, raw, length, digest = _HEADER.unpack_from(header, offset)
     if start != magic:
         raise BadHeader(f"wrong network magic {start.hex()} (expected {magic.hex()})")
+    # (The length before the command, as Core checks them: a bad command
+    # alone does not end the connection; see above.)
+    if length > MAX_PAYLOAD_BYTES:
+        raise BadHeader(f"{raw.rstrip(bytes(1))!r} of {length} bytes, more than {MAX_PAYLOAD_BYTES}")
     command = _COMMANDS.get(raw)
     if command is None:
         command = _command(raw)
-    if length > MAX_PAYLOAD_BYTES:
-        raise BadHeader(f"{command!r} of {length} bytes, more than {MAX_PAYLOAD_BYTES}")
     return command, length, digest
 
 
-def _command(raw: bytes) -> str:
+def _command(raw: bytes) -> str | None:
     name = raw.rstrip(b"\0")
-    if not name or not _PRINTABLE.issuperset(name) or b"\0" in name:
-        raise BadHeader(f"malformed command {raw!r}")
+    if not name or not _PRINTABLE.issuperset(name):
+        return None
     command = name.decode("ascii")
     if len(_COMMANDS) < _MAX_REMEMBERED_COMMANDS:
         _COMMANDS[raw] = command

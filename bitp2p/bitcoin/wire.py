@@ -11,9 +11,11 @@ C{getaddr}, C{addr}), and encodes the same dicts back into Bitcoin's bytes.
 What is Bitcoin's own stays here, where Bitcoin Core's C{V1Transport} and
 the first lines of C{PeerManagerImpl::ProcessMessage} have it:
 
-  - a wrong magic, a malformed command or a payload over 4,000,000 bytes
-    closes the connection (a violation); a wrong checksum drops that message
-    only;
+  - a wrong magic or a payload over 4,000,000 bytes closes the connection
+    (a violation); a wrong checksum or a malformed command (not printable
+    ASCII padded with NULs) drops that message only (Core's
+    C{V1Transport::GetReceivedMessage}: "Drop the message but don't
+    disconnect the peer");
   - before the peer's C{version}, every other message is ignored (Core:
     "non-version message before version handshake"); between its
     C{version} and its C{verack}, all but C{verack}, C{sendaddrv2} and
@@ -203,6 +205,8 @@ class BitcoinWire(Protocol):
     @ivar bytesOut: bytes written to this connection.
     @ivar sendPaused: whether the send buffer is full.
     @ivar badChecksums: messages dropped for a wrong checksum.
+    @ivar badCommands: messages dropped for a malformed command (not
+        printable ASCII padded with NULs).
     """
 
     def __init__(self, format: BitcoinFormat, peer: Peer) -> None:
@@ -218,6 +222,7 @@ class BitcoinWire(Protocol):
         self.bytesOut = 0
         self.sendPaused = False
         self.badChecksums = 0
+        self.badCommands = 0
         self._writtenWhilePaused = 0
         self._readingPaused = False
         self._registered = False
@@ -290,7 +295,7 @@ class BitcoinWire(Protocol):
             if end > size:
                 break
             payload = bytes(buffer[offset + HEADER_SIZE : end])
-            offset = end
+            start, offset = offset, end
             counter = table.get(command)
             if counter is None:
                 counter = typeCounter(table, command)
@@ -298,6 +303,11 @@ class BitcoinWire(Protocol):
             counter[1] += HEADER_SIZE + length
             if codec.checksum(payload) != digest:
                 self._badChecksum(command)
+                continue
+            if command is None:
+                # A malformed command: dropped, as Core does (counted
+                # under the other types: table.get(None) is never set).
+                self._badCommand(bytes(buffer[start + 4 : start + 16]))
                 continue
             try:
                 message = self._translate(command, payload)
@@ -344,6 +354,16 @@ class BitcoinWire(Protocol):
                 "Dropping a {command!r} with a wrong checksum from {peer} "
                 "(further ones are not logged)",
                 command=command,
+                peer=self.peer,
+            )
+
+    def _badCommand(self, raw: bytes) -> None:
+        self.badCommands += 1
+        if self.badCommands == 1:
+            log.debug(
+                "Dropping a message with a malformed command {raw!r} from {peer} "
+                "(further ones are not logged)",
+                raw=raw.rstrip(bytes(1)),
                 peer=self.peer,
             )
 

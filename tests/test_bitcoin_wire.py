@@ -167,6 +167,17 @@ class HandshakeTests(NodeCase):
         self.assertEqual(peer.info, BitcoinInfo(CORE_SERVICES, 840_000, True, PEER_NONCE))
         self.assertEqual(peer.info.service_names, ["NETWORK", "WITNESS", "NETWORK_LIMITED"])
 
+    def test_userAgentIsSanitizedAsCore(self):
+        """
+        Core keeps SanitizeString(strSubVer): letters, digits and
+        C{" .,;-_/:?@()"}; a peer's escape sequences and newlines never
+        reach a log line or a console.
+        """
+        conn = self.inbound()
+        conn.send(versionMessage(user_agent="/Satoshi:27.0.0(x; y)/\x1b[2J\n\u00e9vil/"), HANDSHAKE)
+        self.assertTrue(conn.peer.established)
+        self.assertEqual(conn.peer.user_agent, "/Satoshi:27.0.0(x; y)/2Jvil/")
+
     def test_ourVersion(self):
         """
         Our version as a dialer: protocol 70016, our nonce (the node id),

@@ -41,6 +41,7 @@ connections, the address manager or the node.
 from __future__ import annotations
 
 import hashlib
+import string
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 import attrs
@@ -80,6 +81,9 @@ UNDERSTOOD = frozenset(
 # What may come between a peer's version and its verack (Core's list, with
 # sendtxrcncl, which bitp2p does not speak and ignores).
 _BEFORE_VERACK = frozenset({"verack", "sendaddrv2", "wtxidrelay", "sendtxrcncl"})
+
+# The characters kept of a peer's user agent: Core's SAFE_CHARS_DEFAULT.
+_SAFE_USER_AGENT = frozenset(string.ascii_letters + string.digits + " .,;-_/:?@()")
 
 # The fields of an application message on a Bitcoin network ("payload"
 # may be left out for an empty one).
@@ -465,7 +469,10 @@ class BitcoinWire(Protocol):
             "node_id": f"{version.nonce:016x}",
             "port": version.from_port,
             "protocol": version.version,
-            "user_agent": version.user_agent,
+            # Kept as Core keeps it (cleanSubVer = SanitizeString(strSubVer)):
+            # it is logged and shown on consoles, where a peer's control
+            # characters or escape sequences have no business.
+            "user_agent": "".join([c for c in version.user_agent if c in _SAFE_USER_AGENT]),
             "timestamp": version.timestamp,
             "addr_recv": version.addr_recv,
             "info": BitcoinInfo(version.services, version.start_height, version.relay, version.nonce),

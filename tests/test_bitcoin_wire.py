@@ -574,6 +574,22 @@ class FramingTests(SynchronousTestCase):
         wire.dataReceived(message("pong", payload))
         self.assertIsNotNone(peer.rtt_s)
 
+    def test_messagesWhileReadingIsPausedWaitForResume(self):
+        """
+        Our send buffer to the peer is full: what it sends meanwhile is
+        kept, and handled in order once the buffer drains.
+        """
+        peer, wire, transport, manager = bitcoinPeer()
+        wire.dataReceived(versionMessage() + HANDSHAKE)
+        transport.clear()
+        wire.pauseProducing()
+        wire.dataReceived(ping(1) + ping(2))
+        self.assertEqual(transport.value(), b"")
+        wire.resumeProducing()
+        self.assertEqual(
+            parseMessages(transport.value()), [("pong", codec.encodeNonce(1)), ("pong", codec.encodeNonce(2))]
+        )
+
     def test_addrOfMoreThanAThousandEntriesCloses(self):
         peer, wire, transport, manager = bitcoinPeer()
         wire.dataReceived(versionMessage() + HANDSHAKE)

@@ -12,8 +12,10 @@ What is Bitcoin's own stays here, where Bitcoin Core's C{V1Transport} and
 the first lines of C{PeerManagerImpl::ProcessMessage} have it:
 
   - a wrong magic, a malformed command or a payload over 4,000,000 bytes
-    closes the connection (a violation); a wrong checksum drops that message
-    only;
+    closes the connection (a violation), as issue 17 asks (Core itself
+    drops a message of a malformed command and keeps the peer:
+    C{V1Transport::GetReceivedMessage}); a wrong checksum drops that
+    message only;
   - before the peer's C{version}, every other message is ignored (Core:
     "non-version message before version handshake"); between its
     C{version} and its C{verack}, all but C{verack}, C{sendaddrv2} and
@@ -96,6 +98,10 @@ _HEADER = struct.Struct("<4s12sI4s")
 _LENGTH = struct.Struct("<I").unpack_from
 _NONCE = struct.Struct("<Q").unpack_from
 _sha256 = hashlib.sha256
+
+# The fields of an application message on a Bitcoin network ("payload"
+# may be left out for an empty one).
+_APPLICATION_KEYS = frozenset({"type", "payload"})
 
 # Services remembered per relayed address, so that an address relayed on
 # says what its source said of it.
@@ -193,10 +199,14 @@ class BitcoinFormat:
         An application message (C{{"type": command, "payload": bytes}})
         framed once, as the C{frames} of L{BitcoinWire.sendMessage}.
 
-        @raise ValueError: if it is not one of that form.
+        @raise ValueError: if it is not one of that form (other fields than
+            C{type} and C{payload}, a payload that is not bytes, a command
+            that is not 1 to 12 printable ASCII characters).
         """
         payload = message.get("payload", b"")
-        if not isinstance(payload, (bytes, bytearray)):
+        # Other fields would be dropped silently (a JSON-style message sent
+        # as an empty Bitcoin one): refused.
+        if not isinstance(payload, (bytes, bytearray)) or not _APPLICATION_KEYS.issuperset(message):
             raise ValueError(
                 f"{message.get('type')!r}: on a Bitcoin network a message is "
                 "{'type': command, 'payload': bytes}"
@@ -233,6 +243,8 @@ class BitcoinWire(Protocol):
     @ivar bytesOut: bytes written to this connection.
     @ivar sendPaused: whether the send buffer is full.
     @ivar badChecksums: messages dropped for a wrong checksum.
+    @ivar ignored: messages the wire ignored for coming out of place
+        (before the peer's C{version}, before its C{verack}, or again).
     """
 
     def __init__(self, format: BitcoinFormat, peer: Peer) -> None:
@@ -248,7 +260,8 @@ class BitcoinWire(Protocol):
         self.bytesOut = 0
         self.sendPaused = False
         self.badChecksums = 0
-        self._ignored = 0
+        self.ignored = 0
+        self._ignoredWhy: set[str] = set()
         self._writtenWhilePaused = 0
         self._readingPaused = False
         self._registered = False
@@ -423,13 +436,12 @@ class BitcoinWire(Protocol):
             )
 
     def _ignore(self, command: str, why: str) -> None:
-        """
-        A message out of place was ignored, as Bitcoin Core ignores it. Only
-        the first of a connection is logged (at debug, as Core logs it with
-        C{-debug=net}): a peer must not be able to fill the log.
-        """
-        self._ignored += 1
-        if self._ignored == 1:
+        # Logged once per reason and connection: a peer must not be able to
+        # fill the log (twistd writes debug events too) with messages it
+        # knows are ignored (the reasons are the few strings of _translate).
+        self.ignored += 1
+        if why not in self._ignoredWhy:
+            self._ignoredWhy.add(why)
             log.debug(
                 "Ignoring {command!r} from {peer}: {why} (further ones are not logged)",
                 command=command,
@@ -555,10 +567,15 @@ class BitcoinWire(Protocol):
         @param frames: shared by the sends of one message to many peers (see
             L{BitcoinFormat.frames}): an application message is framed once.
         """
-        if frames is not None and "payload" in message:
+        if frames is not None:
+            # An application message (the peer's own go without frames),
+            # framed by BitcoinFormat.frames: counted here (it was not: the
+            # frames skip _frame), and sent even without a "payload" key,
+            # which frames() takes for an empty payload (_encode refused it).
             data = frames.get(BitcoinWire)
             if data is None:
-                data = frames[BitcoinWire] = self._encode(message)
+                data = frames[BitcoinWire] = self.format.frames(message)[BitcoinWire]
+            self._count(message["type"], len(data))
         else:
             data = self._encode(message)
         if data:
@@ -574,13 +591,16 @@ class BitcoinWire(Protocol):
 
     def _frame(self, command: str, payload: bytes = b"") -> bytes:
         data = codec.frame(self._magic, command, payload)
+        self._count(command, len(data))
+        return data
+
+    def _count(self, command: str, size: int) -> None:
         table = self.peer.send_per_type
         counter = table.get(command)
         if counter is None:
             counter = typeCounter(table, command)
         counter[0] += 1
-        counter[1] += len(data)
-        return data
+        counter[1] += size
 
     def _encode(self, message: Mapping) -> bytes:
         kind = message.get("type")

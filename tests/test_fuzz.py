@@ -753,6 +753,8 @@ class Model:
             return
         if line[-1:] == b"\r":
             line = line[:-1]
+        if not line.strip(b" \t"):
+            return  # a line of only spaces or tabs is ignored (PROTOCOL.md)
         message = decodeOrViolation(line)
         if isinstance(message, ProtocolViolation):
             self.closed = True

@@ -8,7 +8,10 @@ registry asks it to encode an application message once for all the peers it
 goes to. L{JSONLineWire} is that framing protocol: it cuts the byte stream
 into lines, turns each line into a message dict with L{bitp2p.codec}, and
 hands it to its L{Peer<bitp2p.peer.Peer>}, which holds all message meaning
-(handshake, discovery, keep-alive). A second wire format is another
+(handshake, discovery, keep-alive). L{FramingProtocol} is what every
+format's framing protocol does alike (producer, send-buffer bound, close and
+abort), which Bitcoin's (L{bitp2p.bitcoin.wire}) shares. A second wire
+format is another
 L{IWireFormat} whose protocol offers the same few methods to a L{Peer}
 (L{IPeerWire<bitp2p.interfaces.IPeerWire>}); neither the peer logic nor the
 node names a wire class.
@@ -100,7 +103,91 @@ class JSONLines:
         return {JSONLineWire: data + b"\n"}
 
 
-class JSONLineWire(Protocol):
+class FramingProtocol(Protocol):
+    """
+    What every wire format's framing protocol does alike (an C{IPeerWire}
+    to its L{Peer<bitp2p.peer.Peer>}, less the framing): it is the
+    transport's streaming producer, bounds what is written to a peer that
+    does not read, and closes or drops the connection.
+
+    A subclass sets C{peer}, C{maxSendBuffer} (bytes that may be written
+    while the send buffer stays full before the peer is dropped), the
+    counters C{bytesIn} and C{bytesOut}, C{sendPaused} and the private
+    C{_readingPaused}, C{_registered}, C{_writtenWhilePaused} and
+    C{_closing}; and it has its own C{resumeProducing}, which hands on
+    what was held while reading was paused.
+    """
+
+    peer: Peer
+    maxSendBuffer: int
+
+    def connectionMade(self) -> None:
+        # As a streaming producer, the wire is told when the transport's
+        # send buffer for this peer fills up and when it drains again.
+        self.transport.registerProducer(self, True)
+        self._registered = True
+        self.peer.connectionMade()
+
+    def pauseProducing(self) -> None:
+        """
+        The send buffer for this peer is full (it reads slower than we
+        write): stop reading from it until the buffer drains, as Bitcoin Core
+        stops processing a peer whose send queue is full, so that its
+        requests cannot make us buffer more for it.
+        """
+        if self.sendPaused:
+            return
+        self.sendPaused = True
+        self._writtenWhilePaused = 0
+        if not self.peer.established:
+            # Nothing to hold back before the handshake; and a TLS layer
+            # pauses its producer until its own handshake is done, which
+            # would never be if we stopped reading.
+            return
+        self._readingPaused = True
+        self.peer.pauseReading()
+        self.transport.pauseProducing()
+
+    def stopProducing(self) -> None:
+        self._closing = True
+
+    def _write(self, data: bytes) -> None:
+        self.bytesOut += len(data)
+        self.peer.dataWritten()
+        if self.sendPaused:
+            # Twisted buffers without limit; the limit is ours.
+            self._writtenWhilePaused += len(data)
+            if self._writtenWhilePaused > self.maxSendBuffer:
+                self.peer.sendBufferFull(self._writtenWhilePaused)
+                return
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """
+        Stop reading and close once what was written has been sent.
+        """
+        self._closing = True
+        if self._registered:
+            # A TLS transport shuts down only once no producer is registered.
+            self._registered = False
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Stop reading and drop the connection at once.
+        """
+        self._closing = True
+        self.transport.abortConnection()
+
+    def getPeer(self) -> IAddress:
+        return self.transport.getPeer()
+
+    def getHost(self) -> IAddress:
+        return self.transport.getHost()
+
+
+class JSONLineWire(FramingProtocol):
     """
     Newline-delimited JSON framing for one connection.
 
@@ -170,33 +257,6 @@ class JSONLineWire(Protocol):
 
     # -- from the transport ---------------------------------------------------
 
-    def connectionMade(self) -> None:
-        # As a streaming producer, the wire is told when the transport's
-        # send buffer for this peer fills up and when it drains again.
-        self.transport.registerProducer(self, True)
-        self._registered = True
-        self.peer.connectionMade()
-
-    def pauseProducing(self) -> None:
-        """
-        The send buffer for this peer is full (it reads slower than we
-        write): stop reading from it until the buffer drains, as Bitcoin Core
-        stops processing a peer whose send queue is full, so that its
-        requests cannot make us buffer more for it.
-        """
-        if self.sendPaused:
-            return
-        self.sendPaused = True
-        self._writtenWhilePaused = 0
-        if not self.peer.established:
-            # Nothing to hold back before the handshake; and a TLS layer
-            # pauses its producer until its own handshake is done, which
-            # would never be if we stopped reading.
-            return
-        self._readingPaused = True
-        self.peer.pauseReading()
-        self.transport.pauseProducing()
-
     def resumeProducing(self) -> None:
         """
         The send buffer has drained: read from the peer again.
@@ -217,9 +277,6 @@ class JSONLineWire(Protocol):
             if not self.sendPaused and not self._closing:
                 self.transport.resumeProducing()
         self.peer.sendDrained()
-
-    def stopProducing(self) -> None:
-        self._closing = True
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -483,38 +540,3 @@ class JSONLineWire(Protocol):
             counter = typeCounter(table, kind)
         counter[0] += 1
         counter[1] += size
-
-    def _write(self, data: bytes) -> None:
-        self.bytesOut += len(data)
-        self.peer.dataWritten()
-        if self.sendPaused:
-            # Twisted buffers without limit; the limit is ours.
-            self._writtenWhilePaused += len(data)
-            if self._writtenWhilePaused > self.maxSendBuffer:
-                self.peer.sendBufferFull(self._writtenWhilePaused)
-                return
-        self.transport.write(data)
-
-    def close(self) -> None:
-        """
-        Stop reading and close once what was written has been sent.
-        """
-        self._closing = True
-        if self._registered:
-            # A TLS transport shuts down only once no producer is registered.
-            self._registered = False
-            self.transport.unregisterProducer()
-        self.transport.loseConnection()
-
-    def abort(self) -> None:
-        """
-        Stop reading and drop the connection at once.
-        """
-        self._closing = True
-        self.transport.abortConnection()
-
-    def getPeer(self) -> IAddress:
-        return self.transport.getPeer()
-
-    def getHost(self) -> IAddress:
-        return self.transport.getHost()

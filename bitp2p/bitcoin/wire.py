@@ -45,8 +45,6 @@ import struct
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 import attrs
-from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
@@ -71,6 +69,7 @@ from bitp2p.constants import (
 )
 from bitp2p.errors import ProtocolViolation
 from bitp2p.peer import ConnectionType, typeCounter
+from bitp2p.wire import FramingProtocol
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
@@ -230,7 +229,7 @@ class BitcoinFormat:
         return self._services.get(address, 0)
 
 
-class BitcoinWire(Protocol):
+class BitcoinWire(FramingProtocol):
     """
     Bitcoin's framing for one connection (an C{IPeerWire}).
 
@@ -251,6 +250,7 @@ class BitcoinWire(Protocol):
         self.format = format
         self.peer = peer
         self._magic = format.network.magic
+        self.maxSendBuffer = format.maxSendBufferBytes
         self.peerVersion = 0
         self._gotVerack = False
         self._versionSent = False
@@ -274,26 +274,6 @@ class BitcoinWire(Protocol):
 
     # -- from the transport ---------------------------------------------------
 
-    def connectionMade(self) -> None:
-        self.transport.registerProducer(self, True)
-        self._registered = True
-        self.peer.connectionMade()
-
-    def pauseProducing(self) -> None:
-        """
-        The send buffer for this peer is full: stop reading from it until
-        it drains (see L{JSONLineWire<bitp2p.wire.JSONLineWire>}).
-        """
-        if self.sendPaused:
-            return
-        self.sendPaused = True
-        self._writtenWhilePaused = 0
-        if not self.peer.established:
-            return
-        self._readingPaused = True
-        self.peer.pauseReading()
-        self.transport.pauseProducing()
-
     def resumeProducing(self) -> None:
         if not self.sendPaused:
             return
@@ -305,9 +285,6 @@ class BitcoinWire(Protocol):
             if not self.sendPaused and not self._closing:
                 self.transport.resumeProducing()
         self.peer.sendDrained()
-
-    def stopProducing(self) -> None:
-        self._closing = True
 
     def dataReceived(self, data: bytes) -> None:
         # The busiest path (bench/bitcoinframing.py): codec.parseHeader and
@@ -675,39 +652,6 @@ class BitcoinWire(Protocol):
         if self.sendAddrV2:
             return self._frame("addrv2", codec.encodeAddrV2(entries))
         return self._frame("addr", codec.encodeAddr(entries))
-
-    def _write(self, data: bytes) -> None:
-        self.bytesOut += len(data)
-        self.peer.dataWritten()
-        if self.sendPaused:
-            self._writtenWhilePaused += len(data)
-            if self._writtenWhilePaused > self.format.maxSendBufferBytes:
-                self.peer.sendBufferFull(self._writtenWhilePaused)
-                return
-        self.transport.write(data)
-
-    def close(self) -> None:
-        """
-        Stop reading and close once what was written has been sent.
-        """
-        self._closing = True
-        if self._registered:
-            self._registered = False
-            self.transport.unregisterProducer()
-        self.transport.loseConnection()
-
-    def abort(self) -> None:
-        """
-        Stop reading and drop the connection at once.
-        """
-        self._closing = True
-        self.transport.abortConnection()
-
-    def getPeer(self) -> IAddress:
-        return self.transport.getPeer()
-
-    def getHost(self) -> IAddress:
-        return self.transport.getHost()
 
 
 __all__ = ["BitcoinFormat", "BitcoinInfo", "BitcoinWire", "USER_AGENT", "nonceId"]

@@ -17,7 +17,6 @@ itself is L{bitp2p.bitcoin.crawl}.
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TextIO
 
@@ -34,6 +33,7 @@ from twisted.python import usage
 from bitp2p.address import AddressError, split_host_port
 from bitp2p.bitcoin.crawl import Crawler, Progress, Snapshot, outputFormat
 from bitp2p.bitcoin.networks import NETWORKS
+from bitp2p.ops.tap import _positiveNumber, _seconds, _wholeNumber
 from bitp2p.constants import (
     CRAWL_ADDR_QUIET_S,
     CRAWL_ADDR_WAIT_S,
@@ -45,26 +45,6 @@ from bitp2p.constants import (
 )
 
 TOP = 10  # lines per table of the summary
-
-
-def _whole(option: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise usage.UsageError(f"--{option} must be a whole number >= 1, not {text!r}")
-    return value
-
-
-def _positive(option: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise usage.UsageError(f"--{option} must be a number > 0, not {text!r}")
-    return value
 
 
 class Options(usage.Options):
@@ -118,13 +98,13 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--network must be one of {', '.join(NETWORKS)}, not {self['network']!r}"
             )
-        self["concurrency"] = _whole("concurrency", self["concurrency"])
-        self["timeout"] = _positive("timeout", self["timeout"])
-        self["addr-wait"] = _positive("addr-wait", self["addr-wait"])
-        self["addr-quiet"] = _positive("addr-quiet", self["addr-quiet"])
-        self["rate"] = _positive("rate", self["rate"])
+        self["concurrency"] = _wholeNumber("concurrency", self["concurrency"], 1)
+        self["timeout"] = _seconds("timeout", self["timeout"])
+        self["addr-wait"] = _seconds("addr-wait", self["addr-wait"])
+        self["addr-quiet"] = _seconds("addr-quiet", self["addr-quiet"])
+        self["rate"] = _positiveNumber("rate", self["rate"])
         if self["max-nodes"] is not None:
-            self["max-nodes"] = _whole("max-nodes", self["max-nodes"])
+            self["max-nodes"] = _wholeNumber("max-nodes", self["max-nodes"], 1)
         if self["out"] is not None:
             try:
                 outputFormat(self["out"])

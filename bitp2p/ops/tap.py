@@ -110,14 +110,18 @@ def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> i
     return value
 
 
-def _seconds(option: str, text: str) -> float:
+def _positiveNumber(option: str, text: str, what: str = "a number") -> float:
     try:
         value = float(text)
     except ValueError:
         value = None
     if value is None or not 0 < value < math.inf:
-        raise usage.UsageError(f"--{option} must be a number of seconds > 0, not {text!r}")
+        raise usage.UsageError(f"--{option} must be {what} > 0, not {text!r}")
     return value
+
+
+def _seconds(option: str, text: str) -> float:
+    return _positiveNumber(option, text, "a number of seconds")
 
 
 def _portLast(parser: usage.Options, options: list[str]) -> list[str]:

@@ -47,6 +47,18 @@ Established = Callable[["Peer"], object]
 Closed = Callable[["Peer", Exception], object]
 
 
+
+def _detail(peer: Peer) -> str:
+    """
+    What a Bitcoin peer's C{version} said beyond its user agent, for the
+    line of its connection (empty on bitp2p's own network).
+    """
+    info = peer.info
+    if info is None:
+        return ""
+    services = " ".join(getattr(info, "service_names", ())) or "no services"
+    return f", protocol {peer.protocol}, {services}, height {getattr(info, 'start_height', 0)}"
+
 class PeerEvents:
     """
     Publishes peers' established and closed events to subscribers.
@@ -133,11 +145,12 @@ class Observers:
         self._log(
             peer,
             INBOUND_CONNECTED,
-            "Connected to {node_id} at {address} ({direction}, {user_agent})",
+            "Connected to {node_id} at {address} ({direction}, {user_agent}{detail})",
             node_id=peer.node_id,
             address=peer.address or peer.remote,
             direction=peer.kind.value,
             user_agent=peer.user_agent,
+            detail=_detail(peer),
         )
         for connected, _ in list(self._entries):
             if connected is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitp2p.bitcoin.codec import MIN_PEER_PROTO_VERSION, PROTOCOL_VERSION
@@ -197,13 +198,19 @@ class RegtestNetworkTests(SynchronousTestCase):
 
     def test_operatorViews(self):
         """
-        status, the console's peers and the metrics say what a Bitcoin peer
-        is: services, protocol, start height, relay, network.
+        The connection's log line, status, the console's peers and the
+        metrics say what a Bitcoin peer is: services, protocol, start
+        height, relay, network.
         """
-        with TestNetwork(seed=5) as net:
+        with TestNetwork(seed=5) as net, capturedLogs() as events:
             a, b = net.addNodes(2, network="regtest", port=18444, seeds=())
             net.start()
             net.connect(a, b)
+            lines = [formatEvent(e) for e in events if e.get("log_format", "").startswith("Connected to")]
+            self.assertTrue(lines)
+            self.assertRegex(
+                lines[0], r"Connected to [0-9a-f]{16} at \S+ \(\w+, /bitp2p:[^/]+/, protocol 70016, no services, height 0\)"
+            )
             status = nodeStatus(a)["peers"][0]
             self.assertEqual(
                 {k: status[k] for k in ("protocol", "services", "service_names", "start_height", "relay", "network")},

@@ -67,24 +67,29 @@ class Address:
         The IP address, or L{None} for an address of an overlay network
         (onion, I2P, CJDNS), which no IP socket reaches.
         """
-        if _networkOf(self.host) in _OVERLAYS:
+        host = self.host
+        # (_networkOf's tests inlined: this is read on every address's path.)
+        if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
             return None
-        return _ip(self.host)
+        return _ip(host)
 
     @property
     def is_ipv6(self) -> bool:
         """
         Whether this is an IPv6 address (not a CJDNS one).
         """
-        return _networkOf(self.host) == "ipv6"
+        host = self.host
+        return ":" in host and not host.startswith(_CJDNS_PREFIX)
 
     @property
     def is_loopback(self) -> bool:
         """
         Whether this is a loopback IP address (never an overlay address).
         """
-        ip = self.ip
-        return ip is not None and ip.is_loopback
+        host = self.host
+        if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
+            return False
+        return _ip(host).is_loopback
 
     @property
     def is_unspecified(self) -> bool:
@@ -129,6 +134,7 @@ _OVERLAYS = frozenset({"onion", "i2p", "cjdns"})
 _ONION_SUFFIX = ".onion"
 _I2P_SUFFIX = ".b32.i2p"
 _CJDNS_PREFIX = "cjdns:"
+_OVERLAY_SUFFIXES = (_ONION_SUFFIX, _I2P_SUFFIX)
 # Tor rend-spec-v3: base32(PUBKEY(32) | CHECKSUM(2) | VERSION(1)) + ".onion".
 _ONION_CHARS = 56
 _ONION_VERSION = 3
@@ -292,7 +298,8 @@ def is_reachable(address: Address) -> bool:
     (Bitcoin Core's C{IsReachable} without C{-proxy}, C{-onion},
     C{-i2psam} or C{-cjdnsreachable}).
     """
-    return _networkOf(address.host) not in _OVERLAYS
+    host = address.host
+    return not (host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX))
 
 
 def unreachable_reason(host: str) -> str | None:

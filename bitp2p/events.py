@@ -53,7 +53,7 @@ def _detail(peer: Peer) -> str:
     What a Bitcoin peer's C{version} said beyond its user agent, for the
     line of its connection (empty on bitp2p's own network).
     """
-    info = peer.info
+    info = getattr(peer, "info", None)
     if info is None:
         return ""
     services = " ".join(getattr(info, "service_names", ())) or "no services"

@@ -584,3 +584,12 @@ class TestSmallMessages:
         assert codec.serviceNames(1 | 8 | 1024) == ["NETWORK", "WITNESS", "NETWORK_LIMITED"]
         assert codec.serviceNames(1 << 5) == ["UNKNOWN[2^5]"]
         assert codec.serviceNames(0) == []
+
+
+def test_sanitizeKeepsWhatCoreShows():
+    """
+    C{sanitize} keeps Core's C{SAFE_CHARS_DEFAULT} and drops the rest
+    (escape sequences, newlines, non-ASCII), as C{cleanSubVer}.
+    """
+    assert codec.sanitize("/Satoshi:27.0.0(x; y)/") == "/Satoshi:27.0.0(x; y)/"
+    assert codec.sanitize("/evil\x1b[2J\nname:1.0/\u00e9") == "/evil[2Jname:1.0/"

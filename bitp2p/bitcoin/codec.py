@@ -61,6 +61,23 @@ SERVICE_NAMES = {
 NODE_NONE = 0
 
 
+# What may come between a peer's version and its verack (Core's list, with
+# sendtxrcncl, which bitp2p does not speak and ignores): the rest is ignored.
+BEFORE_VERACK = frozenset({"verack", "sendaddrv2", "wtxidrelay", "sendtxrcncl"})
+
+# What Bitcoin Core keeps of a user agent to show it (SAFE_CHARS_DEFAULT).
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()")
+
+
+def sanitize(text: str) -> str:
+    """
+    C{text} without the characters Bitcoin Core's C{SanitizeString} drops
+    (a peer's user agent is shown in logs, tables and files: control
+    characters and escape sequences have no business there).
+    """
+    return text if _SAFE.issuperset(text) else "".join(c for c in text if c in _SAFE)
+
+
 def serviceNames(services: int) -> list[str]:
     """
     The names of the service bits set in C{services}, lowest bit first

@@ -87,9 +87,6 @@ from bitp2p.constants import (
 
 log = Logger()
 
-# Commands a peer may send between its version and its verack (Core's list).
-_BEFORE_VERACK = frozenset({"verack", "sendaddrv2", "wtxidrelay", "sendtxrcncl"})
-
 
 @attrs.define
 class NodeRecord:
@@ -788,7 +785,7 @@ class _CrawlProtocol(Protocol):
     def _dispatch(self, command: str, payload: bytes) -> None:
         if not self._gotVersion and command != "version":
             return
-        if self._gotVersion and not self._gotVerack and command not in _BEFORE_VERACK:
+        if self._gotVersion and not self._gotVerack and command not in codec.BEFORE_VERACK:
             return
         method = getattr(self, "msg_" + command, None)
         if method is None:
@@ -816,7 +813,7 @@ class _CrawlProtocol(Protocol):
         record = self.record
         record.version = version.version
         record.services = version.services
-        record.user_agent = version.user_agent
+        record.user_agent = codec.sanitize(version.user_agent)  # as Core keeps it
         record.start_height = version.start_height
         record.relay = version.relay
         if version.version >= WTXID_RELAY_VERSION:

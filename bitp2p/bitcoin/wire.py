@@ -52,6 +52,7 @@ from bitp2p import _version
 from bitp2p.address import Address, AddressError, address_network, parse_address
 from bitp2p.bitcoin import codec
 from bitp2p.bitcoin.codec import (
+    BEFORE_VERACK,
     HEADER_SIZE,
     MAX_PAYLOAD_BYTES,
     MIN_PEER_PROTO_VERSION,
@@ -87,9 +88,6 @@ USER_AGENT = f"/bitp2p:{_version.__version__}/"
 UNDERSTOOD = frozenset(
     {"version", "verack", "ping", "pong", "getaddr", "addr", "addrv2", "sendaddrv2", "wtxidrelay"}
 )
-# What may come between a peer's version and its verack (Core's list, with
-# sendtxrcncl, which bitp2p does not speak and ignores).
-_BEFORE_VERACK = frozenset({"verack", "sendaddrv2", "wtxidrelay", "sendtxrcncl"})
 
 # codec's header layout, and its length field alone (at offset 16), for
 # dataReceived's loop.
@@ -126,18 +124,6 @@ class BitcoinInfo:
     @property
     def service_names(self) -> list[str]:
         return codec.serviceNames(self.services)
-
-
-# What Bitcoin Core keeps of a user agent to show it (SAFE_CHARS_DEFAULT).
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-_/:?@()")
-
-
-def _sanitize(text: str) -> str:
-    """
-    C{text} with the characters Bitcoin Core's C{SanitizeString} drops
-    dropped: a user agent is shown in logs and tables.
-    """
-    return text if _SAFE.issuperset(text) else "".join(c for c in text if c in _SAFE)
 
 
 def nonceId(node_id: str) -> str:
@@ -445,7 +431,7 @@ class BitcoinWire(FramingProtocol):
             self._ignore(command, "non-version message before version handshake")
             return None
         if not self._gotVerack:
-            if command not in _BEFORE_VERACK:
+            if command not in BEFORE_VERACK:
                 self._ignore(command, "unsupported message prior to verack")
                 return None
             if command == "verack":
@@ -498,7 +484,7 @@ class BitcoinWire(FramingProtocol):
             "node_id": f"{version.nonce:016x}",
             "port": version.from_port,
             "protocol": version.version,
-            "user_agent": _sanitize(version.user_agent),
+            "user_agent": codec.sanitize(version.user_agent),
             "timestamp": version.timestamp,
             "addr_recv": version.addr_recv,
             "info": BitcoinInfo(version.services, version.start_height, version.relay, version.nonce),

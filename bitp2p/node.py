@@ -292,7 +292,7 @@ class Node(service.MultiService):
             self.identity,
             lambda: self.pins,
             repeated,
-            minProtocol=getattr(self.wireFormat, "minProtocol", 0),
+            minProtocol=self.wireFormat.minProtocol,
         )
         self.misbehavior = Misbehavior(
             reactor, lambda: self.bans, config.discourage_threshold, repeated

@@ -197,8 +197,9 @@ class Node(service.MultiService):
         if self.identity is not None:
             self.node_id = self.identity.node_id
         elif config.bitcoin is not None:
-            # On a Bitcoin network the node id is the nonce of our version
-            # (the self-connection check), new at each start as Core's.
+            # On a Bitcoin network a node id is 16 hex digits, as a peer's
+            # (the nonce of its version); ours stands for the nonces of our
+            # versions, one per connection (BitcoinFormat.newNonce).
             self.node_id = nonceId(
                 config.node_id if config.node_id is not None else f"{self._rng.getrandbits(64):016x}"
             )
@@ -219,6 +220,7 @@ class Node(service.MultiService):
                 config.bitcoin,
                 services=config.services,
                 maxSendBufferBytes=config.max_send_buffer_bytes,
+                rng=self._rng,
             )
         else:
             self.wireFormat = JSONLines(config.max_message_bytes, config.max_send_buffer_bytes)

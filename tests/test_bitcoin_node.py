@@ -178,7 +178,7 @@ class RegtestNetworkTests(SynchronousTestCase):
             net.connect(a, c)
             ab = net.connect(a, b)
             net.advance(5)
-            ba = next(p for p in b.peers() if p.node_id == a.node_id)
+            ba = next(p for p in b.peers() if p.remote_address == ab.local_address)
             before = ab.send_per_type.get(kind, [0, 0])[0]
             ba.send({"type": "getaddr"})
             net.advance(5)

@@ -180,16 +180,19 @@ class HandshakeTests(NodeCase):
 
     def test_ourVersion(self):
         """
-        Our version as a dialer: protocol 70016, our nonce (the node id),
-        the address we dialed as its addr_recv, zeros for our own IP with
-        our listening port, our user agent.
+        Our version as a dialer: protocol 70016, a nonce of its own (one
+        per connection, as Core: never our node id, never another
+        connection's), the address we dialed as its addr_recv, zeros for our
+        own IP with our listening port, our user agent.
         """
         conn = self.outbound()
         [(command, payload)] = conn.sent()
         self.assertEqual(command, "version")
         ours = codec.parseVersion(payload)
         self.assertEqual(ours.version, codec.PROTOCOL_VERSION)
-        self.assertEqual(f"{ours.nonce:016x}", self.node.node_id)
+        self.assertNotEqual(f"{ours.nonce:016x}", self.node.node_id)
+        [(_, other)] = self.outbound("30.3.0.1", PORT).sent()
+        self.assertNotEqual(codec.parseVersion(other).nonce, ours.nonce)
         self.assertEqual(ours.addr_recv, Address.of("30.2.0.1", PORT))
         self.assertIsNone(ours.addr_from)
         self.assertEqual(ours.from_port, PORT)
@@ -285,14 +288,19 @@ class HandshakeTests(NodeCase):
         """
         out = self.outbound("30.5.0.1", 40005)
         [(_, payload)] = out.sent()
-        nonce = codec.parseVersion(payload).nonce
         back = self.inbound("127.0.0.1", 40005)
         back.send(message("version", payload))
         self.assertTrue(back.closing)
         self.assertFalse(back.peer.established)
-        self.assertEqual(nonce, int(self.node.node_id, 16))
+        self.assertEqual(back.peer.node_id, self.node.node_id)
         back.lose()
         self.assertServing()
+        # Once that connection is gone, its nonce is anyone's again.
+        out.lose()
+        again = self.inbound("127.0.0.1", 40006)
+        again.send(message("version", payload))
+        self.assertFalse(again.closing)
+        self.assertEqual(again.peer.node_id, f"{codec.parseVersion(payload).nonce:016x}")
 
 
 
@@ -411,7 +419,7 @@ def bitcoinPeer(direction: Direction = Direction.INBOUND):
     clock = Clock()
     manager.clock = clock
     peer = Peer(manager, clock, direction, PeerSettings(), rng=random.Random(7))
-    wire = BitcoinFormat(network("regtest")).buildProtocol(peer)
+    wire = BitcoinFormat(network("regtest"), rng=random.Random(8)).buildProtocol(peer)
     transport = StringTransport(
         hostAddress=IPv4Address("TCP", "127.0.0.1", PORT),
         peerAddress=IPv4Address("TCP", "30.1.0.1", 40000),

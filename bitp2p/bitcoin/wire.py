@@ -41,6 +41,7 @@ connections, the address manager or the node.
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from typing import TYPE_CHECKING, Iterable, Mapping
 
@@ -128,8 +129,9 @@ class BitcoinInfo:
 
 def nonceId(node_id: str) -> str:
     """
-    The node id of a node on a Bitcoin network: its C{version} nonce as 16
-    hex digits. A node id that is not one already is hashed into one.
+    A node id in the form node ids take on a Bitcoin network: 16 hex
+    digits, as a peer's is (the nonce of its C{version}). A node id that is
+    not one already is hashed into one.
     """
     if len(node_id) == 16:
         try:
@@ -164,8 +166,14 @@ class BitcoinFormat:
         startHeight: int = 0,
         relay: bool = False,
         maxSendBufferBytes: int = MAX_SEND_BUFFER_BYTES,
+        rng: random.Random | None = None,
     ) -> None:
         self.network = network
+        self._rng = rng if rng is not None else random.SystemRandom()
+        # The nonces of the versions we sent on connections still open, and
+        # the node id each stands for (ours): a version carrying one of them
+        # is a connection to ourselves (Core's CheckIncomingNonce).
+        self._sentNonces: dict[int, str] = {}
         self.name = f"bitcoin-{network.name}"
         self.services = services
         self.startHeight = startHeight
@@ -178,6 +186,34 @@ class BitcoinFormat:
         The framing protocol of a new connection, feeding C{peer}.
         """
         return BitcoinWire(self, peer)
+
+    def newNonce(self, nodeId: str) -> int:
+        """
+        The nonce of our C{version} on one connection: a new one for each,
+        as Core draws one per connection (one for all would let an observer
+        link our connections), standing for our C{nodeId} until
+        L{nonceDone}.
+        """
+        nonce = self._rng.getrandbits(64)
+        while nonce in self._sentNonces or not nonce:
+            nonce = self._rng.getrandbits(64)
+        self._sentNonces[nonce] = nodeId
+        return nonce
+
+    def nonceDone(self, nonce: int) -> None:
+        """
+        The connection whose C{version} carried C{nonce} closed.
+        """
+        self._sentNonces.pop(nonce, None)
+
+    def idOf(self, nonce: int) -> str:
+        """
+        The node id of a peer whose C{version} carried C{nonce}: the nonce
+        in 16 hex digits, or our own node id when it is the nonce of one of
+        our versions (the connection is to ourselves).
+        """
+        ours = self._sentNonces.get(nonce)
+        return ours if ours is not None else f"{nonce:016x}"
 
     def frames(self, message: Mapping) -> dict:
         """
@@ -238,6 +274,7 @@ class BitcoinWire(FramingProtocol):
         self._magic = format.network.magic
         self.maxSendBuffer = format.maxSendBufferBytes
         self.peerVersion = 0
+        self._nonce: int | None = None
         self._gotVerack = False
         self._versionSent = False
         self.sendAddrV2 = False
@@ -481,7 +518,7 @@ class BitcoinWire(FramingProtocol):
         self.peerVersion = max(version.version, 1)
         return {
             "type": "version",
-            "node_id": f"{version.nonce:016x}",
+            "node_id": self.format.idOf(version.nonce),
             "port": version.from_port,
             "protocol": version.version,
             "user_agent": codec.sanitize(version.user_agent),
@@ -492,6 +529,8 @@ class BitcoinWire(FramingProtocol):
 
     def connectionLost(self, reason: Failure) -> None:
         self._closing = True
+        if self._nonce is not None:
+            self.format.nonceDone(self._nonce)
         peer = self.peer
         if self._versionSent and not peer.established and peer.close_reason is None:
             if self.peerVersion:
@@ -593,6 +632,11 @@ class BitcoinWire(FramingProtocol):
         )
         return b""
 
+    def _ourNonce(self, nodeId: str) -> int:
+        if self._nonce is None:
+            self._nonce = self.format.newNonce(nodeId)
+        return self._nonce
+
     def _versionPayload(self, message: Mapping) -> bytes:
         format = self.format
         addr_recv = message.get("addr_recv")
@@ -602,7 +646,7 @@ class BitcoinWire(FramingProtocol):
             except AddressError:
                 addr_recv = None
         return codec.encodeVersion(
-            nonce=int(nonceId(message["node_id"]), 16),
+            nonce=self._ourNonce(message["node_id"]),
             timestamp=int(message.get("timestamp") or self.peer.clock.seconds()),
             addr_recv=addr_recv,
             services=format.services,

@@ -26,6 +26,14 @@ from bitp2p.testing.memory import ANY_INTERFACES, DEFAULT_LATENCY_S, MemoryNetwo
 __all__ = ["LinkError", "TestNetwork"]
 
 
+def _endOf(address) -> tuple:
+    """
+    The host and port of a Twisted address, to match the two ends of one
+    connection.
+    """
+    return (getattr(address, "host", None), getattr(address, "port", None))
+
+
 class LinkError(AssertionError):
     """
     A connection L{TestNetwork} was asked to make failed, or did not
@@ -226,7 +234,11 @@ class TestNetwork:
                     return False
                 if isinstance(slot[0], Failure):
                     return True  # reported below
-                if not any(peer.node_id == a.node_id for peer in b.peers()):
+                # b holds the other end of a's connection once its handshake
+                # is done (matched by address: on a Bitcoin network a peer's
+                # node id is the nonce of that connection, not a's id).
+                end = _endOf(slot[0].local_address)
+                if not any(_endOf(peer.remote_address) == end for peer in b.peers()):
                     return False
             return True
 

@@ -114,7 +114,7 @@ class FramingProtocol(Protocol):
     while the send buffer stays full before the peer is dropped), the
     counters C{bytesIn} and C{bytesOut}, C{sendPaused} and the private
     C{_readingPaused}, C{_registered}, C{_writtenWhilePaused} and
-    C{_closing}; and it has its own C{resumeProducing}, which hands on
+    C{_closing}; and it has its own C{_readingResumed}, which hands on
     what was held while reading was paused.
     """
 
@@ -147,6 +147,28 @@ class FramingProtocol(Protocol):
         self._readingPaused = True
         self.peer.pauseReading()
         self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The send buffer has drained: read from the peer again, first
+        handing on what was held meanwhile (L{_readingResumed}).
+        """
+        if not self.sendPaused:
+            return
+        self.sendPaused = False
+        if self._readingPaused:
+            self._readingPaused = False
+            self._readingResumed()
+            if not self.sendPaused and not self._closing:
+                self.transport.resumeProducing()
+        self.peer.sendDrained()
+
+    def _readingResumed(self) -> None:
+        """
+        Reading was paused and goes on: tell the peer, and hand it what was
+        held (the subclass's framing knows what that is).
+        """
+        raise NotImplementedError
 
     def stopProducing(self) -> None:
         self._closing = True
@@ -257,26 +279,15 @@ class JSONLineWire(FramingProtocol):
 
     # -- from the transport ---------------------------------------------------
 
-    def resumeProducing(self) -> None:
-        """
-        The send buffer has drained: read from the peer again.
-        """
-        if not self.sendPaused:
-            return
-        self.sendPaused = False
-        if self._readingPaused:
-            self._readingPaused = False
-            if self._buffer:
-                # The time reading was paused (by us) is not the peer's
-                # slowness: an unfinished line's grace starts again.
-                self._lineStarted = self.peer.clock.seconds()
-            self.peer.resumeReading()
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                self._deliver(*pending)  # which may pause again
-            if not self.sendPaused and not self._closing:
-                self.transport.resumeProducing()
-        self.peer.sendDrained()
+    def _readingResumed(self) -> None:
+        if self._buffer:
+            # The time reading was paused (by us) is not the peer's
+            # slowness: an unfinished line's grace starts again.
+            self._lineStarted = self.peer.clock.seconds()
+        self.peer.resumeReading()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._deliver(*pending)  # which may pause again
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:

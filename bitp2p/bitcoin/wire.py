@@ -297,17 +297,9 @@ class BitcoinWire(FramingProtocol):
 
     # -- from the transport ---------------------------------------------------
 
-    def resumeProducing(self) -> None:
-        if not self.sendPaused:
-            return
-        self.sendPaused = False
-        if self._readingPaused:
-            self._readingPaused = False
-            self.peer.resumeReading()
-            self._deliver([])
-            if not self.sendPaused and not self._closing:
-                self.transport.resumeProducing()
-        self.peer.sendDrained()
+    def _readingResumed(self) -> None:
+        self.peer.resumeReading()
+        self._deliver([])  # what was held (which may pause again)
 
     def dataReceived(self, data: bytes) -> None:
         # The busiest path (bench/bitcoinframing.py): codec.parseHeader and

@@ -64,7 +64,7 @@ from bitp2p.address import Address
 from bitp2p.addrman import AddrMan
 from bitp2p.config import NodeConfig
 from bitp2p.constants import ADDR_INITIAL_TOKENS, ADDR_TIME_PENALTY_S, MAX_ADDR_ENTRIES
-from bitp2p.peer import Direction
+from bitp2p.peer import ConnectionType, Direction
 
 START = 1_700_000_000.0
 PORT = 8333
@@ -132,6 +132,7 @@ class _Peer:
     """
 
     direction = Direction.INBOUND
+    kind = ConnectionType.INBOUND
     address = None  # it announced no listening port
     node_id = None
 

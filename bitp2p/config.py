@@ -33,6 +33,7 @@ from bitp2p.constants import (
     INACTIVITY_TIMEOUT_S,
     INBOUND_GROUP_MIN,
     INBOUND_GROUP_SHARE,
+    LEARNING_WINDOW_S,
     MAINTENANCE_INTERVAL_S,
     MAX_CONNECTIONS,
     MAX_MESSAGE_BYTES,
@@ -171,6 +172,10 @@ class NodeConfig:
         default) or C{"simple"} (bitp2p 0.1's flat book, for comparison).
     @ivar tls: speak TLS to peers, with a key pair kept in C{datadir}; the
         node id is then the hash of the public key (L{bitp2p.tls}).
+    @ivar learning_window_s: while the address manager grew within this
+        long, the test of an address every C{feeler_interval_s} is an
+        address fetch (it asks C{getaddr}); after, a plain feeler, which
+        asks nothing (protocol 1.1).
     @ivar gossip_hops: links a broadcast may travel (L{bitp2p.gossip}).
     @ivar gossip_seen_s: how long a gossiped message's id is remembered.
     @ivar gossip_push_max_bytes: gossiped messages longer than this are
@@ -214,6 +219,7 @@ class NodeConfig:
     growth_save_delay_s: float = attrs.field(default=GROWTH_SAVE_DELAY_S, validator=_positive)
     seed_fallback_s: float = attrs.field(default=SEED_FALLBACK_S, validator=_positive)
     feeler_interval_s: float = attrs.field(default=FEELER_INTERVAL_S, validator=_positive)
+    learning_window_s: float = attrs.field(default=LEARNING_WINDOW_S, validator=_positive)
     connect_timeout_s: float = attrs.field(default=CONNECT_TIMEOUT_S, validator=_positive)
     max_message_bytes: int = attrs.field(default=MAX_MESSAGE_BYTES, validator=_positive)
     max_send_buffer_bytes: int = attrs.field(default=MAX_SEND_BUFFER_BYTES, validator=_positive)

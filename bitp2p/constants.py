@@ -130,7 +130,6 @@ OUTBOUND_SELECT_TRIES = 100  # addresses drawn per maintenance round at most
 RECENT_TRY_S = 10 * 60  # an address tried this recently is skipped ...
 RECENT_TRY_TRIES = 30  # ... by the first 30 draws of a round (Bitcoin Core)
 FEELER_INTERVAL_S = 2 * 60  # mean time between feeler connections
-FEELER_TIMEOUT_S = 10  # a feeler or addr-fetch waits this long for its getaddr answer
 ADDR_FETCH_TIMEOUT_S = 30  # ... and an addr-fetch (--seednode) connection this long
 MANUAL_RETRY_MAX_S = 60  # --addnode / --connect peers are redialed at most this far apart
 # An inbound connection is refused when its network group already holds
@@ -314,3 +313,8 @@ CRAWL_ADDR_QUIET_S = 5.0
 # output is not one.
 CRAWL_PROGRESS_TTY_S = 0.5
 CRAWL_PROGRESS_LOG_S = 10.0
+
+# A node fetches addresses in place of its feelers' plain tests (protocol
+# 1.1: a feeler asks nothing) while its address manager grew within this
+# long.
+LEARNING_WINDOW_S = 10 * 60

@@ -53,7 +53,7 @@ from bitp2p.constants import (
     RELAY_FRESH_S,
     RELAY_MAX_ENTRIES,
 )
-from bitp2p.peer import Direction, Peer, refill
+from bitp2p.peer import ConnectionType, Direction, Peer, refill
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
@@ -166,6 +166,8 @@ class AddressRelay:
         Discovery starts at once: the dialer asks for addresses, and each
         side tells the other where it listens.
         """
+        if peer.kind is ConnectionType.FEELER:
+            return  # protocol 1.1: a feeler asks nothing and says nothing
         if peer.direction is Direction.OUTBOUND:
             # (An inbound peer's state is made when it first sends or is
             # sent addresses: most of a big node's inbound peers never are.)
@@ -202,7 +204,7 @@ class AddressRelay:
         is answered: our outbound peers must not read our table to
         fingerprint us.
         """
-        if self._config.bitcoin is not None and peer.direction is not Direction.INBOUND:
+        if peer.direction is not Direction.INBOUND:
             log.debug("Ignoring getaddr from outbound peer {peer}", peer=peer)
             return
         state = self._state(peer)
@@ -221,6 +223,8 @@ class AddressRelay:
         its fresh entries relayed when it is small (at most
         C{RELAY_MAX_ENTRIES}). The token bucket bounds what is taken.
         """
+        if peer.kind is ConnectionType.FEELER:
+            return  # protocol 1.1: a feeler takes no addresses
         state = self._state(peer)
         answer = state.awaiting and not _isSelfAdvertisement(peer, entries)
         if answer:

@@ -208,6 +208,7 @@ class AddressFetches:
         self._bookSize = bookSize
         self._fetches: list[_Fetch] = []
         self._fetching = False
+        self._peer: Peer | None = None
 
     def start(self, now: float) -> None:
         self._fetches = [
@@ -226,7 +227,11 @@ class AddressFetches:
             return
         self._fetching = True
         d = self._connections.dial(Target(fetch.host, fetch.port), ConnectionType.ADDR_FETCH)
-        d.addErrback(self._failed, fetch)
+        d.addCallbacks(self._established, self._failed, errbackArgs=(fetch,))
+
+    def _established(self, peer: Peer) -> Peer:
+        self._peer = peer
+        return peer
 
     def _failed(self, failure: Failure, fetch: _Fetch) -> None:
         self._fetching = False
@@ -243,7 +248,9 @@ class AddressFetches:
             self._fetches.sort(key=lambda f: f.next_try)
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
-        if peer.kind is ConnectionType.ADDR_FETCH:
+        # (Other address fetches, the outbound filler's, are not ours.)
+        if peer is self._peer:
+            self._peer = None
             self._fetching = False
 
 

@@ -207,6 +207,7 @@ class Node(service.MultiService):
             self.node_id = config.node_id
         else:
             self.node_id = self.store.nodeId(reactor.seconds())
+        self._grewAt = reactor.seconds()
         self._wire(relayKey, groupKey)
 
     def _wire(self, relayKey: bytes, groupKey: bytes) -> None:
@@ -269,7 +270,7 @@ class Node(service.MultiService):
             book=lambda: self.book,
             bans=lambda: self.bans,
             relayKey=relayKey,
-            onNewAddresses=self.store.bookGrew,
+            onNewAddresses=self._bookGrew,
             onAnswer=self.shortLived.answerReceived,
             maintain=self._maintain,
             running=lambda: self.running,
@@ -283,6 +284,7 @@ class Node(service.MultiService):
             select=lambda now, new_only: self.book.select(now, new_only=new_only),
             selectCollision=lambda now: self.book.select_tried_collision(now),
             spreadKey=groupKey,
+            learning=lambda now: now - self._grewAt <= config.learning_window_s,
         )
         self.manual = ManualTargets(reactor, connman, (*config.connect, *config.addnodes))
         self.fetches = AddressFetches(reactor, connman, config.seednodes, lambda: len(self.book))
@@ -328,7 +330,7 @@ class Node(service.MultiService):
         # to the connection types it has business with.
         every = tuple(ConnectionType)
         dialed = tuple(kind for kind in ConnectionType if kind is not ConnectionType.INBOUND)
-        feeler, fetch = (ConnectionType.FEELER,), (ConnectionType.ADDR_FETCH,)
+        fetch = (ConnectionType.ADDR_FETCH,)
         for established, kinds in (
             (discovery.peerEstablished, every),
             (bookkeeping.peerEstablished, dialed),
@@ -341,7 +343,7 @@ class Node(service.MultiService):
             (self.accounting.peerClosed, every),
             (bookkeeping.peerClosed, dialed),
             (self.shortLived.peerClosed, SHORT_LIVED),
-            (self.outbound.peerClosed, feeler),
+            (self.outbound.peerClosed, SHORT_LIVED),
             (self.fetches.peerClosed, fetch),
             (self.manual.peerClosed, every),
             (self._gossipPeerClosed, every),
@@ -381,6 +383,10 @@ class Node(service.MultiService):
         if self.config.address_manager == "simple":
             return AddressBook.from_json(body, rng=self._rng)
         return AddrMan.from_json(body, rng=self._rng, group_of=self.localNetworks.bucketGroup)
+
+    def _bookGrew(self) -> None:
+        self._grewAt = self._reactor.seconds()
+        self.store.bookGrew()
 
     def _gossipPeerClosed(self, peer: Peer, reason: Exception) -> None:
         if peer.established_at is not None:

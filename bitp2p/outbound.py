@@ -31,7 +31,7 @@ from bitp2p.address import Address, is_reachable
 from bitp2p.backoff import retry_delay
 from bitp2p.constants import OUTBOUND_SELECT_TRIES, RECENT_TRY_S, RECENT_TRY_TRIES
 from bitp2p.endpoints import Target
-from bitp2p.peer import ConnectionType
+from bitp2p.peer import SHORT_LIVED, ConnectionType
 
 if TYPE_CHECKING:
     from bitp2p.banman import BanMan
@@ -65,8 +65,10 @@ class OutboundFiller:
         select: Callable[[float, bool], AddressInfo | None],
         selectCollision: Callable[[float], AddressInfo | None],
         spreadKey: bytes,
+        learning: Callable[[float], bool] = lambda now: False,
     ) -> None:
         self._config = config
+        self._learning = learning
         self._reactor = reactor
         self._rng = rng
         self._connections = connections
@@ -186,9 +188,17 @@ class OutboundFiller:
         there is one, else one from the "new" table.
         """
         info = self._selectCollision(now)
+        kind = ConnectionType.FEELER
         if info is not None and self.dialable(info.address, busy, now):
             self.feeler = info.address
         else:
+            # While the node is still learning addresses, the test of a new
+            # one is an address fetch (protocol 1.1: it asks getaddr, takes
+            # the answer, closes), which proves the address alive as a
+            # feeler does; once nothing new comes, a plain feeler, which
+            # asks nothing. (A tried collision's old entry is only tested.)
+            if self._learning(now):
+                kind = ConnectionType.ADDR_FETCH
             for tries in range(1, OUTBOUND_SELECT_TRIES + 1):
                 info = self._select(now, True)
                 if info is None:
@@ -198,7 +208,7 @@ class OutboundFiller:
                     break
             else:
                 return
-        self._dial(self.feeler, ConnectionType.FEELER, busy, set())
+        self._dial(self.feeler, kind, busy, set())
 
     def _dialFailed(self, failure: Failure, address: Address) -> None:
         if address == self.feeler:
@@ -210,7 +220,7 @@ class OutboundFiller:
         )
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
-        if peer.kind is ConnectionType.FEELER and peer.dialed == self.feeler:
+        if peer.kind in SHORT_LIVED and peer.dialed == self.feeler:
             self.feeler = None
 
 

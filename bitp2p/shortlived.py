@@ -2,11 +2,10 @@
 Short-lived connections: feelers and address fetches, which exist for one
 job and close once it is done (Bitcoin Core's FEELER and ADDR_FETCH).
 
-A feeler has done its job once its handshake is done, an address fetch once
-the answer to its C{getaddr} arrived; but the protocol has every dialer send
-C{getaddr}, and its answer is one of the ways addresses spread, so both
-wait briefly (C{FEELER_TIMEOUT_S}, C{ADDR_FETCH_TIMEOUT_S}) for that answer,
-then close.
+Protocol 1.1: a feeler's job is its handshake, so it is closed as soon as
+it is established (it asks nothing: the address relay sends it nothing); an
+address fetch's job is the answer to its C{getaddr}, which it waits for
+C{ADDR_FETCH_TIMEOUT_S} at most, then closes.
 
 L{ShortLived} owns those timers. It knows nothing of addresses or messages:
 the address relay tells it when an answer arrived.
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Container
 
 from twisted.logger import Logger
 
-from bitp2p.constants import ADDR_FETCH_TIMEOUT_S, FEELER_TIMEOUT_S
+from bitp2p.constants import ADDR_FETCH_TIMEOUT_S
 from bitp2p.errors import PeerLost
 from bitp2p.peer import SHORT_LIVED, ConnectionType
 
@@ -50,9 +49,11 @@ class ShortLived:
     def peerEstablished(self, peer: Peer) -> None:
         if peer.kind not in SHORT_LIVED:
             return
-        timeout = FEELER_TIMEOUT_S if peer.kind is ConnectionType.FEELER else ADDR_FETCH_TIMEOUT_S
+        if peer.kind is ConnectionType.FEELER:
+            self._finish(peer, "done")  # its handshake was its job
+            return
         self._timers[peer] = self._reactor.callLater(
-            timeout, self._finish, peer, "without a getaddr answer"
+            ADDR_FETCH_TIMEOUT_S, self._finish, peer, "without a getaddr answer"
         )
         log.debug(
             "{kind} connection to {address} established",

@@ -27,7 +27,6 @@ from bitp2p.constants import (
     ADDR_FETCH_TIMEOUT_S,
     ANCHORS_FILE,
     BANLIST_FILE,
-    FEELER_TIMEOUT_S,
     MANUAL_RETRY_MAX_S,
     PEERS_FILE,
 )
@@ -244,29 +243,60 @@ class FeelerTests(SynchronousTestCase):
         self.assertEqual(len(self.reactor.tcpClients), 2)
         return Remote(self.reactor, 1)
 
-    def test_feelerTestsANewAddressAndPromotesItToTried(self):
-        feeler = self.waitForFeeler()
-        self.assertIn(feeler.address, self.new)
-        self.assertFalse(self.node.book.get(feeler.address).in_tried)
-        feeler.accept()
-        self.assertTrue(self.node.book.get(feeler.address).in_tried)
+    def test_whileLearningTheTestIsAnAddressFetch(self):
+        """
+        While the address manager still grows, the test of a new address is
+        an address fetch (protocol 1.1: it asks getaddr, takes the answer and
+        closes), which promotes the address to tried as a feeler would.
+        """
+        fetch = self.waitForFeeler()
+        self.assertEqual(dialKind(self.reactor, 1), ConnectionType.ADDR_FETCH)
+        self.assertIn(fetch.address, self.new)
+        self.assertFalse(self.node.book.get(fetch.address).in_tried)
+        fetch.accept()
+        self.assertTrue(self.node.book.get(fetch.address).in_tried)
         # Not a peer: not listed, and its getaddr answer ends it.
-        self.assertNotIn(feeler.address, [p.address for p in self.node.peers()])
-        self.assertIn({"type": "getaddr"}, feeler.sent())
-        feeler.send(entries(Address.of("20.50.0.1", 5000), seen=int(self.reactor.seconds())))
-        self.assertTrue(feeler.closing)
+        self.assertNotIn(fetch.address, [p.address for p in self.node.peers()])
+        self.assertIn({"type": "getaddr"}, fetch.sent())
+        fetch.send(entries(Address.of("20.50.0.1", 5000), seen=int(self.reactor.seconds())))
+        self.assertTrue(fetch.closing)
         self.assertIn(Address.of("20.50.0.1", 5000), self.node.book)
-        feeler.lose()
+        fetch.lose()
         self.assertEqual(kinds(self.node), ["outbound"])
 
-    def test_feelerWithoutAnAnswerClosesAfterItsTimeout(self):
-        feeler = self.waitForFeeler().accept()
-        self.reactor.advance(FEELER_TIMEOUT_S - 0.1)
-        self.assertFalse(feeler.closing)
+    def test_anAddressFetchWithoutAnAnswerClosesAfterItsTimeout(self):
+        fetch = self.waitForFeeler().accept()
+        self.reactor.advance(ADDR_FETCH_TIMEOUT_S - 0.1)
+        self.assertFalse(fetch.closing)
         self.reactor.advance(0.1)
-        self.assertTrue(feeler.closing)
-        feeler.lose()
+        self.assertTrue(fetch.closing)
+        fetch.lose()
         self.assertEqual(self.node.shortLived.pending(), 0)
+
+    def test_onceLearnedTheTestIsAFeelerThatAsksNothing(self):
+        """
+        Protocol 1.1: once nothing new came for C{learning_window_s}, the
+        test is a plain feeler: it sends no getaddr and no addr, and closes
+        right after the handshake, promoting the address to tried.
+        """
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, max_outbound=1, feeler_interval_s=60, learning_window_s=1)
+        learn(node, Address.of("20.1.0.1", 5000))
+        tick(node)
+        Remote(reactor, 0).accept()
+        new = [Address.of(f"20.{g}.0.1", 5000) for g in range(2, 8)]
+        learn(node, *new)
+        for _ in range(100):
+            if len(reactor.tcpClients) > 1:
+                break
+            reactor.advance(node.config.maintenance_interval_s)
+        self.assertEqual(dialKind(reactor, 1), ConnectionType.FEELER)
+        feeler = Remote(reactor, 1).accept()
+        self.assertTrue(feeler.closing)
+        self.assertEqual([m["type"] for m in feeler.sent()], ["version", "verack"])
+        self.assertTrue(node.book.get(feeler.address).in_tried)
+        feeler.lose()
+        self.assertEqual(node.shortLived.pending(), 0)
 
     def test_oneFeelerAtATimeAboutEveryInterval(self):
         """

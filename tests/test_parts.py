@@ -43,7 +43,6 @@ from bitp2p.constants import (
     ADDR_UNKNOWN_AGE_S,
     ANCHORS_FILE,
     DISCOURAGE_S,
-    FEELER_TIMEOUT_S,
     PEERS_FILE,
     RECENT_TRY_TRIES,
     RELAY_FANOUT,
@@ -576,19 +575,16 @@ class ShortLivedTests(SynchronousTestCase):
         self.live.add(peer)
         return peer
 
-    def test_aFeelerIsClosedFeelerTimeoutAfterItsHandshake(self):
+    def test_aFeelerIsClosedAtItsHandshake(self):
         """
-        A feeler gets a timer when established and is closed after
-        C{FEELER_TIMEOUT_S} without an answer; no timer is left.
+        Protocol 1.1: a feeler's job is its handshake; it is closed as soon
+        as it is established, and no timer is left.
         """
         feeler = self.peer(ConnectionType.FEELER)
         self.shortLived.peerEstablished(feeler)
-        self.assertEqual(self.shortLived.pending(), 1)
-        self.clock.advance(FEELER_TIMEOUT_S - 0.5)
-        self.assertEqual(feeler.closed, [])
-        self.clock.advance(0.5)
         self.assertEqual(len(feeler.closed), 1)
         self.assertIsInstance(feeler.closed[0], PeerLost)
+        self.assertIn("done", str(feeler.closed[0]))
         self.assertEqual(self.shortLived.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -610,11 +606,11 @@ class ShortLivedTests(SynchronousTestCase):
         Once the answer to its C{getaddr} arrived, the connection is closed
         at once and its timer cancelled.
         """
-        feeler = self.peer(ConnectionType.FEELER)
-        self.shortLived.peerEstablished(feeler)
-        self.shortLived.answerReceived(feeler)
-        self.assertEqual(len(feeler.closed), 1)
-        self.assertIn("done", str(feeler.closed[0]))
+        fetch = self.peer(ConnectionType.ADDR_FETCH)
+        self.shortLived.peerEstablished(fetch)
+        self.shortLived.answerReceived(fetch)
+        self.assertEqual(len(fetch.closed), 1)
+        self.assertIn("done", str(fetch.closed[0]))
         self.assertEqual(self.shortLived.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -636,11 +632,11 @@ class ShortLivedTests(SynchronousTestCase):
         When a short-lived connection ends by itself, its timer is cancelled
         and, no longer live, it is not closed again.
         """
-        feeler = self.peer(ConnectionType.FEELER)
-        self.shortLived.peerEstablished(feeler)
-        self.live.discard(feeler)
-        self.shortLived.peerClosed(feeler, PeerLost("gone"))
-        self.assertEqual(feeler.closed, [])
+        fetch = self.peer(ConnectionType.ADDR_FETCH)
+        self.shortLived.peerEstablished(fetch)
+        self.live.discard(fetch)
+        self.shortLived.peerClosed(fetch, PeerLost("gone"))
+        self.assertEqual(fetch.closed, [])
         self.assertEqual(self.shortLived.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -880,11 +876,15 @@ class AddressFetchesTests(SynchronousTestCase):
         fetches.maintain(100)
         fetches.maintain(100)
         self.assertEqual(self.connections.dialed(), [("20.0.0.1:5000", ConnectionType.ADDR_FETCH)])
-        # An ordinary connection's close does not end the fetch.
+        ours = FakePeer(kind=ConnectionType.ADDR_FETCH)
+        self.connections.dials[0][2].callback(ours)
+        # Neither an ordinary connection's close nor another address
+        # fetch's (the outbound filler's, while it learns) ends the fetch.
         fetches.peerClosed(FakePeer(kind=ConnectionType.OUTBOUND), PeerLost("x"))
+        fetches.peerClosed(FakePeer(kind=ConnectionType.ADDR_FETCH), PeerLost("x"))
         fetches.maintain(100)
         self.assertEqual(len(self.connections.dials), 1)
-        fetches.peerClosed(FakePeer(kind=ConnectionType.ADDR_FETCH), PeerLost("done"))
+        fetches.peerClosed(ours, PeerLost("done"))
         fetches.maintain(100)
         self.assertEqual(
             self.connections.dialed()[1:], [("30.0.0.1:5000", ConnectionType.ADDR_FETCH)]

@@ -4,10 +4,12 @@ address half of Bitcoin Core's C{PeerManagerImpl}).
 
 L{AddressRelay} owns:
 
-  - the start of discovery on each new connection: the dialer asks
+  - the start of discovery on each new connection (but a feeler's, which
+    asks and says nothing: protocol 1.1): the dialer asks
     C{getaddr} (and makes room in the peer's token bucket for the whole
     answer), and each side tells the other where it listens;
-  - the answer to a peer's C{getaddr} (once per connection), drawn from the
+  - the answer to a peer's C{getaddr} (once per connection, and only on
+    connections the peer opened), drawn from the
     address manager;
   - a received C{addr}: which one is the answer to our C{getaddr}, the
     per-peer token bucket (C{addr_rate_per_s}, C{addr_bucket_tokens}), what
@@ -199,10 +201,9 @@ class AddressRelay:
 
     def getaddrReceived(self, peer: Peer) -> None:
         """
-        Answer C{peer}'s C{getaddr}, the first of its connection only. On
-        a Bitcoin network, as Bitcoin Core does, only a peer that dialed us
-        is answered: our outbound peers must not read our table to
-        fingerprint us.
+        Answer C{peer}'s C{getaddr}, the first of its connection only, and
+        only when the peer dialed us (protocol 1.1, as Bitcoin Core does):
+        our outbound peers must not read our table to fingerprint us.
         """
         if peer.direction is not Direction.INBOUND:
             log.debug("Ignoring getaddr from outbound peer {peer}", peer=peer)

@@ -110,16 +110,29 @@ class FramingProtocol(Protocol):
     transport's streaming producer, bounds what is written to a peer that
     does not read, and closes or drops the connection.
 
-    A subclass sets C{peer}, C{maxSendBuffer} (bytes that may be written
-    while the send buffer stays full before the peer is dropped), the
-    counters C{bytesIn} and C{bytesOut}, C{sendPaused} and the private
-    C{_readingPaused}, C{_registered}, C{_writtenWhilePaused} and
-    C{_closing}; and it has its own C{_readingResumed}, which hands on
-    what was held while reading was paused.
+    A subclass calls its C{__init__} first, and has its own
+    C{_readingResumed}, which hands on what was held while reading was
+    paused.
+
+    @ivar peer: the message-level logic this wire feeds.
+    @ivar maxSendBuffer: bytes that may be written while the send buffer
+        stays full before the peer is dropped.
+    @ivar bytesIn: bytes received on this connection.
+    @ivar bytesOut: bytes written to this connection.
+    @ivar sendPaused: whether the send buffer is full.
     """
 
-    peer: Peer
-    maxSendBuffer: int
+    def __init__(self, peer: Peer, maxSendBuffer: int) -> None:
+        self.peer = peer
+        self.maxSendBuffer = maxSendBuffer
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self.sendPaused = False
+        self._readingPaused = False
+        self._registered = False
+        self._writtenWhilePaused = 0
+        self._closing = False
+        peer.wire = self
 
     def connectionMade(self) -> None:
         # As a streaming producer, the wire is told when the transport's
@@ -251,23 +264,14 @@ class JSONLineWire(FramingProtocol):
         maxLength: int = MAX_MESSAGE_BYTES,
         maxSendBuffer: int = MAX_SEND_BUFFER_BYTES,
     ) -> None:
-        self.peer = peer
+        super().__init__(peer, maxSendBuffer)
         self.MAX_LENGTH = maxLength
-        self.maxSendBuffer = maxSendBuffer
-        self.bytesIn = 0
-        self.bytesOut = 0
-        self.sendPaused = False
-        self._readingPaused = False
-        self._registered = False
-        self._writtenWhilePaused = 0
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
-        self._closing = False
         # The unfinished line is _buffer, then _more (what came since, kept
         # compactly: see dataReceived), begun at _lineStarted.
         self._buffer = b""
         self._more = bytearray()
         self._lineStarted = 0.0
-        peer.wire = self
 
     @property
     def bufferedBytes(self) -> int:

@@ -269,31 +269,22 @@ class BitcoinWire(FramingProtocol):
     """
 
     def __init__(self, format: BitcoinFormat, peer: Peer) -> None:
+        super().__init__(peer, format.maxSendBufferBytes)
         self.format = format
-        self.peer = peer
         self._magic = format.network.magic
-        self.maxSendBuffer = format.maxSendBufferBytes
         self.peerVersion = 0
         self._nonce: int | None = None
         self._gotVerack = False
         self._versionSent = False
         self.sendAddrV2 = False
         self.wtxidRelay = False
-        self.bytesIn = 0
-        self.bytesOut = 0
-        self.sendPaused = False
         self.badChecksums = 0
         self.ignored = 0
         self._ignoredWhy: set[str] = set()
-        self._writtenWhilePaused = 0
-        self._readingPaused = False
-        self._registered = False
-        self._closing = False
         self._buffer = bytearray()
         self._commands: dict[bytes, tuple[str, list[int], bool]] = {}
         self._pending: list[dict] = []
         self._messageStarted = 0.0
-        peer.wire = self
 
     # -- from the transport ---------------------------------------------------
 

@@ -33,7 +33,7 @@ import math
 import random
 import time
 
-from bitp2p.testing import MemoryNetwork
+from bitp2p.testing import EPOCH_2026, MemoryNetwork
 
 SAMPLE_S = 30.0
 CALLS_WINDOW_S = 600.0
@@ -47,7 +47,8 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
     from bitp2p import Node, NodeConfig
     from bitp2p.address import Address
 
-    net = MemoryNetwork()
+    net = MemoryNetwork(start=EPOCH_2026)
+    epoch = net.now
     seed = f"{ip_of(0)}:5000"
     nodes = []
     for i in range(n):
@@ -74,7 +75,7 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
         return len(seen) == n
 
     def mark() -> tuple[float, int, int, float]:
-        return (net.now, net.messagesSent, net.bytesSent, time.process_time())
+        return (net.now - epoch, net.messagesSent, net.bytesSent, time.process_time())
 
     def cost(start, end) -> dict:
         minutes = n * (end[0] - start[0]) / 60
@@ -87,7 +88,7 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
     curve = []
     converged_at = None
     begin = mark()
-    while net.now < limit_s:
+    while net.now - epoch < limit_s:
         net.advance(SAMPLE_S)
         fractions = [
             len(addresses.intersection(info.address for info in node.book) - {node.listeningAddress})
@@ -95,12 +96,12 @@ def run(n: int, limit_s: float, steady_s: float, settle_s: float, quiet: bool = 
             for node in nodes
             if node.running
         ]
-        curve.append((net.now, sum(fractions) / len(fractions), min(fractions)))
+        curve.append((net.now - epoch, sum(fractions) / len(fractions), min(fractions)))
         if min(fractions) >= 0.95 and len(fractions) == n and connected():
-            converged_at = net.now
+            converged_at = net.now - epoch
             break
-        if not quiet and int(net.now) % 300 == 0:
-            print(f"  N={n} t={net.now:.0f}s mean={curve[-1][1]:.3f} min={curve[-1][2]:.3f}",
+        if not quiet and int(net.now - epoch) % 300 == 0:
+            print(f"  N={n} t={net.now - epoch:.0f}s mean={curve[-1][1]:.3f} min={curve[-1][2]:.3f}",
                   flush=True)
     discovered = mark()
     # Relaying settles down only once every link has carried every address

@@ -65,7 +65,7 @@ import time
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.protocols.basic import LineReceiver
 
-from bitp2p.testing import MemoryNetwork
+from bitp2p.testing import EPOCH_2026, MemoryNetwork
 
 PORT = 5000
 VICTIM_IP = "99.1.0.1"
@@ -360,7 +360,7 @@ def run(
 
     address_manager, anchors = VARIANTS[variant]
     rng = random.Random(seed)
-    net = MemoryNetwork()
+    net = MemoryNetwork(start=EPOCH_2026)
     nodes = []
     for i in range(honest):
         seeds = tuple(f"{honest_ip(j)}:{PORT}" for j in rng.sample(range(i), min(3, i)))
@@ -407,7 +407,7 @@ def run(
 
     def say(text: str) -> None:
         if not quiet:
-            print(f"  [{variant} t={net.now / 60:.0f} min] {text}", flush=True)
+            print(f"  [{variant} t={(net.now - EPOCH_2026) / 60:.0f} min] {text}", flush=True)
 
     try:
         net.advance(form_s)

@@ -35,11 +35,12 @@ network, which knows nothing of nodes) and L{bitp2p.testing.network}
 
 from __future__ import annotations
 
-from bitp2p.testing.memory import DEFAULT_LATENCY_S, MemoryHost, MemoryNetwork
+from bitp2p.testing.memory import DEFAULT_LATENCY_S, EPOCH_2026, MemoryHost, MemoryNetwork
 from bitp2p.testing.network import LinkError, TestNetwork
 
 __all__ = [
     "DEFAULT_LATENCY_S",
+    "EPOCH_2026",
     "LinkError",
     "MemoryHost",
     "MemoryNetwork",

@@ -47,12 +47,21 @@ from zope.interface import implementer
 __all__ = [
     "ANY_INTERFACES",
     "DEFAULT_LATENCY_S",
+    "EPOCH_2026",
     "MemoryHost",
     "MemoryNetwork",
 ]
 
 DEFAULT_LATENCY_S = 0.05
 """One-way delay of a link, in seconds, unless told otherwise."""
+
+EPOCH_2026 = 1_767_225_600.0
+"""2026-01-01 00:00 UTC in unix seconds: a start for a simulated clock whose
+times are taken as dates. A clock that starts at 0 (the default, for tests
+that count from 0) makes every address heard second-hand in its first two
+hours "never seen" (a relayed address's time is set back two hours, and
+not below 0), so addresses managers throw them away first: simulations of
+discovery start here."""
 
 ANY_INTERFACES = ("", "0.0.0.0", "::")
 """The interfaces that mean "all of this host's addresses" when listening."""
@@ -83,7 +92,8 @@ class MemoryNetwork:
     the simulated clock; closing takes as long. Nothing happens until
     L{advance} moves the clock.
 
-    @ivar now: the simulated time, in seconds (0 at the start).
+    @ivar now: the simulated time, in seconds (C{start} at the start: 0
+        unless told otherwise, see L{EPOCH_2026}).
     @ivar latency: the one-way delay, in seconds, of links without one of
         their own (L{setLatency}); a change applies to connections made
         after it.
@@ -95,10 +105,10 @@ class MemoryNetwork:
         themselves.
     """
 
-    def __init__(self, latency: float = DEFAULT_LATENCY_S) -> None:
+    def __init__(self, latency: float = DEFAULT_LATENCY_S, start: float = 0.0) -> None:
         if not latency >= 0:
             raise ValueError(f"latency must be >= 0, not {latency!r}")
-        self.now = 0.0
+        self.now = float(start)
         self.latency = latency
         self.bytesSent = 0
         self.messagesSent = 0

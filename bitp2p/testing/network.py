@@ -53,13 +53,17 @@ class TestNetwork:
     @ivar network: the L{MemoryNetwork}.
     @ivar nodes: the nodes, in the order they were added.
     @ivar seed: the seed of the nodes' and L{linkRandom}'s random numbers.
+
+    @param start: where the clock starts (see
+        L{EPOCH_2026<bitp2p.testing.memory.EPOCH_2026>}: a test of discovery
+        over simulated hours wants a clock that reads as a date).
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, seed: int = 0, latency: float = DEFAULT_LATENCY_S) -> None:
+    def __init__(self, seed: int = 0, latency: float = DEFAULT_LATENCY_S, start: float = 0.0) -> None:
         self.seed = seed
-        self.network = MemoryNetwork(latency=latency)
+        self.network = MemoryNetwork(latency=latency, start=start)
         self.nodes: list[Node] = []
         self._ips: dict[Node, str] = {}
         self._started: set[Node] = set()

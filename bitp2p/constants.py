@@ -82,6 +82,12 @@ SEED_FALLBACK_S = 60
 GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer
 RELAY_MAX_ENTRIES = 10  # larger unsolicited addr messages are not relayed
 RELAY_FANOUT = 2  # relay fresh addresses to this many other peers
+# ... and fresh addresses new to the address manager to this many: a
+# newcomer's announcement then spreads as an epidemic that only stops at
+# nodes that already know it. With Bitcoin Core's 2 for every address, the
+# same-peers-for-a-day rule stops it at about 80 % of a random graph (at
+# most: 1 - e^(-2x) = x); with 4, about 98 %.
+RELAY_NOVEL_FANOUT = 4
 RELAY_FRESH_S = 10 * 60  # an addr entry seen longer ago is stored but not relayed
 # Addresses remembered per peer as already sent to it or heard from it, so
 # that relaying never sends a peer what it knows (Bitcoin Core keeps 5000 in
@@ -318,3 +324,12 @@ CRAWL_PROGRESS_LOG_S = 10.0
 # 1.1: a feeler asks nothing) while its address manager grew within this
 # long.
 LEARNING_WINDOW_S = 10 * 60
+# ... and fetches at a faster pace (about every FAST_FETCH_INTERVAL_S, from
+# either table) while its address manager is small (under
+# FAST_LEARNING_MAX_ADDRESSES) and grew within FAST_LEARNING_WINDOW_S: in a
+# small network one getaddr answer is a whole table, so a few fetches make
+# every node know every other within a couple of minutes. An attacker can
+# only end that pace early (by filling the table), never keep a big table in it.
+FAST_FETCH_INTERVAL_S = 15
+FAST_LEARNING_WINDOW_S = 60
+FAST_LEARNING_MAX_ADDRESSES = 1000

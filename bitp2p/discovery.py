@@ -15,8 +15,9 @@ L{AddressRelay} owns:
     per-peer token bucket (C{addr_rate_per_s}, C{addr_bucket_tokens}), what
     is stored (and with what time) and what is dropped, what is relayed;
   - relay: each fresh address of a small unsolicited C{addr} goes to
-    C{RELAY_FANOUT} peers chosen by a keyed hash, never to a peer that
-    knows it (the per-peer known-address filter);
+    C{RELAY_FANOUT} peers chosen by a keyed hash (C{RELAY_NOVEL_FANOUT}
+    when the address is new to us), never to a peer that knows it (the
+    per-peer known-address filter);
   - self-advertisement (at the handshake and every C{advertise_interval_s});
   - the bootstrap seeds: added when the address manager is empty, host
     names resolved to all their addresses, and the fallback to them when
@@ -54,6 +55,7 @@ from bitp2p.constants import (
     RELAY_FANOUT,
     RELAY_FRESH_S,
     RELAY_MAX_ENTRIES,
+    RELAY_NOVEL_FANOUT,
 )
 from bitp2p.peer import ConnectionType, Direction, Peer, refill
 
@@ -281,8 +283,9 @@ class AddressRelay:
             return
         bans = self._bans()
         own = self._connections.ownAddresses
+        book = self._book()
         accepted: list[tuple[Address, float]] = []
-        fresh: Entries = []
+        fresh: list[tuple[Address, int, bool]] = []
         for address, seen in entries:
             if address in own or (address.is_loopback and not from_loopback):
                 continue
@@ -297,8 +300,8 @@ class AddressRelay:
                     continue
             accepted.append((address, float(seen)))
             if relay and seen >= now - RELAY_FRESH_S:
-                fresh.append((address, seen))
-        if accepted and self._book().add(accepted, source, now, ADDR_TIME_PENALTY_S):
+                fresh.append((address, seen, address not in book))
+        if accepted and book.add(accepted, source, now, ADDR_TIME_PENALTY_S):
             self._state(peer).novel_at = now
             self._onNewAddresses()
         if fresh:
@@ -350,7 +353,7 @@ class AddressRelay:
 
     # -- relay ------------------------------------------------------------------
 
-    def _relay(self, source: Peer, entries: Entries) -> None:
+    def _relay(self, source: Peer, entries: list[tuple[Address, int, bool]]) -> None:
         """
         Pass fresh addresses on, as Bitcoin Core's RelayAddress does: each
         goes to the C{RELAY_FANOUT} peers (other than its source) that rank
@@ -359,27 +362,37 @@ class AddressRelay:
         again (repeating an address does not reach more peers), and is sent
         only to those that do not know it yet (neither sent it to us nor
         were sent it by us), so re-advertisements stop at the first hop.
+
+        Unlike Bitcoin Core, an address that was new to us goes to the
+        C{RELAY_NOVEL_FANOUT} highest-ranked peers (the same first two, and
+        more): a newcomer's announcement spreads until it meets nodes that
+        know it, instead of dying out at a fixed fraction of the network.
+
+        @param entries: C{(address, time, new to us)}.
         """
         others = [p for p in self._connections.peers() if p is not source]
         if not others:
             return
         now = int(self._reactor.seconds())
         batches: dict[Peer, Entries] = {}
-        for entry in entries:
-            address = entry[0]
-            for peer in self.relayTargets(address, others, now):
+        for address, seen, novel in entries:
+            fanout = RELAY_NOVEL_FANOUT if novel else RELAY_FANOUT
+            for peer in self.relayTargets(address, others, now, fanout):
                 if not self.knowsAddress(peer, address):
-                    batches.setdefault(peer, []).append(entry)
+                    batches.setdefault(peer, []).append((address, seen))
         for peer, batch in batches.items():
             self._remember(self._state(peer), (address for address, _ in batch))
             peer.send(codec.addr(batch))
 
-    def relayTargets(self, address: Address, peers: list[Peer], now: int) -> list[Peer]:
+    def relayTargets(
+        self, address: Address, peers: list[Peer], now: int, fanout: int = RELAY_FANOUT
+    ) -> list[Peer]:
         """
-        The C{RELAY_FANOUT} of C{peers} that C{address} is relayed to at
-        C{now} (all of them when there are no more).
+        The C{fanout} of C{peers} that C{address} is relayed to at C{now}
+        (all of them when there are no more): the highest-ranked, so a
+        smaller fanout's targets are among a larger one's.
         """
-        if len(peers) <= RELAY_FANOUT:
+        if len(peers) <= fanout:
             return peers
         key = str(address).encode()
         offset = int.from_bytes(
@@ -393,7 +406,7 @@ class AddressRelay:
             h.update((peer.node_id or "").encode())
             return h.digest()
 
-        return heapq.nlargest(RELAY_FANOUT, peers, key=rank)
+        return heapq.nlargest(fanout, peers, key=rank)
 
     # -- our own address --------------------------------------------------------
 

@@ -82,7 +82,7 @@ from bitp2p.connman import (
     PeerClientFactory,  # noqa: F401 (re-exported: its home is bitp2p.connman)
     PeerServerFactory,  # noqa: F401 (likewise)
 )
-from bitp2p.constants import DEFAULT_BAN_S
+from bitp2p.constants import DEFAULT_BAN_S, FAST_LEARNING_MAX_ADDRESSES, FAST_LEARNING_WINDOW_S
 from bitp2p.constants import MAX_TRAFFIC_KEYS, RELAY_FRESH_S  # noqa: F401 (re-exported)
 from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target, parse_target
@@ -94,7 +94,7 @@ from bitp2p.logs import RepeatedEvents
 from bitp2p.manual import AddressFetches, ManualTargets
 from bitp2p.messages import MessageHandler, MessageRegistry, MessageType, MessageValidator
 from bitp2p.misbehavior import Misbehavior
-from bitp2p.outbound import OutboundFiller
+from bitp2p.outbound import Learning, OutboundFiller
 from bitp2p.peer import ConnectionType, Direction, Peer, PeerRoutes, PeerSettings
 from bitp2p.shortlived import ShortLived
 from bitp2p.store import (  # noqa: F401 (the formats are re-exported: their home is bitp2p.store)
@@ -207,7 +207,10 @@ class Node(service.MultiService):
             self.node_id = config.node_id
         else:
             self.node_id = self.store.nodeId(reactor.seconds())
+        # When the address manager last grew past its size so far (and that
+        # size): how much the node is still learning (L{_learning}).
         self._grewAt = reactor.seconds()
+        self._bookHigh = 0
         self._wire(relayKey, groupKey)
 
     def _wire(self, relayKey: bytes, groupKey: bytes) -> None:
@@ -284,7 +287,7 @@ class Node(service.MultiService):
             select=lambda now, new_only: self.book.select(now, new_only=new_only),
             selectCollision=lambda now: self.book.select_tried_collision(now),
             spreadKey=groupKey,
-            learning=lambda now: now - self._grewAt <= config.learning_window_s,
+            learning=self._learning,
         )
         self.manual = ManualTargets(reactor, connman, (*config.connect, *config.addnodes))
         self.fetches = AddressFetches(reactor, connman, config.seednodes, lambda: len(self.book))
@@ -384,8 +387,29 @@ class Node(service.MultiService):
             return AddressBook.from_json(body, rng=self._rng)
         return AddrMan.from_json(body, rng=self._rng, group_of=self.localNetworks.bucketGroup)
 
+    def _learning(self, now: float) -> Learning:
+        """
+        How much this node is still learning addresses (L{Learning}): fast
+        while its address manager is small and grew within
+        C{FAST_LEARNING_WINDOW_S}, slowly while it grew within
+        C{learning_window_s}.
+        """
+        quiet = now - self._grewAt
+        if quiet > self.config.learning_window_s:
+            return Learning.DONE
+        if quiet <= FAST_LEARNING_WINDOW_S and len(self.book) < FAST_LEARNING_MAX_ADDRESSES:
+            return Learning.FAST
+        return Learning.SLOW
+
     def _bookGrew(self) -> None:
-        self._grewAt = self._reactor.seconds()
+        # (Called when the address manager took something in: an address
+        # new to it, or one it knew put in a further bucket. Only the first
+        # is learning; and a full table that forgets as it learns does not
+        # grow.)
+        size = len(self.book)
+        if size > self._bookHigh:
+            self._bookHigh = size
+            self._grewAt = self._reactor.seconds()
         self.store.bookGrew()
 
     def _gossipPeerClosed(self, peer: Peer, reason: Exception) -> None:
@@ -410,6 +434,7 @@ class Node(service.MultiService):
         )
         if loaded.book is not None:
             self.book = loaded.book
+        self._grewAt, self._bookHigh = now, len(self.book)
         if loaded.bans is not None:
             self.bans = loaded.bans
         if loaded.pins is not None:

@@ -12,6 +12,9 @@ Bitcoin Core's C{IsReachable} check), and not one in its retry backoff (spread p
 slot is held by a connection, a feeler (one at a time, about every
 C{feeler_interval_s}) tests an address of the "new" table, or the old entry
 of a pending "tried" collision; one that answers is promoted to "tried".
+While the node is still learning (L{Learning}), that test is an address
+fetch instead, and while it learns fast, one comes about every
+C{FAST_FETCH_INTERVAL_S}, to an address of either table.
 
 It gets addresses through the C{select} and C{selectCollision} callables
 (the address manager's), dials through the connection manager, and knows
@@ -20,6 +23,7 @@ nothing of messages.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import random
 from typing import TYPE_CHECKING, Callable
@@ -29,7 +33,12 @@ from twisted.python.failure import Failure
 
 from bitp2p.address import Address, is_reachable
 from bitp2p.backoff import retry_delay
-from bitp2p.constants import OUTBOUND_SELECT_TRIES, RECENT_TRY_S, RECENT_TRY_TRIES
+from bitp2p.constants import (
+    FAST_FETCH_INTERVAL_S,
+    OUTBOUND_SELECT_TRIES,
+    RECENT_TRY_S,
+    RECENT_TRY_TRIES,
+)
 from bitp2p.endpoints import Target
 from bitp2p.peer import SHORT_LIVED, ConnectionType
 
@@ -42,6 +51,26 @@ if TYPE_CHECKING:
 log = Logger()
 
 
+class Learning(enum.Enum):
+    """
+    How much a node is still learning addresses, which sets what its
+    address tests are (protocol 1.1 lets a feeler ask nothing):
+
+      - DONE: nothing new came for a while: a plain feeler, about every
+        C{feeler_interval_s}, to an address of the "new" table;
+      - SLOW: its table grew lately: an address fetch in its place (it
+        asks C{getaddr} and closes after the answer);
+      - FAST: its table is small and still grows: an address fetch about
+        every C{FAST_FETCH_INTERVAL_S}, to an address of either table (in
+        a small network one answer is a whole table, and the peers whose
+        tables are complete may all be tried ones).
+    """
+
+    DONE = "done"
+    SLOW = "slow"
+    FAST = "fast"
+
+
 class OutboundFiller:
     """
     Fills the automatic outbound slots, and runs the feelers.
@@ -51,6 +80,7 @@ class OutboundFiller:
     @param selectCollision: C{selectCollision(now)}: the old entry of a
         pending "tried" collision to test, or L{None}.
     @param spreadKey: the secret that keys the retry spread.
+    @param learning: C{learning(now)}: the node's L{Learning} now.
     @ivar anchors: the anchors not dialed yet.
     @ivar feeler: the address a feeler is testing, or L{None}.
     """
@@ -65,7 +95,7 @@ class OutboundFiller:
         select: Callable[[float, bool], AddressInfo | None],
         selectCollision: Callable[[float], AddressInfo | None],
         spreadKey: bytes,
-        learning: Callable[[float], bool] = lambda now: False,
+        learning: Callable[[float], Learning] = lambda now: Learning.DONE,
     ) -> None:
         self._config = config
         self._learning = learning
@@ -82,9 +112,13 @@ class OutboundFiller:
 
     def start(self, now: float, anchors: list[Address]) -> None:
         self.anchors = list(anchors)
-        self._nextFeeler = now + self._feelerDelay()
+        self._nextFeeler = now + self._feelerDelay(self._learning(now))
 
-    def _feelerDelay(self) -> float:
+    def _feelerDelay(self, learning: Learning) -> float:
+        if learning is Learning.FAST:
+            # Evenly spread, not exponential: a node must not wait minutes
+            # by chance while it is the one missing addresses.
+            return FAST_FETCH_INTERVAL_S * self._rng.uniform(0.5, 1.5)
         return self._rng.expovariate(1.0 / self._config.feeler_interval_s)
 
     def fill(self, now: float) -> None:
@@ -123,8 +157,9 @@ class OutboundFiller:
             self._dial(info.address, ConnectionType.OUTBOUND, busy, groups)
             missing -= 1
         if feeler:
-            self._nextFeeler = now + self._feelerDelay()
-            self._startFeeler(now, busy)
+            learning = self._learning(now)
+            self._nextFeeler = now + self._feelerDelay(learning)
+            self._startFeeler(now, busy, learning)
 
     def dialable(self, address: Address, busy: set[Address], now: float) -> bool:
         """
@@ -182,10 +217,11 @@ class OutboundFiller:
             self._dialFailed, address
         )
 
-    def _startFeeler(self, now: float, busy: set[Address]) -> None:
+    def _startFeeler(self, now: float, busy: set[Address], learning: Learning) -> None:
         """
         Test one address: the old entry of a pending "tried" collision if
-        there is one, else one from the "new" table.
+        there is one, else one from the "new" table (from either table while
+        the node learns fast).
         """
         info = self._selectCollision(now)
         kind = ConnectionType.FEELER
@@ -197,10 +233,11 @@ class OutboundFiller:
             # the answer, closes), which proves the address alive as a
             # feeler does; once nothing new comes, a plain feeler, which
             # asks nothing. (A tried collision's old entry is only tested.)
-            if self._learning(now):
+            if learning is not Learning.DONE:
                 kind = ConnectionType.ADDR_FETCH
+            newOnly = learning is not Learning.FAST
             for tries in range(1, OUTBOUND_SELECT_TRIES + 1):
-                info = self._select(now, True)
+                info = self._select(now, newOnly)
                 if info is None:
                     return
                 if self.eligible(info, busy, now, tries):
@@ -224,4 +261,4 @@ class OutboundFiller:
             self.feeler = None
 
 
-__all__ = ["OutboundFiller"]
+__all__ = ["Learning", "OutboundFiller"]

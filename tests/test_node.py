@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p import codec
 from bitp2p.address import Address
+from bitp2p.constants import RELAY_FANOUT, RELAY_NOVEL_FANOUT
 from bitp2p.errors import ConnectFailed, NotRunning, SelfConnection
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import ConnectionType, Direction
@@ -335,22 +336,31 @@ class LimitTests(SynchronousTestCase):
 
 class GossipTests(SynchronousTestCase):
     def test_freshSmallAddrIsRelayedToTwoOtherPeers(self):
-        reactor = MemoryReactorClock()
-        hub = makeNode(6000, reactor, addr_rate_per_s=1000)
-        others = [makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(4)]
-        pumps = [linkNodes(hub, other, reactor) for other in others]
-        for node in [hub, *others]:
-            for peer in node.peers():
-                peer.wire.transport.getOutBuffer()
-        fresh = Address.of("10.20.30.40", 5000)
-        source = others[0].peers()[0]
-        reactor.advance(1)
-        source.send(codec.addr([(fresh, int(reactor.seconds()))]))
-        for pump in pumps:
-            pump.flush()
-        learned = [fresh in node.book for node in others[1:]]
-        self.assertEqual(sorted(learned), [False, True, True])
-        self.assertIn(fresh, hub.book)
+        """
+        A fresh address the hub already knew goes on to C{RELAY_FANOUT}
+        (2) of its other peers; one new to it (a newcomer's announcement)
+        to C{RELAY_NOVEL_FANOUT} (4).
+        """
+        for known, fanout in ((True, RELAY_FANOUT), (False, RELAY_NOVEL_FANOUT)):
+            reactor = MemoryReactorClock()
+            reactor.advance(1000)
+            hub = makeNode(6000, reactor, addr_rate_per_s=1000)
+            others = [makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(6)]
+            pumps = [linkNodes(hub, other, reactor) for other in others]
+            for node in [hub, *others]:
+                for peer in node.peers():
+                    peer.wire.transport.getOutBuffer()
+            fresh = Address.of("10.20.30.40", 5000)
+            if known:
+                hub.book.add([(fresh, reactor.seconds() - 3600)], fresh, reactor.seconds())
+            source = others[0].peers()[0]
+            reactor.advance(1)
+            source.send(codec.addr([(fresh, int(reactor.seconds()))]))
+            for pump in pumps:
+                pump.flush()
+            learned = [fresh in node.book for node in others[1:]]
+            self.assertEqual(sum(learned), fanout, known)
+            self.assertIn(fresh, hub.book)
 
     def test_relayStopsWhenEveryoneKnows(self):
         reactor = MemoryReactorClock()

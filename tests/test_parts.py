@@ -46,6 +46,7 @@ from bitp2p.constants import (
     PEERS_FILE,
     RECENT_TRY_TRIES,
     RELAY_FANOUT,
+    RELAY_NOVEL_FANOUT,
 )
 from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target
@@ -214,6 +215,9 @@ class RecordingBook:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def __contains__(self, address) -> bool:
+        return any(entry.address == address for entry in self.entries)
 
     def add(self, entries, source, now, penalty_s=0.0):
         self.events.append(("add", list(entries), source, now))
@@ -1825,11 +1829,12 @@ class AddressRelayTests(SynchronousTestCase):
 
     def test_aFreshAddressGoesToRelayFanoutPeersNeverTheSource(self):
         """
-        A fresh address is relayed to exactly C{RELAY_FANOUT} peers, chosen
-        among those other than its source.
+        A fresh address we already knew is relayed to exactly
+        C{RELAY_FANOUT} peers, chosen among those other than its source.
         """
-        others = self.others(5)
+        others = self.others(6)
         fresh = addr("40.0.0.1:5000")
+        self.book.entries.append(Info(fresh))
         now = int(self.clock.seconds())
         self.relay.addressesReceived(self.source, [(fresh, now)], relay=True)
         told = self.told(others)
@@ -1841,6 +1846,24 @@ class AddressRelayTests(SynchronousTestCase):
             self.assertEqual(peer.sent, [codec.addr([(fresh, now)])])
             self.assertTrue(self.relay.knowsAddress(peer, fresh))
 
+    def test_aFreshAddressNewToUsGoesToMorePeers(self):
+        """
+        A fresh address new to our address manager (a newcomer's
+        announcement) is relayed to C{RELAY_NOVEL_FANOUT} peers: the same
+        ones as C{RELAY_FANOUT}'s, and more; never its source.
+        """
+        self.assertGreater(RELAY_NOVEL_FANOUT, RELAY_FANOUT)
+        others = self.others(RELAY_NOVEL_FANOUT + 3)
+        fresh = addr("40.0.0.1:5000")
+        now = int(self.clock.seconds())
+        self.relay.addressesReceived(self.source, [(fresh, now)], relay=True)
+        told = self.told(others)
+        self.assertEqual(len(told), RELAY_NOVEL_FANOUT)
+        wide = self.relay.relayTargets(fresh, others, now, RELAY_NOVEL_FANOUT)
+        self.assertEqual(told, [p for p in others if p in wide])
+        self.assertLess(set(self.relay.relayTargets(fresh, others, now)), set(wide))
+        self.assertEqual(self.source.sent, [])
+
     def test_aPeerThatKnowsTheAddressIsNotSentIt(self):
         """
         A chosen peer that sent us the address, or was sent it, does not get
@@ -1848,6 +1871,7 @@ class AddressRelayTests(SynchronousTestCase):
         """
         others = self.others(5)
         fresh = addr("40.0.0.1:5000")
+        self.book.entries.append(Info(fresh))
         now = int(self.clock.seconds())
         targets = self.relay.relayTargets(fresh, others, now)
         self.relay.rememberAddresses(targets[0], [fresh])
@@ -1905,7 +1929,7 @@ class AddressRelayTests(SynchronousTestCase):
         C{ADDR_UNKNOWN_AGE_S} ago and not relayed, except the peer's own
         address, taken as seen now.
         """
-        others = self.others(3)
+        others = self.others(6)
         now = self.clock.seconds()
         self.relay.addressesReceived(
             self.source,
@@ -1926,7 +1950,7 @@ class AddressRelayTests(SynchronousTestCase):
             ],
         )
         # Only the peer's own announcement, seen now, is fresh enough.
-        self.assertEqual(len(self.told(others)), RELAY_FANOUT)
+        self.assertEqual(len(self.told(others)), RELAY_NOVEL_FANOUT)  # new to us
         for peer in self.told(others):
             self.assertEqual(peer.sent, [codec.addr([(self.source.address, int(now))])])
 

@@ -22,9 +22,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p import codec
-from bitp2p.address import Address, network_group
+from bitp2p.address import Address, network_group, parse_address
 from bitp2p.constants import (
     ADDR_FETCH_TIMEOUT_S,
+    FAST_LEARNING_MAX_ADDRESSES,
+    FAST_LEARNING_WINDOW_S,
     RELAY_NOVEL_FANOUT,
     ANCHORS_FILE,
     BANLIST_FILE,
@@ -32,7 +34,9 @@ from bitp2p.constants import (
     PEERS_FILE,
 )
 from bitp2p.node import Node, NodeConfig
+from bitp2p.outbound import Learning
 from bitp2p.peer import ConnectionType, Direction
+from bitp2p.testing import EPOCH_2026, TestNetwork
 from bitp2p.storage import encode_document
 
 from . import helpers
@@ -339,6 +343,121 @@ class FeelerTests(SynchronousTestCase):
         learn(node, *self.new)
         reactor.advance(600)
         self.assertEqual(reactor.tcpClients, [])
+
+
+class FastLearningTests(SynchronousTestCase):
+    """
+    While its table is small (under C{FAST_LEARNING_MAX_ADDRESSES}) and
+    grew within C{FAST_LEARNING_WINDOW_S}, a node fetches addresses about
+    every C{FAST_FETCH_INTERVAL_S} instead of every C{feeler_interval_s}.
+    """
+
+    def runTests(self, node, reactor, seconds: float, grow: bool) -> list[ConnectionType]:
+        """
+        Run C{seconds}, answering each fetch with one new address when
+        C{grow} (nothing otherwise); the kinds of the tests made.
+        """
+        made: list[ConnectionType] = []
+        fresh = iter(Address.of(f"21.{i // 250}.{i % 250}.1", 5000) for i in range(10_000))
+        for _ in range(int(seconds)):
+            reactor.advance(1)
+            while len(reactor.tcpClients) > 1 + len(made):
+                index = 1 + len(made)
+                made.append(dialKind(reactor, index))
+                if grow:
+                    test = Remote(reactor, index).accept()
+                    test.send(entries(next(fresh), seen=int(reactor.seconds())))
+                    test.lose()
+                else:
+                    Remote(reactor, index).refuse()
+        return made
+
+    def startNode(self, known: int):
+        reactor = MemoryReactorClock()
+        reactor.advance(1000)
+        node = makeNode(6001, reactor, max_outbound=1)
+        learn(node, Address.of("20.1.0.1", 5000))
+        tick(node)
+        Remote(reactor, 0).accept()
+        for source in range(10):  # (one source fills 64 buckets at most)
+            helpers.learn(
+                node,
+                *(Address.of(f"{40 + i % 100}.{i // 100}.0.1", 5000) for i in range(source, known, 10)),
+                source=f"30.{source}.0.1",
+            )
+        return node, reactor
+
+    def test_aSmallGrowingTableIsFetchedFromEveryFifteenSecondsOrSo(self):
+        node, reactor = self.startNode(known=10)
+        made = self.runTests(node, reactor, 600, grow=True)
+        # About 600 / 15 = 40 (each between 7.5 and 22.5 s after the last,
+        # plus up to a maintenance interval); at the feeler pace, ~5.
+        self.assertTrue(25 <= len(made) <= 60, len(made))
+        self.assertEqual(set(made), {ConnectionType.ADDR_FETCH})
+        self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
+
+    def test_aBigTableIsFetchedFromAtTheFeelerPace(self):
+        node, reactor = self.startNode(known=FAST_LEARNING_MAX_ADDRESSES + 100)
+        self.assertGreaterEqual(len(node.book), FAST_LEARNING_MAX_ADDRESSES)
+        made = self.runTests(node, reactor, 600, grow=True)
+        self.assertTrue(1 <= len(made) <= 15, made)
+        self.assertEqual(set(made), {ConnectionType.ADDR_FETCH})
+        self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
+
+    def test_theFastPaceEndsAMinuteAfterTheTableStoppedGrowing(self):
+        node, reactor = self.startNode(known=10)
+        made = self.runTests(node, reactor, FAST_LEARNING_WINDOW_S + 30, grow=False)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
+        # The refused tests brought nothing: they were fetches at the fast
+        # pace for a minute, then the feeler pace.
+        later = self.runTests(node, reactor, 600, grow=False)
+        self.assertTrue(3 <= len(made) <= 12, len(made))
+        self.assertTrue(len(later) <= 15, len(later))
+
+    def test_aRepeatedAddressIsNotGrowth(self):
+        """
+        Hearing again of an address it knows (put in a further bucket) is
+        not learning.
+        """
+        node, reactor = self.startNode(known=10)
+        node._bookGrew()
+        reactor.advance(FAST_LEARNING_WINDOW_S + 1)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
+        known = [info.address for info in node.book]
+        # (What discovery does when the address manager took anything in.)
+        for source in range(50):
+            helpers.learn(node, *known, source=f"31.{source}.0.1")
+            node._bookGrew()
+        self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
+        learn(node, Address.of("23.1.0.1", 5000))
+        node._bookGrew()
+        self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
+
+
+class SmallNetworkTests(SynchronousTestCase):
+    def test_everyNodeKnowsEveryOtherWithinTwoMinutes(self):
+        """
+        The goal for a small network: 40 nodes started one after the other
+        over 40 seconds, each from the first as its only seed, on a clock
+        that reads as a date: within two minutes of the first start every
+        node knows every other's address.
+        """
+        with TestNetwork(seed=3, start=EPOCH_2026) as net:
+            first = net.addNode()
+            rest = net.addNodes(39, seeds=(net.addressOf(first),))
+            nodes = [first, *rest]
+            addresses = {parse_address(net.addressOf(node)) for node in nodes}
+            for i, node in enumerate(nodes):
+                net.network.callLater(i, node.startService)
+
+            def everyoneKnowsEveryone() -> bool:
+                return all(
+                    addresses - {node.listeningAddress} <= {info.address for info in node.book}
+                    for node in nodes
+                )
+
+            self.assertTrue(net.runUntil(everyoneKnowsEveryone, timeout=120, step=5))
+            self.assertTrue(net.isConnected())
 
 
 class TriedCollisionTests(SynchronousTestCase):

@@ -66,6 +66,11 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+# Relay ranks: (address-and-day hash XOR peer hash) times an odd constant
+# (the 64-bit golden ratio), modulo 2**64.
+_MIX = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
 Entries = list[tuple[Address, "int | None"]]
 
 
@@ -139,6 +144,7 @@ class AddressRelay:
         self._maintain = maintain
         self._running = running
         self._states: dict[Peer, _AddrState] = {}
+        self._peerKeys: dict[Peer, int] = {}
         self._seedTimer = None
 
     # -- start and stop ---------------------------------------------------------
@@ -185,6 +191,7 @@ class AddressRelay:
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
         self._states.pop(peer, None)
+        self._peerKeys.pop(peer, None)
 
     def _state(self, peer: Peer) -> _AddrState:
         state = self._states.get(peer)
@@ -399,12 +406,24 @@ class AddressRelay:
             hashlib.blake2b(key, key=self._relayKey, digest_size=8).digest(), "big"
         )
         day = ((now + offset % 86400) // 86400).to_bytes(8, "big")
-        base = hashlib.blake2b(key + b"\0" + day, key=self._relayKey, digest_size=8)
+        base = int.from_bytes(
+            hashlib.blake2b(key + b"\0" + day, key=self._relayKey, digest_size=8).digest(), "big"
+        )
+        # Each peer's rank mixes the address-and-day hash with the peer's
+        # own keyed hash (made once per peer): one multiplication per peer
+        # instead of a hash.
+        keys = self._peerKeys
 
-        def rank(peer: Peer) -> bytes:
-            h = base.copy()
-            h.update((peer.node_id or "").encode())
-            return h.digest()
+        def rank(peer: Peer) -> int:
+            peerKey = keys.get(peer)
+            if peerKey is None:
+                peerKey = keys[peer] = int.from_bytes(
+                    hashlib.blake2b(
+                        (peer.node_id or "").encode(), key=self._relayKey, digest_size=8
+                    ).digest(),
+                    "big",
+                )
+            return ((base ^ peerKey) * _MIX) & _MASK64
 
         return heapq.nlargest(fanout, peers, key=rank)
 

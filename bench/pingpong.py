@@ -7,7 +7,10 @@ against a bare Twisted LineOnlyReceiver that echoes each line back.
 Reported: round trips per second, medians, ratio bitp2p / bare (target
 >= 0.8).
 
-    python bench/pingpong.py [--trips 20000] [--runs 5]
+    python bench/pingpong.py [--trips 20000] [--runs 5] [--reactor default|asyncio|uvloop]
+
+The load process uses plain blocking sockets: C{--reactor} changes the
+servers' reactor only.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import handshake, report  # noqa: E402
+from _common import addReactorOption, handshake, reactorDescription, report, useReactor  # noqa: E402
 
 
 def serve(kind: str) -> None:
@@ -76,8 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--trips", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    addReactorOption(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    useReactor(args.reactor)
     if args.serve:
         serve(args.serve)
         return
@@ -95,6 +100,7 @@ def main() -> None:
             finally:
                 server.kill()
                 server.wait()
+    print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report("ping-pong", "round trips/s", results["bitp2p"], results["bare"], 0.8)
 
 

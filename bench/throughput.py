@@ -10,6 +10,7 @@ Reported: messages per second received, medians of several runs, and the
 ratio bitp2p / bare (target >= 0.7).
 
     python bench/throughput.py [--messages 200000] [--runs 5] [--stdlib-json]
+                               [--reactor default|asyncio|uvloop]
 
 With --stdlib-json both sides use the standard library's json (orjson is
 hidden from bitp2p's codec too), to compare the two libraries.
@@ -24,7 +25,17 @@ import time
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 
-from _common import JSON_LIBRARY, handshake, loads, message_line, report, spawn  # noqa: E402
+from _common import (  # noqa: E402
+    JSON_LIBRARY,
+    addReactorOption,
+    handshake,
+    loads,
+    message_line,
+    reactorDescription,
+    report,
+    spawn,
+    useReactor,
+)
 
 
 def send(port: int, count: int, speak: bool) -> None:
@@ -99,9 +110,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stdlib-json", action="store_true")
+    addReactorOption(parser)
     parser.add_argument("--send", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    useReactor(args.reactor)
     if args.send:
         port, count, kind = args.send
         send(int(port), int(count), kind == "bitp2p")
@@ -130,6 +143,7 @@ def main() -> None:
             results[kind].append(float(out.strip().splitlines()[-1]))
     library = "json (standard library)" if args.stdlib_json else JSON_LIBRARY
     print(f"JSON library on both sides: {library}")
+    print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report("throughput", "msg/s", results["bitp2p"], results["bare"], 0.7)
 
 

@@ -10,6 +10,7 @@ processes they start themselves.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -38,12 +39,11 @@ def runBench(testCase, script: str, *args: str) -> str:
 
 RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (0\.\d)\)"
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:
-    NO_UVLOOP = "uvloop is not installed (pip install 'bitp2p[uvloop]')"
-else:
-    NO_UVLOOP = None
+NO_UVLOOP = (
+    None
+    if importlib.util.find_spec("uvloop")
+    else "uvloop is not installed (pip install 'bitp2p[uvloop]')"
+)
 
 ON_UVLOOP = "reactor in every process: uvloop (AsyncioSelectorReactor on uvloop.Loop)"
 

@@ -8,6 +8,7 @@ Every process is killed in cleanup; every wait is bounded.
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 import socket
 import subprocess
@@ -393,12 +394,11 @@ class TwistdBitcoinTests(TwistdProcesses, SynchronousTestCase):
         self.assertIsNone(a.poll())
 
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:
-    NO_UVLOOP = "uvloop is not installed (pip install 'bitp2p[uvloop]')"
-else:
-    NO_UVLOOP = None
+NO_UVLOOP = (
+    None
+    if importlib.util.find_spec("uvloop")
+    else "uvloop is not installed (pip install 'bitp2p[uvloop]')"
+)
 
 
 class ReactorTests(TwistdProcesses, SynchronousTestCase):

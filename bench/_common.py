@@ -11,6 +11,8 @@ runs every process of a benchmark on the same reactor: the bitp2p side, the
 bare Twisted side and the load generators alike. The choice travels to the
 child processes in C{BITP2P_BENCH_REACTOR}, and each process installs it when
 it imports this module, before anything imports C{twisted.internet.reactor}.
+(The same choice as C{bitp2p.ops.uvloopreactor}'s, written again here so
+that the bare Twisted side imports nothing of bitp2p.)
 """
 
 from __future__ import annotations

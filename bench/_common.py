@@ -5,6 +5,14 @@ with plain sockets, medians, and one-line reports.
 Each benchmark measures bitp2p and a bare-Twisted baseline in the same run,
 alternating, and reports medians and their ratio: the machines here are
 shared and noisy, so absolute figures vary while ratios hold.
+
+C{--reactor {default,asyncio,uvloop}} (L{addReactorOption}, L{useReactor})
+runs every process of a benchmark on the same reactor: the bitp2p side, the
+bare Twisted side and the load generators alike. The choice travels to the
+child processes in C{BITP2P_BENCH_REACTOR}, and each process installs it when
+it imports this module, before anything imports C{twisted.internet.reactor}.
+(The same choice as C{bitp2p.ops.uvloopreactor}'s, written again here so
+that the bare Twisted side imports nothing of bitp2p.)
 """
 
 from __future__ import annotations
@@ -31,6 +39,77 @@ except ImportError:
     from json import loads
 
     JSON_LIBRARY = "json (standard library)"
+
+REACTORS = ("default", "asyncio", "uvloop")
+REACTOR_VARIABLE = "BITP2P_BENCH_REACTOR"
+
+
+def installReactor(name: str) -> None:
+    """
+    Install reactor C{name} in this process: C{default} leaves it to
+    Twisted (epoll on Linux); C{asyncio} is Twisted's asyncio reactor on a
+    new standard asyncio event loop; C{uvloop} the same on a new uvloop loop.
+    It must run before anything imports C{twisted.internet.reactor}.
+    """
+    if name == "default":
+        return
+    if name not in REACTORS:
+        raise ValueError(f"unknown reactor {name!r}: one of {', '.join(REACTORS)}")
+    import asyncio
+
+    from twisted.internet import asyncioreactor
+
+    if name == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+
+
+def addReactorOption(parser) -> None:
+    """
+    Give an C{argparse} parser the C{--reactor} option.
+    """
+    parser.add_argument(
+        "--reactor",
+        choices=REACTORS,
+        default=os.environ.get(REACTOR_VARIABLE) or "default",
+        help="the reactor of every process of the benchmark: Twisted's default (epoll), "
+        "Twisted's asyncio reactor, or that on uvloop (default: %(default)s)",
+    )
+
+
+def useReactor(name: str) -> None:
+    """
+    Run this process and the ones it starts from now on with reactor
+    C{name} (this process's own is installed at once, if it has none yet).
+    """
+    os.environ[REACTOR_VARIABLE] = name
+    if "twisted.internet.reactor" not in sys.modules:
+        installReactor(name)
+
+
+def reactorDescription() -> str:
+    """
+    The reactor this process runs on, and its asyncio loop if it has one:
+    C{"EPollReactor"}, C{"AsyncioSelectorReactor on uvloop.Loop"}, ...
+    """
+    from twisted.internet import reactor
+
+    text = type(reactor).__name__
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    if loop is not None:
+        text += f" on {type(loop).__module__}.{type(loop).__qualname__}"
+    return text
+
+
+# A child process of a benchmark: install the parent's choice before the
+# script goes on to import the reactor.
+if os.environ.get(REACTOR_VARIABLE, "default") != "default":
+    installReactor(os.environ[REACTOR_VARIABLE])
 
 MESSAGE = {"type": "bench", "seq": 0, "payload": "x" * 60, "from": "bench-sender"}
 

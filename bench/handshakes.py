@@ -43,6 +43,7 @@ of 5 runs each, on the 2-core machine this was written on).
 Several runs alternate the order of the two servers; medians are reported.
 
     python bench/handshakes.py [--seconds 5] [--inflight 50] [--runs 5]
+                               [--reactor default|asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import cpu_seconds, report_per_cpu  # noqa: E402
+from _common import (  # noqa: E402
+    addReactorOption,
+    cpu_seconds,
+    reactorDescription,
+    report_per_cpu,
+    useReactor,
+)
 
 VERSION = b'{"type":"version","node_id":"load%d","port":0}\n'
 VERACK = b'{"type":"verack"}\n'
@@ -186,9 +193,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--inflight", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
+    addReactorOption(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    useReactor(args.reactor)
     if args.serve:
         serve(args.serve)
         return
@@ -227,6 +236,7 @@ def main() -> None:
                 f"{window['failed']} failed",
                 flush=True,
             )
+    print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report_per_cpu(
         "handshakes", "handshakes", wall["bitp2p"], wall["bare"],
         per_cpu["bitp2p"], per_cpu["bare"], 0.5,

@@ -8,7 +8,7 @@ the number of established peers. For scale, the same is done against a bare
 Twisted server holding idle LineOnlyReceiver connections. Target: <= 8 KiB
 per established peer.
 
-    python bench/peers.py [--peers 5000]
+    python bench/peers.py [--peers 5000] [--reactor default|asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+from _common import addReactorOption, reactorDescription, useReactor  # noqa: E402
 
 VERSION = b'{"type":"version","node_id":"load%d","port":0}\n'
 
@@ -129,9 +131,11 @@ def measure(kind: str, peers: int) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--peers", type=int, default=5000)
+    addReactorOption(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    useReactor(args.reactor)
     if args.serve:
         serve(args.serve)
         return
@@ -141,6 +145,7 @@ def main() -> None:
     ours_n, ours = measure("bitp2p", args.peers)
     bare_n, bare = measure("bare", args.peers)
     verdict = "meets" if ours <= 8 else "misses"
+    print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     print(
         f"peers: bitp2p {ours:.1f} KiB RSS per established peer ({ours_n} established), "
         f"bare Twisted {bare:.1f} KiB per idle connection ({bare_n}); "

@@ -2,7 +2,9 @@
 C{python -m bitp2p PORT [options]}: a node with an interactive console
 (and C{bitp2p crawl ...}: the crawler's command, L{bitp2p.ops.crawl}).
 
-The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}). On a
+The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}), plus
+C{--reactor default|asyncio|uvloop}, installed before anything imports the
+reactor (L{bitp2p.ops.uvloopreactor}; twistd has its own C{--reactor}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
 reads one command per line, answers on stdout, logs to stderr, and stops at
 the end of its input. Either way it logs events of C{--log-level} and above
@@ -22,13 +24,40 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     globalLogBeginner,
 )
+from twisted.python import usage
 
-from bitp2p.ops.console import ConsoleService, formatLogLine
 from bitp2p.logs import JSONLogObserver
-from bitp2p.ops.tap import NodeService, Options, addControl, makeNode
+from bitp2p.ops.tap import NodeService, Options, UsageFailure, addControl, makeNode
+from bitp2p.ops.uvloopreactor import REACTORS, installReactor
+
+
+class MainOptions(Options):
+    """
+    C{twistd bitp2p}'s options and the reactor to run on.
+    """
+
+    optParameters = Options.optParameters + [
+        [
+            "reactor",
+            None,
+            "default",
+            "Reactor to run on: default (Twisted's: epoll on Linux), asyncio (Twisted's"
+            " asyncio reactor), or uvloop (that on a uvloop event loop; pip install"
+            " 'bitp2p[uvloop]').",
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        if self["reactor"] not in REACTORS:
+            raise usage.UsageError(
+                f"--reactor must be one of {', '.join(REACTORS)}, not {self['reactor']!r}"
+            )
+        super().postOptions()
 
 
 def _stderrObserver(event: dict) -> None:
+    from bitp2p.ops.console import formatLogLine
+
     text = formatLogLine(event)
     if text is not None:
         sys.stderr.write(text + "\n")
@@ -41,13 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         from bitp2p.ops.crawl import main as crawl
 
         return crawl(argv[1:])
-    options = Options()
+    options = MainOptions()
     options.parseOptions(argv)
+    try:
+        installReactor(options["reactor"])
+    except ImportError as e:
+        raise UsageFailure(f"--reactor {options['reactor']}: {e}") from None
 
+    # Only now: the console's module (twisted.conch's) imports the reactor.
     from twisted.internet import reactor
 
+    from bitp2p.ops.console import ConsoleService
+
     node = makeNode(options, reactor)
-    top = NodeService(node)
+    top = NodeService(node, reactor=reactor)
     addControl(top, options, reactor)
     console = ConsoleService(node)
     console.setServiceParent(top)

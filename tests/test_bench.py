@@ -10,6 +10,7 @@ processes they start themselves.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -37,6 +38,14 @@ def runBench(testCase, script: str, *args: str) -> str:
 
 
 RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (0\.\d)\)"
+
+NO_UVLOOP = (
+    None
+    if importlib.util.find_spec("uvloop")
+    else "uvloop is not installed (pip install 'bitp2p[uvloop]')"
+)
+
+ON_UVLOOP = "reactor in every process: uvloop (AsyncioSelectorReactor on uvloop.Loop)"
 
 
 class BenchmarkScriptTests(SynchronousTestCase):
@@ -144,3 +153,40 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertGreaterEqual(int(cases), 20)
         self.assertEqual(kept, cases, out)
         self.assertEqual(of, cases, out)
+
+
+class ReactorOptionTests(SynchronousTestCase):
+    """
+    C{--reactor} of the four benchmarks of bitp2p against bare Twisted, at
+    a tiny size: each runs to its summary on the reactor asked for.
+    """
+
+    def test_throughputOnUvloop(self):
+        out = runBench(self, "throughput.py", "--messages", "20000", "--runs", "1",
+                       "--reactor", "uvloop")
+        self.assertIn(ON_UVLOOP, out)
+        self.assertRegex(out, r"throughput: bitp2p [\d,]+ msg/s, bare Twisted [\d,]+ msg/s, " + RATIO)
+
+    def test_pingpongOnUvloop(self):
+        out = runBench(self, "pingpong.py", "--trips", "300", "--runs", "1", "--reactor", "uvloop")
+        self.assertIn(ON_UVLOOP, out)
+        self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)
+
+    def test_handshakesOnUvloop(self):
+        out = runBench(self, "handshakes.py", "--seconds", "0.5", "--runs", "1", "--inflight", "5",
+                       "--reactor", "uvloop")
+        self.assertIn(ON_UVLOOP, out)
+        self.assertRegex(out, r"handshakes per server CPU second \(judged\): .*" + RATIO)
+
+    def test_peersOnTheAsyncioReactor(self):
+        out = runBench(self, "peers.py", "--peers", "50", "--reactor", "asyncio")
+        self.assertIn(
+            "reactor in every process: asyncio (AsyncioSelectorReactor on "
+            "asyncio.unix_events._UnixSelectorEventLoop)",
+            out,
+        )
+        self.assertRegex(out, r"peers: bitp2p [\d.]+ KiB RSS per established peer \(50 established\)")
+
+    test_throughputOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+    test_pingpongOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+    test_handshakesOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]

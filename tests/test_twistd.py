@@ -8,6 +8,7 @@ Every process is killed in cleanup; every wait is bounded.
 from __future__ import annotations
 
 import json
+import importlib.util
 import os
 import socket
 import subprocess
@@ -391,3 +392,135 @@ class TwistdBitcoinTests(TwistdProcesses, SynchronousTestCase):
         self.assertEqual(theirs.addrFrom.port, portA)
         self.assertIn(("127.0.0.1", portB), known)
         self.assertIsNone(a.poll())
+
+
+NO_UVLOOP = (
+    None
+    if importlib.util.find_spec("uvloop")
+    else "uvloop is not installed (pip install 'bitp2p[uvloop]')"
+)
+
+
+class ReactorTests(TwistdProcesses, SynchronousTestCase):
+    """
+    A node on Twisted's asyncio reactor and on the C{uvloop} reactor (the
+    one C{twisted/plugins/bitp2p_plugin.py} registers), run by C{twistd},
+    C{twist} and C{python -m bitp2p}: each listens, answers a handshake and
+    a ping on loopback, and logs the reactor and event loop it runs on.
+    """
+
+    def startProcess(self, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(
+            command,
+            cwd=tempDir(self),
+            # Open, not empty: python -m bitp2p stops at the end of its input.
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.addCleanup(self.reap, process)
+        self.addCleanup(process.stdin.close)
+        return process
+
+    def handshakeAndLog(self, process: subprocess.Popen, port: int) -> str:
+        """
+        Do a version handshake and a ping with the node on C{port}, stop
+        it, and return all it wrote (standard output and error).
+        """
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                client = WireClient(port)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    self.fail(process.stderr.read().decode()[-3000:])
+                time.sleep(0.1)
+        try:
+            theirs = client.receiveType("version")
+            client.receiveType("verack")
+            client.send({"type": "verack"})
+            client.send({"type": "ping", "nonce": 4242})
+            pong = client.receiveType("pong")
+        finally:
+            client.close()
+        self.assertEqual(theirs["port"], port)
+        self.assertEqual(pong["nonce"], 4242)
+        process.terminate()
+        process.wait(DEADLINE_S)
+        return (process.stdout.read() + process.stderr.read()).decode()
+
+    def nodeArgs(self, port: int) -> list[str]:
+        return ["--port", str(port), "--interface", "127.0.0.1", "--no-seeds"]
+
+    def test_twistdOnTheAsyncioReactor(self):
+        port = freePort()
+        process = self.startProcess(
+            [TWISTD, "--reactor", "asyncio", "-n", "--pidfile=", "bitp2p", *self.nodeArgs(port)]
+        )
+        out = self.handshakeAndLog(process, port)
+        self.assertIn("reactor class: twisted.internet.asyncioreactor.AsyncioSelectorReactor", out)
+        self.assertIn(
+            "Running on AsyncioSelectorReactor on asyncio.unix_events._UnixSelectorEventLoop", out
+        )
+
+    def test_twistdOnUvloop(self):
+        port = freePort()
+        process = self.startProcess(
+            [TWISTD, "--reactor", "uvloop", "-n", "--pidfile=", "bitp2p", *self.nodeArgs(port)]
+        )
+        out = self.handshakeAndLog(process, port)
+        self.assertIn("reactor class: twisted.internet.asyncioreactor.AsyncioSelectorReactor", out)
+        self.assertEqual(out.count("Running on AsyncioSelectorReactor on uvloop.Loop"), 1, out)
+
+    test_twistdOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+
+    def test_twistOnUvloop(self):
+        port = freePort()
+        twist = os.path.join(os.path.dirname(sys.executable), "twist")
+        process = self.startProcess([twist, "--reactor", "uvloop", "bitp2p", *self.nodeArgs(port)])
+        out = self.handshakeAndLog(process, port)
+        self.assertIn('"reactor": "AsyncioSelectorReactor on uvloop.Loop"', out)
+
+    test_twistOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+
+    def test_pythonMinusMOnUvloop(self):
+        port = freePort()
+        process = self.startProcess(
+            [sys.executable, "-m", "bitp2p", "--reactor", "uvloop", *self.nodeArgs(port)]
+        )
+        out = self.handshakeAndLog(process, port)
+        self.assertIn("Running on AsyncioSelectorReactor on uvloop.Loop", out)
+
+    test_pythonMinusMOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+
+    def test_withoutUvloopTheReactorCannotBeUsed(self):
+        """
+        Where uvloop cannot be imported, C{twistd --reactor uvloop} and
+        C{python -m bitp2p --reactor uvloop} end at once and say how to
+        install it. (A C{uvloop} module that fails to import, first on the
+        path, stands in for a missing one.)
+        """
+        shadow = tempDir(self)
+        with open(os.path.join(shadow, "uvloop.py"), "w") as f:
+            f.write("raise ImportError('no uvloop here')\n")
+        env = {**os.environ, "PYTHONPATH": shadow}
+        port = freePort()
+        for command, expected in (
+            (
+                [TWISTD, "--reactor", "uvloop", "-n", "--pidfile=", "bitp2p"],
+                "The specified reactor cannot be used, failed with error: uvloop is not"
+                " installed (pip install 'bitp2p[uvloop]')",
+            ),
+            (
+                [sys.executable, "-m", "bitp2p", "--reactor", "uvloop"],
+                "bitp2p: --reactor uvloop: uvloop is not installed (pip install 'bitp2p[uvloop]')",
+            ),
+        ):
+            process = self.startProcess([*command, *self.nodeArgs(port)], env=env)
+            process.wait(DEADLINE_S)
+            out = (process.stdout.read() + process.stderr.read()).decode()
+            self.assertNotEqual(process.returncode, 0, out)
+            self.assertIn(expected, out)
+            self.assertNotIn("Traceback", out)

@@ -9,7 +9,9 @@ system uses to run, watch and steer a node, none of which the node needs.
   - L{bitp2p.ops.cli}: C{bitp2p-cli}, its client;
   - L{bitp2p.ops.web}: the dashboard (its files in C{dashboard/});
   - L{bitp2p.ops.metrics}: C{/metrics} for Prometheus;
-  - L{bitp2p.ops.console}: the interactive console.
+  - L{bitp2p.ops.console}: the interactive console;
+  - L{bitp2p.ops.uvloopreactor}: the reactors a node can run on besides
+    Twisted's default (asyncio, uvloop).
 
 They see the node through its public API and its read-only views
 (L{bitp2p.views}); the core (node, peer, wire, address book, ...) must not

@@ -57,6 +57,7 @@ from bitp2p.constants import (
     PING_TIMEOUT_S,
 )
 from bitp2p.node import Node, NodeConfig
+from bitp2p.ops.uvloopreactor import describeReactor
 
 # The log namespace stays the one of the module's old path, bitp2p.tap
 # (operators filter on it).
@@ -398,13 +399,18 @@ del _name, _method
 class NodeService(service.MultiService):
     """
     The node, and its console when asked for, as one service. A port that
-    cannot be listened on ends the program with one line.
+    cannot be listened on ends the program with one line. Given the reactor
+    it runs on, it logs which one that is (and its event loop, on asyncio)
+    once started.
     """
 
-    def __init__(self, node: Node, logObserver: ILogObserver | None = None) -> None:
+    def __init__(
+        self, node: Node, logObserver: ILogObserver | None = None, reactor=None
+    ) -> None:
         super().__init__()
         self.node = node
         self.logObserver = logObserver
+        self.reactor = reactor
         node.setServiceParent(self)
 
     def setServiceParent(self, parent) -> None:
@@ -433,6 +439,8 @@ class NodeService(service.MultiService):
             raise _exitWith(_listenError(e)) from None
         except ValueError as e:
             raise _exitWith(str(e)) from None
+        if self.reactor is not None:
+            log.info("Running on {reactor}", reactor=describeReactor(self.reactor))
 
 
 def _listenError(error: CannotListenError) -> str:
@@ -558,8 +566,10 @@ def makeService(config: Options, stdio=None) -> service.MultiService:
     """
     Build the node service from parsed options.
     """
-    node = makeNode(config)
-    top = NodeService(node, logObserver(config))
+    from twisted.internet import reactor
+
+    node = makeNode(config, reactor)
+    top = NodeService(node, logObserver(config), reactor)
     addControl(top, config)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin

@@ -1,4 +1,7 @@
-# Registers "twistd bitp2p". Only registration lives here; see bitp2p.ops.tap.
+# Registers "twistd bitp2p" and the "uvloop" reactor (twistd --reactor uvloop:
+# Twisted's asyncio reactor on uvloop). Only registration lives here; see
+# bitp2p.ops.tap and bitp2p.ops.uvloopreactor.
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 bitp2p = ServiceMaker(
@@ -6,4 +9,10 @@ bitp2p = ServiceMaker(
     "bitp2p.ops.tap",
     "A Bitcoin-style peer-to-peer network node",
     "bitp2p",
+)
+
+uvloop = Reactor(
+    "uvloop",
+    "bitp2p.ops.uvloopreactor",
+    "Twisted's asyncio reactor on a uvloop event loop (pip install 'bitp2p[uvloop]')",
 )

@@ -35,7 +35,7 @@ network, which knows nothing of nodes) and L{bitp2p.testing.network}
 
 from __future__ import annotations
 
-from bitp2p.testing.memory import DEFAULT_LATENCY_S, MemoryHost, MemoryNetwork
+from bitp2p.testing.memory import DEFAULT_LATENCY_S, MemoryHost, MemoryNetwork, lognormalLatency
 from bitp2p.testing.network import LinkError, TestNetwork
 
 __all__ = [
@@ -44,4 +44,5 @@ __all__ = [
     "MemoryHost",
     "MemoryNetwork",
     "TestNetwork",
+    "lognormalLatency",
 ]

@@ -36,7 +36,9 @@ time and peak RSS. A C{cProfile} window of C{--profile} simulated seconds,
 C{--profile-at} minutes into the measured hour, splits the time between the
 simulator (bitp2p/testing), the node (the rest of bitp2p), Twisted, the
 standard library and this harness (a builtin's time counted where its
-caller is), and lists the top functions.
+caller is), and lists the top functions; a negative C{--profile-at} puts
+the window in the warm-up instead (ending that many minutes before its
+end), where joining nodes cost the most.
 
 The garbage collector is kept off the objects that exist after the nodes
 are built and after the warm-up (C{gc.freeze}, C{--no-gc-freeze} to
@@ -330,8 +332,27 @@ def runLarge(args: argparse.Namespace) -> dict:
                         flush=True,
                     )
 
+    profiler = cProfile.Profile()
+    profiled = {"cpu": 0.0, "sim": 0.0}
+
+    def runProfiled(seconds: float, phase: str) -> None:
+        cpu0, t0 = time.process_time(), net.now
+        profiler.enable()
+        run(seconds, phase)
+        profiler.disable()
+        profiled["cpu"] += time.process_time() - cpu0
+        profiled["sim"] += net.now - t0
+
     sampleMinute("start")
-    run(warmup, "warmup")
+    if args.profile_at < 0:
+        # The window in the warm-up, ending |profile_at| minutes before its end.
+        window = min(args.profile, warmup)
+        before = max(0.0, warmup + 60 * args.profile_at - window)
+        run(before, "warmup")
+        runProfiled(window, "warmup")
+        run(warmup - net.now, "warmup")
+    else:
+        run(warmup, "warmup")
     warmupFull = [sim.fullAt[node] for node in sim.nodes if node in sim.fullAt]
     warmupPending = len(sim.pendingFull)
     freeze(args)
@@ -347,16 +368,13 @@ def runLarge(args: argparse.Namespace) -> dict:
         net.callLater(at, join)
     newcomersFrom = len(sim.nodes)
 
-    profileAt = min(hour, 60 * args.profile_at)
-    run(profileAt, "hour")
-    profiler = cProfile.Profile()
-    cpu0, t0 = time.process_time(), net.now
-    profiler.enable()
-    run(min(args.profile, hour - profileAt), "hour")
-    profiler.disable()
-    profiledCpu = time.process_time() - cpu0
-    profiledSim = net.now - t0
+    if args.profile_at >= 0:
+        profileAt = min(hour, 60 * args.profile_at)
+        run(profileAt, "hour")
+        runProfiled(min(args.profile, hour - profileAt), "hour")
     run(hour - (net.now - warmupEnd["t"]), "hour")
+    profiledCpu = profiled["cpu"] if args.profile_at >= 0 else 0.0
+    profiledSim = profiled["sim"] if args.profile_at >= 0 else 0.0
     hourEnd = mark()
     if args.tail:
         run(60 * args.tail, "tail")
@@ -420,7 +438,13 @@ def runLarge(args: argparse.Namespace) -> dict:
         "cpu_s": time.process_time() - cpuStart,
         "harness_cpu_s": sim.harnessCpu,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "profile": {"simulated_s": profiledSim, "cpu_s": profiledCpu, "split_s": split, "top": top},
+        "profile": {
+            "phase": "warm-up" if args.profile_at < 0 else "hour",
+            "simulated_s": profiled["sim"],
+            "cpu_s": profiled["cpu"],
+            "split_s": split,
+            "top": top,
+        },
         "minutes": minutes,
     }
     del stopped
@@ -555,7 +579,8 @@ def report(r: dict) -> None:
     prof = r["profile"]
     total = sum(prof["split_s"].values()) or 1.0
     print(
-        f"N={r['n']}: profile of {prof['simulated_s']:.0f} simulated s ({prof['cpu_s']:.1f} s CPU "
+        f"N={r['n']}: profile of {prof['simulated_s']:.0f} simulated s of the {prof['phase']} "
+        f"({prof['cpu_s']:.1f} s CPU "
         "under cProfile): "
         + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in prof["split_s"].items())
     )
@@ -610,7 +635,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--churn", type=float, default=0.1, help="fraction leaving (and joining) per hour")
     parser.add_argument("--tail", type=float, default=0, help="simulated minutes run on after the hour, without churn, for the newcomers' curves")
     parser.add_argument("--profile", type=float, default=120, help="simulated seconds under cProfile")
-    parser.add_argument("--profile-at", type=float, default=30, help="minutes into the hour the profile starts")
+    parser.add_argument(
+        "--profile-at", type=float, default=30,
+        help="minutes into the hour the profile starts; negative: in the warm-up, ending that "
+        "many minutes before its end",
+    )
     parser.add_argument("--no-latency-spread", dest="latency_spread", action="store_false", help="50 ms on every link")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

@@ -114,6 +114,20 @@ class BenchmarkScriptTests(SynchronousTestCase):
             self.assertRegex(out, rf"N={n}: converged in [\d.]+ simulated min; peers per node")
         self.assertIn("growth N=12 -> N=24", out)
 
+    def test_scale(self):
+        out = runBench(
+            self, "scale.py", "--nodes", "40", "--seeds", "2", "--warmup", "1", "--hours", "0.1",
+            "--churn", "2", "--profile", "30", "--profile-at", "1", "--quiet",
+        )
+        self.assertRegex(out, r"N=40: outbound slots full after joining: warm-up nodes median ")
+        self.assertRegex(out, r"N=40: churn 8 left and 8 joined; components at most \d+")
+        self.assertRegex(out, r"a reachable newcomer's address known .*: 1 min ")
+        self.assertRegex(out, r"N=40: per node per minute, measured hour: \d+ messages, [\d,]+ bytes")
+        self.assertRegex(out, r"N=40: wall \d+ s .* peak RSS [\d,]+ MiB")
+        self.assertRegex(out, r"N=40: profile of 30 simulated s .*: simulator [\d.]+ %, node [\d.]+ %")
+        small = runBench(self, "scale.py", "--small", "--nodes", "8", "--limit", "10")
+        self.assertRegex(small, r"small N=8: every node knows every other \(100 %\) and the graph")
+
     def test_gossip(self):
         out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")
         self.assertRegex(out, r"small \(pushed\): reached 19 of 19, handled at most 1x")

@@ -35,7 +35,13 @@ network, which knows nothing of nodes) and L{bitp2p.testing.network}
 
 from __future__ import annotations
 
-from bitp2p.testing.memory import DEFAULT_LATENCY_S, EPOCH_2026, MemoryHost, MemoryNetwork
+from bitp2p.testing.memory import (
+    DEFAULT_LATENCY_S,
+    EPOCH_2026,
+    MemoryHost,
+    MemoryNetwork,
+    lognormalLatency,
+)
 from bitp2p.testing.network import LinkError, TestNetwork
 
 __all__ = [
@@ -45,4 +51,5 @@ __all__ = [
     "MemoryHost",
     "MemoryNetwork",
     "TestNetwork",
+    "lognormalLatency",
 ]

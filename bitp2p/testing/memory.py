@@ -13,14 +13,23 @@ protocol (it never imports L{bitp2p.node}); bytes are bytes, and a
 
 The clock keeps its calls in a heap: C{task.Clock} re-sorts its list on
 every C{callLater}, which is quadratic with the tens of thousands of timers
-a thousand nodes keep.
+a thousand nodes keep. The network's own events (a dial reaching the other
+end, bytes arriving, a close) go on the same heap as a bare function and
+argument, without the C{DelayedCall} a node's timer needs; and what one end
+writes for the same arrival time travels as one delivery, as TCP coalesces
+segments, so that the clock's cost per message stays small beside the
+node's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import ipaddress
 import itertools
+import math
+from statistics import NormalDist
+from typing import Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
@@ -50,6 +59,7 @@ __all__ = [
     "EPOCH_2026",
     "MemoryHost",
     "MemoryNetwork",
+    "lognormalLatency",
 ]
 
 DEFAULT_LATENCY_S = 0.05
@@ -73,12 +83,52 @@ def _ignore(call: DelayedCall) -> None:
     """
 
 
+_COMPACT_MIN = 1024
+"""The heap is rebuilt without its dead entries only once it holds more
+than this many entries, and more dead than live ones."""
+
+_TIMER = object()
+"""The argument slot of a heap entry that holds a C{DelayedCall}."""
+
+
 def _address(host: str, port: int) -> IPv4Address | IPv6Address:
     return IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
 
 
 def _link(a: str, b: str) -> frozenset:
     return frozenset((a, b))
+
+
+def lognormalLatency(
+    median: float = DEFAULT_LATENCY_S,
+    sigma: float = 0.7,
+    low: float = 0.005,
+    high: float = 0.3,
+    seed: int = 0,
+) -> Callable[[str, str], float]:
+    """
+    A latency model for L{MemoryNetwork}C{(latencyModel=...)}: the one-way
+    delay between two hosts drawn from a lognormal distribution around
+    C{median} seconds (C{sigma} the standard deviation of its logarithm),
+    clipped to C{[low, high]}. Each pair's draw comes from a hash of the
+    pair and C{seed}, so it is the same both ways, on every call and in
+    every run, and nothing is stored.
+    """
+    if not 0 <= low <= median <= high:
+        raise ValueError(f"need 0 <= low <= median <= high, not {low!r}, {median!r}, {high!r}")
+    logMedian = math.log(median) if median > 0 else -math.inf
+    inverse = NormalDist().inv_cdf
+    salt = seed.to_bytes(8, "big", signed=True)
+
+    def latency(a: str, b: str) -> float:
+        if b < a:
+            a, b = b, a
+        digest = hashlib.blake2b(f"{a} {b}".encode(), digest_size=8, key=salt).digest()
+        # A uniform draw in (0, 1), never 0 or 1 (inv_cdf refuses them).
+        u = (int.from_bytes(digest, "big") + 0.5) / 2**64
+        return min(high, max(low, math.exp(logMedian + sigma * inverse(u))))
+
+    return latency
 
 
 @implementer(IReactorTime, IReactorTCP)
@@ -95,8 +145,14 @@ class MemoryNetwork:
     @ivar now: the simulated time, in seconds (C{start} at the start: 0
         unless told otherwise, see L{EPOCH_2026}).
     @ivar latency: the one-way delay, in seconds, of links without one of
-        their own (L{setLatency}); a change applies to connections made
-        after it.
+        their own (L{setLatency}) when there is no C{latencyModel}; a change
+        applies to connections made after it.
+    @ivar latencyModel: L{None}, or a callable C{(a, b) -> seconds} giving
+        the one-way delay between hosts C{a} and C{b} (the dialer's address
+        and the listener's) for links without one of their own, asked once
+        per connection when it is dialed (so that a network of N hosts
+        needs no N^2 table; see L{lognormalLatency}). It should give the
+        same delay both ways.
     @ivar bytesSent: bytes written on all connections so far.
     @ivar messagesSent: messages (newline-terminated lines) written on all
         connections so far.
@@ -105,15 +161,22 @@ class MemoryNetwork:
         themselves.
     """
 
-    def __init__(self, latency: float = DEFAULT_LATENCY_S, start: float = 0.0) -> None:
+    def __init__(
+        self,
+        latency: float = DEFAULT_LATENCY_S,
+        latencyModel: Callable[[str, str], float] | None = None,
+        start: float = 0.0,
+    ) -> None:
         if not latency >= 0:
             raise ValueError(f"latency must be >= 0, not {latency!r}")
         self.now = float(start)
         self.latency = latency
+        self.latencyModel = latencyModel
         self.bytesSent = 0
         self.messagesSent = 0
         self.names: dict[str, list[str]] = {}
         self._heap: list = []
+        self._dead = 0  # entries of the heap that stand for nothing now
         self._seq = itertools.count()
         self._listeners: dict[tuple[str, int], object] = {}
         self._ephemeral = itertools.count(40000)
@@ -130,20 +193,70 @@ class MemoryNetwork:
         return self.now
 
     def callLater(self, delay, f, *args, **kw) -> DelayedCall:
-        call = DelayedCall(self.now + delay, f, args, kw, _ignore, self._push, seconds=self.seconds)
+        call = DelayedCall(
+            self.now + delay, f, args, kw, self._cancelled, self._moved, seconds=self.seconds
+        )
         self._push(call)
         return call
 
     def _callAt(self, when: float, f, *args) -> DelayedCall:
-        call = DelayedCall(when, f, args, {}, _ignore, self._push, seconds=self.seconds)
+        call = DelayedCall(when, f, args, {}, self._cancelled, self._moved, seconds=self.seconds)
         self._push(call)
         return call
 
     def _push(self, call: DelayedCall) -> None:
-        heapq.heappush(self._heap, (call.getTime(), next(self._seq), call))
+        heapq.heappush(self._heap, (call.getTime(), next(self._seq), call, _TIMER))
+
+    def _moved(self, call: DelayedCall) -> None:
+        """
+        C{call} was reset or delayed: its old entry stands for nothing now.
+        """
+        self._push(call)
+        self._died()
+
+    def _cancelled(self, call: DelayedCall) -> None:
+        self._died()
+
+    def _died(self) -> None:
+        """
+        One more entry of the heap stands for nothing. Once most do, they
+        are dropped (the thousands of timeouts that nodes cancel would
+        otherwise stay until their time, most of the heap and its memory).
+        """
+        self._dead += 1
+        heap = self._heap
+        if self._dead * 2 > len(heap) > _COMPACT_MIN:
+            heap[:] = [
+                e
+                for e in heap
+                if e[3] is not _TIMER
+                or not (e[2].cancelled or e[2].called or e[0] != e[2].time)
+            ]
+            heapq.heapify(heap)
+            self._dead = 0
+
+    def _schedule(self, when: float, f, arg) -> None:
+        """
+        Run C{f(arg)} at C{when}: one of the network's own events, which
+        nothing cancels (cheaper than a C{DelayedCall}).
+        """
+        heapq.heappush(self._heap, (when, next(self._seq), f, arg))
 
     def getDelayedCalls(self) -> list[DelayedCall]:
-        return [c for _, _, c in self._heap if not (c.cancelled or c.called)]
+        """
+        The timers still due, and the network's own events still to come
+        (bytes and closes on their way, dials about to arrive), the latter
+        as C{DelayedCall}s that only describe them: cancelling one does
+        nothing.
+        """
+        calls = []
+        for when, _, c, arg in self._heap:
+            if arg is _TIMER:
+                if not (c.cancelled or c.called):
+                    calls.append(c)
+            else:
+                calls.append(DelayedCall(when, c, (arg,), {}, _ignore, _ignore, self.seconds))
+        return calls
 
     def advance(self, amount: float) -> None:
         """
@@ -155,8 +268,14 @@ class MemoryNetwork:
             raise ValueError(f"cannot go back in time ({amount!r} s)")
         until = self.now + amount
         heap = self._heap
+        pop = heapq.heappop
         while heap and heap[0][0] <= until:
-            when, _, call = heapq.heappop(heap)
+            when, _, call, arg = pop(heap)
+            if arg is not _TIMER:
+                if when > self.now:
+                    self.now = when
+                call(arg)
+                continue
             if call.cancelled or call.called:
                 continue
             if call.delayed_time > 0:
@@ -199,11 +318,12 @@ class MemoryNetwork:
         connector = _Connector(self, host, port, factory, source, timeout)
         # As a real reactor does (endpoints need it to cancel a dial).
         factory.startedConnecting(connector)
-        latency = self.latency
-        if self._latencies:
-            latency = self._latencies.get(_link(source, host), latency)
+        if self._latencies or self.latencyModel is not None:
+            latency = self.latencyOf(source, host)
+        else:
+            latency = self.latency
         connector.latency = latency
-        self._callAt(self.now + latency, connector._connect)
+        self._schedule(self.now + latency, _Connector._connect, connector)
         return connector
 
     # -- machines, names and links -------------------------------------------------
@@ -238,18 +358,27 @@ class MemoryNetwork:
 
     def latencyOf(self, a: str, b: str) -> float:
         """
-        The one-way delay between hosts C{a} and C{b}, in seconds.
+        The one-way delay between hosts C{a} and C{b}, in seconds: the
+        link's own (L{setLatency}), else the C{latencyModel}'s, else the
+        network's C{latency}.
         """
         if self._latencies:
             latency = self._latencies.get(_link(a, b))
             if latency is not None:
                 return latency
+        model = self.latencyModel
+        if model is not None:
+            latency = model(a, b)
+            if not latency >= 0:
+                raise ValueError(f"the latency model gave {latency!r} for {a} - {b}")
+            return latency
         return self.latency
 
     def setLatency(self, a: str, b: str, seconds: float | None) -> None:
         """
         Set the one-way delay between hosts C{a} and C{b} (L{None}: back to
-        the network's C{latency}), for their open connections too. Bytes
+        the C{latencyModel}'s or the network's C{latency}), for their open
+        connections too. Bytes
         already on their way keep their time, and none overtakes another.
         """
         if seconds is None:
@@ -577,6 +706,9 @@ class _Transport:
         self.closed = False
         self.producer = None
         self._arrival = 0.0  # when the last byte written so far arrives
+        # What was written for arrival at _arrival, still on its way (one
+        # delivery carries it all), or None once it has left.
+        self._outbox: list[bytes] | None = None
         self._paused = False
         self._held: list[bytes] = []
 
@@ -591,21 +723,33 @@ class _Transport:
         sender.bytesSent += size
         sender.messagesSent += lines
         when = network.now + self.latency
-        if when < self._arrival:
+        if when <= self._arrival:
+            if self._outbox is not None:
+                # Arrives with what is already on its way for that time.
+                self._outbox.append(data)
+                return
             when = self._arrival  # the latency dropped: no overtaking
         self._arrival = when
-        network._callAt(when, self.other._deliver, data)
+        self._outbox = box = [data]
+        network._schedule(when, self._flush, box)
 
     def writeSequence(self, data) -> None:
         self.write(b"".join(data))
 
-    def _deliver(self, data: bytes) -> None:
-        if self.closed:
+    def _flush(self, box: list[bytes]) -> None:
+        """
+        Hand what C{box} carries to the other end: its bytes have arrived.
+        """
+        if self._outbox is box:
+            self._outbox = None
+        other = self.other
+        if other.closed:
             return
-        if self._paused:
-            self._held.append(data)
+        data = box[0] if len(box) == 1 else b"".join(box)
+        if other._paused:
+            other._held.append(data)
         else:
-            self.protocol.dataReceived(data)
+            other.protocol.dataReceived(data)
 
     def loseConnection(self) -> None:
         """
@@ -617,7 +761,7 @@ class _Transport:
             when = self.network.now + self.latency
             if when < self._arrival:
                 when = self._arrival
-            self.network._callAt(when, self._close)
+            self.network._schedule(when, _Transport._close, self)
 
     # No RST: what was written still arrives first.
     abortConnection = loseConnection
@@ -646,7 +790,7 @@ class _Transport:
         for end in ends:
             end.closed = end.disconnecting = True
         for end in ends:
-            network._callAt(network.now, end.protocol.connectionLost, Failure(ConnectionLost(why)))
+            network._schedule(network.now, end.protocol.connectionLost, Failure(ConnectionLost(why)))
 
     def getPeer(self):
         return self.peer

@@ -50,6 +50,16 @@ One line per variant, then a comparison line:
 
     python bench/eclipse.py [--quick] [--honest 80] [--groups 4]
         [--addresses 48000] [--restarts 3] [--variants addrman simple ...]
+
+At scale (C{--scale N}): the honest network is C{bench/scale.py}'s (N nodes,
+1 in 5 reachable, over C{--network-groups} /16 groups, lognormal latency,
+DNS seeds; formed over C{--form}, 600 s by default), and one victim per
+attacker share (C{--shares}, of the network's /16 groups: 1 % and 10 %) and
+variant (addrman and simple by default) joins it, each with its own
+attacker, all at once (join 600 s, attack 1800 s, then the restarts, 600 s
+each):
+
+    python bench/eclipse.py --scale 10000 [--shares 0.01 0.1] [--verbose]
 """
 
 from __future__ import annotations
@@ -94,13 +104,16 @@ def honest_ip(i: int) -> str:
 
 def attacker_ip(group: int, j: int) -> str:
     """
-    The C{j}-th address of the attacker's C{group}-th /16 (0-based).
+    The C{j}-th address of the attacker's C{group}-th /16 (0-based; 250
+    groups under each first octet from C{ATTACKER_FIRST_OCTET} on).
     """
-    return f"{ATTACKER_FIRST_OCTET}.{group + 1}.{j // 250}.{j % 250 + 1}"
+    first = ATTACKER_FIRST_OCTET + group // 250
+    return f"{first}.{group % 250 + 1}.{j // 250}.{j % 250 + 1}"
 
 
 def is_attacker(host: str) -> bool:
-    return host.startswith(f"{ATTACKER_FIRST_OCTET}.")
+    first = host.split(".", 1)[0]
+    return first.isdigit() and ATTACKER_FIRST_OCTET <= int(first) < ATTACKER_FIRST_OCTET + 10
 
 
 class AttackerProtocol(LineReceiver):
@@ -235,10 +248,12 @@ class Attacker:
         flood_interval_s: float,
         victim: tuple[str, int],
         rng: random.Random,
+        first_group: int = 0,
     ) -> None:
         self.net = net
         self.rng = rng
         self.groups = groups
+        self.first_group = first_group
         self.conns = conns
         self.flood_interval_s = flood_interval_s
         self.victim = victim
@@ -247,7 +262,8 @@ class Attacker:
             raise ValueError(f"at most {250 * 256} addresses per group")
         self.per_group = per_group
         self.pool = [
-            f"{attacker_ip(i % groups, i // groups)}:{PORT}" for i in range(addresses)
+            f"{attacker_ip(first_group + i % groups, i // groups)}:{PORT}"
+            for i in range(addresses)
         ]
         self.sent = self.sent_others = 0
         self.refusals = 0
@@ -297,7 +313,7 @@ class Attacker:
 
     def _dial(self, group: int) -> None:
         # A fresh address of the group for every connection.
-        ip = attacker_ip(group, self.nextIp[group] % self.per_group)
+        ip = attacker_ip(self.first_group + group, self.nextIp[group] % self.per_group)
         self.nextIp[group] += 1
         self.pending[group] += 1
         host, port = self.victim
@@ -524,6 +540,172 @@ def comparison(results: list[dict]) -> str:
     )
 
 
+def run_at_scale(
+    size: int,
+    shares: tuple[float, ...] = (0.01, 0.1),
+    variants: tuple[str, ...] = ("addrman", "simple"),
+    reachable: float = 0.2,
+    network_groups: int = 1000,
+    addresses: int = 48000,
+    conns: int = 20,
+    restarts: int = 3,
+    form_s: float = 600.0,
+    join_s: float = 600.0,
+    attack_s: float = 1800.0,
+    down_s: float = 60.0,
+    run_s: float = 600.0,
+    flood_interval_s: float = 600.0,
+    seed: int = 1,
+    quiet: bool = True,
+) -> list[dict]:
+    """
+    The attack inside a Bitcoin-like network of C{size} nodes (as
+    C{bench/scale.py} builds it: C{reachable} of them listen, spread over
+    C{network_groups} /16 groups, lognormal latency, DNS seeds): one victim
+    per attacker share and variant, all in the same network, each with its
+    own attacker holding C{share} of the network's /16 groups (at least
+    one; the groups of different attackers are apart), started, attacked
+    and restarted together. Returns one result per victim.
+    """
+    import scale
+
+    from bitp2p import Node, NodeConfig
+    from bitp2p.constants import ANCHORS_FILE
+    from bitp2p.peer import ConnectionType
+
+    args = argparse.Namespace(
+        nodes=size, reachable=reachable, seeds=10, groups=network_groups, seed=seed,
+        latency_spread=True, gc_freeze=False,
+    )
+    sim = scale.Scale(args)
+    net = sim.net
+    rng = sim.rng
+    count = max(args.seeds, round(size * reachable))
+    reachable_set = set(range(args.seeds)) | set(
+        rng.sample(range(args.seeds, size), count - args.seeds)
+    )
+    seeds = (f"{scale.SEED_NAME}:{PORT}",)
+    for i in range(size):
+        sim.addNode(i in reachable_set, seeds)
+    net.addName(scale.SEED_NAME, *(node.config.interface for node in sim.nodes[: args.seeds]))
+    for i, node in enumerate(sim.nodes):
+        at = 0.0 if i < args.seeds else form_s * (i - args.seeds) / max(1, size - args.seeds)
+        net.callLater(at, sim.start, node)
+    honest_addresses = {
+        f"{node.config.interface}:{PORT}" for node in sim.nodes if sim.reachable[node]
+    }
+
+    plans = []
+    first_group = 0
+    for k, (share, variant) in enumerate((s, v) for s in shares for v in variants):
+        groups = max(1, round(share * network_groups))
+        address_manager, anchors = VARIANTS[variant]
+        plans.append({
+            "share": share, "variant": variant, "groups": groups, "first_group": first_group,
+            "ip": f"99.{k + 1}.0.1", "address_manager": address_manager, "anchors": anchors,
+            "datadir": tempfile.mkdtemp(prefix="bitp2p-eclipse-"), "starts": 0,
+        })
+        first_group += groups
+
+    def new_victim(plan: dict) -> Node:
+        plan["starts"] += 1
+        config = NodeConfig(
+            port=PORT, interface=plan["ip"], seeds=seeds, node_id=f"victim-{plan['first_group']}",
+            datadir=plan["datadir"], address_manager=plan["address_manager"],
+        )
+        victim = Node(
+            config, reactor=net.host(plan["ip"]),
+            rng=random.Random(seed * 7919 + 101 * plan["starts"] + plan["first_group"]),
+        )
+        victim.startService()
+        return victim
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"  [scale t={(net.now - EPOCH_2026) / 60:.0f} min] {text}", flush=True)
+
+    try:
+        net.advance(form_s)
+        say(f"formed: {len(sim.running)} nodes running")
+        victims = [new_victim(plan) for plan in plans]
+        net.advance(join_s)
+        for plan, victim in zip(plans, victims):
+            plan["before"] = split(victim, ConnectionType.OUTBOUND)
+            plan["attacker"] = Attacker(
+                net, plan["groups"], addresses, conns, flood_interval_s, (plan["ip"], PORT),
+                random.Random(seed * 31 + plan["first_group"]), first_group=plan["first_group"],
+            )
+            plan["attacker"].start()
+        say("joined: " + ", ".join(f"{p['variant']} {p['share']:g} {p['before']}" for p in plans))
+        net.advance(attack_s)
+        for plan, victim in zip(plans, victims):
+            plan["under_attack"] = split(victim, ConnectionType.OUTBOUND)
+            plan.update(honest_outbound=[], attacker_outbound=[], attacker_inbound=[])
+        for r in range(restarts):
+            for victim in victims:
+                victim.stopService()
+            net.advance(down_s)
+            for plan in plans:
+                path = os.path.join(plan["datadir"], ANCHORS_FILE)
+                if not plan["anchors"] and os.path.exists(path):
+                    os.remove(path)
+            victims = [new_victim(plan) for plan in plans]
+            net.advance(run_s)
+            for plan, victim in zip(plans, victims):
+                h, a = split(victim, ConnectionType.OUTBOUND)
+                plan["honest_outbound"].append(h)
+                plan["attacker_outbound"].append(a)
+                plan["attacker_inbound"].append(split(victim, ConnectionType.INBOUND)[1])
+            say(f"restart {r + 1}: " + ", ".join(
+                f"{p['variant']} {p['share']:g} {p['honest_outbound'][-1]}" for p in plans
+            ))
+        results = []
+        for plan, victim in zip(plans, victims):
+            book = victim.book
+            known = {str(info.address) for info in book}
+            results.append({
+                "size": size,
+                "reachable": count,
+                "network_groups": network_groups,
+                "share": plan["share"],
+                "variant": plan["variant"],
+                "groups": plan["groups"],
+                "max_outbound": victim.config.outbound_slots,
+                "before": plan["before"],
+                "under_attack": plan["under_attack"],
+                "honest_outbound": plan["honest_outbound"],
+                "attacker_outbound": plan["attacker_outbound"],
+                "attacker_inbound": plan["attacker_inbound"],
+                "sent": plan["attacker"].sent,
+                "book_size": len(known),
+                "attacker_in_book": sum(1 for info in book if is_attacker(info.address.host)),
+                "honest_in_book": len(honest_addresses & known),
+                "honest": len(honest_addresses),
+            })
+            plan["attacker"].stop()
+            victim.stopService()
+        return results
+    finally:
+        for plan in plans:
+            shutil.rmtree(plan["datadir"], ignore_errors=True)
+
+
+def scale_summary(r: dict) -> str:
+    """
+    The one-line report of one victim of L{run_at_scale}.
+    """
+    return (
+        f"eclipse at scale N={r['size']:,} ({r['reachable']:,} reachable), attacker "
+        f"{100 * r['share']:g} % of {r['network_groups']} /16 groups ({r['groups']}), "
+        f"{LABELS[r['variant']]}: honest outbound before the attack {r['before'][0]}, "
+        f"after restarts {_list(r['honest_outbound'])} of {r['max_outbound']}; attacker "
+        f"outbound {_list(r['attacker_outbound'])}, inbound {_list(r['attacker_inbound'])}; "
+        f"attacker addresses sent {r['sent']:,}, in the victim's book {r['attacker_in_book']:,} "
+        f"of {r['book_size']:,}; honest reachable addresses known {r['honest_in_book']:,} "
+        f"of {r['honest']:,}"
+    )
+
+
 QUICK = dict(
     honest=30, addresses=12000, conns=16, restarts=2,
     form_s=600.0, join_s=900.0, attack_s=1800.0, run_s=600.0,
@@ -555,7 +737,32 @@ def main() -> None:
                         help="seconds between two addr floods of one attacker connection (600)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print progress")
+    parser.add_argument("--scale", type=int, default=None, metavar="N",
+                        help="the attack inside a Bitcoin-like network of N nodes "
+                        "(bench/scale.py's), one victim per --shares and variant")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.1],
+                        help="--scale: the attacker's shares of the network's /16 groups")
+    parser.add_argument("--network-groups", type=int, default=1000,
+                        help="--scale: /16 groups the honest nodes spread over")
+    parser.add_argument("--reachable", type=float, default=0.2,
+                        help="--scale: fraction of the honest nodes that listen")
     args = parser.parse_args()
+    if args.scale is not None:
+        params = {}
+        for name in ("addresses", "conns", "restarts", "form_s", "join_s", "attack_s",
+                     "down_s", "run_s", "flood_interval_s"):
+            value = getattr(args, name)
+            if value is not None:
+                params[name] = value
+        variants = tuple(args.variants) if args.variants != list(VARIANTS) else ("addrman", "simple")
+        started = time.process_time()
+        for r in run_at_scale(
+            args.scale, tuple(args.shares), variants, args.reachable, args.network_groups,
+            seed=args.seed, quiet=not args.verbose, **params,
+        ):
+            print(scale_summary(r), flush=True)
+        print(f"  ({time.process_time() - started:.0f} s CPU)", flush=True)
+        return
     params = dict(QUICK) if args.quick else {}
     for name in ("honest", "groups", "addresses", "conns", "restarts", "form_s", "join_s",
                  "attack_s", "down_s", "run_s", "flood_interval_s"):

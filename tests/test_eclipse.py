@@ -145,3 +145,39 @@ class EclipseTests(SynchronousTestCase):
             ),
             both,
         )
+
+
+class EclipseAtScaleTests(SynchronousTestCase):
+    def test_victims_inside_a_bitcoin_like_network(self):
+        """
+        C{run_at_scale}: victims join a network built as C{bench/scale.py}
+        builds it (1 in 5 nodes reachable, DNS seeds), one per attacker
+        share and variant, each with an attacker of its own whose /16
+        groups are apart from the others'; each victim fills its 8
+        outbound slots with honest peers before the attack, and with
+        anchors keeps them across a restart (the bound, 8 - K, holds
+        whatever the book).
+        """
+        results = eclipse.run_at_scale(
+            160, shares=(0.04,), variants=("addrman", "simple"), network_groups=50,
+            addresses=1000, conns=4, restarts=1, form_s=120.0, join_s=120.0, attack_s=300.0,
+            run_s=120.0,
+        )
+        self.assertEqual([(r["variant"], r["groups"]) for r in results],
+                         [("addrman", 2), ("simple", 2)])
+        for r in results:
+            self.assertEqual(r["before"], (8, 0))
+            self.assertEqual(r["reachable"], 32)
+            self.assertGreaterEqual(min(r["honest_outbound"]), 8 - r["groups"])
+            self.assertGreater(r["sent"], 0)
+            self.assertGreater(r["attacker_in_book"], 0)
+            self.assertRegex(
+                eclipse.scale_summary(r),
+                r"^eclipse at scale N=160 \(32 reachable\), attacker 4 % of 50 /16 groups \(2\), "
+                r"(addrman|simple): honest outbound before the attack 8, after restarts \d+ of 8;",
+            )
+        # Two attackers, two different pairs of /16 groups.
+        self.assertEqual(eclipse.attacker_ip(0, 0), "66.1.0.1")
+        self.assertEqual(eclipse.attacker_ip(251, 0), "67.2.0.1")
+        self.assertTrue(eclipse.is_attacker("67.2.0.1"))
+        self.assertFalse(eclipse.is_attacker("11.2.0.1"))

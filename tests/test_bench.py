@@ -36,7 +36,7 @@ def runBench(testCase, script: str, *args: str) -> str:
     return result.stdout
 
 
-RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (0\.\d)\)"
+RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (\d\.\d+)\)"
 
 
 class BenchmarkScriptTests(SynchronousTestCase):

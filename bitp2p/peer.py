@@ -651,17 +651,30 @@ class Peer:
         """
         self._last_send = self._clock.seconds()
 
-    def messagesReceived(self, messages: list[dict]) -> list[dict]:
+    def messagesReceived(self, messages: list[dict], kind: str | None = None) -> list[dict]:
         """
         Handle decoded messages in order (all those of one received chunk),
         stopping as soon as L{reading} turns false: the connection is
         closing, or the wire paused reading.
 
+        @param kind: when the wire knows that every message is of one type,
+            that type: a run of an application's messages on an
+            established connection then goes to its handler's C{many} (see
+            L{MessageRegistry<bitp2p.messages.MessageRegistry>}) in one
+            call.
         @return: the messages not handled (empty when all were).
         """
-        handlers = _HANDLERS
         applicationHandlers = self._applicationHandlers
         self.messages_in += len(messages)
+        if kind is not None and self.state is _ESTABLISHED:
+            many = getattr(applicationHandlers.get(kind), "many", None)
+            if many is not None:
+                rest = many(self, messages)
+                if not rest or not self.reading:
+                    self.messages_in -= len(rest)
+                    return rest
+                messages = rest  # its handler changed: the loop takes the rest
+        handlers = _HANDLERS
         pending = iter(messages)
         for message in pending:
             if not self.reading:

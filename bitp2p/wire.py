@@ -378,6 +378,7 @@ class JSONLineWire(FramingProtocol):
             lines, sizes = [lines[i] for i in keep], [sizes[i] for i in keep]
             runs = []
             messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
+        kind = None
         if len(runs) == 1 and len(messages) == complete:
             # The usual chunk: all its lines decoded, all of one type.
             table = peer.recv_per_type
@@ -396,11 +397,12 @@ class JSONLineWire(FramingProtocol):
             # what it had already read): they queue behind those waiting.
             waiting, earlier = self._pending
             self._pending = None
+            kind = None
             if earlier is not None:
                 messages, violation = waiting, earlier  # nothing counts after it
             else:
                 messages = waiting + messages
-        self._deliver(messages, violation)
+        self._deliver(messages, violation, kind)
 
     def _countReceived(
         self,
@@ -448,14 +450,21 @@ class JSONLineWire(FramingProtocol):
                 counter[0] += 1
                 counter[1] += lineSize
 
-    def _deliver(self, messages: list[dict], violation: ProtocolViolation | None) -> None:
+    def _deliver(
+        self,
+        messages: list[dict],
+        violation: ProtocolViolation | None,
+        kind: str | None = None,
+    ) -> None:
         """
         Hand messages to the peer, then the violation that followed them. What
         the peer does not take because reading was paused meanwhile waits
         for L{resumeProducing}.
+
+        @param kind: the type of every message, when they are all of one.
         """
         if messages:
-            rest = self.peer.messagesReceived(messages)
+            rest = self.peer.messagesReceived(messages, kind)
             if self._closing:
                 return
             if rest:

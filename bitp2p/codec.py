@@ -101,6 +101,7 @@ def _stdlibDumps(obj: Any) -> bytes:
 # chunk, not once per line.)
 _DIGITS = bytes(1 if 0x30 <= b <= 0x39 else 2 if b == 0x2D else 0 for b in range(256))
 _LONG_RUN = b"\x01" * 20
+_RUN_19 = b"\x01" * 19
 _LONG_NEGATIVE = b"\x02" + b"\x01" * 19
 
 
@@ -141,7 +142,9 @@ def needs_exact(text: bytes) -> bool:
     if _fastLoads is None:
         return True
     mapped = text.translate(_DIGITS)
-    return _LONG_RUN in mapped or _LONG_NEGATIVE in mapped
+    # Both hold 19 digits in a row, which is rare: one search for those
+    # first.
+    return _RUN_19 in mapped and (_LONG_RUN in mapped or _LONG_NEGATIVE in mapped)
 
 
 _NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")

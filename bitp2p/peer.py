@@ -26,6 +26,8 @@ Timers, all on the injected clock and all cancelled when the connection ends:
 the handshake timeout (from connection to ESTABLISHED), the ping timeout
 (from a C{ping} to its C{pong}) and the inactivity timeout (since anything at
 all was received; checked lazily so that receiving costs no timer work).
+When the handshake's comes first, as by default, it and the inactivity
+check share one timer.
 
 Log lines: what an inbound peer does to end its own connection (a timeout,
 not reading) is logged at debug level, since anyone may connect and do it
@@ -375,7 +377,7 @@ class Peer:
         self._close_timer: IDelayedCall | None = None
         self._ping_nonce: int | None = None
         self._ping_sent_at = 0.0
-        self._waiting: list[Deferred[Peer]] = []
+        self._waiting: list[Deferred[Peer]] | None = None  # made on first use
         self._drainWaiters: list[Deferred[None]] | None = None  # made on first use
 
     def __repr__(self) -> str:
@@ -506,6 +508,8 @@ class Peer:
         if self.state is PeerState.CLOSED:
             return fail(self.close_reason or HandshakeFailed("connection closed"))
         d: Deferred[Peer] = Deferred()
+        if self._waiting is None:
+            self._waiting = []
         self._waiting.append(d)
         return d
 
@@ -626,14 +630,20 @@ class Peer:
     # -- from the wire --------------------------------------------------------
 
     def connectionMade(self) -> None:
-        now = self._clock.seconds()
-        self.connected_at = now
-        self._handshake_timer = self._clock.callLater(
-            self._settings.handshake_timeout_s, self._handshakeTimedOut
-        )
-        self._idle_timer = self._clock.callLater(
-            self._settings.inactivity_timeout_s, self._checkIdle
-        )
+        clock, settings = self._clock, self._settings
+        self.connected_at = clock.seconds()
+        if settings.handshake_timeout_s < settings.inactivity_timeout_s:
+            # One timer for both (a callLater and a cancel fewer per
+            # connection): the handshake's deadline comes first, and then
+            # an established peer's timer goes on as the inactivity check.
+            self._idle_timer = clock.callLater(
+                settings.handshake_timeout_s, self._handshakeDeadline
+            )
+        else:
+            self._handshake_timer = clock.callLater(
+                settings.handshake_timeout_s, self._handshakeTimedOut
+            )
+            self._idle_timer = clock.callLater(settings.inactivity_timeout_s, self._checkIdle)
         if self.direction is Direction.OUTBOUND:
             self.send(self._manager.versionFor(self))
 
@@ -755,7 +765,7 @@ class Peer:
             ) if previous is not PeerState.ESTABLISHED else PeerLost(
                 reason.getErrorMessage()
             )
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting or (), None
         failure = self.close_reason
         if not isinstance(failure, HandshakeFailed):
             failure = HandshakeFailed(str(failure))
@@ -871,7 +881,7 @@ class Peer:
             self._handshake_timer.cancel()
         self._handshake_timer = None
         self._manager.peerEstablished(self)
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting or (), None
         for d in waiting:
             d.callback(self)
 
@@ -882,6 +892,22 @@ class Peer:
             HandshakeTimeout(
                 f"no handshake within {self._settings.handshake_timeout_s:g} s"
             )
+        )
+
+    def _handshakeDeadline(self) -> None:
+        """
+        The handshake's deadline, on the timer that then checks inactivity
+        (see L{connectionMade}).
+        """
+        if self.state is not _ESTABLISHED:
+            self._idle_timer = None
+            self._handshakeTimedOut()
+            return
+        # First checked when the connection is inactivity_timeout_s old, as
+        # with a timer of its own.
+        self._idle_timer = self._clock.callLater(
+            self.connected_at + self._settings.inactivity_timeout_s - self._clock.seconds(),
+            self._checkIdle,
         )
 
     def _pingTimedOut(self) -> None:

@@ -268,9 +268,10 @@ class JSONLineWire(FramingProtocol):
         self.MAX_LENGTH = maxLength
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         # The unfinished line is _buffer, then _more (what came since, kept
-        # compactly: see dataReceived), begun at _lineStarted.
+        # compactly: see dataReceived; made when needed), begun at
+        # _lineStarted.
         self._buffer = b""
-        self._more = bytearray()
+        self._more: bytearray | None = None
         self._lineStarted = 0.0
 
     @property
@@ -279,7 +280,7 @@ class JSONLineWire(FramingProtocol):
         The bytes of the unfinished line held (never more than
         C{MAX_LENGTH}).
         """
-        return len(self._buffer) + len(self._more)
+        return len(self._buffer) + (len(self._more) if self._more else 0)
 
     # -- from the transport ---------------------------------------------------
 
@@ -313,7 +314,10 @@ class JSONLineWire(FramingProtocol):
                 # arriving in small chunks costs its length once, not its
                 # length squared, and is held in about its size (a list of
                 # chunks held 40 times that for one-byte chunks).
-                self._more += data
+                if self._more is None:
+                    self._more = bytearray(data)
+                else:
+                    self._more += data
                 held = len(self._buffer) + len(self._more)
                 if held <= maxLength:
                     elapsed = peer.last_recv - self._lineStarted
@@ -323,7 +327,7 @@ class JSONLineWire(FramingProtocol):
                 data = b""  # (it is in _more now) the line is too long
             if self._more:
                 data = b"".join([self._buffer, self._more, data])
-                self._more = bytearray()
+                self._more = None
             else:
                 data = self._buffer + data
         elif b"\n" not in data:
@@ -491,7 +495,7 @@ class JSONLineWire(FramingProtocol):
         is dropped.
         """
         self._buffer = b""
-        self._more = bytearray()
+        self._more = None
         return ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
 
     def _tooSlow(self, elapsed: float) -> ProtocolViolation:
@@ -499,9 +503,9 @@ class JSONLineWire(FramingProtocol):
         The violation of a line growing too slowly; what was buffered of it
         is dropped.
         """
-        held = len(self._buffer) + len(self._more)
+        held = self.bufferedBytes
         self._buffer = b""
-        self._more = bytearray()
+        self._more = None
         return ProtocolViolation(
             f"a line of {held} bytes still unfinished after {elapsed:.0f} s "
             f"(at least {LINE_MIN_BYTES_PER_S} bytes a second after {LINE_GRACE_S} s)"

@@ -821,8 +821,13 @@ class Peer:
             self._manager.addrReceived(self, message["peers"])
 
     def msg_ping(self, message: dict) -> None:
-        if self._requireEstablished("ping"):
-            self.send(codec.pong(message["nonce"]))
+        if self.state is not _ESTABLISHED:
+            self._requireEstablished("ping")
+            return
+        if self.close_reason is None and self.wire is not None:
+            # send() inlined: a ping is answered at once, on every peer.
+            self.messages_out += 1
+            self.wire.sendMessage(codec.pong(message["nonce"]))
 
     def msg_pong(self, message: dict) -> None:
         if not self._requireEstablished("pong"):

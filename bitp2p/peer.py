@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import enum
 import random
+import sys
 from typing import Any, Callable, Mapping, Protocol
 
 import attrs
@@ -95,7 +96,9 @@ def typeCounter(table: dict[str, list[int]], kind: object) -> list[int]:
     """
     if type(kind) is not str or (len(table) >= MAX_COUNTED_TYPES - 1 and kind not in table):
         kind = OTHER_TYPE
-    return table.setdefault(kind, [0, 0])
+    # The key kept is the interned string, shared by every peer's table,
+    # not the one decoded from this peer's message (two per handshake).
+    return table.setdefault(sys.intern(kind), [0, 0])
 
 
 def refill(tokens: float, elapsed_s: float, rate_per_s: float, cap: float) -> float:

@@ -998,3 +998,16 @@ class ApplicationRunTests(SynchronousTestCase):
         self.assertEqual(got, [0])
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(self.peer.messages_in, 2 + 1)
+
+
+class TypeCounterTests(SynchronousTestCase):
+    def test_peersShareTheTypeNamesTheyCount(self):
+        # Each peer's table keys a type by the interned name, not by the
+        # string decoded from its own messages: thousands of peers hold
+        # one "version", not one each.
+        first, _, _, _, _ = establish()
+        second, _, _, _, _ = establish()
+        [a] = [kind for kind in first.recv_per_type if kind == "version"]
+        [b] = [kind for kind in second.recv_per_type if kind == "version"]
+        self.assertIs(a, b)
+        self.assertEqual(first.recv_per_type["version"][0], 1)

@@ -45,6 +45,7 @@ __all__ = [
     "ProtocolViolation",
     "addr",
     "decode",
+    "decode_line",
     "decode_many",
     "encode",
     "getaddr",
@@ -443,6 +444,32 @@ def decode_many(
                 return messages, violation
         append(message)
     return messages, None
+
+
+def decode_line(line: bytes) -> dict | None:
+    """
+    L{decode} for one line (not empty, its delimiter removed) when the
+    fast path can judge it: its message if orjson decodes it to an object
+    with a string C{type} that passes its checks; L{None} for anything
+    else (a line only the standard library reads, or one that breaks the
+    contract), which L{decode_many} then judges.
+    """
+    if _fastLoads is None or needs_exact(line):
+        return None
+    try:
+        message = _fastLoads(line)
+        kind = message["type"]
+    except (_FastError, TypeError, KeyError, IndexError):
+        return None
+    if type(kind) is not str:
+        return None
+    validate = _VALIDATORS.get(kind)
+    if validate is None:
+        return message
+    try:
+        return validate(message)
+    except ProtocolViolation:
+        return None
 
 
 def _wireEntry(entry: object) -> object:

@@ -304,9 +304,31 @@ class JSONLineWire(FramingProtocol):
             peer.dataArrived()
             peer.violation(ProtocolViolation("it speaks TLS, and this node runs without --tls"))
             return
-        self.bytesIn += len(data)
+        size = len(data)
+        self.bytesIn += size
         peer.dataArrived()
         maxLength = self.MAX_LENGTH
+        if (
+            data.find(b"\n") == size - 1
+            and not self._buffer
+            and 1 < size <= maxLength
+            and self._pending is None
+            and data[-2:-1] != b"\r"
+        ):
+            # One whole line, as a ping or a handshake's message comes: the
+            # codec's fast path for it, if it can judge it; anything else
+            # (a violation included) takes the general path below.
+            message = codec.decode_line(data[:-1])
+            if message is not None:
+                kind = message["type"]
+                table = peer.recv_per_type
+                counter = table.get(kind)
+                if counter is None:
+                    counter = typeCounter(table, kind)
+                counter[0] += 1
+                counter[1] += size
+                self._deliver([message], None, kind)
+                return
         if self._buffer:
             if b"\n" not in data:
                 # The chunk only lengthens the unfinished line: it is added

@@ -144,3 +144,12 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertGreaterEqual(int(cases), 20)
         self.assertEqual(kept, cases, out)
         self.assertEqual(of, cases, out)
+
+    def test_hog(self):
+        # --hog runs the benchmark beside a busy loop pinned to one core,
+        # and kills it at the end.
+        out = runBench(self, "pingpong.py", "--trips", "100", "--runs", "1", "--hog")
+        match = re.search(r"CPU hog: pid (\d+) pinned to core (\d+)", out)
+        self.assertIsNotNone(match, out)
+        self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)
+        self.assertFalse(os.path.exists(f"/proc/{match.group(1)}"))

@@ -18,6 +18,7 @@ that the bare Twisted side imports nothing of bitp2p.)
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -145,6 +146,45 @@ def spawn(*args: str) -> subprocess.Popen:
     Run this benchmark's load side in another process.
     """
     return subprocess.Popen([sys.executable, *args], env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+HOG_CODE = "while True: pass"
+
+
+def add_hog_option(parser) -> None:
+    """
+    Add C{--hog} to a benchmark's C{argparse} parser.
+    """
+    parser.add_argument(
+        "--hog",
+        action="store_true",
+        help="run with a CPU hog (a busy Python loop) pinned to one core, to "
+        "measure on a busy machine",
+    )
+
+
+@contextlib.contextmanager
+def cpu_hog(enabled: bool = True, core: int | None = None):
+    """
+    While the block runs, keep one core busy with a C{while True: pass}
+    subprocess pinned to it (C{os.sched_setaffinity}; the last core unless
+    C{core} is given), as other work on a shared machine would; it is killed
+    at the end. Nothing else is pinned: the benchmark's own processes go
+    where the scheduler puts them. Does nothing when not C{enabled}.
+    """
+    if not enabled:
+        yield None
+        return
+    if core is None:
+        core = max(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", HOG_CODE])
+    try:
+        os.sched_setaffinity(hog.pid, {core})
+        print(f"CPU hog: pid {hog.pid} pinned to core {core}", flush=True)
+        yield hog
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def report(name: str, unit: str, ours: list[float], bare: list[float], target: float) -> None:

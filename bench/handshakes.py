@@ -21,7 +21,7 @@ server:
    read from C{/proc/PID/stat} at the start and the end of the window).
 
 The second one is judged: the ratio bitp2p / bare of its medians is compared
-with the target 0.5. The wall-clock rate is printed too, but it says little:
+with the target 0.6. The wall-clock rate is printed too, but it says little:
 the load process is Python and Twisted as well, and on a small machine (two
 cores: one for the server, one for the load) it is the load that saturates
 first, so both servers run as fast as they are fed and the wall-clock ratio
@@ -43,7 +43,7 @@ of 5 runs each, on the 2-core machine this was written on).
 Several runs alternate the order of the two servers; medians are reported.
 
     python bench/handshakes.py [--seconds 5] [--inflight 50] [--runs 5]
-                               [--reactor default|asyncio|uvloop]
+                               [--reactor default|asyncio|uvloop] [--hog]
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _common import (  # noqa: E402
     addReactorOption,
+    add_hog_option,
+    cpu_hog,
     cpu_seconds,
     reactorDescription,
     report_per_cpu,
@@ -194,6 +196,7 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     addReactorOption(parser)
+    add_hog_option(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,41 +208,42 @@ def main() -> None:
         port, seconds, inflight, pid = args.load
         print(json.dumps(load(int(port), float(seconds), int(inflight), int(pid))))
         return
-    wall: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-    per_cpu: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-    for run in range(args.runs):
-        for kind in list(wall)[:: 1 if run % 2 else -1]:
-            server = subprocess.Popen(
-                [sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True
-            )
-            try:
-                port = read_port(server)
-                out = subprocess.run(
-                    [sys.executable, __file__, "--load", str(port), str(args.seconds),
-                     str(args.inflight), str(server.pid)],
-                    check=True, capture_output=True, text=True,
-                    timeout=WARMUP_S + args.seconds + 60,
-                ).stdout
-            finally:
-                server.kill()
-                server.wait()
-            window = json.loads(out.strip().splitlines()[-1])
-            if not window["done"] or window["server_cpu"] <= 0:
-                raise RuntimeError(f"{kind}: no handshake measured: {window}")
-            wall[kind].append(window["done"] / window["t"])
-            per_cpu[kind].append(window["done"] / window["server_cpu"])
-            print(
-                f"run {run + 1} {kind:>6}: {wall[kind][-1]:8,.0f} handshakes/s wall, "
-                f"{per_cpu[kind][-1]:8,.0f} per server CPU s; "
-                f"server CPU {window['server_cpu'] / window['t']:4.0%}, "
-                f"load CPU {window['load_cpu'] / window['t']:4.0%}, "
-                f"{window['failed']} failed",
-                flush=True,
-            )
+    with cpu_hog(args.hog):
+        wall: dict[str, list[float]] = {"bitp2p": [], "bare": []}
+        per_cpu: dict[str, list[float]] = {"bitp2p": [], "bare": []}
+        for run in range(args.runs):
+            for kind in list(wall)[:: 1 if run % 2 else -1]:
+                server = subprocess.Popen(
+                    [sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True
+                )
+                try:
+                    port = read_port(server)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--load", str(port), str(args.seconds),
+                         str(args.inflight), str(server.pid)],
+                        check=True, capture_output=True, text=True,
+                        timeout=WARMUP_S + args.seconds + 60,
+                    ).stdout
+                finally:
+                    server.kill()
+                    server.wait()
+                window = json.loads(out.strip().splitlines()[-1])
+                if not window["done"] or window["server_cpu"] <= 0:
+                    raise RuntimeError(f"{kind}: no handshake measured: {window}")
+                wall[kind].append(window["done"] / window["t"])
+                per_cpu[kind].append(window["done"] / window["server_cpu"])
+                print(
+                    f"run {run + 1} {kind:>6}: {wall[kind][-1]:8,.0f} handshakes/s wall, "
+                    f"{per_cpu[kind][-1]:8,.0f} per server CPU s; "
+                    f"server CPU {window['server_cpu'] / window['t']:4.0%}, "
+                    f"load CPU {window['load_cpu'] / window['t']:4.0%}, "
+                    f"{window['failed']} failed",
+                    flush=True,
+                )
     print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report_per_cpu(
         "handshakes", "handshakes", wall["bitp2p"], wall["bare"],
-        per_cpu["bitp2p"], per_cpu["bare"], 0.5,
+        per_cpu["bitp2p"], per_cpu["bare"], 0.6,
     )
 
 

@@ -5,10 +5,10 @@ One bitp2p node (limits raised for the run) accepts C{--peers} connections
 from a load process; each completes the handshake and stays. The node's
 resident set size is read before and after, and the difference divided by
 the number of established peers. For scale, the same is done against a bare
-Twisted server holding idle LineOnlyReceiver connections. Target: <= 8 KiB
+Twisted server holding idle LineOnlyReceiver connections. Target: <= 3 KiB
 per established peer.
 
-    python bench/peers.py [--peers 5000] [--reactor default|asyncio|uvloop]
+    python bench/peers.py [--peers 5000] [--reactor default|asyncio|uvloop] [--hog]
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import addReactorOption, reactorDescription, useReactor  # noqa: E402
+from _common import (  # noqa: E402
+    addReactorOption,
+    add_hog_option,
+    cpu_hog,
+    reactorDescription,
+    useReactor,
+)
 
+TARGET_KIB = 3
 VERSION = b'{"type":"version","node_id":"load%d","port":0}\n'
 
 
@@ -132,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--peers", type=int, default=5000)
     addReactorOption(parser)
+    add_hog_option(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,14 +150,15 @@ def main() -> None:
     if args.load:
         load(int(args.load[0]), int(args.load[1]), args.load[2] == "bitp2p")
         return
-    ours_n, ours = measure("bitp2p", args.peers)
-    bare_n, bare = measure("bare", args.peers)
-    verdict = "meets" if ours <= 8 else "misses"
+    with cpu_hog(args.hog):
+        ours_n, ours = measure("bitp2p", args.peers)
+        bare_n, bare = measure("bare", args.peers)
+    verdict = "meets" if ours <= TARGET_KIB else "misses"
     print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     print(
         f"peers: bitp2p {ours:.1f} KiB RSS per established peer ({ours_n} established), "
         f"bare Twisted {bare:.1f} KiB per idle connection ({bare_n}); "
-        f"{verdict} the target 8 KiB"
+        f"{verdict} the target {TARGET_KIB:g} KiB"
     )
 
 

@@ -49,7 +49,10 @@ class MessageRegistry:
     Registered application message types, and their dispatch.
 
     @ivar handlers: what peers hand established connections' messages to,
-        by type (a live mapping: types registered later count).
+        by type (a live mapping: types registered later count). Each
+        registered type's handler carries C{many}, C{(peer, messages) ->
+        rest}: the same for a run of messages of its type, in one call,
+        stopping when the peer stops reading or the type's handler changes.
     """
 
     def __init__(self, wireFormat: IWireFormat, gossip: Gossip) -> None:
@@ -61,6 +64,7 @@ class MessageRegistry:
             for kind in (CONTROL_TYPES if wireFormat.gossip else ())
         }
         self._gossipReceived = _closingOnViolation(gossip.received)
+        self._current: dict[str, list[bool]] = {}
 
     def register(
         self, message_type: str, handler: MessageHandler, validator: MessageValidator | None
@@ -76,12 +80,24 @@ class MessageRegistry:
         if message_type in self._reserved:
             raise ValueError(f"{message_type!r} is a protocol message type")
         registered = self._types[message_type] = MessageType(message_type, handler, validator)
+        self._retire(message_type)
         self.handlers[message_type] = self._dispatcher(registered)
         return registered
 
     def unregister(self, message_type: str) -> None:
         if self._types.pop(message_type, None) is not None:
+            self._retire(message_type)
             del self.handlers[message_type]
+
+    def _retire(self, message_type: str) -> None:
+        """
+        The dispatcher of C{message_type} is being replaced or removed: a
+        run it is handling stops there (the rest goes where the type's
+        messages go now).
+        """
+        current = self._current.pop(message_type, None)
+        if current is not None:
+            current[0] = False
 
     def handles(self, message_type: str) -> bool:
         return message_type in self._types
@@ -102,6 +118,30 @@ class MessageRegistry:
             else:
                 direct(peer, message)
 
+        kind = registered.name
+        # Until the type is unregistered or registered again: a handler may
+        # do either in the middle of a run.
+        current = self._current[kind] = [True]
+
+        def many(peer: Peer, messages: list[dict]) -> list[dict]:
+            # received() for a run of messages of this type, in one call
+            # (see Peer.messagesReceived), reporting what a handler raises
+            # as the peer would; the messages left once the peer stops
+            # reading or the handler is replaced.
+            pending = iter(messages)
+            for message in pending:
+                if not peer.reading or not current[0]:
+                    return [message, *pending]
+                try:
+                    if GOSSIP_FIELD in message:
+                        gossip(peer, message)
+                    else:
+                        direct(peer, message)
+                except Exception:
+                    reportHandlerFailure(kind, peer)
+            return []
+
+        received.many = many  # type: ignore[attr-defined]
         return received
 
     def accept(self, peer: Peer, message: dict) -> bool:

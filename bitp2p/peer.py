@@ -26,6 +26,8 @@ Timers, all on the injected clock and all cancelled when the connection ends:
 the handshake timeout (from connection to ESTABLISHED), the ping timeout
 (from a C{ping} to its C{pong}) and the inactivity timeout (since anything at
 all was received; checked lazily so that receiving costs no timer work).
+When the handshake's comes first, as by default, it and the inactivity
+check share one timer.
 
 Log lines: what an inbound peer does to end its own connection (a timeout,
 not reading) is logged at debug level, since anyone may connect and do it
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import enum
 import random
+import sys
 from typing import Any, Callable, Mapping, Protocol
 
 import attrs
@@ -93,7 +96,9 @@ def typeCounter(table: dict[str, list[int]], kind: object) -> list[int]:
     """
     if type(kind) is not str or (len(table) >= MAX_COUNTED_TYPES - 1 and kind not in table):
         kind = OTHER_TYPE
-    return table.setdefault(kind, [0, 0])
+    # The key kept is the interned string, shared by every peer's table,
+    # not the one decoded from this peer's message (two per handshake).
+    return table.setdefault(sys.intern(kind), [0, 0])
 
 
 def refill(tokens: float, elapsed_s: float, rate_per_s: float, cap: float) -> float:
@@ -375,7 +380,7 @@ class Peer:
         self._close_timer: IDelayedCall | None = None
         self._ping_nonce: int | None = None
         self._ping_sent_at = 0.0
-        self._waiting: list[Deferred[Peer]] = []
+        self._waiting: list[Deferred[Peer]] | None = None  # made on first use
         self._drainWaiters: list[Deferred[None]] | None = None  # made on first use
 
     def __repr__(self) -> str:
@@ -506,6 +511,8 @@ class Peer:
         if self.state is PeerState.CLOSED:
             return fail(self.close_reason or HandshakeFailed("connection closed"))
         d: Deferred[Peer] = Deferred()
+        if self._waiting is None:
+            self._waiting = []
         self._waiting.append(d)
         return d
 
@@ -626,14 +633,20 @@ class Peer:
     # -- from the wire --------------------------------------------------------
 
     def connectionMade(self) -> None:
-        now = self._clock.seconds()
-        self.connected_at = now
-        self._handshake_timer = self._clock.callLater(
-            self._settings.handshake_timeout_s, self._handshakeTimedOut
-        )
-        self._idle_timer = self._clock.callLater(
-            self._settings.inactivity_timeout_s, self._checkIdle
-        )
+        clock, settings = self._clock, self._settings
+        self.connected_at = clock.seconds()
+        if settings.handshake_timeout_s < settings.inactivity_timeout_s:
+            # One timer for both (a callLater and a cancel fewer per
+            # connection): the handshake's deadline comes first, and then
+            # an established peer's timer goes on as the inactivity check.
+            self._idle_timer = clock.callLater(
+                settings.handshake_timeout_s, self._handshakeDeadline
+            )
+        else:
+            self._handshake_timer = clock.callLater(
+                settings.handshake_timeout_s, self._handshakeTimedOut
+            )
+            self._idle_timer = clock.callLater(settings.inactivity_timeout_s, self._checkIdle)
         if self.direction is Direction.OUTBOUND:
             self.send(self._manager.versionFor(self))
 
@@ -651,17 +664,30 @@ class Peer:
         """
         self._last_send = self._clock.seconds()
 
-    def messagesReceived(self, messages: list[dict]) -> list[dict]:
+    def messagesReceived(self, messages: list[dict], kind: str | None = None) -> list[dict]:
         """
         Handle decoded messages in order (all those of one received chunk),
         stopping as soon as L{reading} turns false: the connection is
         closing, or the wire paused reading.
 
+        @param kind: when the wire knows that every message is of one type,
+            that type: a run of an application's messages on an
+            established connection then goes to its handler's C{many} (see
+            L{MessageRegistry<bitp2p.messages.MessageRegistry>}) in one
+            call.
         @return: the messages not handled (empty when all were).
         """
-        handlers = _HANDLERS
         applicationHandlers = self._applicationHandlers
         self.messages_in += len(messages)
+        if kind is not None and self.state is _ESTABLISHED:
+            many = getattr(applicationHandlers.get(kind), "many", None)
+            if many is not None:
+                rest = many(self, messages)
+                if not rest or not self.reading:
+                    self.messages_in -= len(rest)
+                    return rest
+                messages = rest  # its handler changed: the loop takes the rest
+        handlers = _HANDLERS
         pending = iter(messages)
         for message in pending:
             if not self.reading:
@@ -742,7 +768,7 @@ class Peer:
             ) if previous is not PeerState.ESTABLISHED else PeerLost(
                 reason.getErrorMessage()
             )
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting or (), None
         failure = self.close_reason
         if not isinstance(failure, HandshakeFailed):
             failure = HandshakeFailed(str(failure))
@@ -798,8 +824,13 @@ class Peer:
             self._manager.addrReceived(self, message["peers"])
 
     def msg_ping(self, message: dict) -> None:
-        if self._requireEstablished("ping"):
-            self.send(codec.pong(message["nonce"]))
+        if self.state is not _ESTABLISHED:
+            self._requireEstablished("ping")
+            return
+        if self.close_reason is None and self.wire is not None:
+            # send() inlined: a ping is answered at once, on every peer.
+            self.messages_out += 1
+            self.wire.sendMessage(codec.pong(message["nonce"]))
 
     def msg_pong(self, message: dict) -> None:
         if not self._requireEstablished("pong"):
@@ -858,7 +889,7 @@ class Peer:
             self._handshake_timer.cancel()
         self._handshake_timer = None
         self._manager.peerEstablished(self)
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting or (), None
         for d in waiting:
             d.callback(self)
 
@@ -869,6 +900,22 @@ class Peer:
             HandshakeTimeout(
                 f"no handshake within {self._settings.handshake_timeout_s:g} s"
             )
+        )
+
+    def _handshakeDeadline(self) -> None:
+        """
+        The handshake's deadline, on the timer that then checks inactivity
+        (see L{connectionMade}).
+        """
+        if self.state is not _ESTABLISHED:
+            self._idle_timer = None
+            self._handshakeTimedOut()
+            return
+        # First checked when the connection is inactivity_timeout_s old, as
+        # with a timer of its own.
+        self._idle_timer = self._clock.callLater(
+            self.connected_at + self._settings.inactivity_timeout_s - self._clock.seconds(),
+            self._checkIdle,
         )
 
     def _pingTimedOut(self) -> None:

@@ -268,9 +268,10 @@ class JSONLineWire(FramingProtocol):
         self.MAX_LENGTH = maxLength
         self._pending: tuple[list[dict], ProtocolViolation | None] | None = None
         # The unfinished line is _buffer, then _more (what came since, kept
-        # compactly: see dataReceived), begun at _lineStarted.
+        # compactly: see dataReceived; made when needed), begun at
+        # _lineStarted.
         self._buffer = b""
-        self._more = bytearray()
+        self._more: bytearray | None = None
         self._lineStarted = 0.0
 
     @property
@@ -279,7 +280,7 @@ class JSONLineWire(FramingProtocol):
         The bytes of the unfinished line held (never more than
         C{MAX_LENGTH}).
         """
-        return len(self._buffer) + len(self._more)
+        return len(self._buffer) + (len(self._more) if self._more else 0)
 
     # -- from the transport ---------------------------------------------------
 
@@ -303,9 +304,31 @@ class JSONLineWire(FramingProtocol):
             peer.dataArrived()
             peer.violation(ProtocolViolation("it speaks TLS, and this node runs without --tls"))
             return
-        self.bytesIn += len(data)
+        size = len(data)
+        self.bytesIn += size
         peer.dataArrived()
         maxLength = self.MAX_LENGTH
+        if (
+            data.find(b"\n") == size - 1
+            and not self._buffer
+            and 1 < size <= maxLength
+            and self._pending is None
+            and data[-2:-1] != b"\r"
+        ):
+            # One whole line, as a ping or a handshake's message comes: the
+            # codec's fast path for it, if it can judge it; anything else
+            # (a violation included) takes the general path below.
+            message = codec.decode_line(data[:-1])
+            if message is not None:
+                kind = message["type"]
+                table = peer.recv_per_type
+                counter = table.get(kind)
+                if counter is None:
+                    counter = typeCounter(table, kind)
+                counter[0] += 1
+                counter[1] += size
+                self._deliver([message], None, kind)
+                return
         if self._buffer:
             if b"\n" not in data:
                 # The chunk only lengthens the unfinished line: it is added
@@ -313,7 +336,10 @@ class JSONLineWire(FramingProtocol):
                 # arriving in small chunks costs its length once, not its
                 # length squared, and is held in about its size (a list of
                 # chunks held 40 times that for one-byte chunks).
-                self._more += data
+                if self._more is None:
+                    self._more = bytearray(data)
+                else:
+                    self._more += data
                 held = len(self._buffer) + len(self._more)
                 if held <= maxLength:
                     elapsed = peer.last_recv - self._lineStarted
@@ -323,7 +349,7 @@ class JSONLineWire(FramingProtocol):
                 data = b""  # (it is in _more now) the line is too long
             if self._more:
                 data = b"".join([self._buffer, self._more, data])
-                self._more = bytearray()
+                self._more = None
             else:
                 data = self._buffer + data
         elif b"\n" not in data:
@@ -378,6 +404,7 @@ class JSONLineWire(FramingProtocol):
             lines, sizes = [lines[i] for i in keep], [sizes[i] for i in keep]
             runs = []
             messages, violation = codec.decode_many(lines, codec.needs_exact(data), runs)
+        kind = None
         if len(runs) == 1 and len(messages) == complete:
             # The usual chunk: all its lines decoded, all of one type.
             table = peer.recv_per_type
@@ -396,11 +423,12 @@ class JSONLineWire(FramingProtocol):
             # what it had already read): they queue behind those waiting.
             waiting, earlier = self._pending
             self._pending = None
+            kind = None
             if earlier is not None:
                 messages, violation = waiting, earlier  # nothing counts after it
             else:
                 messages = waiting + messages
-        self._deliver(messages, violation)
+        self._deliver(messages, violation, kind)
 
     def _countReceived(
         self,
@@ -448,14 +476,21 @@ class JSONLineWire(FramingProtocol):
                 counter[0] += 1
                 counter[1] += lineSize
 
-    def _deliver(self, messages: list[dict], violation: ProtocolViolation | None) -> None:
+    def _deliver(
+        self,
+        messages: list[dict],
+        violation: ProtocolViolation | None,
+        kind: str | None = None,
+    ) -> None:
         """
         Hand messages to the peer, then the violation that followed them. What
         the peer does not take because reading was paused meanwhile waits
         for L{resumeProducing}.
+
+        @param kind: the type of every message, when they are all of one.
         """
         if messages:
-            rest = self.peer.messagesReceived(messages)
+            rest = self.peer.messagesReceived(messages, kind)
             if self._closing:
                 return
             if rest:
@@ -482,7 +517,7 @@ class JSONLineWire(FramingProtocol):
         is dropped.
         """
         self._buffer = b""
-        self._more = bytearray()
+        self._more = None
         return ProtocolViolation(f"message longer than {self.MAX_LENGTH} bytes")
 
     def _tooSlow(self, elapsed: float) -> ProtocolViolation:
@@ -490,9 +525,9 @@ class JSONLineWire(FramingProtocol):
         The violation of a line growing too slowly; what was buffered of it
         is dropped.
         """
-        held = len(self._buffer) + len(self._more)
+        held = self.bufferedBytes
         self._buffer = b""
-        self._more = bytearray()
+        self._more = None
         return ProtocolViolation(
             f"a line of {held} bytes still unfinished after {elapsed:.0f} s "
             f"(at least {LINE_MIN_BYTES_PER_S} bytes a second after {LINE_GRACE_S} s)"

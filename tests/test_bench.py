@@ -37,7 +37,7 @@ def runBench(testCase, script: str, *args: str) -> str:
     return result.stdout
 
 
-RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (0\.\d)\)"
+RATIO = r"ratio (\d+\.\d\d) \((meets|misses) the target (\d\.\d+)\)"
 
 NO_UVLOOP = (
     None
@@ -204,3 +204,12 @@ class ReactorOptionTests(SynchronousTestCase):
     test_throughputOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
     test_pingpongOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
     test_handshakesOnUvloop.skip = NO_UVLOOP  # type: ignore[attr-defined]
+
+    def test_hog(self):
+        # --hog runs the benchmark beside a busy loop pinned to one core,
+        # and kills it at the end.
+        out = runBench(self, "pingpong.py", "--trips", "100", "--runs", "1", "--hog")
+        match = re.search(r"CPU hog: pid (\d+) pinned to core (\d+)", out)
+        self.assertIsNotNone(match, out)
+        self.assertRegex(out, r"ping-pong: bitp2p [\d,]+ round trips/s, .*" + RATIO)
+        self.assertFalse(os.path.exists(f"/proc/{match.group(1)}"))

@@ -389,3 +389,36 @@ class SurrogateTests(SynchronousTestCase):
         self.assertEqual(message["s"], "\U0001f600")
         self.assertEqual(message["t"], "\\ud800")  # an escaped backslash, then text
         self.assertEqual(decode(encode(message)), message)
+
+
+class DecodeLineTests(SynchronousTestCase):
+    """
+    L{codec.decode_line}: L{decode}'s answer for a line its fast path can
+    judge, L{None} (the general path judges) for the rest.
+    """
+
+    def test_goodLinesAsDecodeReadsThem(self):
+        for line in (
+            b'{"type":"ping","nonce":7}',
+            b'{"type":"version","node_id":"abc","port":1}',
+            b'{"type":"verack"}',
+            b'{"type":"chat","text":"hi","n":[1,2]}',
+        ):
+            if codec.JSON_LIBRARY != "orjson":
+                self.assertIsNone(codec.decode_line(line))
+            else:
+                self.assertEqual(codec.decode_line(line), decode(line))
+
+    def test_whatItCannotJudgeIsLeftToTheGeneralPath(self):
+        for line in (
+            b'{"type":"ping","nonce":-1}',  # breaks the contract
+            b'{"type":"ping"}',
+            b'{"type":"version","node_id":"a b","port":1}',
+            b"[1,2]",  # not an object
+            b'{"nonce":1}',  # no type
+            b'{"type":3}',  # not a string
+            b"not json",
+            b" \t",
+            b'{"type":"chat","n":123456789012345678901}',  # only exact integers
+        ):
+            self.assertIsNone(codec.decode_line(line), line)

@@ -868,7 +868,7 @@ class DeliveryRecordingPeer(Peer):
         self.delivered: list[dict] = []
         self.violations: list[str] = []
 
-    def messagesReceived(self, messages):
+    def messagesReceived(self, messages, kind=None):
         self.delivered.extend(messages)
         return []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.errors import HandshakeFailed, HandshakeTimeout, PeerLost
@@ -434,8 +435,10 @@ class KeepAliveTests(SynchronousTestCase):
         clock.advance(0.25)
         receive(wire, {"type": "pong", "nonce": ping["nonce"]})
         self.assertEqual(peer.rtt_s, 0.25)
-        self.assertEqual(clock.getDelayedCalls()[0].func, peer._checkIdle)
-        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        # Only the inactivity check is left (on the timer it shares with
+        # the handshake's deadline).
+        [left] = clock.getDelayedCalls()
+        self.assertIs(left, peer._idle_timer)
 
     def test_noSecondPingWhileOneIsOutstanding(self):
         peer, wire, transport, manager, clock = establish()
@@ -469,6 +472,22 @@ class KeepAliveTests(SynchronousTestCase):
         clock.advance(599)
         self.assertFalse(transport.disconnecting)
         clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+        self.assertIn("nothing received", str(peer.close_reason))
+
+    def test_silentEstablishedPeerIsClosedAtTheInactivityTimeout(self):
+        # The handshake's deadline and the inactivity check share a timer:
+        # the first check still comes when the connection is
+        # inactivity_timeout_s old.
+        settings = PeerSettings(handshake_timeout_s=60, inactivity_timeout_s=600)
+        peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, settings=settings)
+        receive(wire, version(), {"type": "verack"})
+        self.assertTrue(peer.established)
+        clock.advance(60)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(539.9)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
         self.assertIn("nothing received", str(peer.close_reason))
 
@@ -895,3 +914,100 @@ class TrafficAccountingTests(SynchronousTestCase):
         self.assertEqual((unwired.bytes_in, unwired.bytes_out), (0, 0))
         self.assertEqual((unwired.recv_per_type, unwired.send_per_type), ({}, {}))
         self.assertEqual((unwired.last_send, unwired.last_recv), (0.0, 0.0))
+
+
+class ApplicationRunTests(SynchronousTestCase):
+    """
+    A chunk of messages all of one registered type goes to its handler in
+    one call (the registry's C{many}); what the handler does midway counts
+    as it would for one message at a time.
+    """
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        from bitp2p import Node, NodeConfig
+
+        self.node = Node(NodeConfig(listen=False, seeds=()), reactor=Clock())
+        self.wire = self.node.connman.buildPeer(Direction.INBOUND, None)
+        self.transport = StringTransport()
+        self.wire.makeConnection(self.transport)
+        self.wire.dataReceived(b'{"type":"version","node_id":"them","port":0}\n{"type":"verack"}\n')
+        self.peer = self.wire.peer
+        self.assertTrue(self.peer.established)
+
+    def chunk(self, count: int) -> bytes:
+        return b"".join(b'{"type":"chat","n":%d}\n' % i for i in range(count))
+
+    def test_everyMessageInOrder(self):
+        got = []
+        self.node.registerMessage("chat", lambda peer, message: got.append(message["n"]))
+        self.wire.dataReceived(self.chunk(5))
+        self.assertEqual(got, [0, 1, 2, 3, 4])
+        self.assertEqual(self.peer.messages_in, 2 + 5)
+        self.assertEqual(self.peer.recv_per_type["chat"][0], 5)
+
+    def test_aHandlerThatRaisesIsReportedAndTheRunGoesOn(self):
+        got = []
+
+        def handler(peer, message):
+            got.append(message["n"])
+            if message["n"] == 1:
+                raise RuntimeError("application bug")
+
+        self.node.registerMessage("chat", handler)
+        self.wire.dataReceived(self.chunk(4))
+        self.assertEqual(got, [0, 1, 2, 3])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_aHandlerThatUnregistersItsTypeStopsTheRun(self):
+        got = []
+
+        def handler(peer, message):
+            got.append(message["n"])
+            if message["n"] == 1:
+                self.node.unregisterMessage("chat")
+
+        self.node.registerMessage("chat", handler)
+        self.wire.dataReceived(self.chunk(4))
+        self.assertEqual(got, [0, 1])
+        self.assertEqual(self.peer.messages_ignored, 2)
+        self.assertEqual(self.peer.messages_in, 2 + 4)
+
+    def test_aHandlerThatReplacesItselfHandsTheRestOn(self):
+        first, second = [], []
+
+        def handler(peer, message):
+            first.append(message["n"])
+            self.node.registerMessage("chat", lambda peer, message: second.append(message["n"]))
+
+        self.node.registerMessage("chat", handler)
+        self.wire.dataReceived(self.chunk(3))
+        self.assertEqual((first, second), ([0], [1, 2]))
+
+    def test_aHandlerThatClosesThePeerStopsTheRun(self):
+        got = []
+
+        def handler(peer, message):
+            got.append(message["n"])
+            peer.close(PeerLost("enough"))
+
+        self.node.registerMessage("chat", handler)
+        self.wire.dataReceived(self.chunk(3))
+        self.assertEqual(got, [0])
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.peer.messages_in, 2 + 1)
+
+
+class TypeCounterTests(SynchronousTestCase):
+    def test_peersShareTheTypeNamesTheyCount(self):
+        # Each peer's table keys a type by the interned name, not by the
+        # string decoded from its own messages: thousands of peers hold
+        # one "version", not one each.
+        first, _, _, _, _ = establish()
+        second, _, _, _, _ = establish()
+        [a] = [kind for kind in first.recv_per_type if kind == "version"]
+        [b] = [kind for kind in second.recv_per_type if kind == "version"]
+        self.assertIs(a, b)
+        self.assertEqual(first.recv_per_type["version"][0], 1)

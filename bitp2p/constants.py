@@ -82,12 +82,19 @@ SEED_FALLBACK_S = 60
 GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer
 RELAY_MAX_ENTRIES = 10  # larger unsolicited addr messages are not relayed
 RELAY_FANOUT = 2  # relay fresh addresses to this many other peers
-# ... and fresh addresses new to the address manager to this many: a
-# newcomer's announcement then spreads as an epidemic that only stops at
-# nodes that already know it. With Bitcoin Core's 2 for every address, the
-# same-peers-for-a-day rule stops it at about 80 % of a random graph (at
-# most: 1 - e^(-2x) = x); with 4, about 98 %.
-RELAY_NOVEL_FANOUT = 4
+# A fresh address new to the address manager (a newcomer's announcement)
+# goes to every full outbound peer as well as to RELAY_FANOUT others: it
+# then floods the reachable nodes along their outbound links (every node
+# has 8, all to reachable nodes) and stops where it is known. With Bitcoin
+# Core's 2 for every address, the same-peers-for-a-day rule stops it at a
+# fraction of the network (52-73 % of a simulated 64k-node network). A
+# node floods at most NOVEL_FLOOD_RATE_PER_S such addresses a second
+# (a token bucket of NOVEL_FLOOD_BURST; a network of 20,000 reachable
+# nodes with a tenth of them new every hour has 0.6 a second): past it,
+# new addresses get the RELAY_FANOUT of any other, so that addresses made
+# up by the thousand cannot be flooded through the network.
+NOVEL_FLOOD_RATE_PER_S = 1.0
+NOVEL_FLOOD_BURST = 60
 RELAY_FRESH_S = 10 * 60  # an addr entry seen longer ago is stored but not relayed
 # Addresses remembered per peer as already sent to it or heard from it, so
 # that relaying never sends a peer what it knows (Bitcoin Core keeps 5000 in

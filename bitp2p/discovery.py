@@ -15,9 +15,10 @@ L{AddressRelay} owns:
     per-peer token bucket (C{addr_rate_per_s}, C{addr_bucket_tokens}), what
     is stored (and with what time) and what is dropped, what is relayed;
   - relay: each fresh address of a small unsolicited C{addr} goes to
-    C{RELAY_FANOUT} peers chosen by a keyed hash (C{RELAY_NOVEL_FANOUT}
-    when the address is new to us), never to a peer that knows it (the
-    per-peer known-address filter);
+    C{RELAY_FANOUT} peers chosen by a keyed hash, and, when the address is
+    new to us, to every full outbound peer too (at most
+    C{NOVEL_FLOOD_RATE_PER_S} such floods a second); never to a peer that
+    knows it (the per-peer known-address filter);
   - self-advertisement (at the handshake and every C{advertise_interval_s});
   - the bootstrap seeds: added when the address manager is empty, host
     names resolved to all their addresses, and the fallback to them when
@@ -52,10 +53,11 @@ from bitp2p.constants import (
     GETADDR_MAX_REPLY,
     GETADDR_MIN_COUNT,
     KNOWN_ADDRESSES_PER_PEER,
+    NOVEL_FLOOD_BURST,
+    NOVEL_FLOOD_RATE_PER_S,
     RELAY_FANOUT,
     RELAY_FRESH_S,
     RELAY_MAX_ENTRIES,
-    RELAY_NOVEL_FANOUT,
 )
 from bitp2p.peer import ConnectionType, Direction, Peer, refill
 
@@ -145,6 +147,8 @@ class AddressRelay:
         self._running = running
         self._states: dict[Peer, _AddrState] = {}
         self._peerKeys: dict[Peer, int] = {}
+        self._floodTokens = float(NOVEL_FLOOD_BURST)
+        self._floodAt = reactor.seconds()
         self._seedTimer = None
 
     # -- start and stop ---------------------------------------------------------
@@ -370,10 +374,14 @@ class AddressRelay:
         only to those that do not know it yet (neither sent it to us nor
         were sent it by us), so re-advertisements stop at the first hop.
 
-        Unlike Bitcoin Core, an address that was new to us goes to the
-        C{RELAY_NOVEL_FANOUT} highest-ranked peers (the same first two, and
-        more): a newcomer's announcement spreads until it meets nodes that
-        know it, instead of dying out at a fixed fraction of the network.
+        Unlike Bitcoin Core, an address that was new to us also goes to
+        every full outbound peer (that does not know it): every node has
+        C{max_outbound} of them, all reachable nodes, so a newcomer's
+        announcement floods the reachable nodes along those links until it
+        meets nodes that know it, instead of dying out at a fixed fraction
+        of the network. At most C{NOVEL_FLOOD_RATE_PER_S} addresses a second
+        are flooded so (a token bucket); past it, a new address goes where
+        any other would.
 
         @param entries: C{(address, time, new to us)}.
         """
@@ -381,15 +389,35 @@ class AddressRelay:
         if not others:
             return
         now = int(self._reactor.seconds())
+        outbound: list[Peer] | None = None
         batches: dict[Peer, Entries] = {}
         for address, seen, novel in entries:
-            fanout = RELAY_NOVEL_FANOUT if novel else RELAY_FANOUT
-            for peer in self.relayTargets(address, others, now, fanout):
+            targets = self.relayTargets(address, others, now)
+            if novel and self._mayFlood():
+                if outbound is None:
+                    outbound = [p for p in others if p.kind is ConnectionType.OUTBOUND]
+                targets = [*targets, *(p for p in outbound if p not in targets)]
+            for peer in targets:
                 if not self.knowsAddress(peer, address):
                     batches.setdefault(peer, []).append((address, seen))
         for peer, batch in batches.items():
             self._remember(self._state(peer), (address for address, _ in batch))
             peer.send(codec.addr(batch))
+
+    def _mayFlood(self) -> bool:
+        """
+        Take a token of the node-wide bucket of new addresses flooded to
+        the outbound peers, if there is one.
+        """
+        now = self._reactor.seconds()
+        self._floodTokens = refill(
+            self._floodTokens, now - self._floodAt, NOVEL_FLOOD_RATE_PER_S, NOVEL_FLOOD_BURST
+        )
+        self._floodAt = now
+        if self._floodTokens < 1:
+            return False
+        self._floodTokens -= 1
+        return True
 
     def relayTargets(
         self, address: Address, peers: list[Peer], now: int, fanout: int = RELAY_FANOUT

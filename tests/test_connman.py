@@ -27,7 +27,7 @@ from bitp2p.constants import (
     ADDR_FETCH_TIMEOUT_S,
     FAST_LEARNING_MAX_ADDRESSES,
     FAST_LEARNING_WINDOW_S,
-    RELAY_NOVEL_FANOUT,
+    RELAY_FANOUT,
     ANCHORS_FILE,
     BANLIST_FILE,
     MANUAL_RETRY_MAX_S,
@@ -1060,8 +1060,8 @@ class RelayTests(SynchronousTestCase):
         now = int(reactor.seconds())
         receive(inbound[0].wire, entries(address, seen=now))
         first = {i for i in range(8) if any(m["type"] == "addr" for m in sent(inbound[i].transport))}
-        # New to the node: the wider fanout of a newcomer's announcement.
-        self.assertEqual(len(first), RELAY_NOVEL_FANOUT)
+        # (New to the node, but it has no outbound peer to flood it to.)
+        self.assertEqual(len(first), RELAY_FANOUT)
         # Sent again by a peer that was not a target: nobody new hears it.
         other = next(i for i in range(1, 8) if i not in first)
         receive(inbound[other].wire, entries(address, seen=now))

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p import codec
 from bitp2p.address import Address
-from bitp2p.constants import RELAY_FANOUT, RELAY_NOVEL_FANOUT
+from bitp2p.constants import RELAY_FANOUT
 from bitp2p.errors import ConnectFailed, NotRunning, SelfConnection
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import ConnectionType, Direction
@@ -339,14 +339,20 @@ class GossipTests(SynchronousTestCase):
         """
         A fresh address the hub already knew goes on to C{RELAY_FANOUT}
         (2) of its other peers; one new to it (a newcomer's announcement)
-        to C{RELAY_NOVEL_FANOUT} (4).
+        to those and to every peer the hub dialed (its full outbound
+        peers).
         """
-        for known, fanout in ((True, RELAY_FANOUT), (False, RELAY_NOVEL_FANOUT)):
+        for known in (True, False):
             reactor = MemoryReactorClock()
             reactor.advance(1000)
             hub = makeNode(6000, reactor, addr_rate_per_s=1000)
-            others = [makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(6)]
-            pumps = [linkNodes(hub, other, reactor) for other in others]
+            others = [makeNode(6001 + i, reactor, addr_rate_per_s=1000) for i in range(7)]
+            # others[0] (the source) and others[4:] dial the hub; the hub
+            # dials others[1:4].
+            pumps = [
+                linkNodes(other, hub, reactor) if 1 <= i <= 3 else linkNodes(hub, other, reactor)
+                for i, other in enumerate(others)
+            ]
             for node in [hub, *others]:
                 for peer in node.peers():
                     peer.wire.transport.getOutBuffer()
@@ -355,11 +361,18 @@ class GossipTests(SynchronousTestCase):
                 hub.book.add([(fresh, reactor.seconds() - 3600)], fresh, reactor.seconds())
             source = others[0].peers()[0]
             reactor.advance(1)
-            source.send(codec.addr([(fresh, int(reactor.seconds()))]))
+            now = int(reactor.seconds())
+            source.send(codec.addr([(fresh, now)]))
             for pump in pumps:
                 pump.flush()
-            learned = [fresh in node.book for node in others[1:]]
-            self.assertEqual(sum(learned), fanout, known)
+            hubPeers = [p for p in hub.peers() if p.node_id != others[0].node_id]
+            hashed = {p.node_id for p in hub.discovery.relayTargets(fresh, hubPeers, now)}
+            expected = set(hashed)
+            if not known:
+                expected |= {other.node_id for other in others[1:4]}
+            learned = {node.node_id for node in others[1:] if fresh in node.book}
+            self.assertEqual(learned, expected, known)
+            self.assertEqual(len(hashed), RELAY_FANOUT)
             self.assertIn(fresh, hub.book)
 
     def test_relayStopsWhenEveryoneKnows(self):

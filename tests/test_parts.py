@@ -45,8 +45,9 @@ from bitp2p.constants import (
     DISCOURAGE_S,
     PEERS_FILE,
     RECENT_TRY_TRIES,
+    NOVEL_FLOOD_BURST,
+    NOVEL_FLOOD_RATE_PER_S,
     RELAY_FANOUT,
-    RELAY_NOVEL_FANOUT,
 )
 from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target
@@ -1846,23 +1847,46 @@ class AddressRelayTests(SynchronousTestCase):
             self.assertEqual(peer.sent, [codec.addr([(fresh, now)])])
             self.assertTrue(self.relay.knowsAddress(peer, fresh))
 
-    def test_aFreshAddressNewToUsGoesToMorePeers(self):
+    def test_aFreshAddressNewToUsAlsoGoesToEveryOutboundPeer(self):
         """
         A fresh address new to our address manager (a newcomer's
-        announcement) is relayed to C{RELAY_NOVEL_FANOUT} peers: the same
-        ones as C{RELAY_FANOUT}'s, and more; never its source.
+        announcement) goes to the C{RELAY_FANOUT} peers any address would
+        go to, and to every full outbound peer; never to its source.
         """
-        self.assertGreater(RELAY_NOVEL_FANOUT, RELAY_FANOUT)
-        others = self.others(RELAY_NOVEL_FANOUT + 3)
+        others = self.others(8)
+        for peer in others[3:]:
+            peer.kind = ConnectionType.INBOUND
         fresh = addr("40.0.0.1:5000")
         now = int(self.clock.seconds())
         self.relay.addressesReceived(self.source, [(fresh, now)], relay=True)
-        told = self.told(others)
-        self.assertEqual(len(told), RELAY_NOVEL_FANOUT)
-        wide = self.relay.relayTargets(fresh, others, now, RELAY_NOVEL_FANOUT)
-        self.assertEqual(told, [p for p in others if p in wide])
-        self.assertLess(set(self.relay.relayTargets(fresh, others, now)), set(wide))
+        hashed = self.relay.relayTargets(fresh, others, now)
+        self.assertEqual(len(hashed), RELAY_FANOUT)
+        self.assertEqual(
+            self.told(others), [p for p in others if p in hashed or p in others[:3]]
+        )
         self.assertEqual(self.source.sent, [])
+
+    def test_floodsOfNewAddressesAreRateLimited(self):
+        """
+        At most C{NOVEL_FLOOD_BURST} new addresses are flooded to the
+        outbound peers at once, then C{NOVEL_FLOOD_RATE_PER_S} a second;
+        past that a new address goes to the C{RELAY_FANOUT} peers only.
+        """
+        others = self.others(8)
+        now = int(self.clock.seconds())
+
+        def relayed(address) -> int:
+            for peer in others:
+                peer.sent.clear()
+            self.relay.addressesReceived(self.source, [(address, now)], relay=True)
+            return len(self.told(others))
+
+        fresh = [addr(f"41.{i // 250}.{i % 250}.1:5000") for i in range(NOVEL_FLOOD_BURST + 2)]
+        self.assertEqual({relayed(a) for a in fresh[:NOVEL_FLOOD_BURST]}, {len(others)})
+        self.assertEqual(relayed(fresh[NOVEL_FLOOD_BURST]), RELAY_FANOUT)
+        self.clock.advance(1 / NOVEL_FLOOD_RATE_PER_S)
+        now = int(self.clock.seconds())
+        self.assertEqual(relayed(fresh[NOVEL_FLOOD_BURST + 1]), len(others))
 
     def test_aPeerThatKnowsTheAddressIsNotSentIt(self):
         """
@@ -1950,7 +1974,7 @@ class AddressRelayTests(SynchronousTestCase):
             ],
         )
         # Only the peer's own announcement, seen now, is fresh enough.
-        self.assertEqual(len(self.told(others)), RELAY_NOVEL_FANOUT)  # new to us
+        self.assertEqual(len(self.told(others)), len(others))  # new to us: outbound peers too
         for peer in self.told(others):
             self.assertEqual(peer.sent, [codec.addr([(self.source.address, int(now))])])
 

@@ -133,6 +133,9 @@ _COLLISION_GRACE_S = 60
 # grows 1.2x per round, so fewer than 60 are ever needed).
 _SELECT_MAX_ROUNDS = 10_000
 _CHANCE_BITS = 30
+_CHANCE_SCALE = 1 << _CHANCE_BITS
+# chance()'s attempt penalties, 0.66 ** attempts for attempts 0..8.
+_ATTEMPT_CHANCES = tuple(_ATTEMPT_FACTOR**a for a in range(_MAX_ATTEMPT_PENALTIES + 1))
 
 
 class AddrManError(ValueError):
@@ -293,6 +296,20 @@ class _Table:
             raise AddrManError(f"{name} table: counts {self.count} slots, holds {count}")
 
 
+def _isPlainRandom(rng: random.Random) -> bool:
+    """
+    Whether C{rng.randrange(n)} is C{random.Random}'s own: C{getrandbits}
+    of C{n.bit_length()} bits until one is below C{n}, which L{AddrMan}'s
+    hot paths then draw themselves, the same numbers without the calls.
+    """
+    cls = type(rng)
+    return (
+        isinstance(rng, random.Random)
+        and cls.randrange is random.Random.randrange
+        and getattr(cls, "_randbelow", None) is getattr(random.Random, "_randbelow_with_getrandbits", 0)
+    )
+
+
 def _addrKey(address: Address) -> bytes:
     return str(address).encode()
 
@@ -335,6 +352,7 @@ class AddrMan:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._rng = rng if rng is not None else random.Random()
+        self._plainRandom = _isPlainRandom(self._rng)
         if key is None:
             key = self._rng.randbytes(KEY_BYTES)
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
@@ -659,6 +677,8 @@ class AddrMan:
             table = self._tried
         else:
             table = self._tried if self._rng.getrandbits(1) else self._new
+        if self._plainRandom:
+            return self._selectIn(table, now)
         size = self._bucket_size
         factor = 1.0
         candidate: AddrInfo | None = None
@@ -671,6 +691,52 @@ class AddrMan:
             candidate = slots[pos]
             threshold = factor * candidate.chance(now) * (1 << _CHANCE_BITS)
             if self._rng.getrandbits(_CHANCE_BITS) < threshold:
+                return candidate
+            factor *= 1.2
+        return candidate
+
+    def _selectIn(self, table: _Table, now: float) -> AddrInfo | None:
+        """
+        L{select}'s rounds in C{table}, for a plain C{random.Random}: the
+        same rounds, drawing the very same random numbers (C{randrange(n)}
+        is C{random.Random}'s C{_randbelow_with_getrandbits}: C{getrandbits}
+        of C{n.bit_length()} bits until one is below C{n}), without the
+        calls. Thousands of rounds are run per node-minute while most
+        entries were tried in the last 10 minutes (chance 0.01), so each
+        round's cost counts.
+        """
+        getrandbits = self._rng.getrandbits
+        nonempty = table._nonempty
+        buckets = table.buckets
+        count = len(nonempty)  # the table does not change meanwhile
+        countBits = count.bit_length()
+        size = self._bucket_size
+        sizeBits = size.bit_length()
+        factor = 1.0
+        candidate: AddrInfo | None = None
+        for _ in range(_SELECT_MAX_ROUNDS):
+            r = getrandbits(countBits)
+            while r >= count:
+                r = getrandbits(countBits)
+            slots = buckets[nonempty[r]]
+            initial = getrandbits(sizeBits)
+            while initial >= size:
+                initial = getrandbits(sizeBits)
+            if len(slots) == 1:
+                for candidate in slots.values():
+                    pass
+            else:
+                candidate = slots[min(slots, key=lambda p: (p - initial) % size)]
+            # candidate.chance(now), inlined.
+            attempts = candidate.attempts
+            chance = (
+                _ATTEMPT_CHANCES[attempts]
+                if 0 <= attempts <= _MAX_ATTEMPT_PENALTIES
+                else _ATTEMPT_FACTOR ** min(attempts, _MAX_ATTEMPT_PENALTIES)
+            )
+            if now - candidate.last_tried < _RECENT_CHANCE_S:
+                chance = _RECENT_TRY_FACTOR * chance
+            if getrandbits(_CHANCE_BITS) < factor * chance * _CHANCE_SCALE:
                 return candidate
             factor *= 1.2
         return candidate

@@ -593,6 +593,36 @@ class SelectTests(SynchronousTestCase):
         self.assertEqual(m.select(NOW).address, a("10.0.0.1"))
 
 
+class _OwnRandrange(random.Random):
+    """
+    A C{random.Random} with a C{randrange} of its own (the same numbers):
+    the address manager cannot draw for it, and calls its methods.
+    """
+
+    def randrange(self, *args):
+        return super().randrange(*args)
+
+
+class DrawingTests(SynchronousTestCase):
+    """
+    With a plain C{random.Random} the address manager draws its random
+    numbers itself (C{getrandbits}, as C{randrange} would); with any other
+    source it calls its methods. Both must give the same results.
+    """
+
+    def test_sameAsCallingRandrange(self):
+        def run(rng: random.Random) -> tuple[object, list[object]]:
+            m = AddrMan(rng=rng, key=KEY, new_buckets=16, tried_buckets=4, bucket_size=8)
+            self.assertEqual(m._plainRandom, type(rng) is random.Random)
+            stats = _randomOperations(m, random.Random(7), 3000)
+            picks = [m.select(NOW + 30 * DAY + i) for i in range(300)]
+            return (m.to_json(), stats), [p.address if p else None for p in picks]
+
+        plain, own = run(random.Random(3)), run(_OwnRandrange(3))
+        self.assertEqual(plain, own)
+        self.assertGreater(len(set(plain[1])), 10)
+
+
 class GetAddrTests(SynchronousTestCase):
     def test_countFormula(self):
         for size, expected in ((5, 5), (50, 50), (300, 100), (1000, 230), (10_000, 1000)):

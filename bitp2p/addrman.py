@@ -83,6 +83,7 @@ node's retry backoff), L{AddrMan.failed} and L{AddrMan.remove}.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -92,6 +93,7 @@ import attrs
 
 from bitp2p.address import Address, AddressError, is_routable, network_group, parse_address
 from bitp2p.constants import (
+    ADDRESS_CACHE_SIZE,
     ADDRMAN_BUCKET_SIZE,
     ADDRMAN_HORIZON_S,
     ADDRMAN_MAX_FAILURES,
@@ -310,12 +312,34 @@ def _isPlainRandom(rng: random.Random) -> bool:
     )
 
 
-def _addrKey(address: Address) -> bytes:
-    return str(address).encode()
+# What is hashed for bucketing is a sequence of parts, each framed as its
+# 4-byte length and its bytes: an address (its wire form), a network group,
+# a number (8 bytes), "N" or "K". The framed parts that come back again and
+# again (the same addresses, groups and bucket numbers, on every node) are
+# remembered, shared by every address manager (they hold no secret).
 
 
-def _int(n: int) -> bytes:
-    return n.to_bytes(8, "big")
+def _framed(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "big") + part
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedAddress(address: Address) -> bytes:
+    return _framed(str(address).encode())
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedGroup(group: str) -> bytes:
+    return _framed(group.encode())
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedInt(n: int) -> bytes:
+    return _framed(n.to_bytes(8, "big"))
+
+
+_FRAMED_NEW = _framed(b"N")
+_FRAMED_TRIED = _framed(b"K")
 
 
 class AddrMan:
@@ -358,6 +382,7 @@ class AddrMan:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             raise ValueError(f"key must be {KEY_BYTES} bytes")
         self._key = key
+        self._hasher = hashlib.blake2b(key=key, digest_size=8)
         self._group_of = group_of
         self._new_count = new_buckets
         self._tried_count = tried_buckets
@@ -403,7 +428,10 @@ class AddrMan:
     # Bucketing
 
     def _groupKey(self, address: Address) -> bytes:
-        return self._group_of(address).encode()
+        """
+        The framed network group of C{address} (see L{_framed}).
+        """
+        return _framedGroup(self._group_of(address))
 
     def regroup(self, group_of: Callable[[Address], str]) -> None:
         """
@@ -422,26 +450,32 @@ class AddrMan:
         for name in rebuilt.__dict__:
             setattr(self, name, getattr(rebuilt, name))
 
-    def _hash(self, *parts: bytes) -> int:
-        data = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
-        digest = hashlib.blake2b(data, key=self._key, digest_size=8).digest()
-        return int.from_bytes(digest, "big")
+    def _hash(self, data: bytes) -> int:
+        """
+        The keyed hash of C{data}, framed parts joined (BLAKE2b, 8 bytes,
+        keyed with the secret: a copy of a hasher that has the key already).
+        """
+        hasher = self._hasher.copy()
+        hasher.update(data)
+        return int.from_bytes(hasher.digest(), "big")
 
     def _tried_bucket(self, address: Address) -> int:
-        h1 = self._hash(_addrKey(address))
-        h2 = self._hash(self._groupKey(address), _int(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP))
+        h1 = self._hash(_framedAddress(address))
+        h2 = self._hash(
+            self._groupKey(address) + _framedInt(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP)
+        )
         return h2 % self._tried_count
 
     def _new_bucket(self, address: Address, source: Address) -> int:
         source_group = self._groupKey(source)
-        h1 = self._hash(self._groupKey(address), source_group)
-        h2 = self._hash(source_group, _int(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
+        h1 = self._hash(self._groupKey(address) + source_group)
+        h2 = self._hash(source_group + _framedInt(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
         return h2 % self._new_count
 
     def _position(self, new: bool, bucket: int, address: Address) -> int:
-        return self._hash(b"N" if new else b"K", _int(bucket), _addrKey(address)) % (
-            self._bucket_size
-        )
+        return self._hash(
+            (_FRAMED_NEW if new else _FRAMED_TRIED) + _framedInt(bucket) + _framedAddress(address)
+        ) % (self._bucket_size)
 
     def _tried_slot(self, address: Address) -> tuple[int, int]:
         bucket = self._tried_bucket(address)
@@ -808,11 +842,33 @@ class AddrMan:
         count = min(max_count, max(n * max_pct // 100, min(n, min_count)))
         result: list[AddrInfo] = []
         rnd = self._random
+        if not self._plainRandom:
+            for i in range(n):
+                if len(result) >= count:
+                    break
+                self._swap_random(i, i + self._rng.randrange(n - i))
+                info = rnd[i]
+                if not info.is_terrible(now):
+                    result.append(info)
+            return result
+        # The same, drawing what randrange(n - i) draws (see _selectIn), and
+        # swapping in place (_swap_random).
+        getrandbits = self._rng.getrandbits
+        positions = self._random_pos
         for i in range(n):
             if len(result) >= count:
                 break
-            self._swap_random(i, i + self._rng.randrange(n - i))
-            info = rnd[i]
+            left = n - i
+            bits = left.bit_length()
+            r = getrandbits(bits)
+            while r >= left:
+                r = getrandbits(bits)
+            info = rnd[i + r]
+            if r:
+                other = rnd[i]
+                rnd[i], rnd[i + r] = info, other
+                positions[info.address] = i
+                positions[other.address] = i + r
             if not info.is_terrible(now):
                 result.append(info)
         return result

@@ -90,10 +90,7 @@ class Address:
         """
         Whether this is a loopback IP address (never an overlay address).
         """
-        host = self.host
-        if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
-            return False
-        return _ip(host).is_loopback
+        return _loopbackHost(self.host)
 
     @property
     def is_unspecified(self) -> bool:
@@ -358,6 +355,13 @@ def _normalIp(host: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return str(ip)
+
+
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
+def _loopbackHost(host: str) -> bool:
+    if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
+        return False
+    return _ip(host).is_loopback
 
 
 @functools.lru_cache(maxsize=HOST_CACHE_SIZE)

@@ -467,8 +467,14 @@ class AddrMan:
         return h2 % self._tried_count
 
     def _new_bucket(self, address: Address, source: Address) -> int:
-        source_group = self._groupKey(source)
-        h1 = self._hash(self._groupKey(address) + source_group)
+        return self._newBucketOf(self._groupKey(address), self._groupKey(source))
+
+    def _newBucketOf(self, group: bytes, source_group: bytes) -> int:
+        """
+        The new bucket of an address of (framed) group C{group} heard of
+        from one of C{source_group}.
+        """
+        h1 = self._hash(group + source_group)
         h2 = self._hash(source_group + _framedInt(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
         return h2 % self._new_count
 
@@ -584,13 +590,28 @@ class AddrMan:
         @return: how many were put into a new bucket. Unroutable addresses
             are skipped.
         """
-        return sum(
-            self._add_single(address, source, float(seen), float(penalty_s), now)
-            for address, seen in entries
-        )
+        penalty = float(penalty_s)
+        # The source's group, and the new bucket of each address group from
+        # it, computed once for the batch (up to 1000 entries of one addr
+        # message).
+        source_group = self._groupKey(source)
+        buckets: dict[bytes, int] = {}
+        added = 0
+        for address, seen in entries:
+            added += self._add_single(
+                address, source, float(seen), penalty, now, source_group, buckets
+            )
+        return added
 
     def _add_single(
-        self, address: Address, source: Address, seen: float, penalty: float, now: float
+        self,
+        address: Address,
+        source: Address,
+        seen: float,
+        penalty: float,
+        now: float,
+        source_group: bytes,
+        buckets: dict[bytes, int],
     ) -> bool:
         if not is_routable(address):
             return False
@@ -610,7 +631,10 @@ class AddrMan:
         else:
             info = AddrInfo(address, source, last_seen=max(0.0, seen - penalty))
             self._create(info)
-        bucket = self._new_bucket(address, source)
+        group = self._groupKey(address)
+        bucket = buckets.get(group)
+        if bucket is None:
+            bucket = buckets[group] = self._newBucketOf(group, source_group)
         pos = self._position(True, bucket, address)
         existing = self._new.get(bucket, pos)
         if existing is info:

@@ -36,7 +36,7 @@ import ipaddress
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from bitp2p.constants import HOST_CACHE_SIZE, MAX_IP_CHARS, MAX_ZONE_CHARS
+from bitp2p.constants import ADDRESS_CACHE_SIZE, HOST_CACHE_SIZE, MAX_IP_CHARS, MAX_ZONE_CHARS
 
 
 class AddressError(ValueError):
@@ -45,7 +45,7 @@ class AddressError(ValueError):
     """
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)
 class Address:
     """
     A peer's listening address.
@@ -60,6 +60,10 @@ class Address:
 
     host: str
     port: int
+
+    # Its hash is computed once (cache_hash): addresses are dictionary keys
+    # everywhere (the address manager's tables, the peers' known addresses),
+    # and the same one is looked up again and again.
 
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -86,10 +90,7 @@ class Address:
         """
         Whether this is a loopback IP address (never an overlay address).
         """
-        host = self.host
-        if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
-            return False
-        return _ip(host).is_loopback
+        return _loopbackHost(self.host)
 
     @property
     def is_unspecified(self) -> bool:
@@ -118,7 +119,20 @@ class Address:
         if type(host) is not str or len(host) > _MAX_HOST_CHARS:
             # Refused before the cache: it remembers only short strings.
             raise AddressError(f"not an IP address: {show(host) if isinstance(host, str) else repr(host)}")
+        if cls is Address and type(port) is int:
+            return _addressOf(host, port)
         return cls(_normalHost(host), port)
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _addressOf(host: str, port: int) -> Address:
+    """
+    L{Address.of} for a checked C{host} (a C{str} of at most
+    C{_MAX_HOST_CHARS}) and C{port} (an C{int} in range): one shared
+    address for each (host, port) asked for again (an invalid host raises,
+    and is not remembered).
+    """
+    return Address(_normalHost(host), port)
 
 
 # Parsing an IP literal with ipaddress costs ~10 us; the same few hosts come
@@ -344,6 +358,13 @@ def _normalIp(host: str) -> str:
 
 
 @functools.lru_cache(maxsize=HOST_CACHE_SIZE)
+def _loopbackHost(host: str) -> bool:
+    if host.endswith(_OVERLAY_SUFFIXES) or host.startswith(_CJDNS_PREFIX):
+        return False
+    return _ip(host).is_loopback
+
+
+@functools.lru_cache(maxsize=HOST_CACHE_SIZE)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(host)
 
@@ -354,8 +375,21 @@ def parse_address(text: str) -> Address:
 
     @raise AddressError: if C{text} is not of that form.
     """
+    if type(text) is str and len(text) <= _MAX_ADDRESS_CHARS:
+        return _parsed(text)
     if not isinstance(text, str):
         raise AddressError(f"address must be a string, not {type(text).__name__}")
+    return _parse(text)
+
+
+# The longest wire form of an address: "[" host "]:" and 5 digits.
+_MAX_ADDRESS_CHARS = _MAX_HOST_CHARS + 8
+
+
+def _parse(text: str) -> Address:
+    """
+    L{parse_address} of a C{str}.
+    """
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]:")
         if not sep or ":" not in host:  # brackets are for IPv6 only
@@ -369,6 +403,12 @@ def parse_address(text: str) -> Address:
     if not (rest.isascii() and rest.isdigit()) or len(rest) > 5:
         raise AddressError(f"bad port in {show(text)}")
     return Address.of(host, int(rest))
+
+
+# The same texts come back in every addr message that tells of a known
+# node: their addresses are remembered (only valid ones, at most
+# _MAX_ADDRESS_CHARS long: an error is raised, not remembered).
+_parsed = functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)(_parse)
 
 
 def split_host_port(text: str) -> tuple[str, int]:

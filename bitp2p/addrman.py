@@ -83,6 +83,7 @@ node's retry backoff), L{AddrMan.failed} and L{AddrMan.remove}.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -92,6 +93,7 @@ import attrs
 
 from bitp2p.address import Address, AddressError, is_routable, network_group, parse_address
 from bitp2p.constants import (
+    ADDRESS_CACHE_SIZE,
     ADDRMAN_BUCKET_SIZE,
     ADDRMAN_HORIZON_S,
     ADDRMAN_MAX_FAILURES,
@@ -133,6 +135,9 @@ _COLLISION_GRACE_S = 60
 # grows 1.2x per round, so fewer than 60 are ever needed).
 _SELECT_MAX_ROUNDS = 10_000
 _CHANCE_BITS = 30
+_CHANCE_SCALE = 1 << _CHANCE_BITS
+# chance()'s attempt penalties, 0.66 ** attempts for attempts 0..8.
+_ATTEMPT_CHANCES = tuple(_ATTEMPT_FACTOR**a for a in range(_MAX_ATTEMPT_PENALTIES + 1))
 
 
 class AddrManError(ValueError):
@@ -293,12 +298,48 @@ class _Table:
             raise AddrManError(f"{name} table: counts {self.count} slots, holds {count}")
 
 
-def _addrKey(address: Address) -> bytes:
-    return str(address).encode()
+def _isPlainRandom(rng: random.Random) -> bool:
+    """
+    Whether C{rng.randrange(n)} is C{random.Random}'s own: C{getrandbits}
+    of C{n.bit_length()} bits until one is below C{n}, which L{AddrMan}'s
+    hot paths then draw themselves, the same numbers without the calls.
+    """
+    cls = type(rng)
+    return (
+        isinstance(rng, random.Random)
+        and cls.randrange is random.Random.randrange
+        and getattr(cls, "_randbelow", None) is getattr(random.Random, "_randbelow_with_getrandbits", 0)
+    )
 
 
-def _int(n: int) -> bytes:
-    return n.to_bytes(8, "big")
+# What is hashed for bucketing is a sequence of parts, each framed as its
+# 4-byte length and its bytes: an address (its wire form), a network group,
+# a number (8 bytes), "N" or "K". The framed parts that come back again and
+# again (the same addresses, groups and bucket numbers, on every node) are
+# remembered, shared by every address manager (they hold no secret).
+
+
+def _framed(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "big") + part
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedAddress(address: Address) -> bytes:
+    return _framed(str(address).encode())
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedGroup(group: str) -> bytes:
+    return _framed(group.encode())
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _framedInt(n: int) -> bytes:
+    return _framed(n.to_bytes(8, "big"))
+
+
+_FRAMED_NEW = _framed(b"N")
+_FRAMED_TRIED = _framed(b"K")
 
 
 class AddrMan:
@@ -335,11 +376,13 @@ class AddrMan:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._rng = rng if rng is not None else random.Random()
+        self._plainRandom = _isPlainRandom(self._rng)
         if key is None:
             key = self._rng.randbytes(KEY_BYTES)
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             raise ValueError(f"key must be {KEY_BYTES} bytes")
         self._key = key
+        self._hasher = hashlib.blake2b(key=key, digest_size=8)
         self._group_of = group_of
         self._new_count = new_buckets
         self._tried_count = tried_buckets
@@ -385,7 +428,10 @@ class AddrMan:
     # Bucketing
 
     def _groupKey(self, address: Address) -> bytes:
-        return self._group_of(address).encode()
+        """
+        The framed network group of C{address} (see L{_framed}).
+        """
+        return _framedGroup(self._group_of(address))
 
     def regroup(self, group_of: Callable[[Address], str]) -> None:
         """
@@ -404,26 +450,38 @@ class AddrMan:
         for name in rebuilt.__dict__:
             setattr(self, name, getattr(rebuilt, name))
 
-    def _hash(self, *parts: bytes) -> int:
-        data = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
-        digest = hashlib.blake2b(data, key=self._key, digest_size=8).digest()
-        return int.from_bytes(digest, "big")
+    def _hash(self, data: bytes) -> int:
+        """
+        The keyed hash of C{data}, framed parts joined (BLAKE2b, 8 bytes,
+        keyed with the secret: a copy of a hasher that has the key already).
+        """
+        hasher = self._hasher.copy()
+        hasher.update(data)
+        return int.from_bytes(hasher.digest(), "big")
 
     def _tried_bucket(self, address: Address) -> int:
-        h1 = self._hash(_addrKey(address))
-        h2 = self._hash(self._groupKey(address), _int(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP))
+        h1 = self._hash(_framedAddress(address))
+        h2 = self._hash(
+            self._groupKey(address) + _framedInt(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP)
+        )
         return h2 % self._tried_count
 
     def _new_bucket(self, address: Address, source: Address) -> int:
-        source_group = self._groupKey(source)
-        h1 = self._hash(self._groupKey(address), source_group)
-        h2 = self._hash(source_group, _int(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
+        return self._newBucketOf(self._groupKey(address), self._groupKey(source))
+
+    def _newBucketOf(self, group: bytes, source_group: bytes) -> int:
+        """
+        The new bucket of an address of (framed) group C{group} heard of
+        from one of C{source_group}.
+        """
+        h1 = self._hash(group + source_group)
+        h2 = self._hash(source_group + _framedInt(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
         return h2 % self._new_count
 
     def _position(self, new: bool, bucket: int, address: Address) -> int:
-        return self._hash(b"N" if new else b"K", _int(bucket), _addrKey(address)) % (
-            self._bucket_size
-        )
+        return self._hash(
+            (_FRAMED_NEW if new else _FRAMED_TRIED) + _framedInt(bucket) + _framedAddress(address)
+        ) % (self._bucket_size)
 
     def _tried_slot(self, address: Address) -> tuple[int, int]:
         bucket = self._tried_bucket(address)
@@ -532,13 +590,28 @@ class AddrMan:
         @return: how many were put into a new bucket. Unroutable addresses
             are skipped.
         """
-        return sum(
-            self._add_single(address, source, float(seen), float(penalty_s), now)
-            for address, seen in entries
-        )
+        penalty = float(penalty_s)
+        # The source's group, and the new bucket of each address group from
+        # it, computed once for the batch (up to 1000 entries of one addr
+        # message).
+        source_group = self._groupKey(source)
+        buckets: dict[bytes, int] = {}
+        added = 0
+        for address, seen in entries:
+            added += self._add_single(
+                address, source, float(seen), penalty, now, source_group, buckets
+            )
+        return added
 
     def _add_single(
-        self, address: Address, source: Address, seen: float, penalty: float, now: float
+        self,
+        address: Address,
+        source: Address,
+        seen: float,
+        penalty: float,
+        now: float,
+        source_group: bytes,
+        buckets: dict[bytes, int],
     ) -> bool:
         if not is_routable(address):
             return False
@@ -558,7 +631,10 @@ class AddrMan:
         else:
             info = AddrInfo(address, source, last_seen=max(0.0, seen - penalty))
             self._create(info)
-        bucket = self._new_bucket(address, source)
+        group = self._groupKey(address)
+        bucket = buckets.get(group)
+        if bucket is None:
+            bucket = buckets[group] = self._newBucketOf(group, source_group)
         pos = self._position(True, bucket, address)
         existing = self._new.get(bucket, pos)
         if existing is info:
@@ -659,6 +735,8 @@ class AddrMan:
             table = self._tried
         else:
             table = self._tried if self._rng.getrandbits(1) else self._new
+        if self._plainRandom:
+            return self._selectIn(table, now)
         size = self._bucket_size
         factor = 1.0
         candidate: AddrInfo | None = None
@@ -671,6 +749,52 @@ class AddrMan:
             candidate = slots[pos]
             threshold = factor * candidate.chance(now) * (1 << _CHANCE_BITS)
             if self._rng.getrandbits(_CHANCE_BITS) < threshold:
+                return candidate
+            factor *= 1.2
+        return candidate
+
+    def _selectIn(self, table: _Table, now: float) -> AddrInfo | None:
+        """
+        L{select}'s rounds in C{table}, for a plain C{random.Random}: the
+        same rounds, drawing the very same random numbers (C{randrange(n)}
+        is C{random.Random}'s C{_randbelow_with_getrandbits}: C{getrandbits}
+        of C{n.bit_length()} bits until one is below C{n}), without the
+        calls. Thousands of rounds are run per node-minute while most
+        entries were tried in the last 10 minutes (chance 0.01), so each
+        round's cost counts.
+        """
+        getrandbits = self._rng.getrandbits
+        nonempty = table._nonempty
+        buckets = table.buckets
+        count = len(nonempty)  # the table does not change meanwhile
+        countBits = count.bit_length()
+        size = self._bucket_size
+        sizeBits = size.bit_length()
+        factor = 1.0
+        candidate: AddrInfo | None = None
+        for _ in range(_SELECT_MAX_ROUNDS):
+            r = getrandbits(countBits)
+            while r >= count:
+                r = getrandbits(countBits)
+            slots = buckets[nonempty[r]]
+            initial = getrandbits(sizeBits)
+            while initial >= size:
+                initial = getrandbits(sizeBits)
+            if len(slots) == 1:
+                for candidate in slots.values():
+                    pass
+            else:
+                candidate = slots[min(slots, key=lambda p: (p - initial) % size)]
+            # candidate.chance(now), inlined.
+            attempts = candidate.attempts
+            chance = (
+                _ATTEMPT_CHANCES[attempts]
+                if 0 <= attempts <= _MAX_ATTEMPT_PENALTIES
+                else _ATTEMPT_FACTOR ** min(attempts, _MAX_ATTEMPT_PENALTIES)
+            )
+            if now - candidate.last_tried < _RECENT_CHANCE_S:
+                chance = _RECENT_TRY_FACTOR * chance
+            if getrandbits(_CHANCE_BITS) < factor * chance * _CHANCE_SCALE:
                 return candidate
             factor *= 1.2
         return candidate
@@ -742,11 +866,33 @@ class AddrMan:
         count = min(max_count, max(n * max_pct // 100, min(n, min_count)))
         result: list[AddrInfo] = []
         rnd = self._random
+        if not self._plainRandom:
+            for i in range(n):
+                if len(result) >= count:
+                    break
+                self._swap_random(i, i + self._rng.randrange(n - i))
+                info = rnd[i]
+                if not info.is_terrible(now):
+                    result.append(info)
+            return result
+        # The same, drawing what randrange(n - i) draws (see _selectIn), and
+        # swapping in place (_swap_random).
+        getrandbits = self._rng.getrandbits
+        positions = self._random_pos
         for i in range(n):
             if len(result) >= count:
                 break
-            self._swap_random(i, i + self._rng.randrange(n - i))
-            info = rnd[i]
+            left = n - i
+            bits = left.bit_length()
+            r = getrandbits(bits)
+            while r >= left:
+                r = getrandbits(bits)
+            info = rnd[i + r]
+            if r:
+                other = rnd[i]
+                rnd[i], rnd[i + r] = info, other
+                positions[info.address] = i
+                positions[other.address] = i + r
             if not info.is_terrible(now):
                 result.append(info)
         return result

@@ -195,6 +195,9 @@ class ConnectionManager:
         # A dict, not a set: iteration in connection order keeps runs with a
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
+        # The connections that are not short-lived (SHORT_LIVED), in the
+        # same order: peers() is asked for on every addr relayed.
+        self._longLived: list[Peer] = []
         # Connections by kind, and inbound ones by network group, kept as
         # they come and go: accepting one must not cost a walk over thousands.
         self._counts = {kind: 0 for kind in ConnectionType}
@@ -264,7 +267,7 @@ class ConnectionManager:
         The established peers (feeler and address-fetch connections, which
         close as soon as their job is done, are not counted).
         """
-        return [p for p in self._connections if p.established and p.kind not in SHORT_LIVED]
+        return [p for p in self._longLived if p.established]
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -672,6 +675,8 @@ class ConnectionManager:
             )
         peer, protocol = self._newPeer(direction, dialed, kind)
         self._connections[peer] = None
+        if peer.kind not in SHORT_LIVED:
+            self._longLived.append(peer)
         self._counts[kind] += 1
         if kind is ConnectionType.INBOUND and group is not None:
             self._groupOf[peer] = group
@@ -877,6 +882,8 @@ class ConnectionManager:
         """
         if peer in self._connections:
             del self._connections[peer]
+            if peer.kind not in SHORT_LIVED:
+                self._longLived.remove(peer)
             self._counts[peer.kind] -= 1
             if peer is self._evicted:
                 self._evicted = None

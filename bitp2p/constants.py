@@ -169,6 +169,11 @@ DEFAULT_BAN_S = 24 * 3600
 # is 45 characters; a zone ("fe80::1%eth0", IPv6 only) at most
 # MAX_ZONE_CHARS; an onion host 62.
 HOST_CACHE_SIZE = 16384
+# Addresses built (Address.of) and parsed (parse_address) are remembered too,
+# shared as one immutable object: a known node's address comes back in every
+# addr message that tells of it. Only valid addresses are remembered (a wire
+# form is at most 70 characters), at most ADDRESS_CACHE_SIZE of each.
+ADDRESS_CACHE_SIZE = 16384
 MAX_IP_CHARS = 45
 MAX_ZONE_CHARS = 15
 

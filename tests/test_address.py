@@ -25,6 +25,7 @@ class ParseCacheTests(SynchronousTestCase):
         whatever peers send.
         """
         addressModule._normalIp.cache_clear()
+        addressModule._addressOf.cache_clear()
         for n in range(50):
             for host in (f"198.51.100.1%{n}" + "A" * 100_000, "1" * 100_000 + str(n)):
                 with self.assertRaises(AddressError):
@@ -66,6 +67,49 @@ class ParseCacheTests(SynchronousTestCase):
         self.assertIsNone(banmanModule._hostKey("1" * (MAX_IP_CHARS + 1)))
         self.assertEqual(banmanModule._ipKey.cache_info().currsize, 0)
         self.assertIsNotNone(banmanModule._hostKey("198.51.100.1"))
+
+
+class AddressCacheTests(SynchronousTestCase):
+    """
+    Addresses built and parsed are remembered, one shared object each: only
+    valid ones, and only from texts short enough to be addresses.
+    """
+
+    def setUp(self):
+        addressModule._parsed.cache_clear()
+        addressModule._addressOf.cache_clear()
+
+    def test_theSameAddressIsShared(self):
+        built = Address.of("198.51.100.7", 80)
+        self.assertIs(Address.of("198.51.100.7", 80), built)
+        self.assertIs(parse_address("198.51.100.7:80"), parse_address("198.51.100.7:80"))
+        self.assertIs(parse_address("[::ffff:198.51.100.7]:80"), parse_address("[::ffff:198.51.100.7]:80"))
+        plain = Address("198.51.100.7", 80)
+        self.assertEqual(parse_address("198.51.100.7:80"), plain)
+        self.assertEqual(hash(built), hash(plain))
+        self.assertEqual(parse_address("[::ffff:198.51.100.7]:80"), plain)
+
+    def test_errorsAreNotRemembered(self):
+        for text in ("198.51.100.300:80", "198.51.100.1:99999", "[198.51.100.1]:80", "x" * 70):
+            with self.assertRaises(AddressError):
+                parse_address(text)
+        with self.assertRaises(AddressError):
+            Address.of("198.51.100.1", True)
+        with self.assertRaises(AddressError):
+            Address.of("not an ip", 80)
+        self.assertEqual(addressModule._parsed.cache_info().currsize, 0)
+        self.assertEqual(addressModule._addressOf.cache_info().currsize, 0)
+
+    def test_longTextsAndOtherTypesAreParsedWithoutTheCache(self):
+        class Text(str):
+            pass
+
+        self.assertEqual(parse_address(Text("198.51.100.8:80")), Address("198.51.100.8", 80))
+        with self.assertRaises(AddressError):
+            parse_address("198.51.100.8:" + "0" * 100 + "80")
+        self.assertEqual(addressModule._parsed.cache_info().currsize, 0)
+        with self.assertRaises(AddressError):
+            parse_address(b"198.51.100.8:80")
 
 
 class FormTests(SynchronousTestCase):

@@ -7,13 +7,14 @@ sources.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p.address import Address
+from bitp2p.address import Address, network_group
 from bitp2p.addrman import AddrInfo, AddrMan, AddrManError
 from bitp2p.constants import (
     ADDRMAN_HORIZON_S,
@@ -277,6 +278,28 @@ class BucketingTests(SynchronousTestCase):
         tried2 = [m2._tried_slot(x) for x in addresses]
         self.assertEqual(tried1, [m3._tried_slot(x) for x in addresses])
         self.assertGreater(sum(x != y for x, y in zip(tried1, tried2)), 150)
+
+    def test_bucketsAreTheKeyedHashesOfTheirParts(self):
+        # Where an address goes is saved (to_json): it must not move when
+        # the hashing is made faster. Each hash is BLAKE2b (8 bytes, keyed)
+        # of the parts, each framed as its 4-byte length and its bytes.
+        def h(*parts: bytes) -> int:
+            data = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+            return int.from_bytes(hashlib.blake2b(data, key=KEY, digest_size=8).digest(), "big")
+
+        def n(i: int) -> bytes:
+            return i.to_bytes(8, "big")
+
+        m = man()
+        for i in range(50):
+            address, source = in_group(i, 1 + i), in_group(500 + i % 7)
+            group, source_group = (str(network_group(x)).encode() for x in (address, source))
+            text = str(address).encode()
+            new = h(source_group, n(h(group, source_group) % 64)) % 1024
+            self.assertEqual(m._new_bucket(address, source), new)
+            self.assertEqual(m._position(True, new, address), h(b"N", n(new), text) % 64)
+            tried = h(group, n(h(text) % 8)) % 256
+            self.assertEqual(m._tried_slot(address), (tried, h(b"K", n(tried), text) % 64))
 
     def test_keyIsDrawnFromTheRng(self):
         m1 = AddrMan(rng=random.Random(5))
@@ -591,6 +614,36 @@ class SelectTests(SynchronousTestCase):
         m.get(a("10.0.0.1")).attempts = 100
         m.attempt(a("10.0.0.1"), NOW)
         self.assertEqual(m.select(NOW).address, a("10.0.0.1"))
+
+
+class _OwnRandrange(random.Random):
+    """
+    A C{random.Random} with a C{randrange} of its own (the same numbers):
+    the address manager cannot draw for it, and calls its methods.
+    """
+
+    def randrange(self, *args):
+        return super().randrange(*args)
+
+
+class DrawingTests(SynchronousTestCase):
+    """
+    With a plain C{random.Random} the address manager draws its random
+    numbers itself (C{getrandbits}, as C{randrange} would); with any other
+    source it calls its methods. Both must give the same results.
+    """
+
+    def test_sameAsCallingRandrange(self):
+        def run(rng: random.Random) -> tuple[object, list[object]]:
+            m = AddrMan(rng=rng, key=KEY, new_buckets=16, tried_buckets=4, bucket_size=8)
+            self.assertEqual(m._plainRandom, type(rng) is random.Random)
+            stats = _randomOperations(m, random.Random(7), 3000)
+            picks = [m.select(NOW + 30 * DAY + i) for i in range(300)]
+            return (m.to_json(), stats), [p.address if p else None for p in picks]
+
+        plain, own = run(random.Random(3)), run(_OwnRandrange(3))
+        self.assertEqual(plain, own)
+        self.assertGreater(len(set(plain[1])), 10)
 
 
 class GetAddrTests(SynchronousTestCase):

@@ -533,6 +533,19 @@ class ManualTests(SynchronousTestCase):
         self.assertEqual(kinds(node), ["manual", "outbound", "outbound"])
         self.assertIn(Address.of("30.1.0.1", 5000), [p.address for p in node.peers()])
 
+    def test_peersAreListedInConnectionOrderUntilTheyClose(self):
+        reactor = MemoryReactorClock()
+        hosts = ["30.1.0.1:5000", "30.2.0.1:5000", "30.3.0.1:5000"]
+        node = makeNode(6001, reactor, addnodes=hosts)
+        remotes = [Remote(reactor, i) for i in range(3)]
+        remotes[2].accept()
+        remotes[0].accept()
+        self.assertEqual([p.address for p in node.peers()], [remotes[2].address, remotes[0].address])
+        remotes[1].accept()
+        remotes[0].lose()
+        self.assertEqual([p.address for p in node.peers()], [remotes[2].address, remotes[1].address])
+        self.assertIsNot(node.peers(), node.peers())
+
     def test_addnodeIsRedialedWhenItsConnectionDrops(self):
         reactor = MemoryReactorClock()
         node = makeNode(6001, reactor, addnodes=["30.1.0.1:5000"])

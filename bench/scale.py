@@ -62,6 +62,8 @@ minutes with today's node code, and the default N is 1000; C{--nodes
         [--hours 1] [--churn 0.1] [--tail 0] [--profile 120] [--json OUT]
         [--plot scale.png]
     python bench/scale.py --small [--nodes 100] [--limit 30]
+    python bench/scale.py --compare small.json n100.json n1000.json n10000.json
+        [--plot docs/scale.png]
 """
 
 from __future__ import annotations
@@ -637,6 +639,96 @@ def plot(r: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def compare(paths: list[str], plotPath: str | None) -> None:
+    """
+    The figures of several runs (their C{--json} files) side by side: one
+    table (the discovery goals and the per-node cost), the growth of the
+    cost against the smallest N, and, if asked, one PNG with the newcomer
+    curves of every N and the cost per node against N.
+    """
+    runs = [json.load(open(path)) for path in paths]
+    small = [r for r in runs if r["mode"] == "small"]
+    large = sorted((r for r in runs if r["mode"] == "large"), key=lambda r: r["n"])
+    for r in small:
+        print(
+            f"small N={r['n']}: every node knows every other after "
+            f"{fmt(r['all_know_all_s'])} (goal: 2 min)"
+        )
+    rows = [(
+        "N", "reachable", "outbound full p90 / max (newcomers)", "components (largest share)",
+        "newcomer known at 1 / 10 / 60 min", "reached 90 %", "msgs / bytes / CPU ms per node-min",
+        "wall / CPU / RSS",
+    )]
+    for r in large:
+        c = r["outbound_full_newcomers"]
+        m = r["newcomer_milestones"]
+
+        def pct(age: str) -> str:
+            v = m.get(age) or m.get(int(age))
+            return f"{100 * v['mean']:.0f} %" if v else "-"
+
+        p = r["per_node_minute"]
+        rows.append((
+            f"{r['n']:,}", f"{r['reachable']:,}",
+            f"{fmt(c['p90_s'])} / {fmt(c['max_s'])} ({c['not_full']} never)",
+            f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %)",
+            f"{pct('1')} / {pct('10')} / {pct('60')}",
+            f"{r['newcomers_reaching_90']} of {r['newcomers_reachable']}",
+            f"{p['messages']:.0f} / {p['bytes']:,.0f} / {p['cpu_ms']:.1f}",
+            f"{r['wall_s'] / 60:.0f} min / {r['cpu_s'] / 60:.0f} min / "
+            f"{r['peak_rss_mib'] / 1024:.1f} GiB",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    print(rule)
+    for k, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if k == 0:
+            print(rule)
+    print(rule)
+    if len(large) > 1:
+        base = large[0]
+        for r in large[1:]:
+            b, p = base["per_node_minute"], r["per_node_minute"]
+            print(
+                f"growth N={base['n']:,} -> N={r['n']:,}: per node messages "
+                f"x{p['messages'] / b['messages']:.2f}, bytes x{p['bytes'] / b['bytes']:.2f}, "
+                f"CPU x{p['cpu_ms'] / b['cpu_ms']:.2f}"
+            )
+    if plotPath:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        for r in large:
+            curve = r["newcomer_curve"]
+            ax.plot([c[0] for c in curve], [c[1] for c in curve], label=f"N={r['n']:,} mean")
+            ax.plot([c[0] for c in curve], [c[2] for c in curve], "--", linewidth=0.8,
+                    label=f"N={r['n']:,} least")
+        ax.axhline(0.9, color="grey", linewidth=0.8)
+        ax.set_xlabel("minutes since a reachable newcomer joined")
+        ax.set_ylabel("fraction of reachable nodes knowing its address")
+        ax.set_ylim(0, 1.02)
+        ax.set_title("a newcomer's address, with churn and 4 in 5 nodes unreachable", fontsize=10)
+        ns = [r["n"] for r in large]
+        for key, label in (("messages", "messages"), ("bytes", "bytes / 100"), ("cpu_ms", "CPU ms x 10")):
+            scale = {"bytes": 0.01, "cpu_ms": 10}.get(key, 1)
+            ax2.plot(ns, [r["per_node_minute"][key] * scale for r in large], "o-", label=label)
+        ax2.set_xscale("log")
+        ax2.set_xlabel("N (nodes)")
+        ax2.set_ylabel("per node per minute (measured hour)")
+        ax2.set_ylim(bottom=0)
+        ax2.set_title("what a node costs, against N", fontsize=10)
+        for a in (ax, ax2):
+            a.grid(alpha=0.3)
+            a.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(plotPath, dpi=110)
+        print(f"plot written to {plotPath}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--nodes", type=int, default=None, help="N (1000; 100 with --small)")
@@ -665,7 +757,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     parser.add_argument("--plot", default=None, help="write the curves to this PNG")
+    parser.add_argument(
+        "--compare", nargs="+", default=None, metavar="JSON",
+        help="print the figures of earlier runs (their --json files) as one table, and with "
+        "--plot draw their curves together; runs nothing",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        compare(args.compare, args.plot)
+        return
     if args.nodes is None:
         args.nodes = 100 if args.small else 1000
     if args.nodes < 2 or not 0 < args.reachable <= 1 or args.seeds < 1:

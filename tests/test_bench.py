@@ -13,8 +13,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -115,9 +117,12 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertIn("growth N=12 -> N=24", out)
 
     def test_scale(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        large, smallJson = os.path.join(folder, "n40.json"), os.path.join(folder, "small.json")
         out = runBench(
             self, "scale.py", "--nodes", "40", "--seeds", "2", "--warmup", "1", "--hours", "0.1",
-            "--churn", "2", "--profile", "30", "--profile-at", "1", "--quiet",
+            "--churn", "2", "--profile", "30", "--profile-at", "1", "--quiet", "--json", large,
         )
         self.assertRegex(out, r"N=40: outbound slots full after joining: warm-up nodes median ")
         self.assertRegex(out, r"N=40: churn 8 left and 8 joined; components at most \d+")
@@ -125,8 +130,13 @@ class BenchmarkScriptTests(SynchronousTestCase):
         self.assertRegex(out, r"N=40: per node per minute, measured hour: \d+ messages, [\d,]+ bytes")
         self.assertRegex(out, r"N=40: wall \d+ s .* peak RSS [\d,]+ MiB")
         self.assertRegex(out, r"N=40: profile of 30 simulated s .*: simulator [\d.]+ %, node [\d.]+ %")
-        small = runBench(self, "scale.py", "--small", "--nodes", "8", "--limit", "10")
+        small = runBench(
+            self, "scale.py", "--small", "--nodes", "8", "--limit", "10", "--json", smallJson
+        )
         self.assertRegex(small, r"small N=8: every node knows every other \(100 %\) and the graph")
+        table = runBench(self, "scale.py", "--compare", smallJson, large)
+        self.assertRegex(table, r"small N=8: every node knows every other after \d+ s")
+        self.assertRegex(table, r"\n40 +8 +")
 
     def test_gossip(self):
         out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")

@@ -333,12 +333,13 @@ CRAWL_PROGRESS_TTY_S = 0.5
 CRAWL_PROGRESS_LOG_S = 10.0
 
 # A node fetches addresses in place of its feelers' plain tests (protocol
-# 1.1: a feeler asks nothing) while its address manager grew within this
-# long.
+# 1.1: a feeler asks nothing) while its address manager learned within this
+# long: grew from an answer (relayed gossip is not learning: with churn it
+# makes every table grow every few minutes).
 LEARNING_WINDOW_S = 10 * 60
 # ... and fetches at a faster pace (about every FAST_FETCH_INTERVAL_S, from
 # either table) while its address manager is small (under
-# FAST_LEARNING_MAX_ADDRESSES) and grew within FAST_LEARNING_WINDOW_S: in a
+# FAST_LEARNING_MAX_ADDRESSES) and learned within FAST_LEARNING_WINDOW_S: in a
 # small network one getaddr answer is a whole table, so a few fetches make
 # every node know every other within a couple of minutes. An attacker can
 # only end that pace early (by filling the table), never keep a big table in it.

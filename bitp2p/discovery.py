@@ -113,8 +113,11 @@ class AddressRelay:
     @param book: the current address manager.
     @param bans: the current L{BanMan}.
     @param relayKey: the secret that keys the choice of relay targets.
-    @param onNewAddresses: called when addresses new to the book were
-        stored (the store may save a grown book).
+    @param onNewAddresses: C{(learned)}: addresses new to the book were
+        stored (the store may save a grown book); C{learned} is false when
+        they came as relayed gossip (a small unsolicited C{addr}), true
+        when they came as an answer or a table's worth: only the second
+        says that asking peers still teaches the node something.
     @param onAnswer: C{(peer)}: the answer to our C{getaddr} to C{peer}
         arrived (a short-lived connection's job is then done).
     @param maintain: run the connection manager's round (once seeds are
@@ -130,7 +133,7 @@ class AddressRelay:
         book: Callable[[], IAddressManager],
         bans: Callable[[], BanMan],
         relayKey: bytes,
-        onNewAddresses: Callable[[], None],
+        onNewAddresses: Callable[[bool], None],
         onAnswer: Callable[[Peer], None],
         maintain: Callable[[], None],
         running: Callable[[], bool],
@@ -314,7 +317,7 @@ class AddressRelay:
                 fresh.append((address, seen, address not in book))
         if accepted and book.add(accepted, source, now, ADDR_TIME_PENALTY_S):
             self._state(peer).novel_at = now
-            self._onNewAddresses()
+            self._onNewAddresses(not relay)
         if fresh:
             self._relay(peer, fresh)
 

@@ -390,9 +390,10 @@ class Node(service.MultiService):
     def _learning(self, now: float) -> Learning:
         """
         How much this node is still learning addresses (L{Learning}): fast
-        while its address manager is small and grew within
-        C{FAST_LEARNING_WINDOW_S}, slowly while it grew within
-        C{learning_window_s}.
+        while its address manager is small and learned within
+        C{FAST_LEARNING_WINDOW_S}, slowly while it learned within
+        C{learning_window_s} (grew from an answer or a table's worth, not
+        from relayed gossip: L{_bookGrew}).
         """
         quiet = now - self._grewAt
         if quiet > self.config.learning_window_s:
@@ -401,15 +402,19 @@ class Node(service.MultiService):
             return Learning.FAST
         return Learning.SLOW
 
-    def _bookGrew(self) -> None:
+    def _bookGrew(self, learned: bool) -> None:
         # (Called when the address manager took something in: an address
         # new to it, or one it knew put in a further bucket. Only the first
         # is learning; and a full table that forgets as it learns does not
-        # grow.)
+        # grow. Nor is gossip learning: in a network with churn, relayed
+        # newcomers make every table grow every few minutes, and taking
+        # that for learning turned every feeler into a fetch of a
+        # quarter of the table, the traffic growing with N.)
         size = len(self.book)
         if size > self._bookHigh:
             self._bookHigh = size
-            self._grewAt = self._reactor.seconds()
+            if learned:
+                self._grewAt = self._reactor.seconds()
         self.store.bookGrew()
 
     def _gossipPeerClosed(self, peer: Peer, reason: Exception) -> None:

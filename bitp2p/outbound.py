@@ -58,9 +58,10 @@ class Learning(enum.Enum):
 
       - DONE: nothing new came for a while: a plain feeler, about every
         C{feeler_interval_s}, to an address of the "new" table;
-      - SLOW: its table grew lately: an address fetch in its place (it
+      - SLOW: a C{getaddr} answer grew its table lately (gossip does
+        not count): an address fetch in its place (it
         asks C{getaddr} and closes after the answer);
-      - FAST: its table is small and still grows: an address fetch about
+      - FAST: its table is small and answers still grow it: a fetch about
         every C{FAST_FETCH_INTERVAL_S}, to an address of either table (in
         a small network one answer is a whole table, and the peers whose
         tables are complete may all be tried ones).

@@ -113,7 +113,7 @@ class RecordingRelay(AddressRelay):
             book=lambda: None,
             bans=lambda: None,
             relayKey=b"k" * 32,
-            onNewAddresses=lambda: None,
+            onNewAddresses=lambda learned: None,
             onAnswer=lambda peer: manager.events.append(("answer",)),
             maintain=lambda: None,
             running=lambda: True,

@@ -420,17 +420,37 @@ class FastLearningTests(SynchronousTestCase):
         not learning.
         """
         node, reactor = self.startNode(known=10)
-        node._bookGrew()
+        node._bookGrew(True)
         reactor.advance(FAST_LEARNING_WINDOW_S + 1)
         self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
         known = [info.address for info in node.book]
         # (What discovery does when the address manager took anything in.)
         for source in range(50):
             helpers.learn(node, *known, source=f"31.{source}.0.1")
-            node._bookGrew()
+            node._bookGrew(True)
         self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)
         learn(node, Address.of("23.1.0.1", 5000))
-        node._bookGrew()
+        node._bookGrew(True)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
+
+
+    def test_gossipIsNotLearning(self):
+        """
+        A table that grows only by relayed gossip (newcomers of a churning
+        network) is not learning: the node's tests go back to plain
+        feelers, which ask nothing, once no answer taught it anything for
+        C{learning_window_s}.
+        """
+        node, reactor = self.startNode(known=10)
+        reactor.advance(node.config.learning_window_s + 1)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.DONE)
+        for i in range(20):
+            learn(node, Address.of(f"24.{i}.0.1", 5000))
+            node._bookGrew(False)
+            reactor.advance(10)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.DONE)
+        learn(node, Address.of("25.1.0.1", 5000))
+        node._bookGrew(True)
         self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
 
 

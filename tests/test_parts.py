@@ -1801,7 +1801,7 @@ class AddressRelayTests(SynchronousTestCase):
             book=lambda: self.book,
             bans=lambda: self.bans,
             relayKey=b"r" * 32,
-            onNewAddresses=lambda: self.news.append("new"),
+            onNewAddresses=lambda learned: self.news.append(("new", learned)),
             onAnswer=lambda peer: self.news.append("answer"),
             maintain=lambda: None,
             running=lambda: True,
@@ -1934,7 +1934,7 @@ class AddressRelayTests(SynchronousTestCase):
             self.book.events,
             [("add", [(addr("40.0.0.4:5000"), float(now))], self.source.address, now)],
         )
-        self.assertEqual(self.news, ["new"])
+        self.assertEqual(self.news, [("new", True)])
 
     def test_aLoopbackPeerMayTellLoopbackAddresses(self):
         """
@@ -1977,6 +1977,16 @@ class AddressRelayTests(SynchronousTestCase):
         self.assertEqual(len(self.told(others)), len(others))  # new to us: outbound peers too
         for peer in self.told(others):
             self.assertEqual(peer.sent, [codec.addr([(self.source.address, int(now))])])
+
+    def test_gossipIsNotLearning(self):
+        """
+        Addresses new to the book that came as relayed gossip are reported
+        as not learned; an answer's (or a big C{addr}'s) as learned.
+        """
+        now = int(self.clock.seconds())
+        self.relay.addressesReceived(self.source, [(addr("40.0.0.1:5000"), now)], relay=True)
+        self.relay.addressesReceived(self.source, [(addr("40.0.0.2:5000"), now)], relay=False)
+        self.assertEqual(self.news, [("new", False), ("new", True)])
 
     def test_nothingNewNoOnNewAddresses(self):
         """

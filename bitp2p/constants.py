@@ -335,7 +335,10 @@ CRAWL_PROGRESS_LOG_S = 10.0
 # A node fetches addresses in place of its feelers' plain tests (protocol
 # 1.1: a feeler asks nothing) while its address manager learned within this
 # long: grew from an answer (relayed gossip is not learning: with churn it
-# makes every table grow every few minutes).
+# makes every table grow every few minutes) by at least this share of the
+# table (at least one address): in a big network with churn, most answers
+# bring a straggler or two, which is not worth a getaddr every 2 minutes.
+LEARNING_MIN_GROWTH = 0.01
 LEARNING_WINDOW_S = 10 * 60
 # ... and fetches at a faster pace (about every FAST_FETCH_INTERVAL_S, from
 # either table) while its address manager is small (under

@@ -82,7 +82,12 @@ from bitp2p.connman import (
     PeerClientFactory,  # noqa: F401 (re-exported: its home is bitp2p.connman)
     PeerServerFactory,  # noqa: F401 (likewise)
 )
-from bitp2p.constants import DEFAULT_BAN_S, FAST_LEARNING_MAX_ADDRESSES, FAST_LEARNING_WINDOW_S
+from bitp2p.constants import (
+    DEFAULT_BAN_S,
+    FAST_LEARNING_MAX_ADDRESSES,
+    FAST_LEARNING_WINDOW_S,
+    LEARNING_MIN_GROWTH,
+)
 from bitp2p.constants import MAX_TRAFFIC_KEYS, RELAY_FRESH_S  # noqa: F401 (re-exported)
 from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target, parse_target
@@ -392,8 +397,9 @@ class Node(service.MultiService):
         How much this node is still learning addresses (L{Learning}): fast
         while its address manager is small and learned within
         C{FAST_LEARNING_WINDOW_S}, slowly while it learned within
-        C{learning_window_s} (grew from an answer or a table's worth, not
-        from relayed gossip: L{_bookGrew}).
+        C{learning_window_s} (an answer or a table's worth grew it by at
+        least C{LEARNING_MIN_GROWTH}; relayed gossip does not count:
+        L{_bookGrew}).
         """
         quiet = now - self._grewAt
         if quiet > self.config.learning_window_s:
@@ -409,11 +415,15 @@ class Node(service.MultiService):
         # grow. Nor is gossip learning: in a network with churn, relayed
         # newcomers make every table grow every few minutes, and taking
         # that for learning turned every feeler into a fetch of a
-        # quarter of the table, the traffic growing with N.)
+        # quarter of the table, the traffic growing with N. Nor is an
+        # answer that adds less than LEARNING_MIN_GROWTH of the table: in
+        # such a network most answers hold a straggler or two, newcomers
+        # the relay has not brought yet, or nodes long gone.)
         size = len(self.book)
         if size > self._bookHigh:
+            grown = size - self._bookHigh
             self._bookHigh = size
-            if learned:
+            if learned and grown >= LEARNING_MIN_GROWTH * size:
                 self._grewAt = self._reactor.seconds()
         self.store.bookGrew()
 

@@ -454,6 +454,23 @@ class FastLearningTests(SynchronousTestCase):
         self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
 
 
+    def test_aStragglerIsNotLearning(self):
+        """
+        An answer that adds less than C{LEARNING_MIN_GROWTH} of the table
+        (a newcomer or two in a big network) is not learning; one that adds
+        more is.
+        """
+        node, reactor = self.startNode(known=300)
+        node._bookGrew(False)  # (the table as it stands is the high-water mark)
+        reactor.advance(node.config.learning_window_s + 1)
+        learn(node, Address.of("24.1.0.1", 5000), Address.of("24.2.0.1", 5000))
+        node._bookGrew(True)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.DONE)
+        learn(node, *(Address.of(f"25.{i}.0.1", 5000) for i in range(5)))
+        node._bookGrew(True)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
+
+
 class SmallNetworkTests(SynchronousTestCase):
     def test_everyNodeKnowsEveryOtherWithinTwoMinutes(self):
         """

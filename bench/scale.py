@@ -44,6 +44,11 @@ The garbage collector is kept off the objects that exist after the nodes
 are built and after the warm-up (C{gc.freeze}, C{--no-gc-freeze} to
 leave it alone): see L{freeze}.
 
+C{--relay core}: the counterfactual of Bitcoin Core's address relay for
+comparison, every fresh address to 2 peers (the node's flood of an address
+new to it to every full outbound peer switched off, for this process
+only: L{relayAsCore}).
+
 C{--small}: N reachable nodes (100 by default then) all started within the
 first minute from one seed, reporting when every node knows every other
 node's address (100 %) and the graph is connected.
@@ -648,7 +653,9 @@ def compare(paths: list[str], plotPath: str | None) -> None:
     """
     runs = [json.load(open(path)) for path in paths]
     small = [r for r in runs if r["mode"] == "small"]
-    large = sorted((r for r in runs if r["mode"] == "large"), key=lambda r: r["n"])
+    large = sorted(
+        (r for r in runs if r["mode"] == "large"), key=lambda r: (r["n"], r.get("relay") == "core")
+    )
     for r in small:
         print(
             f"small N={r['n']}: every node knows every other after "
@@ -669,7 +676,7 @@ def compare(paths: list[str], plotPath: str | None) -> None:
 
         p = r["per_node_minute"]
         rows.append((
-            f"{r['n']:,}", f"{r['reachable']:,}",
+            label(r), f"{r['reachable']:,}",
             f"{fmt(c['p90_s'])} / {fmt(c['max_s'])} ({c['not_full']} never)",
             f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %)",
             f"{pct('1')} / {pct('10')} / {pct('60')}",
@@ -686,9 +693,10 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         if k == 0:
             print(rule)
     print(rule)
-    if len(large) > 1:
-        base = large[0]
-        for r in large[1:]:
+    flood = [r for r in large if r.get("relay") != "core"]
+    if len(flood) > 1:
+        base = flood[0]
+        for r in flood[1:]:
             b, p = base["per_node_minute"], r["per_node_minute"]
             print(
                 f"growth N={base['n']:,} -> N={r['n']:,}: per node messages "
@@ -704,18 +712,18 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
         for r in large:
             curve = r["newcomer_curve"]
-            ax.plot([c[0] for c in curve], [c[1] for c in curve], label=f"N={r['n']:,} mean")
+            ax.plot([c[0] for c in curve], [c[1] for c in curve], label=f"N={label(r)} mean")
             ax.plot([c[0] for c in curve], [c[2] for c in curve], "--", linewidth=0.8,
-                    label=f"N={r['n']:,} least")
+                    label=f"N={label(r)} least")
         ax.axhline(0.9, color="grey", linewidth=0.8)
         ax.set_xlabel("minutes since a reachable newcomer joined")
         ax.set_ylabel("fraction of reachable nodes knowing its address")
         ax.set_ylim(0, 1.02)
         ax.set_title("a newcomer's address, with churn and 4 in 5 nodes unreachable", fontsize=10)
-        ns = [r["n"] for r in large]
-        for key, label in (("messages", "messages"), ("bytes", "bytes / 100"), ("cpu_ms", "CPU ms x 10")):
-            scale = {"bytes": 0.01, "cpu_ms": 10}.get(key, 1)
-            ax2.plot(ns, [r["per_node_minute"][key] * scale for r in large], "o-", label=label)
+        ns = [r["n"] for r in flood]
+        for key, name in (("messages", "messages"), ("bytes", "bytes / 100"), ("cpu_ms", "CPU ms x 10")):
+            factor = {"bytes": 0.01, "cpu_ms": 10}.get(key, 1)
+            ax2.plot(ns, [r["per_node_minute"][key] * factor for r in flood], "o-", label=name)
         ax2.set_xscale("log")
         ax2.set_xlabel("N (nodes)")
         ax2.set_ylabel("per node per minute (measured hour)")
@@ -727,6 +735,23 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         fig.tight_layout()
         fig.savefig(plotPath, dpi=110)
         print(f"plot written to {plotPath}")
+
+
+def relayAsCore() -> None:
+    """
+    Switch off, in this process, the node's flood of an address new to it
+    to every full outbound peer (L{bitp2p.discovery}'s node-wide bucket,
+    emptied and never refilled): every fresh address then goes to 2 peers,
+    as Bitcoin Core relays.
+    """
+    from bitp2p import discovery
+
+    discovery.NOVEL_FLOOD_BURST = 0
+    discovery.NOVEL_FLOOD_RATE_PER_S = 0.0
+
+
+def label(r: dict) -> str:
+    return f"{r['n']:,}" + (" (Core's relay)" if r.get("relay") == "core" else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -752,6 +777,11 @@ def main(argv: list[str] | None = None) -> None:
         help="leave the garbage collector alone (by default what exists after building the "
         "nodes and after the warm-up is frozen, out of its way)",
     )
+    parser.add_argument(
+        "--relay", choices=("flood", "core"), default="flood",
+        help="core: relay every fresh address to 2 peers as Bitcoin Core, without the node's "
+        "flood of new addresses to its outbound peers (a comparison)",
+    )
     parser.add_argument("--small", action="store_true", help="all N reachable from one seed: when does everyone know everyone")
     parser.add_argument("--limit", type=float, default=30, help="--small: simulated minutes at most")
     parser.add_argument("--quiet", action="store_true")
@@ -771,7 +801,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.nodes < 2 or not 0 < args.reachable <= 1 or args.seeds < 1:
         parser.error("need --nodes >= 2, 0 < --reachable <= 1, --seeds >= 1")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+    if args.relay == "core":
+        relayAsCore()
     r = runSmall(args) if args.small else runLarge(args)
+    r["relay"] = args.relay
     report(r)
     if args.json:
         with open(args.json, "w") as f:

@@ -134,9 +134,15 @@ class BenchmarkScriptTests(SynchronousTestCase):
             self, "scale.py", "--small", "--nodes", "8", "--limit", "10", "--json", smallJson
         )
         self.assertRegex(small, r"small N=8: every node knows every other \(100 %\) and the graph")
-        table = runBench(self, "scale.py", "--compare", smallJson, large)
+        core = os.path.join(folder, "core.json")
+        runBench(
+            self, "scale.py", "--nodes", "40", "--seeds", "2", "--warmup", "1", "--hours", "0.1",
+            "--churn", "2", "--profile", "0", "--quiet", "--relay", "core", "--json", core,
+        )
+        table = runBench(self, "scale.py", "--compare", smallJson, large, core)
         self.assertRegex(table, r"small N=8: every node knows every other after \d+ s")
         self.assertRegex(table, r"\n40 +8 +")
+        self.assertRegex(table, r"\n40 \(Core's relay\) +8 +")
 
     def test_gossip(self):
         out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")

@@ -26,7 +26,8 @@ clipped to 5-300 ms (L{lognormalLatency}, the network's latency model).
 Measured: for every node that joins, the time from its start to its 8
 outbound slots full (distribution, for the warm-up's nodes and for the
 newcomers after it); every simulated minute the graph of established
-connections among running nodes (components, largest); for each reachable
+connections among running nodes (components, largest; and components among
+the nodes up C{SETTLED_S} or more); for each reachable
 newcomer, every simulated minute of its first hour, the fraction of the
 running reachable nodes whose address manager holds its address (the curve,
 and how many reach 90 %); per node per minute the messages (lines) and
@@ -93,6 +94,11 @@ PORT = 5000
 SEED_NAME = "seed.scale.example"
 MILESTONES_MIN = (1, 5, 10, 30, 60)
 OUTBOUND = ConnectionType.OUTBOUND
+
+
+SETTLED_S = 10.0
+"""A node up this long has dialed: the graph "among settled nodes" leaves
+out those that joined within it (see L{Scale.components})."""
 
 
 def ipOf(i: int, groups: int) -> str:
@@ -168,15 +174,22 @@ class Scale:
             self.pendingFull.discard(node)
             self.fullAt[node] = now - self.joinedAt[node]
 
-    def components(self) -> list[int]:
+    def components(self, settledOnly: bool = False) -> list[int]:
         """
         The sizes of the connected components of the established
-        connections among running nodes, largest first.
+        connections among running nodes, largest first; with
+        C{settledOnly}, among those up for C{SETTLED_S} or more (a node
+        that joined at the instant of the sample has not dialed yet: it is
+        a component of its own).
         """
-        byId = {node.node_id: node for node in self.running}
+        running = self.running
+        if settledOnly:
+            since = self.net.now - SETTLED_S
+            running = [node for node in running if self.joinedAt[node] <= since]
+        byId = {node.node_id: node for node in running}
         seen: set[str] = set()
         sizes = []
-        for node in self.running:
+        for node in running:
             if node.node_id in seen:
                 continue
             seen.add(node.node_id)
@@ -307,7 +320,10 @@ def runLarge(args: argparse.Namespace) -> dict:
         t0 = time.process_time()
         sizes = sim.components()
         m = mark()
-        m.update(phase=phase, components=len(sizes), largest=sizes[0] if sizes else 0)
+        m.update(
+            phase=phase, components=len(sizes), largest=sizes[0] if sizes else 0,
+            settled=len(sim.components(settledOnly=True)),
+        )
         minutes.append(m)
         sim.harnessCpu += time.process_time() - t0
 
@@ -435,6 +451,7 @@ def runLarge(args: argparse.Namespace) -> dict:
         "outbound_full_newcomers": {**fullSummary(newcomerFull), "not_full": len(neverFull)},
         "components_max": max(m["components"] for m in minutes if m["phase"] != "start"),
         "components_hour_max": max((m["components"] for m in hourMinutes), default=None),
+        "components_settled_hour_max": max((m["settled"] for m in hourMinutes), default=None),
         "largest_min_share": min(
             (m["largest"] / m["running"] for m in hourMinutes if m["running"]), default=None
         ),
@@ -572,7 +589,8 @@ def report(r: dict) -> None:
     print(
         f"N={r['n']}: churn {r['left']} left and {r['joined']} joined; components at most "
         f"{r['components_hour_max']} during the hour (largest at least "
-        f"{100 * (r['largest_min_share'] or 0):.1f} % of the running nodes)"
+        f"{100 * (r['largest_min_share'] or 0):.1f} % of the running nodes); among the nodes up "
+        f"{SETTLED_S:g} s or more, at most {r.get('components_settled_hour_max')}"
     )
     ms = ", ".join(
         f"{age} min {100 * v['mean']:.1f} % (min {100 * v['min']:.1f} %, {v['count']})"
@@ -662,7 +680,7 @@ def compare(paths: list[str], plotPath: str | None) -> None:
             f"{fmt(r['all_know_all_s'])} (goal: 2 min)"
         )
     rows = [(
-        "N", "reachable", "outbound full p90 / max (newcomers)", "components (largest share)",
+        "N", "reachable", "outbound full p90 / max (newcomers)", "components (largest share); settled",
         "newcomer known at 1 / 10 / 60 min", "reached 90 %", "msgs / bytes / CPU ms per node-min",
         "wall / CPU / RSS",
     )]
@@ -678,7 +696,8 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         rows.append((
             label(r), f"{r['reachable']:,}",
             f"{fmt(c['p90_s'])} / {fmt(c['max_s'])} ({c['not_full']} never)",
-            f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %)",
+            f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %); "
+            f"{r.get('components_settled_hour_max', '-')} up {SETTLED_S:g} s",
             f"{pct('1')} / {pct('10')} / {pct('60')}",
             f"{r['newcomers_reaching_90']} of {r['newcomers_reachable']}",
             f"{p['messages']:.0f} / {p['bytes']:,.0f} / {p['cpu_ms']:.1f}",

@@ -125,7 +125,9 @@ class BenchmarkScriptTests(SynchronousTestCase):
             "--churn", "2", "--profile", "30", "--profile-at", "1", "--quiet", "--json", large,
         )
         self.assertRegex(out, r"N=40: outbound slots full after joining: warm-up nodes median ")
-        self.assertRegex(out, r"N=40: churn 8 left and 8 joined; components at most \d+")
+        self.assertRegex(
+            out, r"N=40: churn 8 left and 8 joined; components at most \d+ .*; among the nodes up 10 s or more, at most \d+"
+        )
         self.assertRegex(out, r"a reachable newcomer's address known .*: 1 min ")
         self.assertRegex(out, r"N=40: per node per minute, measured hour: \d+ messages, [\d,]+ bytes")
         self.assertRegex(out, r"N=40: wall \d+ s .* peak RSS [\d,]+ MiB")

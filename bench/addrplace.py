@@ -232,7 +232,7 @@ def run(
         book=lambda: book,
         bans=lambda: _NoBans(),
         relayKey=b"k" * 32,
-        onNewAddresses=lambda: None,
+        onNewAddresses=lambda learned: None,
         onAnswer=lambda peer: None,
         maintain=lambda: None,
         running=lambda: True,

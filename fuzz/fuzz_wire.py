@@ -53,7 +53,7 @@ class Manager:
             book=lambda: book,
             bans=lambda: bans,
             relayKey=b"r" * 32,
-            onNewAddresses=lambda: None,
+            onNewAddresses=lambda learned: None,
             onAnswer=lambda peer: None,
             maintain=lambda: None,
             running=lambda: True,

@@ -28,6 +28,7 @@ import heapq
 import ipaddress
 import itertools
 import math
+from heapq import heappush
 from statistics import NormalDist
 from typing import Callable
 
@@ -140,7 +141,10 @@ class _Timer:
         self.cancelled = 1
         # Let go of what it would have called (its entry may stay a while).
         self.func = self.args = self.kw = None
-        self._network._died()
+        network = self._network
+        network._dead += 1
+        if network._dead * 2 > len(network._heap) > _COMPACT_MIN:
+            network._compact()
 
     def reset(self, secondsFromNow: float) -> None:
         if self.cancelled:
@@ -176,7 +180,9 @@ class _Timer:
         """
         network = self._network
         network._push(self)
-        network._died()
+        network._dead += 1
+        if network._dead * 2 > len(network._heap) > _COMPACT_MIN:
+            network._compact()
 
     def __repr__(self) -> str:
         func = getattr(self.func, "__qualname__", None) or repr(self.func)
@@ -288,7 +294,7 @@ class MemoryNetwork:
     def callLater(self, delay, f, *args, **kw) -> _Timer:
         when = self.now + delay
         call = _Timer(when, f, args, kw, self)
-        heapq.heappush(self._heap, (when, next(self._seq), call, _TIMER))
+        heappush(self._heap, (when, next(self._seq), call, _TIMER))
         return call
 
     def _callAt(self, when: float, f, *args) -> _Timer:
@@ -299,23 +305,22 @@ class MemoryNetwork:
     def _push(self, call: _Timer) -> None:
         heapq.heappush(self._heap, (call.time + call.delayed_time, next(self._seq), call, _TIMER))
 
-    def _died(self) -> None:
+    def _compact(self) -> None:
         """
-        One more entry of the heap stands for nothing. Once most do, they
-        are dropped (the thousands of timeouts that nodes cancel would
-        otherwise stay until their time, most of the heap and its memory).
+        Drop the entries of the heap that stand for nothing now (cancelled
+        timers, and the old places of timers moved sooner): called once
+        most of them do, as the thousands of timeouts that nodes cancel
+        would otherwise stay until their time, most of the heap and its
+        memory, and every push and pop would pay for them.
         """
-        self._dead += 1
         heap = self._heap
-        if self._dead * 2 > len(heap) > _COMPACT_MIN:
-            heap[:] = [
-                e
-                for e in heap
-                if e[3] is not _TIMER
-                or not (e[2].cancelled or e[2].called or e[0] != e[2].time)
-            ]
-            heapq.heapify(heap)
-            self._dead = 0
+        heap[:] = [
+            e
+            for e in heap
+            if e[3] is not _TIMER or not (e[2].cancelled or e[2].called or e[0] != e[2].time)
+        ]
+        heapq.heapify(heap)
+        self._dead = 0
 
     def _schedule(self, when: float, f, arg) -> None:
         """
@@ -359,12 +364,14 @@ class MemoryNetwork:
                 call(arg)
                 continue
             if call.cancelled or call.called:
+                self._dead -= 1
                 continue
             if call.delayed_time > 0:
                 call.activate_delay()
                 self._push(call)
                 continue
             if when != call.time:
+                self._dead -= 1
                 continue  # rescheduled: a newer entry stands for it
             if when > self.now:
                 self.now = when
@@ -817,7 +824,7 @@ class _Transport:
             when = self._arrival  # the latency dropped: no overtaking
         self._arrival = when
         self._outbox = box = [data]
-        network._schedule(when, self._flush, box)
+        heappush(network._heap, (when, next(network._seq), self._flush, box))
 
     def writeSequence(self, data) -> None:
         self.write(b"".join(data))

@@ -13,9 +13,13 @@ protocol (it never imports L{bitp2p.node}); bytes are bytes, and a
 
 The clock keeps its calls in a heap: C{task.Clock} re-sorts its list on
 every C{callLater}, which is quadratic with the tens of thousands of timers
-a thousand nodes keep. The network's own events (a dial reaching the other
-end, bytes arriving, a close) go on the same heap as a bare function and
-argument, without the C{DelayedCall} a node's timer needs; and what one end
+a thousand nodes keep. A node's timer is a L{_Timer}, Twisted's
+C{DelayedCall} in all but its class, made cheap for the many that nodes
+set and mostly cancel (no C{__dict__}, no bound methods kept in it); a
+cancelled or moved timer leaves its entry behind, and the heap is rebuilt
+without them once they are most of it. The network's own events (a dial
+reaching the other end, bytes arriving, a close) go on the same heap as a
+bare function and argument, without a timer object; and what one end
 writes for the same arrival time travels as one delivery, as TCP coalesces
 segments, so that the clock's cost per message stays small beside the
 node's.
@@ -114,6 +118,9 @@ class _Timer:
     does a cancelled timer's, until the heap drops it or its time comes.
 
     @ivar kw: the keyword arguments, or L{None} if there are none.
+    @ivar func: what it calls; L{None} once cancelled (as are C{args} and
+        C{kw}: a cancelled timer lets go of them at once, where Twisted's
+        deletes them).
     """
 
     __slots__ = ("time", "func", "args", "kw", "cancelled", "called", "delayed_time", "_network")
@@ -325,11 +332,11 @@ class MemoryNetwork:
     def _schedule(self, when: float, f, arg) -> None:
         """
         Run C{f(arg)} at C{when}: one of the network's own events, which
-        nothing cancels (cheaper than a C{DelayedCall}).
+        nothing cancels (cheaper than a L{_Timer}).
         """
         heapq.heappush(self._heap, (when, next(self._seq), f, arg))
 
-    def getDelayedCalls(self) -> list[DelayedCall]:
+    def getDelayedCalls(self) -> list[IDelayedCall]:
         """
         The timers still due, and the network's own events still to come
         (bytes and closes on their way, dials about to arrive), the latter
@@ -687,7 +694,7 @@ class _Connector:
         self.stopped = False
         self.latency = network.latency
         self._started = network.now
-        self._timer: DelayedCall | None = None  # the timeout of a dial into a partition
+        self._timer: _Timer | None = None  # the timeout of a dial into a partition
         factory.doStart()
 
     def stopConnecting(self) -> None:

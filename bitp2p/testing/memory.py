@@ -806,9 +806,11 @@ class _Transport:
         self.closed = False
         self.producer = None
         self._arrival = 0.0  # when the last byte written so far arrives
-        # What was written for arrival at _arrival, still on its way (one
-        # delivery carries it all), or None once it has left.
-        self._outbox: list[bytes] | None = None
+        # What was written and has not arrived yet, one item a delivery (on
+        # the heap, in order: the last is the one due at _arrival): the
+        # bytes of one write, or a list of those of several writes that
+        # arrive together.
+        self._onWay: list = []
         self._paused = False
         self._held: list[bytes] = []
 
@@ -823,29 +825,35 @@ class _Transport:
         sender.bytesSent += size
         sender.messagesSent += lines
         when = network.now + self.latency
+        onWay = self._onWay
         if when <= self._arrival:
-            if self._outbox is not None:
+            if onWay:
                 # Arrives with what is already on its way for that time.
-                self._outbox.append(data)
+                last = onWay[-1]
+                if last.__class__ is list:
+                    last.append(data)
+                else:
+                    onWay[-1] = [last, data]
                 return
             when = self._arrival  # the latency dropped: no overtaking
         self._arrival = when
-        self._outbox = box = [data]
-        heappush(network._heap, (when, next(network._seq), self._flush, box))
+        onWay.append(data)
+        heappush(network._heap, (when, next(network._seq), _Transport._deliver, self))
 
     def writeSequence(self, data) -> None:
         self.write(b"".join(data))
 
-    def _flush(self, box: list[bytes]) -> None:
+    def _deliver(self) -> None:
         """
-        Hand what C{box} carries to the other end: its bytes have arrived.
+        Hand the oldest delivery on its way to the other end: its bytes have
+        arrived.
         """
-        if self._outbox is box:
-            self._outbox = None
+        data = self._onWay.pop(0)
         other = self.other
         if other.closed:
             return
-        data = box[0] if len(box) == 1 else b"".join(box)
+        if data.__class__ is list:
+            data = b"".join(data)
         if other._paused:
             other._held.append(data)
         else:

@@ -1,16 +1,22 @@
 """
 L{bitp2p.testing.memory} below the nodes: the latency model hook, the
-delivery of bytes written in one instant, and the clock's heap, with plain
-Twisted protocols on a L{MemoryNetwork}.
+delivery of bytes written in one instant, the clock's heap and its timers
+(held to Twisted's C{DelayedCall} and C{task.Clock}), with plain Twisted
+protocols on a L{MemoryNetwork}.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
 
 import pytest
+from twisted.internet.error import AlreadyCalled, AlreadyCancelled
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
 
 from bitp2p.testing import MemoryNetwork, TestNetwork, lognormalLatency
 
@@ -257,3 +263,92 @@ def test_cancelledTimersLeaveTheHeap():
     network.advance(20_000)
     assert ran == [(50, 2), (100, 0)] + [(100 + i, i) for i in range(3, 10)] + [(10_000, 1)]
     assert network.getDelayedCalls() == [] and network._heap == []
+
+
+# -- the timers' contract ---------------------------------------------------------------
+
+
+def test_timerKeepsTheDelayedCallContract():
+    """
+    What C{callLater} returns is an C{IDelayedCall} that behaves as
+    Twisted's: arguments and keywords passed on, C{getTime}, C{active},
+    and the errors of cancelling, resetting or delaying a call that was
+    cancelled or made.
+    """
+    network = MemoryNetwork(start=10.0)
+    got = []
+    call = network.callLater(5, lambda *a, **k: got.append((network.now, a, k)), 1, 2, x=3)
+    assert verifyObject(IDelayedCall, call)
+    assert call.getTime() == 15.0 and call.active()
+    assert call.args == (1, 2) and call.kw == {"x": 3}
+    network.advance(5)
+    assert got == [(15.0, (1, 2), {"x": 3})]
+    assert not call.active() and call.called
+    for method, arg in [(call.cancel, ()), (call.reset, (1,)), (call.delay, (1,))]:
+        with pytest.raises(AlreadyCalled):
+            method(*arg)
+
+    other = network.callLater(1, got.append, "never")
+    other.cancel()
+    assert not other.active() and other.cancelled
+    assert other.func is None  # what it would have called is let go at once
+    for method, arg in [(other.cancel, ()), (other.reset, (1,)), (other.delay, (1,))]:
+        with pytest.raises(AlreadyCancelled):
+            method(*arg)
+    network.advance(10)
+    assert len(got) == 1
+
+
+def test_timersRunAsTwistedsClockRunsThem():
+    """
+    A random mix of calls made, cancelled, reset and delayed (sooner and
+    later) runs in the same order, each at the same time, on a
+    L{MemoryNetwork} as on Twisted's own C{task.Clock}; and once all have
+    run or gone, nothing is left on the heap or counted dead.
+    """
+    rng = random.Random(7)
+    network, clock = MemoryNetwork(), Clock()
+    ran: dict[str, list] = {"network": [], "clock": []}
+    pairs = []
+    for step in range(3000):
+        roll = rng.random()
+        live = [p for p in pairs[-200:] if p[0].active()]
+        if roll < 0.4 or not live:
+            delay, i = rng.uniform(0, 100), len(pairs)
+            pairs.append(
+                (
+                    network.callLater(delay, lambda i=i: ran["network"].append((i, network.now))),
+                    clock.callLater(delay, lambda i=i: ran["clock"].append(i)),
+                )
+            )
+        elif roll < 0.6:
+            for call in rng.choice(live):
+                call.cancel()
+        elif roll < 0.75:
+            seconds = rng.uniform(0, 100)
+            for call in rng.choice(live):
+                call.reset(seconds)
+        elif roll < 0.85:
+            pair = rng.choice(live)
+            # Sooner or later, but not into the past.
+            seconds = rng.uniform(max(-50, network.now - pair[0].getTime()), 50)
+            for call in pair:
+                call.delay(seconds)
+        else:
+            amount = rng.uniform(0, 20)
+            network.advance(amount)
+            clock.advance(amount)
+        if step % 50 == 0:
+            for a, b in pairs:
+                assert a.active() == b.active()
+                if a.active():
+                    assert a.getTime() == pytest.approx(b.getTime())
+    network.advance(1000)
+    clock.advance(1000)
+    assert [i for i, _ in ran["network"]] == ran["clock"]
+    assert len(ran["clock"]) > 300
+    # The clock runs a call with its time set to the end of the advance;
+    # the network, at the call's own time.
+    for i, when in ran["network"]:
+        assert when == pytest.approx(pairs[i][1].getTime())
+    assert network._heap == [] and network._dead == 0

@@ -13,9 +13,13 @@ protocol (it never imports L{bitp2p.node}); bytes are bytes, and a
 
 The clock keeps its calls in a heap: C{task.Clock} re-sorts its list on
 every C{callLater}, which is quadratic with the tens of thousands of timers
-a thousand nodes keep. The network's own events (a dial reaching the other
-end, bytes arriving, a close) go on the same heap as a bare function and
-argument, without the C{DelayedCall} a node's timer needs; and what one end
+a thousand nodes keep. A node's timer is a L{_Timer}, Twisted's
+C{DelayedCall} in all but its class, made cheap for the many that nodes
+set and mostly cancel (no C{__dict__}, no bound methods kept in it); a
+cancelled or moved timer leaves its entry behind, and the heap is rebuilt
+without them once they are most of it. The network's own events (a dial
+reaching the other end, bytes arriving, a close) go on the same heap as a
+bare function and argument, without a timer object; and what one end
 writes for the same arrival time travels as one delivery, as TCP coalesces
 segments, so that the clock's cost per message stays small beside the
 node's.
@@ -28,12 +32,15 @@ import heapq
 import ipaddress
 import itertools
 import math
+from heapq import heappush
 from statistics import NormalDist
 from typing import Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
 from twisted.internet.error import (
+    AlreadyCalled,
+    AlreadyCancelled,
     CannotListenError,
     ConnectionDone,
     ConnectionLost,
@@ -42,6 +49,7 @@ from twisted.internet.error import (
     TimeoutError,
 )
 from twisted.internet.interfaces import (
+    IDelayedCall,
     IHostnameResolver,
     IHostResolution,
     IListeningPort,
@@ -88,7 +96,105 @@ _COMPACT_MIN = 1024
 than this many entries, and more dead than live ones."""
 
 _TIMER = object()
-"""The argument slot of a heap entry that holds a C{DelayedCall}."""
+"""The argument slot of a heap entry that holds a L{_Timer}."""
+
+
+@implementer(IDelayedCall)
+class _Timer:
+    """
+    A timer on a L{MemoryNetwork}'s clock: what its C{callLater} returns.
+
+    It is Twisted's C{DelayedCall} in all but its class, for what callers
+    use (C{getTime}, C{cancel}, C{reset}, C{delay}, C{active}, and the
+    C{time}, C{func}, C{args}, C{kw}, C{cancelled}, C{called} and
+    C{delayed_time} attributes, with the same meanings and errors), but
+    built for the thousands that nodes make and mostly cancel: no
+    C{__dict__}, no bound methods of the clock kept in it, nothing on the
+    heap but one entry.
+
+    As in Twisted, a reset or delay to later only records it
+    (C{delayed_time}): the entry is moved when its old time comes. A reset
+    to sooner pushes a new entry; the old one then stands for nothing, as
+    does a cancelled timer's, until the heap drops it or its time comes.
+
+    @ivar kw: the keyword arguments, or L{None} if there are none.
+    @ivar func: what it calls; L{None} once cancelled (as are C{args} and
+        C{kw}: a cancelled timer lets go of them at once, where Twisted's
+        deletes them).
+    """
+
+    __slots__ = ("time", "func", "args", "kw", "cancelled", "called", "delayed_time", "_network")
+
+    def __init__(self, time: float, func, args: tuple, kw, network: MemoryNetwork) -> None:
+        self.time = time
+        self.func = func
+        self.args = args
+        self.kw = kw or None
+        self.cancelled = self.called = 0
+        self.delayed_time = 0.0
+        self._network = network
+
+    def getTime(self) -> float:
+        return self.time + self.delayed_time
+
+    def active(self) -> bool:
+        return not (self.cancelled or self.called)
+
+    def cancel(self) -> None:
+        if self.cancelled:
+            raise AlreadyCancelled()
+        if self.called:
+            raise AlreadyCalled()
+        self.cancelled = 1
+        # Let go of what it would have called (its entry may stay a while).
+        self.func = self.args = self.kw = None
+        network = self._network
+        network._dead += 1
+        if network._dead * 2 > len(network._heap) > _COMPACT_MIN:
+            network._compact()
+
+    def reset(self, secondsFromNow: float) -> None:
+        if self.cancelled:
+            raise AlreadyCancelled()
+        if self.called:
+            raise AlreadyCalled()
+        newTime = self._network.now + secondsFromNow
+        if newTime < self.time:
+            self.delayed_time = 0.0
+            self.time = newTime
+            self._moved()
+        else:
+            self.delayed_time = newTime - self.time
+
+    def delay(self, secondsLater: float) -> None:
+        if self.cancelled:
+            raise AlreadyCancelled()
+        if self.called:
+            raise AlreadyCalled()
+        self.delayed_time += secondsLater
+        if self.delayed_time < 0.0:
+            self.activate_delay()
+            self._moved()
+
+    def activate_delay(self) -> None:
+        self.time += self.delayed_time
+        self.delayed_time = 0.0
+
+    def _moved(self) -> None:
+        """
+        Its time came sooner: a new entry on the heap, and the old one
+        stands for nothing now.
+        """
+        network = self._network
+        network._push(self)
+        network._dead += 1
+        if network._dead * 2 > len(network._heap) > _COMPACT_MIN:
+            network._compact()
+
+    def __repr__(self) -> str:
+        func = getattr(self.func, "__qualname__", None) or repr(self.func)
+        state = "cancelled" if self.cancelled else "called" if self.called else "pending"
+        return f"<_Timer at {self.getTime()!r} ({state}) {func}{self.args!r}>"
 
 
 def _address(host: str, port: int) -> IPv4Address | IPv6Address:
@@ -192,57 +298,45 @@ class MemoryNetwork:
     def seconds(self) -> float:
         return self.now
 
-    def callLater(self, delay, f, *args, **kw) -> DelayedCall:
-        call = DelayedCall(
-            self.now + delay, f, args, kw, self._cancelled, self._moved, seconds=self.seconds
-        )
-        self._push(call)
+    def callLater(self, delay, f, *args, **kw) -> _Timer:
+        when = self.now + delay
+        call = _Timer(when, f, args, kw, self)
+        heappush(self._heap, (when, next(self._seq), call, _TIMER))
         return call
 
-    def _callAt(self, when: float, f, *args) -> DelayedCall:
-        call = DelayedCall(when, f, args, {}, self._cancelled, self._moved, seconds=self.seconds)
-        self._push(call)
+    def _callAt(self, when: float, f, *args) -> _Timer:
+        call = _Timer(when, f, args, None, self)
+        heapq.heappush(self._heap, (when, next(self._seq), call, _TIMER))
         return call
 
-    def _push(self, call: DelayedCall) -> None:
-        heapq.heappush(self._heap, (call.getTime(), next(self._seq), call, _TIMER))
+    def _push(self, call: _Timer) -> None:
+        heapq.heappush(self._heap, (call.time + call.delayed_time, next(self._seq), call, _TIMER))
 
-    def _moved(self, call: DelayedCall) -> None:
+    def _compact(self) -> None:
         """
-        C{call} was reset or delayed: its old entry stands for nothing now.
+        Drop the entries of the heap that stand for nothing now (cancelled
+        timers, and the old places of timers moved sooner): called once
+        most of them do, as the thousands of timeouts that nodes cancel
+        would otherwise stay until their time, most of the heap and its
+        memory, and every push and pop would pay for them.
         """
-        self._push(call)
-        self._died()
-
-    def _cancelled(self, call: DelayedCall) -> None:
-        self._died()
-
-    def _died(self) -> None:
-        """
-        One more entry of the heap stands for nothing. Once most do, they
-        are dropped (the thousands of timeouts that nodes cancel would
-        otherwise stay until their time, most of the heap and its memory).
-        """
-        self._dead += 1
         heap = self._heap
-        if self._dead * 2 > len(heap) > _COMPACT_MIN:
-            heap[:] = [
-                e
-                for e in heap
-                if e[3] is not _TIMER
-                or not (e[2].cancelled or e[2].called or e[0] != e[2].time)
-            ]
-            heapq.heapify(heap)
-            self._dead = 0
+        heap[:] = [
+            e
+            for e in heap
+            if e[3] is not _TIMER or not (e[2].cancelled or e[2].called or e[0] != e[2].time)
+        ]
+        heapq.heapify(heap)
+        self._dead = 0
 
     def _schedule(self, when: float, f, arg) -> None:
         """
         Run C{f(arg)} at C{when}: one of the network's own events, which
-        nothing cancels (cheaper than a C{DelayedCall}).
+        nothing cancels (cheaper than a L{_Timer}).
         """
         heapq.heappush(self._heap, (when, next(self._seq), f, arg))
 
-    def getDelayedCalls(self) -> list[DelayedCall]:
+    def getDelayedCalls(self) -> list[IDelayedCall]:
         """
         The timers still due, and the network's own events still to come
         (bytes and closes on their way, dials about to arrive), the latter
@@ -277,16 +371,22 @@ class MemoryNetwork:
                 call(arg)
                 continue
             if call.cancelled or call.called:
+                self._dead -= 1
                 continue
             if call.delayed_time > 0:
                 call.activate_delay()
                 self._push(call)
                 continue
-            if when != call.getTime():
+            if when != call.time:
+                self._dead -= 1
                 continue  # rescheduled: a newer entry stands for it
-            self.now = max(self.now, when)
+            if when > self.now:
+                self.now = when
             call.called = 1
-            call.func(*call.args, **call.kw)
+            if call.kw is None:
+                call.func(*call.args)
+            else:
+                call.func(*call.args, **call.kw)
         self.now = until
 
     # -- IReactorTCP --------------------------------------------------------------
@@ -594,7 +694,7 @@ class _Connector:
         self.stopped = False
         self.latency = network.latency
         self._started = network.now
-        self._timer: DelayedCall | None = None  # the timeout of a dial into a partition
+        self._timer: _Timer | None = None  # the timeout of a dial into a partition
         factory.doStart()
 
     def stopConnecting(self) -> None:
@@ -706,9 +806,11 @@ class _Transport:
         self.closed = False
         self.producer = None
         self._arrival = 0.0  # when the last byte written so far arrives
-        # What was written for arrival at _arrival, still on its way (one
-        # delivery carries it all), or None once it has left.
-        self._outbox: list[bytes] | None = None
+        # What was written and has not arrived yet, one item a delivery (on
+        # the heap, in order: the last is the one due at _arrival): the
+        # bytes of one write, or a list of those of several writes that
+        # arrive together.
+        self._onWay: list = []
         self._paused = False
         self._held: list[bytes] = []
 
@@ -723,29 +825,35 @@ class _Transport:
         sender.bytesSent += size
         sender.messagesSent += lines
         when = network.now + self.latency
+        onWay = self._onWay
         if when <= self._arrival:
-            if self._outbox is not None:
+            if onWay:
                 # Arrives with what is already on its way for that time.
-                self._outbox.append(data)
+                last = onWay[-1]
+                if last.__class__ is list:
+                    last.append(data)
+                else:
+                    onWay[-1] = [last, data]
                 return
             when = self._arrival  # the latency dropped: no overtaking
         self._arrival = when
-        self._outbox = box = [data]
-        network._schedule(when, self._flush, box)
+        onWay.append(data)
+        heappush(network._heap, (when, next(network._seq), _Transport._deliver, self))
 
     def writeSequence(self, data) -> None:
         self.write(b"".join(data))
 
-    def _flush(self, box: list[bytes]) -> None:
+    def _deliver(self) -> None:
         """
-        Hand what C{box} carries to the other end: its bytes have arrived.
+        Hand the oldest delivery on its way to the other end: its bytes have
+        arrived.
         """
-        if self._outbox is box:
-            self._outbox = None
+        data = self._onWay.pop(0)
         other = self.other
         if other.closed:
             return
-        data = box[0] if len(box) == 1 else b"".join(box)
+        if data.__class__ is list:
+            data = b"".join(data)
         if other._paused:
             other._held.append(data)
         else:

@@ -405,7 +405,8 @@ def runLarge(args: argparse.Namespace) -> dict:
     newcomersFrom = len(sim.nodes)
 
     if args.profile_at >= 0:
-        profileAt = min(hour, 60 * args.profile_at)
+        # (As late as the window still fits in a shorter hour.)
+        profileAt = min(60 * args.profile_at, max(0.0, hour - args.profile))
         run(profileAt, "hour")
         runProfiled(min(args.profile, hour - profileAt), "hour")
     run(hour - (net.now - EPOCH_2026 - warmupEnd["t"]), "hour")

@@ -187,8 +187,8 @@ class AddrInfo:
     @ivar _pos: the address manager's bookkeeping: the entry's index in
         its list of all entries (Bitcoin's C{nRandomPos}).
     @ivar _refs: the address manager's bookkeeping: the new buckets that
-        hold the entry: L{None} for none, the bucket number for one, or a
-        set of them (once it had two; see L{AddrMan._put_new}).
+        hold the entry, kept as L{_refsSet} reads them (see
+        L{AddrMan._put_new}).
     """
 
     address: Address
@@ -204,7 +204,9 @@ class AddrInfo:
     # Kept here rather than in maps of the address manager: a few thousand
     # entries per node, on every node of a simulated network.
     _pos: int = attrs.field(init=False, default=0, repr=False)
-    _refs: int | set[int] | None = attrs.field(init=False, default=None, repr=False)
+    _refs: int | tuple[int, ...] | set[int] | None = attrs.field(
+        init=False, default=None, repr=False
+    )
 
     def is_terrible(self, now: float) -> bool:
         """
@@ -237,6 +239,34 @@ class AddrInfo:
         if now - self.last_tried < _RECENT_CHANCE_S:
             chance *= _RECENT_TRY_FACTOR
         return chance * _ATTEMPT_FACTOR ** min(self.attempts, _MAX_ATTEMPT_PENALTIES)
+
+
+# The longest history of additions and removals kept for an entry's new
+# buckets (see AddrMan._put_new) before it is replaced by the set itself.
+_REFS_HISTORY = 12
+
+
+def _refsSet(refs: int | tuple[int, ...] | set[int] | None) -> set[int]:
+    """
+    The set of new buckets an entry's C{_refs} stand for, as it would be had
+    it been kept all along: none (L{None}); a bucket number, the set of
+    that one bucket; a tuple, a history of additions of buckets C{b >= 0}
+    and removals of C{~b < 0} to replay on an empty set; or that set
+    itself (not a copy).
+    """
+    if refs is None:
+        return set()
+    if type(refs) is int:
+        return {refs}
+    if type(refs) is tuple:
+        buckets: set[int] = set()
+        for op in refs:
+            if op >= 0:
+                buckets.add(op)
+            else:
+                buckets.discard(~op)
+        return buckets
+    return refs
 
 
 class _Table:
@@ -594,32 +624,43 @@ class AddrMan:
         The new buckets that hold C{info} (a new set).
         """
         refs = info._refs
-        if refs is None:
-            return set()
-        if type(refs) is int:
-            return {refs}
-        return set(refs)
+        return set(refs) if type(refs) is set else _refsSet(refs)
 
     def _put_new(self, bucket: int, pos: int, info: AddrInfo) -> None:
         self._new.put(bucket, pos, info)
-        # An entry's new buckets were a set of their own, whose order of
-        # iteration (which depends on its history of additions and
-        # removals) is the order _leave_new empties them in, and so the
-        # order of the list of non-empty buckets select() draws from. A
-        # single bucket is kept as the bare number: a set made on the
-        # second, by the same two additions, is the very set it was, and
-        # stays a set until the entry leaves the new table.
+        self._noteRefs(info, bucket)
+        info.ref_count += 1
+
+    @staticmethod
+    def _noteRefs(info: AddrInfo, op: int) -> None:
+        """
+        Add bucket C{op >= 0} to the new buckets of C{info}, or remove
+        bucket C{~op} (C{op < 0}).
+
+        They were a set per entry (216 bytes), whose order of iteration,
+        which depends on its history of additions and removals since it
+        was made or emptied, is the order L{_leave_new} empties them in, and
+        so the order of the list of non-empty buckets L{select} draws from.
+        So the history is what is kept (see L{_refsSet}): a single bucket
+        as the bare number, then a tuple of numbers, replayed on a new set
+        when the order is needed, which makes the very set it was; a long
+        history (an entry that came and went in many buckets) is replaced
+        by the set itself.
+        """
         refs = info._refs
         if refs is None:
-            info._refs = bucket
+            info._refs = op
         elif type(refs) is int:
-            both = set()
-            both.add(refs)
-            both.add(bucket)
-            info._refs = both
+            info._refs = (refs, op)
+        elif type(refs) is tuple and len(refs) < _REFS_HISTORY:
+            info._refs = (*refs, op)
         else:
-            refs.add(bucket)
-        info.ref_count += 1
+            buckets = _refsSet(refs)
+            if op >= 0:
+                buckets.add(op)
+            else:
+                buckets.discard(~op)
+            info._refs = buckets
 
     def _clear_new(self, bucket: int, pos: int) -> None:
         """
@@ -629,25 +670,19 @@ class AddrMan:
         if info is None:
             return
         self._new.clear(bucket, pos)
-        refs = info._refs
-        if type(refs) is int:
-            if refs == bucket:
-                info._refs = None
-        elif refs is not None:
-            refs.discard(bucket)
         info.ref_count -= 1
         if info.ref_count == 0:
             self._delete(info)
+        else:
+            self._noteRefs(info, ~bucket)
 
     def _leave_new(self, info: AddrInfo) -> None:
         """
         Take an entry out of every new bucket it sits in (the entry itself
         stays).
         """
-        refs = info._refs
-        if refs is not None:
-            for bucket in (refs,) if type(refs) is int else refs:
-                self._new.clear(bucket, self._position(True, bucket, info.address))
+        for bucket in _refsSet(info._refs):
+            self._new.clear(bucket, self._position(True, bucket, info.address))
         info._refs = None
         info.ref_count = 0
 
@@ -1074,7 +1109,7 @@ class AddrMan:
         if not 0 <= pos < len(self._random) or self._random[pos] is not info:
             raise AddrManError(f"{address}: wrong random position {pos}")
         refs = info._refs
-        if not (refs is None or type(refs) is int or isinstance(refs, set)):
+        if not (refs is None or type(refs) in (int, tuple, set)):
             raise AddrManError(f"{address}: new buckets kept as {type(refs).__name__}")
         buckets = self._newBucketsOf(info)
         if info.in_tried:

@@ -14,8 +14,9 @@ import random
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
+import bitp2p.addrman
 from bitp2p.address import Address, network_group
-from bitp2p.addrman import AddrInfo, AddrMan, AddrManError, _Table
+from bitp2p.addrman import AddrInfo, AddrMan, AddrManError, _refsSet, _Table
 from bitp2p.constants import (
     ADDRMAN_HORIZON_S,
     ADDRMAN_MIN_FAIL_S,
@@ -836,10 +837,13 @@ class StorageTests(SynchronousTestCase):
         order is the order of the list of non-empty buckets, so of the
         draws of L{AddrMan.select}.
         """
+        # A short history, so that some become sets (see AddrMan._noteRefs).
+        self.patch(bitp2p.addrman, "_REFS_HISTORY", 4)
         m = _ShadowSets(rng=random.Random(4), key=KEY, new_buckets=32, tried_buckets=8, bucket_size=8)
         _randomOperations(m, random.Random(12), 3000)
         rng = random.Random(2)
         multiple = 0
+        kinds = set()
         for n in range(3000):
             # The same addresses from many sources: entries in several
             # buckets, some of them emptied and refilled.
@@ -850,11 +854,13 @@ class StorageTests(SynchronousTestCase):
             if n % 10:
                 continue
             for info in m:
-                refs = info._refs
-                order = [] if refs is None else [refs] if type(refs) is int else list(refs)
+                order = list(_refsSet(info._refs))
                 self.assertEqual(order, list(m.shadow[info.address]))
                 multiple += len(order) > 1
+                kinds.add(type(info._refs))
         self.assertGreater(multiple, 1000)
+        # Every way of keeping them was met (a long history: a set).
+        self.assertEqual(kinds, {type(None), int, tuple, set})
         m.check()
 
 

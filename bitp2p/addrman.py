@@ -158,6 +158,15 @@ def _sharedInts(n: int) -> list[int]:
     return _INTS
 
 
+@functools.lru_cache(maxsize=None)
+def _bitsOf(bucket_size: int) -> tuple[int, ...]:
+    """
+    The masks of one position, C{1 << pos} for each position of a bucket,
+    shared (like L{_INTS}): most buckets hold a single entry.
+    """
+    return tuple(1 << pos for pos in range(bucket_size))
+
+
 class AddrManError(ValueError):
     """
     An invariant of the address manager is broken (L{AddrMan.check}), or
@@ -284,11 +293,12 @@ class _Table:
     memory and time, than a dictionary per bucket or per slot.
     """
 
-    __slots__ = ("bucket_count", "bucket_size", "buckets", "count", "_nonempty", "_index")
+    __slots__ = ("bucket_count", "bucket_size", "buckets", "count", "_nonempty", "_index", "_bits")
 
     def __init__(self, bucket_count: int, bucket_size: int) -> None:
         self.bucket_count = bucket_count
         self.bucket_size = bucket_size
+        self._bits = _bitsOf(bucket_size)
         self.buckets: dict[int, tuple[Any, ...]] = {}
         self.count = 0  # occupied slots
         self._nonempty: list[int] = []
@@ -308,7 +318,7 @@ class _Table:
         """
         Fill an empty slot.
         """
-        bit = 1 << pos
+        bit = self._bits[pos]
         held = self.buckets.get(bucket)
         if held is None:
             self.buckets[bucket] = (bit, info)
@@ -334,6 +344,8 @@ class _Table:
         self.count -= 1
         mask ^= bit
         if mask:
+            if len(held) == 3:  # one left: its shared mask
+                mask = self._bits[mask.bit_length() - 1]
             i = 1 + (mask & (bit - 1)).bit_count()
             self.buckets[bucket] = (mask, *held[1:i], *held[i + 1 :])
             return

@@ -299,6 +299,7 @@ class _Table:
         self.bucket_count = bucket_count
         self.bucket_size = bucket_size
         self._bits = _bitsOf(bucket_size)
+        _sharedInts(bucket_count)  # its bucket numbers and indexes
         self.buckets: dict[int, tuple[Any, ...]] = {}
         self.count = 0  # occupied slots
         self._nonempty: list[int] = []
@@ -501,7 +502,6 @@ class AddrMan:
         self._group_of = group_of
         self._new_count = new_buckets
         self._tried_count = tried_buckets
-        _sharedInts(max(new_buckets, tried_buckets))  # bucket numbers and indexes
         self._bucket_size = bucket_size
         # Bitcoin's mapInfo/mapAddr and vRandom (each entry's nRandomPos,
         # and the new buckets it sits in, are on the entry: AddrInfo._pos,

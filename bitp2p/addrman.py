@@ -140,6 +140,33 @@ _CHANCE_SCALE = 1 << _CHANCE_BITS
 _ATTEMPT_CHANCES = tuple(_ATTEMPT_FACTOR**a for a in range(_MAX_ATTEMPT_PENALTIES + 1))
 
 
+# The numbers every address manager keeps by the thousand (bucket numbers,
+# positions in the list of all entries, indexes of non-empty buckets), as
+# one shared object each: an int above 256 is otherwise an object of its
+# own (28 bytes) wherever it is stored, and a simulation runs thousands of
+# nodes of thousands of entries. Grown on demand by _sharedInts.
+_INTS: list[int] = []
+
+
+def _sharedInts(n: int) -> list[int]:
+    """
+    The list of shared ints, holding at least C{0 .. n - 1} (C{_INTS[i]}
+    is C{i}).
+    """
+    if len(_INTS) < n:
+        _INTS.extend(range(len(_INTS), max(n, 2 * len(_INTS))))
+    return _INTS
+
+
+@functools.lru_cache(maxsize=None)
+def _bitsOf(bucket_size: int) -> tuple[int, ...]:
+    """
+    The masks of one position, C{1 << pos} for each position of a bucket,
+    shared (like L{_INTS}): most buckets hold a single entry.
+    """
+    return tuple(1 << pos for pos in range(bucket_size))
+
+
 class AddrManError(ValueError):
     """
     An invariant of the address manager is broken (L{AddrMan.check}), or
@@ -147,7 +174,7 @@ class AddrManError(ValueError):
     """
 
 
-@attrs.define(slots=True, eq=False)
+@attrs.define(slots=True, eq=False, weakref_slot=False)
 class AddrInfo:
     """
     What the address manager knows of one address.
@@ -166,6 +193,11 @@ class AddrInfo:
         Bitcoin Core; for the node's retry backoff).
     @ivar ref_count: how many new buckets hold it (0 when in tried).
     @ivar in_tried: whether it is in the tried table.
+    @ivar _pos: the address manager's bookkeeping: the entry's index in
+        its list of all entries (Bitcoin's C{nRandomPos}).
+    @ivar _refs: the address manager's bookkeeping: the new buckets that
+        hold the entry, kept as L{_refsSet} reads them (see
+        L{AddrMan._put_new}).
     """
 
     address: Address
@@ -178,6 +210,12 @@ class AddrInfo:
     failures: int = 0
     ref_count: int = 0
     in_tried: bool = False
+    # Kept here rather than in maps of the address manager: a few thousand
+    # entries per node, on every node of a simulated network.
+    _pos: int = attrs.field(init=False, default=0, repr=False)
+    _refs: int | tuple[int, ...] | set[int] | None = attrs.field(
+        init=False, default=None, repr=False
+    )
 
     def is_terrible(self, now: float) -> bool:
         """
@@ -212,53 +250,112 @@ class AddrInfo:
         return chance * _ATTEMPT_FACTOR ** min(self.attempts, _MAX_ATTEMPT_PENALTIES)
 
 
+# The longest history of additions and removals kept for an entry's new
+# buckets (see AddrMan._put_new) before it is replaced by the set itself.
+_REFS_HISTORY = 12
+
+
+def _refsSet(refs: int | tuple[int, ...] | set[int] | None) -> set[int]:
+    """
+    The set of new buckets an entry's C{_refs} stand for, as it would be had
+    it been kept all along: none (L{None}); a bucket number, the set of
+    that one bucket; a tuple, a history of additions of buckets C{b >= 0}
+    and removals of C{~b < 0} to replay on an empty set; or that set
+    itself (not a copy).
+    """
+    if refs is None:
+        return set()
+    if type(refs) is int:
+        return {refs}
+    if type(refs) is tuple:
+        buckets: set[int] = set()
+        for op in refs:
+            if op >= 0:
+                buckets.add(op)
+            else:
+                buckets.discard(~op)
+        return buckets
+    return refs
+
+
 class _Table:
     """
-    One table of buckets (Bitcoin's C{vvNew} or C{vvTried}), stored sparsely:
-    bucket -> position -> entry, with empty buckets absent, and the list of
-    non-empty buckets kept so that one can be drawn uniformly in O(1).
+    One table of buckets (Bitcoin's C{vvNew} or C{vvTried}), stored sparsely
+    and compactly: each non-empty bucket is one tuple C{(mask, entry, ...)},
+    C{mask} having bit C{pos} set for each occupied position and the
+    entries following in position order (the entry at C{pos} is the one
+    after as many entries as C{mask} has bits below C{pos}); empty buckets
+    are absent. The list of non-empty buckets is kept so that one can be
+    drawn uniformly in O(1).
+
+    A bucket holds a handful of entries at most (a few thousand addresses
+    over 1024 buckets), so a tuple rebuilt on each change costs less, in
+    memory and time, than a dictionary per bucket or per slot.
     """
 
-    __slots__ = ("bucket_count", "bucket_size", "buckets", "count", "_nonempty", "_index")
+    __slots__ = ("bucket_count", "bucket_size", "buckets", "count", "_nonempty", "_index", "_bits")
 
     def __init__(self, bucket_count: int, bucket_size: int) -> None:
         self.bucket_count = bucket_count
         self.bucket_size = bucket_size
-        self.buckets: dict[int, dict[int, AddrInfo]] = {}
+        self._bits = _bitsOf(bucket_size)
+        _sharedInts(bucket_count)  # its bucket numbers and indexes
+        self.buckets: dict[int, tuple[Any, ...]] = {}
         self.count = 0  # occupied slots
         self._nonempty: list[int] = []
         self._index: dict[int, int] = {}
 
     def get(self, bucket: int, pos: int) -> AddrInfo | None:
-        slots = self.buckets.get(bucket)
-        return None if slots is None else slots.get(pos)
+        held = self.buckets.get(bucket)
+        if held is None:
+            return None
+        mask = held[0]
+        bit = 1 << pos
+        if not mask & bit:
+            return None
+        return held[1 + (mask & (bit - 1)).bit_count()]
 
     def put(self, bucket: int, pos: int, info: AddrInfo) -> None:
         """
         Fill an empty slot.
         """
-        slots = self.buckets.get(bucket)
-        if slots is None:
-            slots = self.buckets[bucket] = {}
-            self._index[bucket] = len(self._nonempty)
+        bit = self._bits[pos]
+        held = self.buckets.get(bucket)
+        if held is None:
+            self.buckets[bucket] = (bit, info)
+            self._index[bucket] = _INTS[len(self._nonempty)]
             self._nonempty.append(bucket)
-        slots[pos] = info
+        else:
+            mask = held[0]
+            if mask & bit:
+                raise KeyError(f"slot [{bucket}][{pos}] is taken")
+            i = 1 + (mask & (bit - 1)).bit_count()
+            self.buckets[bucket] = (mask | bit, *held[1:i], info, *held[i:])
         self.count += 1
 
     def clear(self, bucket: int, pos: int) -> None:
         """
         Empty an occupied slot.
         """
-        slots = self.buckets[bucket]
-        del slots[pos]
+        held = self.buckets[bucket]
+        mask = held[0]
+        bit = 1 << pos
+        if not mask & bit:
+            raise KeyError(f"slot [{bucket}][{pos}] is empty")
         self.count -= 1
-        if not slots:
-            del self.buckets[bucket]
-            index = self._index.pop(bucket)
-            last = self._nonempty.pop()
-            if last != bucket:
-                self._nonempty[index] = last
-                self._index[last] = index
+        mask ^= bit
+        if mask:
+            if len(held) == 3:  # one left: its shared mask
+                mask = self._bits[mask.bit_length() - 1]
+            i = 1 + (mask & (bit - 1)).bit_count()
+            self.buckets[bucket] = (mask, *held[1:i], *held[i + 1 :])
+            return
+        del self.buckets[bucket]
+        index = self._index.pop(bucket)
+        last = self._nonempty.pop()
+        if last != bucket:
+            self._nonempty[index] = last
+            self._index[last] = index
 
     def random_bucket(self, rng: random.Random) -> int:
         """
@@ -266,10 +363,27 @@ class _Table:
         """
         return self._nonempty[rng.randrange(len(self._nonempty))]
 
+    def first_from(self, bucket: int, initial: int) -> AddrInfo:
+        """
+        The entry of the first occupied slot of a non-empty C{bucket} at or
+        after position C{initial}, wrapping around at the end.
+        """
+        held = self.buckets[bucket]
+        above = held[0] >> initial
+        # No bit at or above initial: the first entry; else the one after
+        # the entries below initial.
+        return held[len(held) - above.bit_count()] if above else held[1]
+
     def slots(self) -> Iterator[tuple[int, int, AddrInfo]]:
-        for bucket, slots in self.buckets.items():
-            for pos, info in slots.items():
-                yield bucket, pos, info
+        """
+        Every occupied slot, as C{(bucket, position, entry)}.
+        """
+        for bucket, held in self.buckets.items():
+            mask = held[0]
+            for info in held[1:]:
+                low = mask & -mask
+                yield bucket, low.bit_length() - 1, info
+                mask ^= low
 
     def check(self, name: str) -> None:
         """
@@ -285,15 +399,17 @@ class _Table:
             if self._index.get(bucket) != index:
                 raise AddrManError(f"{name} table: bucket {bucket} has a wrong index")
         count = 0
-        for bucket, slots in self.buckets.items():
+        for bucket, held in self.buckets.items():
             if not 0 <= bucket < self.bucket_count:
                 raise AddrManError(f"{name} table: bucket {bucket} out of range")
-            if not slots:
+            mask = held[0]
+            if not mask:
                 raise AddrManError(f"{name} table: empty bucket {bucket} is listed")
-            for pos in slots:
-                if not 0 <= pos < self.bucket_size:
-                    raise AddrManError(f"{name} table: position {pos} out of range")
-            count += len(slots)
+            if mask >> self.bucket_size or mask < 0:
+                raise AddrManError(f"{name} table: position out of range in bucket {bucket}")
+            if mask.bit_count() != len(held) - 1:
+                raise AddrManError(f"{name} table: bucket {bucket} holds a wrong number of entries")
+            count += len(held) - 1
         if count != self.count:
             raise AddrManError(f"{name} table: counts {self.count} slots, holds {count}")
 
@@ -387,12 +503,11 @@ class AddrMan:
         self._new_count = new_buckets
         self._tried_count = tried_buckets
         self._bucket_size = bucket_size
-        # Bitcoin's mapInfo/mapAddr, vRandom with each entry's nRandomPos,
-        # and the new buckets each new entry sits in.
+        # Bitcoin's mapInfo/mapAddr and vRandom (each entry's nRandomPos,
+        # and the new buckets it sits in, are on the entry: AddrInfo._pos,
+        # AddrInfo._refs).
         self._entries: dict[Address, AddrInfo] = {}
         self._random: list[AddrInfo] = []
-        self._random_pos: dict[Address, int] = {}
-        self._new_refs: dict[Address, set[int]] = {}
         self._new = _Table(new_buckets, bucket_size)
         self._tried = _Table(tried_buckets, bucket_size)
         self._n_tried = 0
@@ -464,7 +579,7 @@ class AddrMan:
         h2 = self._hash(
             self._groupKey(address) + _framedInt(h1 % ADDRMAN_TRIED_BUCKETS_PER_GROUP)
         )
-        return h2 % self._tried_count
+        return _INTS[h2 % self._tried_count]
 
     def _new_bucket(self, address: Address, source: Address) -> int:
         return self._newBucketOf(self._groupKey(address), self._groupKey(source))
@@ -476,7 +591,7 @@ class AddrMan:
         """
         h1 = self._hash(group + source_group)
         h2 = self._hash(source_group + _framedInt(h1 % ADDRMAN_NEW_BUCKETS_PER_SOURCE_GROUP))
-        return h2 % self._new_count
+        return _INTS[h2 % self._new_count]
 
     def _position(self, new: bool, bucket: int, address: Address) -> int:
         return self._hash(
@@ -490,11 +605,10 @@ class AddrMan:
     # Entry bookkeeping (Create, Delete, SwapRandom, ClearNew, MakeTried)
 
     def _create(self, info: AddrInfo) -> None:
-        address = info.address
-        self._entries[address] = info
-        self._random_pos[address] = len(self._random)
+        self._entries[info.address] = info
+        info._pos = _sharedInts(len(self._random) + 1)[len(self._random)]
         self._random.append(info)
-        self._new_refs[address] = set()
+        info._refs = None
 
     def _swap_random(self, i: int, j: int) -> None:
         if i == j:
@@ -502,25 +616,63 @@ class AddrMan:
         rnd = self._random
         a, b = rnd[i], rnd[j]
         rnd[i], rnd[j] = b, a
-        self._random_pos[a.address] = j
-        self._random_pos[b.address] = i
+        a._pos = _INTS[j]
+        b._pos = _INTS[i]
 
     def _delete(self, info: AddrInfo) -> None:
         """
         Forget an entry that is in no table slot.
         """
         address = info.address
-        self._swap_random(self._random_pos[address], len(self._random) - 1)
+        self._swap_random(info._pos, len(self._random) - 1)
         self._random.pop()
-        del self._random_pos[address]
         del self._entries[address]
-        del self._new_refs[address]
+        info._refs = None
         self._collisions.pop(address, None)
+
+    @staticmethod
+    def _newBucketsOf(info: AddrInfo) -> set[int]:
+        """
+        The new buckets that hold C{info} (a new set).
+        """
+        refs = info._refs
+        return set(refs) if type(refs) is set else _refsSet(refs)
 
     def _put_new(self, bucket: int, pos: int, info: AddrInfo) -> None:
         self._new.put(bucket, pos, info)
-        self._new_refs[info.address].add(bucket)
+        self._noteRefs(info, bucket)
         info.ref_count += 1
+
+    @staticmethod
+    def _noteRefs(info: AddrInfo, op: int) -> None:
+        """
+        Add bucket C{op >= 0} to the new buckets of C{info}, or remove
+        bucket C{~op} (C{op < 0}).
+
+        They were a set per entry (216 bytes), whose order of iteration,
+        which depends on its history of additions and removals since it
+        was made or emptied, is the order L{_leave_new} empties them in, and
+        so the order of the list of non-empty buckets L{select} draws from.
+        So the history is what is kept (see L{_refsSet}): a single bucket
+        as the bare number, then a tuple of numbers, replayed on a new set
+        when the order is needed, which makes the very set it was; a long
+        history (an entry that came and went in many buckets) is replaced
+        by the set itself.
+        """
+        refs = info._refs
+        if refs is None:
+            info._refs = op
+        elif type(refs) is int:
+            info._refs = (refs, op)
+        elif type(refs) is tuple and len(refs) < _REFS_HISTORY:
+            info._refs = (*refs, op)
+        else:
+            buckets = _refsSet(refs)
+            if op >= 0:
+                buckets.add(op)
+            else:
+                buckets.discard(~op)
+            info._refs = buckets
 
     def _clear_new(self, bucket: int, pos: int) -> None:
         """
@@ -530,20 +682,20 @@ class AddrMan:
         if info is None:
             return
         self._new.clear(bucket, pos)
-        self._new_refs[info.address].discard(bucket)
         info.ref_count -= 1
         if info.ref_count == 0:
             self._delete(info)
+        else:
+            self._noteRefs(info, ~bucket)
 
     def _leave_new(self, info: AddrInfo) -> None:
         """
         Take an entry out of every new bucket it sits in (the entry itself
         stays).
         """
-        refs = self._new_refs[info.address]
-        for bucket in refs:
+        for bucket in _refsSet(info._refs):
             self._new.clear(bucket, self._position(True, bucket, info.address))
-        refs.clear()
+        info._refs = None
         info.ref_count = 0
 
     def _make_tried(self, info: AddrInfo) -> None:
@@ -743,10 +895,8 @@ class AddrMan:
         for _ in range(_SELECT_MAX_ROUNDS):
             # A uniformly chosen non-empty bucket: what Bitcoin's retrying
             # on empty buckets amounts to, without the retries.
-            slots = table.buckets[table.random_bucket(self._rng)]
-            initial = self._rng.randrange(size)
-            pos = min(slots, key=lambda p: (p - initial) % size)
-            candidate = slots[pos]
+            bucket = table.random_bucket(self._rng)
+            candidate = table.first_from(bucket, self._rng.randrange(size))
             threshold = factor * candidate.chance(now) * (1 << _CHANCE_BITS)
             if self._rng.getrandbits(_CHANCE_BITS) < threshold:
                 return candidate
@@ -776,15 +926,13 @@ class AddrMan:
             r = getrandbits(countBits)
             while r >= count:
                 r = getrandbits(countBits)
-            slots = buckets[nonempty[r]]
+            held = buckets[nonempty[r]]
             initial = getrandbits(sizeBits)
             while initial >= size:
                 initial = getrandbits(sizeBits)
-            if len(slots) == 1:
-                for candidate in slots.values():
-                    pass
-            else:
-                candidate = slots[min(slots, key=lambda p: (p - initial) % size)]
+            # table.first_from(bucket, initial), inlined.
+            above = held[0] >> initial
+            candidate = held[len(held) - above.bit_count()] if above else held[1]
             # candidate.chance(now), inlined.
             attempts = candidate.attempts
             chance = (
@@ -878,7 +1026,7 @@ class AddrMan:
         # The same, drawing what randrange(n - i) draws (see _selectIn), and
         # swapping in place (_swap_random).
         getrandbits = self._rng.getrandbits
-        positions = self._random_pos
+        ints = _INTS  # covers every position (see _create)
         for i in range(n):
             if len(result) >= count:
                 break
@@ -891,8 +1039,8 @@ class AddrMan:
             if r:
                 other = rnd[i]
                 rnd[i], rnd[i + r] = info, other
-                positions[info.address] = i
-                positions[other.address] = i + r
+                info._pos = ints[i]
+                other._pos = ints[i + r]
             if not info.is_terrible(now):
                 result.append(info)
         return result
@@ -924,11 +1072,8 @@ class AddrMan:
         if not isinstance(self._key, bytes) or len(self._key) != KEY_BYTES:
             raise AddrManError("the key is not 32 bytes")
         n = len(self._entries)
-        if len(self._random) != n or len(self._random_pos) != n or len(self._new_refs) != n:
-            raise AddrManError(
-                f"{n} entries but {len(self._random)} in the random list,"
-                f" {len(self._random_pos)} random positions, {len(self._new_refs)} bucket sets"
-            )
+        if len(self._random) != n:
+            raise AddrManError(f"{n} entries but {len(self._random)} in the random list")
         tried = sum(1 for i in self._entries.values() if i.in_tried)
         if tried != self._n_tried:
             raise AddrManError(f"size_tried is {self._n_tried}, {tried} entries are in tried")
@@ -952,7 +1097,7 @@ class AddrMan:
         for bucket, pos, info in self._new.slots():
             if self._entries.get(info.address) is not info or info.in_tried:
                 raise AddrManError(f"new[{bucket}][{pos}] holds {info.address}, not a new entry")
-            if bucket not in self._new_refs[info.address]:
+            if bucket not in self._newBucketsOf(info):
                 raise AddrManError(f"new[{bucket}][{pos}] holds {info.address}, unrecorded")
         if len(self._collisions) > ADDRMAN_SET_TRIED_COLLISION_SIZE:
             raise AddrManError(f"{len(self._collisions)} tried collisions pending")
@@ -972,10 +1117,13 @@ class AddrMan:
             raise AddrManError(f"{address}: negative time")
         if info.attempts < 0 or info.failures < 0:
             raise AddrManError(f"{address}: negative counter")
-        pos = self._random_pos.get(address)
-        if pos is None or not 0 <= pos < len(self._random) or self._random[pos] is not info:
+        pos = info._pos
+        if not 0 <= pos < len(self._random) or self._random[pos] is not info:
             raise AddrManError(f"{address}: wrong random position {pos}")
-        buckets = self._new_refs[address]
+        refs = info._refs
+        if not (refs is None or type(refs) in (int, tuple, set)):
+            raise AddrManError(f"{address}: new buckets kept as {type(refs).__name__}")
+        buckets = self._newBucketsOf(info)
         if info.in_tried:
             if info.ref_count != 0 or buckets:
                 raise AddrManError(f"{address}: in tried with reference count {info.ref_count}")
@@ -1018,7 +1166,7 @@ class AddrMan:
                     "attempts": i.attempts,
                     "failures": i.failures,
                     "tried": i.in_tried,
-                    "buckets": sorted(self._new_refs[i.address]),
+                    "buckets": sorted(self._newBucketsOf(i)),
                 }
                 for i in self._random
             ],
@@ -1097,7 +1245,7 @@ class AddrMan:
             for bucket in buckets:
                 if info.ref_count >= ADDRMAN_NEW_BUCKETS_PER_ADDRESS:
                     break
-                if bucket in man._new_refs[info.address] or not 0 <= bucket < new_buckets:
+                if bucket in man._newBucketsOf(info) or not 0 <= bucket < new_buckets:
                     continue
                 pos = man._position(True, bucket, info.address)
                 if man._new.get(bucket, pos) is None:

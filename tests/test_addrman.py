@@ -14,8 +14,9 @@ import random
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
+import bitp2p.addrman
 from bitp2p.address import Address, network_group
-from bitp2p.addrman import AddrInfo, AddrMan, AddrManError
+from bitp2p.addrman import AddrInfo, AddrMan, AddrManError, _refsSet, _Table
 from bitp2p.constants import (
     ADDRMAN_HORIZON_S,
     ADDRMAN_MIN_FAIL_S,
@@ -194,7 +195,7 @@ class AddTests(SynchronousTestCase):
         firsts = [history.index(k) for k in range(1, 9)]
         self.assertGreater(firsts[-1], 30)
         self.assertLess(firsts[1] - firsts[0], firsts[-1] - firsts[-2])
-        self.assertEqual(len(m._new_refs[address]), 8)
+        self.assertEqual(len(m._newBucketsOf(m.get(address))), 8)
         m.check()
 
     def test_sameSlotAgainIsNotAnInsertion(self):
@@ -750,6 +751,119 @@ def _randomOperations(m: AddrMan, rng: random.Random, count: int) -> dict[str, i
     return stats
 
 
+class _ShadowSets(AddrMan):
+    """
+    An address manager that also keeps each entry's new buckets as the
+    address manager once did: one plain set per entry, from its creation
+    to its deletion, added to, discarded from and cleared in step.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.shadow: dict[Address, set[int]] = {}
+
+    def _create(self, info):
+        super()._create(info)
+        self.shadow[info.address] = set()
+
+    def _delete(self, info):
+        super()._delete(info)
+        del self.shadow[info.address]
+
+    def _put_new(self, bucket, pos, info):
+        super()._put_new(bucket, pos, info)
+        self.shadow[info.address].add(bucket)
+
+    def _clear_new(self, bucket, pos):
+        info = self._new.get(bucket, pos)
+        if info is not None:
+            self.shadow[info.address].discard(bucket)
+        super()._clear_new(bucket, pos)
+
+    def _leave_new(self, info):
+        super()._leave_new(info)
+        self.shadow[info.address].clear()
+
+
+class StorageTests(SynchronousTestCase):
+    """
+    How the tables and entries are stored (compactly) does not change what
+    the address manager does.
+    """
+
+    def test_tableAgainstAPlainMapping(self):
+        size = 16
+        table = _Table(8, size)
+        model: dict[tuple[int, int], object] = {}
+        rng = random.Random(5)
+        for n in range(4000):
+            bucket, pos = rng.randrange(8), rng.randrange(size)
+            if (bucket, pos) in model:
+                table.clear(bucket, pos)
+                del model[bucket, pos]
+            else:
+                info = object()
+                table.put(bucket, pos, info)
+                model[bucket, pos] = info
+            if n % 50:
+                continue
+            table.check("test")
+            self.assertEqual(table.count, len(model))
+            self.assertEqual(set(table.buckets), {b for b, _ in model})
+            self.assertEqual(
+                sorted((b, p, id(i)) for b, p, i in table.slots()),
+                sorted((b, p, id(i)) for (b, p), i in model.items()),
+            )
+            for b in range(8):
+                for p in range(size):
+                    self.assertIs(table.get(b, p), model.get((b, p)))
+                held = [p for bb, p in model if bb == b]
+                for initial in range(size) if held else ():
+                    # The first occupied slot at or after initial, wrapping.
+                    first = min(held, key=lambda p: (p - initial) % size)
+                    self.assertIs(table.first_from(b, initial), model[b, first])
+
+    def test_takenSlotIsNotOverwritten(self):
+        table = _Table(2, 8)
+        table.put(1, 3, "x")
+        self.assertRaises(KeyError, table.put, 1, 3, "y")
+        self.assertRaises(KeyError, table.clear, 1, 4)
+        self.assertEqual(table.get(1, 3), "x")
+
+    def test_newBucketsIterateAsTheirOwnSetDid(self):
+        """
+        An entry's new buckets are emptied (L{AddrMan._leave_new}) in the
+        order a set of its own, with the same history, iterates in: that
+        order is the order of the list of non-empty buckets, so of the
+        draws of L{AddrMan.select}.
+        """
+        # A short history, so that some become sets (see AddrMan._noteRefs).
+        self.patch(bitp2p.addrman, "_REFS_HISTORY", 4)
+        m = _ShadowSets(rng=random.Random(4), key=KEY, new_buckets=32, tried_buckets=8, bucket_size=8)
+        _randomOperations(m, random.Random(12), 3000)
+        rng = random.Random(2)
+        multiple = 0
+        kinds = set()
+        for n in range(3000):
+            # The same addresses from many sources: entries in several
+            # buckets, some of them emptied and refilled.
+            address = in_group(rng.randrange(40))
+            m.add([(address, NOW + n)], in_group(1000 + rng.randrange(500)), NOW + n)
+            if rng.random() < 0.05:
+                m.good(rng.choice(list(m)).address, NOW + n, False)
+            if n % 10:
+                continue
+            for info in m:
+                order = list(_refsSet(info._refs))
+                self.assertEqual(order, list(m.shadow[info.address]))
+                multiple += len(order) > 1
+                kinds.add(type(info._refs))
+        self.assertGreater(multiple, 1000)
+        # Every way of keeping them was met (a long history: a set).
+        self.assertEqual(kinds, {type(None), int, tuple, set})
+        m.check()
+
+
 class CheckTests(SynchronousTestCase):
     def test_invariantsHoldUnderRandomOperations(self):
         m = man(seed=7, **SMALL)
@@ -803,8 +917,8 @@ class CheckTests(SynchronousTestCase):
 
     def test_detectsWrongRandomIndex(self):
         def f(m):
-            x, y = m._random[0].address, m._random[1].address
-            m._random_pos[x], m._random_pos[y] = m._random_pos[y], m._random_pos[x]
+            x, y = m._random[0], m._random[1]
+            x._pos, y._pos = y._pos, x._pos
 
         self.corrupt(f, "random position")
 
@@ -863,13 +977,13 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(restored.key, m.key)
         self.assertEqual((restored.size_new, restored.size_tried), (m.size_new, m.size_tried))
         self.assertEqual(restored._last_good, m._last_good)
-        fields = [f.name for f in attrs.fields(AddrInfo)]
+        fields = [f.name for f in attrs.fields(AddrInfo) if f.init]  # not the bookkeeping
         self.assertIn("failures", fields)
         for info in m:
             other = restored.get(info.address)
             for field in fields:
                 self.assertEqual(getattr(other, field), getattr(info, field), field)
-            self.assertEqual(restored._new_refs[info.address], m._new_refs[info.address])
+            self.assertEqual(restored._newBucketsOf(other), m._newBucketsOf(info))
         self.assertEqual(restored.to_json(), m.to_json())
         self.assertEqual(
             sorted((b, p, i.address) for b, p, i in restored._new.slots()),
@@ -930,7 +1044,9 @@ class PersistenceTests(SynchronousTestCase):
         data["entries"][0]["buckets"] = [999, -1]  # out of range: ignored
         restored = AddrMan.from_json(data, **SMALL)
         restored.check()
-        self.assertEqual(restored._new_refs[a("10.0.0.1")], m._new_refs[a("10.0.0.1")])
+        self.assertEqual(
+            restored._newBucketsOf(restored.get(a("10.0.0.1"))), m._newBucketsOf(m.get(a("10.0.0.1")))
+        )
 
     def test_geometryChangeRebuckets(self):
         m = self.state()
@@ -942,7 +1058,7 @@ class PersistenceTests(SynchronousTestCase):
                 continue
             self.assertEqual(info.ref_count, 1)
             bucket = big._new_bucket(info.address, info.source)
-            self.assertEqual(big._new_refs[info.address], {bucket})
+            self.assertEqual(big._newBucketsOf(info), {bucket})
         # Everything fits in the larger tables (bar rare slot clashes).
         self.assertGreater(len(big), 0.9 * len(m))
         self.assertEqual(big.size_tried, m.size_tried)

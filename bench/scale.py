@@ -389,7 +389,7 @@ def runLarge(args: argparse.Namespace) -> dict:
         run(warmup - (net.now - EPOCH_2026), "warmup")
     else:
         run(warmup, "warmup")
-    warmupFull = [sim.fullAt[node] for node in sim.nodes if node in sim.fullAt]
+    warmupNodes = list(sim.nodes)
     warmupPending = len(sim.pendingFull)
     freeze(args)
     warmupEnd = mark()
@@ -418,6 +418,10 @@ def runLarge(args: argparse.Namespace) -> dict:
     stopped = mark()
 
     newcomers = sim.nodes[newcomersFrom:]
+    # (A warm-up node that joined in its last seconds fills its slots in
+    # the hour: counted with its time; not full is at the hour's end.)
+    warmupFull = [sim.fullAt[node] for node in warmupNodes if node in sim.fullAt]
+    warmupNever = sum(1 for node in warmupNodes if node in sim.pendingFull)
     newcomerFull = [sim.fullAt[node] for node in newcomers if node in sim.fullAt]
     neverFull = [node for node in newcomers if node not in sim.fullAt]
     nodeMinutes = sum(
@@ -448,7 +452,9 @@ def runLarge(args: argparse.Namespace) -> dict:
         "churn": args.churn,
         "left": events,
         "joined": len(newcomers),
-        "outbound_full_warmup": {**fullSummary(warmupFull), "not_full": warmupPending},
+        "outbound_full_warmup": {
+            **fullSummary(warmupFull), "not_full": warmupNever, "pending_at_warmup_end": warmupPending,
+        },
         "outbound_full_newcomers": {**fullSummary(newcomerFull), "not_full": len(neverFull)},
         "components_max": max(m["components"] for m in minutes if m["phase"] != "start"),
         "components_hour_max": max((m["components"] for m in hourMinutes), default=None),
@@ -583,7 +589,8 @@ def report(r: dict) -> None:
     w, c = r["outbound_full_warmup"], r["outbound_full_newcomers"]
     print(
         f"N={r['n']}: outbound slots full after joining: warm-up nodes median {fmt(w['median_s'])}, "
-        f"p90 {fmt(w['p90_s'])}, max {fmt(w['max_s'])} ({w['not_full']} not full at its end); "
+        f"p90 {fmt(w['p90_s'])}, max {fmt(w['max_s'])} ({w.get('pending_at_warmup_end', '-')} not "
+        f"full at its end, {w['not_full']} at the hour's end); "
         f"newcomers ({c['count'] + c['not_full']}) median {fmt(c['median_s'])}, "
         f"p90 {fmt(c['p90_s'])}, max {fmt(c['max_s'])} ({c['not_full']} never full)"
     )

@@ -623,6 +623,8 @@ def report(r: dict) -> None:
         f"{r['peak_rss_mib']:,.0f} MiB"
     )
     prof = r["profile"]
+    if not prof["simulated_s"]:
+        return
     total = sum(prof["split_s"].values()) or 1.0
     print(
         f"N={r['n']}: profile of {prof['simulated_s']:.0f} simulated s of the {prof['phase']} "

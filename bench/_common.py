@@ -187,6 +187,28 @@ def cpu_hog(enabled: bool = True, core: int | None = None):
         hog.wait()
 
 
+def alternating_runs(runs: int, argv_of) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """
+    Run C{argv_of(side)} (a child process that prints C{"<rate> <rate per
+    CPU second>"} on its last line) C{runs} times for each side, bitp2p and
+    bare, alternating which goes first so that neither always meets a
+    machine that has just been busy (or idle).
+
+    @return: the rates and the rates per CPU second, by side.
+    """
+    results: dict[str, list[float]] = {"bitp2p": [], "bare": []}
+    perCPU: dict[str, list[float]] = {"bitp2p": [], "bare": []}
+    for run in range(runs):
+        for side in list(results)[:: 1 if run % 2 else -1]:
+            out = subprocess.run(
+                argv_of(side), check=True, capture_output=True, text=True, timeout=600
+            ).stdout
+            wall, cpu = out.strip().splitlines()[-1].split()
+            results[side].append(float(wall))
+            perCPU[side].append(float(cpu))
+    return results, perCPU
+
+
 def report(name: str, unit: str, ours: list[float], bare: list[float], target: float) -> None:
     """
     Print medians, the ratio of medians and whether it meets the target.

@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import report, spawn  # noqa: E402
+from _common import alternating_runs, report, spawn  # noqa: E402
 
 NETWORK = "regtest"
 PAYLOAD_BYTES = 100
@@ -296,27 +296,13 @@ def main() -> None:
         receiver, kind, count = args.one
         print(*measure(receiver, kind, int(count), args.bare_writes == "each"))
         return
-    import subprocess
-
     messages = max(BLOCK, args.messages // BLOCK * BLOCK)
     for kind in args.kinds:
-        results: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-        perCPU: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-        for run in range(args.runs):
-            # Alternate which goes first, so that neither always meets a
-            # machine that has just been busy (or idle).
-            for receiver in list(results)[:: 1 if run % 2 else -1]:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--one", receiver, kind, str(messages)]
-                    + ["--bare-writes", args.bare_writes],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                ).stdout
-                wall, cpu = out.strip().splitlines()[-1].split()
-                results[receiver].append(float(wall))
-                perCPU[receiver].append(float(cpu))
+        results, perCPU = alternating_runs(
+            args.runs,
+            lambda receiver: [sys.executable, __file__, "--one", receiver, kind, str(messages)]
+            + ["--bare-writes", args.bare_writes],
+        )
         report(f"bitcoin framing, {kind}", "msg/s", results["bitp2p"], results["bare"], 0.7)
         ours, bare = statistics.median(perCPU["bitp2p"]), statistics.median(perCPU["bare"])
         print(

@@ -31,6 +31,7 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from _common import (  # noqa: E402
     JSON_LIBRARY,
     add_hog_option,
+    alternating_runs,
     addReactorOption,
     cpu_hog,
     handshake,
@@ -138,27 +139,13 @@ def main() -> None:
         print(*measure(args.one[0], int(args.one[1])))
         return
     import os
-    import subprocess
 
     if args.stdlib_json:
         os.environ["BITP2P_BENCH_STDLIB_JSON"] = "1"
     with cpu_hog(args.hog):
-        results: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-        perCPU: dict[str, list[float]] = {"bitp2p": [], "bare": []}
-        for run in range(args.runs):
-            # Alternate which goes first, so that neither always meets a machine
-            # that has just been busy (or idle).
-            for kind in list(results)[:: 1 if run % 2 else -1]:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--one", kind, str(args.messages)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                ).stdout
-                wall, cpu = out.strip().splitlines()[-1].split()
-                results[kind].append(float(wall))
-                perCPU[kind].append(float(cpu))
+        results, perCPU = alternating_runs(
+            args.runs, lambda kind: [sys.executable, __file__, "--one", kind, str(args.messages)]
+        )
     library = "json (standard library)" if args.stdlib_json else JSON_LIBRARY
     print(f"JSON library on both sides: {library}")
     print(f"reactor in every process: {args.reactor} ({reactorDescription()})")

@@ -54,15 +54,12 @@ C{--small}: N reachable nodes (100 by default then) all started within the
 first minute from one seed, reporting when every node knows every other
 node's address (100 %) and the graph is connected.
 
-Cost, measured on a shared 2-core machine (CPU seconds of this process):
-N = 300, 80 s for the warm-up and the hour; N = 1000, 91 s for the 10
-minutes of warm-up (31 ms per node-minute: joining nodes trade large
-C{getaddr} answers) and about 6 s per simulated minute after. N = 10,000
-had spent 234 s of CPU (20 minutes of wall time at a fifth of a core) and
-1.3 GiB without finishing its warm-up; at the per-node cost of N = 1000 the
-hour alone would take about 1 hour of CPU, so it does not fit in 30
-minutes with today's node code, and the default N is 1000; C{--nodes
-10000} runs, slowly.
+Cost, measured on a shared 2-core machine (CPU seconds of this process;
+docs/benchmarks.rst, section 10, has the figures): N = 1000, 7 to 9
+minutes of CPU for the warm-up, the hour and a 30-minute tail; N = 10,000,
+53 minutes for the warm-up alone and 8 GiB, so the hour does not fit in
+30 minutes with today's node code: the default N is 1000, and
+C{--nodes 10000} runs, slowly.
 
     python bench/scale.py [--nodes 1000] [--reachable 0.2] [--warmup 10]
         [--hours 1] [--churn 0.1] [--tail 0] [--profile 120] [--json OUT]

@@ -703,8 +703,11 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         rows.append((
             label(r), f"{r['reachable']:,}",
             f"{fmt(c['p90_s'])} / {fmt(c['max_s'])} ({c['not_full']} never)",
-            f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %); "
-            f"{r.get('components_settled_hour_max', '-')} up {SETTLED_S:g} s",
+            f"{r['components_hour_max']} ({100 * (r['largest_min_share'] or 0):.1f} %)"
+            + (
+                f"; {r['components_settled_hour_max']} up {SETTLED_S:g} s"
+                if r.get("components_settled_hour_max") is not None else ""
+            ),
             f"{pct('1')} / {pct('10')} / {pct('60')}",
             f"{r['newcomers_reaching_90']} of {r['newcomers_reachable']}",
             f"{p['messages']:.0f} / {p['bytes']:,.0f} / {p['cpu_ms']:.1f}",

@@ -173,9 +173,10 @@ class NodeConfig:
     @ivar tls: speak TLS to peers, with a key pair kept in C{datadir}; the
         node id is then the hash of the public key (L{bitp2p.tls}).
     @ivar learning_window_s: while the address manager learned within this
-        long (grew from a C{getaddr} answer, not from relayed gossip), the test of an address every C{feeler_interval_s} is an
-        address fetch (it asks C{getaddr}); after, a plain feeler, which
-        asks nothing (protocol 1.1).
+        long (grew from a C{getaddr} answer, not from relayed gossip), the
+        test of an address every C{feeler_interval_s} is an address fetch
+        (it asks C{getaddr}); after, a plain feeler, which asks nothing
+        (protocol 1.1).
     @ivar gossip_hops: links a broadcast may travel (L{bitp2p.gossip}).
     @ivar gossip_seen_s: how long a gossiped message's id is remembered.
     @ivar gossip_push_max_bytes: gossiped messages longer than this are

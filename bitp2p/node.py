@@ -110,7 +110,7 @@ from bitp2p.store import (  # noqa: F401 (the formats are re-exported: their hom
     BookKind,
     NodeStore,
 )
-from bitp2p.timers import Every
+from bitp2p.timers import Deadlines, Every
 from bitp2p.views import nodeStatus
 from bitp2p.tls import Identity, PinStore
 from bitp2p.bitcoin.wire import BitcoinFormat, nonceId
@@ -240,6 +240,9 @@ class Node(service.MultiService):
             ping_timeout_s=config.ping_timeout_s,
             inactivity_timeout_s=config.inactivity_timeout_s,
         )
+        # Every connection's handshake deadline and inactivity check, on
+        # one timer of the reactor.
+        self._deadlines = Deadlines(reactor)
         self.localNetworks = local = LocalNetworks()
         self._bookKind = BookKind(
             simple=config.address_manager == "simple",
@@ -379,6 +382,7 @@ class Node(service.MultiService):
             rng=self._rng,
             dialed=dialed,
             kind=kind,
+            deadlines=self._deadlines,
         )
         return peer, self.wireFormat.buildProtocol(peer)
 

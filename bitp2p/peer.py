@@ -26,8 +26,9 @@ Timers, all on the injected clock and all cancelled when the connection ends:
 the handshake timeout (from connection to ESTABLISHED), the ping timeout
 (from a C{ping} to its C{pong}) and the inactivity timeout (since anything at
 all was received; checked lazily so that receiving costs no timer work).
-When the handshake's comes first, as by default, it and the inactivity
-check share one timer.
+The handshake's and the inactivity check share one deadline, kept in the
+node's L{Deadlines<bitp2p.timers.Deadlines>} (one clock timer for all its
+connections) rather than a C{DelayedCall} per connection.
 
 Log lines: what an inbound peer does to end its own connection (a timeout,
 not reading) is logged at debug level, since anyone may connect and do it
@@ -66,6 +67,7 @@ from bitp2p.errors import (
     ProtocolViolation,
 )
 from bitp2p.logs import UNSUMMARISED, RepeatedEvents
+from bitp2p.timers import Deadlines
 
 log = Logger()
 
@@ -324,7 +326,7 @@ class Peer:
         "direction", "dialed", "state", "node_id", "listen_port", "user_agent",
         "protocol", "addr_recv", "info", "connected_at", "established_at", "rtt_s",
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
-        "_handshake_timer", "_idle_timer", "_ping_timer", "_close_timer",
+        "_deadlines", "_deadline", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_waiting", "messages_ignored",
         "kind", "min_rtt_s", "_drainWaiters", "recv_per_type",
         "send_per_type", "_last_send", "__weakref__",
@@ -339,6 +341,7 @@ class Peer:
         rng: random.Random | None = None,
         dialed: Address | None = None,
         kind: ConnectionType | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.wire: Any = None
         self._manager = manager
@@ -374,8 +377,10 @@ class Peer:
         self.send_per_type: dict[str, list[int]] = {}
         self._last_recv = 0.0
         self._last_send = 0.0
-        self._handshake_timer: IDelayedCall | None = None
-        self._idle_timer: IDelayedCall | None = None
+        # Where its deadline is kept (its own if none is shared), and the
+        # token of the one set.
+        self._deadlines = deadlines if deadlines is not None else Deadlines(clock)
+        self._deadline: int | None = None
         self._ping_timer: IDelayedCall | None = None
         self._close_timer: IDelayedCall | None = None
         self._ping_nonce: int | None = None
@@ -633,20 +638,14 @@ class Peer:
     # -- from the wire --------------------------------------------------------
 
     def connectionMade(self) -> None:
-        clock, settings = self._clock, self._settings
-        self.connected_at = clock.seconds()
-        if settings.handshake_timeout_s < settings.inactivity_timeout_s:
-            # One timer for both (a callLater and a cancel fewer per
-            # connection): the handshake's deadline comes first, and then
-            # an established peer's timer goes on as the inactivity check.
-            self._idle_timer = clock.callLater(
-                settings.handshake_timeout_s, self._handshakeDeadline
-            )
-        else:
-            self._handshake_timer = clock.callLater(
-                settings.handshake_timeout_s, self._handshakeTimedOut
-            )
-            self._idle_timer = clock.callLater(settings.inactivity_timeout_s, self._checkIdle)
+        settings = self._settings
+        self.connected_at = now = self._clock.seconds()
+        # One deadline for both: the handshake's, and the first inactivity
+        # check, when the connection is inactivity_timeout_s old; whichever
+        # comes first (see deadlineReached).
+        self._deadline = self._deadlines.set(
+            self, now + min(settings.handshake_timeout_s, settings.inactivity_timeout_s)
+        )
         if self.direction is Direction.OUTBOUND:
             self.send(self._manager.versionFor(self))
 
@@ -751,16 +750,13 @@ class Peer:
     def connectionLost(self, reason: Failure) -> None:
         previous = self.state
         self.state = PeerState.CLOSED
-        for timer in (
-            self._handshake_timer,
-            self._idle_timer,
-            self._ping_timer,
-            self._close_timer,
-        ):
+        for timer in (self._ping_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._handshake_timer = self._idle_timer = None
         self._ping_timer = self._close_timer = None
+        if self._deadline is not None:
+            self._deadlines.cancel(self._deadline)
+            self._deadline = None
         self.reading = False
         if self.close_reason is None:
             self.close_reason = HandshakeFailed(
@@ -885,56 +881,51 @@ class Peer:
         if state is not PeerState.ESTABLISHED:
             return
         self.established_at = self._clock.seconds()
-        if self._handshake_timer is not None and self._handshake_timer.active():
-            self._handshake_timer.cancel()
-        self._handshake_timer = None
         self._manager.peerEstablished(self)
         waiting, self._waiting = self._waiting or (), None
         for d in waiting:
             d.callback(self)
 
-    def _handshakeTimedOut(self) -> None:
-        self._handshake_timer = None
-        log.emit(self._churn, "Handshake with {peer} timed out", peer=self)
-        self.close(
-            HandshakeTimeout(
-                f"no handshake within {self._settings.handshake_timeout_s:g} s"
+    def deadlineReached(self, now: float) -> None:
+        """
+        The deadline set for this connection came (its L{Deadlines} calls
+        this, with the time it was set for, or later): the handshake's, if
+        it is not done yet and due, and the inactivity check, once the
+        connection is C{inactivity_timeout_s} old: it ends the connection
+        if nothing arrived for that long, and else sets the next deadline
+        for when that would be so.
+        """
+        self._deadline = None
+        settings = self._settings
+        established = self.state is _ESTABLISHED
+        handshakeDue = self.connected_at + settings.handshake_timeout_s
+        if not established and now >= handshakeDue:
+            log.emit(self._churn, "Handshake with {peer} timed out", peer=self)
+            self.close(
+                HandshakeTimeout(f"no handshake within {settings.handshake_timeout_s:g} s")
             )
-        )
-
-    def _handshakeDeadline(self) -> None:
-        """
-        The handshake's deadline, on the timer that then checks inactivity
-        (see L{connectionMade}).
-        """
-        if self.state is not _ESTABLISHED:
-            self._idle_timer = None
-            self._handshakeTimedOut()
             return
-        # First checked when the connection is inactivity_timeout_s old, as
-        # with a timer of its own.
-        self._idle_timer = self._clock.callLater(
-            self.connected_at + self._settings.inactivity_timeout_s - self._clock.seconds(),
-            self._checkIdle,
-        )
+        timeout = settings.inactivity_timeout_s
+        firstCheck = self.connected_at + timeout
+        if now >= firstCheck:
+            # (_last_recv is 0.0 if nothing arrived yet.)
+            idleUntil = self._last_recv + timeout
+            if now >= idleUntil:
+                log.emit(self._churn, "{peer} silent for {timeout} s", peer=self, timeout=timeout)
+                self.close(PeerLost(f"nothing received for {timeout:g} s"))
+                return
+            nextCheck = idleUntil
+        else:
+            nextCheck = firstCheck
+        if not established:
+            nextCheck = min(nextCheck, handshakeDue)
+        if self.state is not PeerState.CLOSED:
+            self._deadline = self._deadlines.set(self, nextCheck)
 
     def _pingTimedOut(self) -> None:
         self._ping_timer = None
         log.emit(self._churn, "Ping to {peer} timed out", peer=self)
         self.close(PeerLost(f"no pong within {self._settings.ping_timeout_s:g} s"))
-
-    def _checkIdle(self) -> None:
-        timeout = self._settings.inactivity_timeout_s
-        # (First checked when the connection is that old: _last_recv is 0.0
-        # then if nothing arrived yet.)
-        idle_until = self._last_recv + timeout
-        now = self._clock.seconds()
-        if now >= idle_until:
-            self._idle_timer = None
-            log.emit(self._churn, "{peer} silent for {timeout} s", peer=self, timeout=timeout)
-            self.close(PeerLost(f"nothing received for {timeout:g} s"))
-        else:
-            self._idle_timer = self._clock.callLater(idle_until - now, self._checkIdle)
 
 
 def _handlers() -> dict:

@@ -153,16 +153,18 @@ def makePeer(
     clock: Clock | None = None,
     maxLength: int = 1024 * 1024,
     maxSendBuffer: int = 4 * 1024 * 1024,
+    deadlines=None,
 ):
     """
-    A peer with its wire on a L{StringTransport}, connected.
+    A peer with its wire on a L{StringTransport}, connected (its deadlines
+    in C{deadlines}, a L{bitp2p.timers.Deadlines}, if given).
 
     @return: C{(peer, wire, transport, manager, clock)}
     """
     manager = manager if manager is not None else RecordingManager()
     clock = clock if clock is not None else Clock()
     manager.clock = clock
-    peer = Peer(manager, clock, direction, settings, rng=random.Random(7))
+    peer = Peer(manager, clock, direction, settings, rng=random.Random(7), deadlines=deadlines)
     wire = JSONLineWire(peer, maxLength, maxSendBuffer)
     transport = StringTransport(
         hostAddress=IPv4Address("TCP", "127.0.0.1", 5000),

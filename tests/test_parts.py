@@ -70,7 +70,7 @@ from bitp2p.peer import OTHER_TYPE, ConnectionType, Direction
 from bitp2p.shortlived import ShortLived
 from bitp2p.storage import encode_document
 from bitp2p.store import PEERS_FORMAT, BookKind, NodeStore
-from bitp2p.timers import Every
+from bitp2p.timers import Deadlines, Every
 from bitp2p.tls import PinStore
 from bitp2p.wire import JSONLines
 
@@ -2083,6 +2083,157 @@ class EveryTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         timer.stopService()
+
+
+# -- Deadlines ----------------------------------------------------------------------
+
+
+class _Owner:
+    """
+    A deadline owner that records its calls and may set another deadline
+    from within one.
+    """
+
+    def __init__(self, deadlines: Deadlines, name: str, log: list, then: float | None = None):
+        self.deadlines, self.name, self.log, self.then = deadlines, name, log, then
+
+    def deadlineReached(self, now: float) -> None:
+        self.log.append((self.name, now))
+        if self.then is not None:
+            when, self.then = now + self.then, None
+            self.deadlines.set(self, when)
+
+
+class _LateClock(Clock):
+    """
+    A clock whose timers come a hair before the time asked for (as a sum of
+    now and a delay may round).
+    """
+
+    def callLater(self, delay, f, *args, **kw):
+        return Clock.callLater(self, max(0.0, delay - 1e-9), f, *args, **kw)
+
+
+class DeadlinesTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.deadlines = Deadlines(self.clock)
+        self.log: list = []
+
+    def owner(self, name: str, then: float | None = None) -> _Owner:
+        return _Owner(self.deadlines, name, self.log, then)
+
+    def test_eachOwnerIsCalledAtItsTimeOnOneTimer(self):
+        """
+        Deadlines set in any order come in time order, each at its own
+        time, with that time; one clock timer stands for them all.
+        """
+        for name, when in (("c", 30.0), ("a", 10.0), ("b", 20.0), ("a2", 10.0)):
+            self.deadlines.set(self.owner(name), when)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(len(self.deadlines), 4)
+        self.clock.advance(9.9)
+        self.assertEqual(self.log, [])
+        self.clock.advance(0.1)
+        self.assertEqual(self.log, [("a", 10.0), ("a2", 10.0)])
+        self.clock.advance(10)
+        self.assertEqual(self.log[2:], [("b", 20.0)])
+        # A clock that comes late: the owner is told the clock's time.
+        self.clock.advance(100)
+        self.assertEqual(self.log[3:], [("c", 120.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.deadlines), 0)
+
+    def test_anEarlierDeadlineMovesTheTimer(self):
+        self.deadlines.set(self.owner("late"), 100.0)
+        self.deadlines.set(self.owner("early"), 5.0)
+        [timer] = self.clock.getDelayedCalls()
+        self.assertEqual(timer.getTime(), 5.0)
+        self.clock.advance(5)
+        self.assertEqual(self.log, [("early", 5.0)])
+        [timer] = self.clock.getDelayedCalls()
+        self.assertEqual(timer.getTime(), 100.0)
+
+    def test_aCancelledDeadlineIsNotCalled(self):
+        """
+        A cancelled deadline never comes; once none is left, no clock
+        timer is left either (a node whose connections all ended leaves
+        nothing pending). Cancelling twice, or after the call, is nothing.
+        """
+        first = self.deadlines.set(self.owner("a"), 10.0)
+        second = self.deadlines.set(self.owner("b"), 20.0)
+        self.deadlines.cancel(first)
+        self.deadlines.cancel(first)
+        self.clock.advance(15)
+        self.assertEqual(self.log, [])
+        self.clock.advance(5)
+        self.assertEqual(self.log, [("b", 20.0)])
+        self.deadlines.cancel(second)
+        third = self.deadlines.set(self.owner("c"), 50.0)
+        self.deadlines.cancel(third)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.deadlines), 0)
+        self.clock.advance(100)
+        self.assertEqual(self.log, [("b", 20.0)])
+
+    def test_anOwnerMaySetItsNextDeadlineWhenCalled(self):
+        """
+        An owner called sets its next deadline (an inactivity check that
+        finds the peer heard from): it comes at its time, and a deadline
+        set for a time already due comes on the next turn, not in the same
+        round (an owner cannot keep the round going).
+        """
+        self.deadlines.set(self.owner("a", then=10.0), 10.0)
+        self.deadlines.set(self.owner("now", then=0.0), 10.0)
+        self.deadlines.set(self.owner("b"), 15.0)
+        self.clock.advance(10)
+        self.assertEqual(self.log, [("a", 10.0), ("now", 10.0), ("now", 10.0)])
+        self.clock.advance(5)
+        self.assertEqual(self.log[3:], [("b", 15.0)])
+        self.clock.advance(5)
+        self.assertEqual(self.log[4:], [("a", 20.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_aTimerAHairEarlyStillCallsAtTheTimeSet(self):
+        """
+        A clock whose timer comes a hair before the time asked for still
+        has the deadline called, with the time it was set for.
+        """
+        clock = _LateClock()
+        deadlines = Deadlines(clock)
+        deadlines.set(_Owner(deadlines, "a", self.log), 10.0)
+        clock.advance(10.0 - 1e-9)
+        self.assertEqual(self.log, [("a", 10.0)])
+
+    def test_cancelledEntriesDoNotPileUp(self):
+        """
+        Connections that come and go (each one's deadline cancelled) do not
+        grow the heap past about twice the live deadlines.
+        """
+        keep = [self.deadlines.set(self.owner(f"k{i}"), 1000.0 + i) for i in range(10)]
+        for i in range(5000):
+            self.deadlines.cancel(self.deadlines.set(self.owner(f"x{i}"), 500.0 + i))
+            self.assertLessEqual(len(self.deadlines._heap), 2 * 10 + 64 + 1)
+        self.assertEqual(len(self.deadlines), 10)
+        self.clock.advance(2000)
+        self.assertEqual([name for name, _ in self.log], [f"k{i}" for i in range(10)])
+        self.assertEqual(len(keep), 10)
+
+    def test_aRaisingOwnerLeavesTheOthersDue(self):
+        """
+        An owner that raises does not lose the other deadlines: they come
+        on the next turn of the clock.
+        """
+
+        class Broken:
+            def deadlineReached(self, now):
+                raise RuntimeError("broken")
+
+        self.deadlines.set(Broken(), 10.0)
+        self.deadlines.set(self.owner("b"), 10.0)
+        self.assertRaises(RuntimeError, self.clock.advance, 10)
+        self.clock.advance(0)
+        self.assertEqual(self.log, [("b", 10.0)])
 
 
 # -- LocalNetworks -----------------------------------------------------------------

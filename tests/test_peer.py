@@ -21,6 +21,7 @@ from bitp2p.peer import (
     PeerSettings,
     PeerState,
 )
+from bitp2p.timers import Deadlines
 from bitp2p.wire import JSONLineWire
 
 from .helpers import RecordingManager, establish, lose, makePeer, receive, sent, version
@@ -435,10 +436,10 @@ class KeepAliveTests(SynchronousTestCase):
         clock.advance(0.25)
         receive(wire, {"type": "pong", "nonce": ping["nonce"]})
         self.assertEqual(peer.rtt_s, 0.25)
-        # Only the inactivity check is left (on the timer it shares with
-        # the handshake's deadline).
+        # Only the connection's deadline is left (the handshake's, which
+        # then checks inactivity): the ping's timeout went with the pong.
         [left] = clock.getDelayedCalls()
-        self.assertIs(left, peer._idle_timer)
+        self.assertEqual(left.getTime(), peer.connected_at + peer._settings.handshake_timeout_s)
 
     def test_noSecondPingWhileOneIsOutstanding(self):
         peer, wire, transport, manager, clock = establish()
@@ -496,6 +497,51 @@ class KeepAliveTests(SynchronousTestCase):
         peer, wire, transport, manager, clock = makePeer(Direction.INBOUND, settings=settings)
         clock.advance(600)
         self.assertTrue(transport.disconnecting)
+
+    def test_peersSharingDeadlinesEachKeepTheirOwnTimes(self):
+        """
+        A node's peers keep their deadlines in one L{Deadlines} (one clock
+        timer): each still times out at its own time, one that ended
+        leaves the others', and once all have ended no timer is left.
+        """
+        clock = Clock()
+        deadlines = Deadlines(clock)
+        settings = PeerSettings(handshake_timeout_s=60, inactivity_timeout_s=600)
+
+        def peer():
+            return makePeer(Direction.INBOUND, settings=settings, clock=clock, deadlines=deadlines)
+
+        slow, slowWire, slowTransport, _, _ = peer()  # never shakes hands
+        clock.advance(10)
+        quiet, quietWire, quietTransport, _, _ = peer()  # established, then silent
+        receive(quietWire, version(), {"type": "verack"})
+        clock.advance(10)
+        talker, talkerWire, talkerTransport, _, _ = peer()  # established, talks
+        receive(talkerWire, version("other"), {"type": "verack"})
+        gone, goneWire, _, _, _ = peer()
+        lose(goneWire)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(39.9)  # t = 59.9
+        self.assertFalse(slowTransport.disconnecting)
+        clock.advance(0.1)  # t = 60: the handshake deadline of the first
+        self.assertTrue(slowTransport.disconnecting)
+        self.assertIsInstance(slow.close_reason, HandshakeTimeout)
+        lose(slowWire)
+        clock.advance(500)  # t = 560
+        receive(talkerWire, {"type": "unknown-but-harmless"})
+        clock.advance(49.9)  # t = 609.9
+        self.assertFalse(quietTransport.disconnecting)
+        clock.advance(0.1)  # t = 610: the quiet one is 600 s old, silent
+        self.assertTrue(quietTransport.disconnecting)
+        self.assertFalse(talkerTransport.disconnecting)
+        lose(quietWire)
+        clock.advance(549.9)  # t = 1159.9
+        self.assertFalse(talkerTransport.disconnecting)
+        clock.advance(0.1)  # t = 1160: 600 s after it last spoke
+        self.assertTrue(talkerTransport.disconnecting)
+        lose(talkerWire)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(len(deadlines), 0)
 
     def test_closeDropsTheConnectionIfFlushingStalls(self):
         peer, wire, transport, manager, clock = establish()

@@ -223,6 +223,19 @@ def report(name: str, unit: str, ours: list[float], bare: list[float], target: f
     )
 
 
+def report_informational_per_cpu(per: str, unit: str, perCPU: dict[str, list[float]]) -> None:
+    """
+    Print the medians of C{perCPU} (C{"bitp2p"} and C{"bare"}: C{unit} per
+    second of the C{per} process's CPU time) and their ratio, which no
+    target is set for.
+    """
+    ours, bare = statistics.median(perCPU["bitp2p"]), statistics.median(perCPU["bare"])
+    print(
+        f"  per {per} CPU second (informational): bitp2p {ours:,.0f} {unit}, "
+        f"bare Twisted {bare:,.0f} {unit}, ratio {ours / bare:.2f}"
+    )
+
+
 def rpc_get(port: int, password: str, path: str = "/", body: bytes | None = None,
             timeout: float = 10.0) -> bytes:
     """

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from _common import (  # noqa: E402
     handshake,
     reactorDescription,
     report,
+    report_informational_per_cpu,
     useReactor,
 )
 
@@ -124,11 +124,7 @@ def main() -> None:
                     server.wait()
     print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report("ping-pong", "round trips/s", results["bitp2p"], results["bare"], 1.0)
-    ours, bare = statistics.median(perCPU["bitp2p"]), statistics.median(perCPU["bare"])
-    print(
-        f"  per server CPU second (informational): bitp2p {ours:,.0f} round trips, "
-        f"bare Twisted {bare:,.0f} round trips, ratio {ours / bare:.2f}"
-    )
+    report_informational_per_cpu("server", "round trips", perCPU)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import statistics
 import sys
 import time
 
@@ -39,6 +38,7 @@ from _common import (  # noqa: E402
     message_line,
     reactorDescription,
     report,
+    report_informational_per_cpu,
     spawn,
     useReactor,
 )
@@ -150,11 +150,7 @@ def main() -> None:
     print(f"JSON library on both sides: {library}")
     print(f"reactor in every process: {args.reactor} ({reactorDescription()})")
     report("throughput", "msg/s", results["bitp2p"], results["bare"], 0.85)
-    ours, bare = statistics.median(perCPU["bitp2p"]), statistics.median(perCPU["bare"])
-    print(
-        f"  per receiver CPU second (informational): bitp2p {ours:,.0f} msg, "
-        f"bare Twisted {bare:,.0f} msg, ratio {ours / bare:.2f}"
-    )
+    report_informational_per_cpu("receiver", "msg", perCPU)
 
 
 if __name__ == "__main__":

@@ -513,6 +513,33 @@ def perNodeMinute(start: dict, end: dict, meanRunning: float) -> dict:
     }
 
 
+def windowPerNodeMinute(r: dict, first: int, last: int) -> dict | None:
+    """
+    Messages, bytes and CPU per running node per minute over minutes
+    C{first} to C{last} of a run's measured hour (from its samples, one a
+    minute: the mean over those minutes of each minute's count over the
+    nodes running), or L{None} if the run did not measure that far. Runs
+    of different lengths compare over the same window.
+    """
+    hour = [m for m in r.get("minutes", ()) if m["phase"] != "start"]
+    start = next((i for i, m in enumerate(hour) if m["phase"] == "hour"), None)
+    if start is None or start + last - 1 >= len(hour) or first >= last:
+        return None
+    rows = []
+    for i in range(start + first, start + last):
+        before, now = hour[i - 1], hour[i]
+        running = now["running"] or 1
+        rows.append((
+            (now["messages"] - before["messages"]) / running,
+            (now["bytes"] - before["bytes"]) / running,
+            1000 * (now["cpu"] - before["cpu"]) / running,
+        ))
+    return {
+        key: sum(row[k] for row in rows) / len(rows)
+        for k, key in enumerate(("messages", "bytes", "cpu_ms"))
+    }
+
+
 def runSmall(args: argparse.Namespace) -> dict:
     """
     N reachable nodes started within the first minute from one seed (behind
@@ -723,6 +750,14 @@ def compare(paths: list[str], plotPath: str | None) -> None:
             print(rule)
     print(rule)
     flood = [r for r in large if r.get("relay") != "core"]
+    # The window every run measured: the whole hour, or the first minutes
+    # of it when a run measured less (its figures would otherwise be of
+    # the network's first minutes against the others' whole hour).
+    window = min((round(r.get("hours", 1) * 60) for r in flood), default=60)
+    windows = {
+        id(r): (windowPerNodeMinute(r, 1, window), windowPerNodeMinute(r, max(1, window - 4), window))
+        for r in flood
+    }
     if len(flood) > 1:
         base = flood[0]
         for r in flood[1:]:
@@ -730,8 +765,16 @@ def compare(paths: list[str], plotPath: str | None) -> None:
             print(
                 f"growth N={base['n']:,} -> N={r['n']:,}: per node messages "
                 f"x{p['messages'] / b['messages']:.2f}, bytes x{p['bytes'] / b['bytes']:.2f}, "
-                f"CPU x{p['cpu_ms'] / b['cpu_ms']:.2f}"
+                f"CPU x{p['cpu_ms'] / b['cpu_ms']:.2f} (each over its measured hour)"
             )
+        if window < 60 and all(w[0] for w in windows.values()):
+            for k, what in ((0, f"minutes 1 to {window}"), (1, f"minutes {max(1, window - 4)} to {window}")):
+                cells = ", ".join(
+                    f"N={r['n']:,} {w[k]['messages']:.0f} / {w[k]['bytes']:,.0f} / {w[k]['cpu_ms']:.1f}"
+                    for r in flood
+                    for w in [windows[id(r)]]
+                )
+                print(f"same window, {what} of the hour (msgs / bytes / CPU ms per node-min): {cells}")
     if plotPath:
         import matplotlib
 
@@ -749,13 +792,24 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         ax.set_ylabel("fraction of reachable nodes knowing its address")
         ax.set_ylim(0, 1.02)
         ax.set_title("a newcomer's address, with churn and 4 in 5 nodes unreachable", fontsize=10)
+        useWindow = window < 60 and all(w[0] for w in windows.values())
         ns = [r["n"] for r in flood]
         for key, name in (("messages", "messages"), ("bytes", "bytes / 100"), ("cpu_ms", "CPU ms x 10")):
             factor = {"bytes": 0.01, "cpu_ms": 10}.get(key, 1)
-            ax2.plot(ns, [r["per_node_minute"][key] * factor for r in flood], "o-", label=name)
+            values = [
+                (windows[id(r)][0] if useWindow else r["per_node_minute"])[key] * factor
+                for r in flood
+            ]
+            ax2.plot(ns, values, "o-", label=name)
+            if useWindow:
+                ax2.plot(ns, [windows[id(r)][1][key] * factor for r in flood], ":",
+                         color=ax2.lines[-1].get_color(), label=f"{name}, its last 5 min")
         ax2.set_xscale("log")
         ax2.set_xlabel("N (nodes)")
-        ax2.set_ylabel("per node per minute (measured hour)")
+        ax2.set_ylabel(
+            f"per node per minute (first {window} min of the hour)" if useWindow
+            else "per node per minute (measured hour)"
+        )
         ax2.set_ylim(bottom=0)
         ax2.set_title("what a node costs, against N", fontsize=10)
         for a in (ax, ax2):
@@ -780,7 +834,17 @@ def relayAsCore() -> None:
 
 
 def label(r: dict) -> str:
-    return f"{r['n']:,}" + (" (Core's relay)" if r.get("relay") == "core" else "")
+    """
+    A run's name in the table: N, the relay if Core's, and how much of an
+    hour was measured if not all of it (its figures then cover only the
+    first minutes after the warm-up).
+    """
+    hours = r.get("hours", 1)
+    return (
+        f"{r['n']:,}"
+        + (" (Core's relay)" if r.get("relay") == "core" else "")
+        + (f" ({hours * 60:g} min)" if hours < 1 else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -143,8 +143,21 @@ class BenchmarkScriptTests(SynchronousTestCase):
         )
         table = runBench(self, "scale.py", "--compare", smallJson, large, core)
         self.assertRegex(table, r"small N=8: every node knows every other after \d+ s")
-        self.assertRegex(table, r"\n40 +8 +")
-        self.assertRegex(table, r"\n40 \(Core's relay\) +8 +")
+        # Runs of less than an hour say how much they measured.
+        self.assertRegex(table, r"\n40 \(6 min\) +8 +")
+        self.assertRegex(table, r"\n40 \(Core's relay\) \(6 min\) +8 +")
+        # Several runs shorter than an hour also compare over the window
+        # all of them measured, minute by minute.
+        twice = runBench(self, "scale.py", "--compare", large, large)
+        self.assertRegex(twice, r"growth N=40 -> N=40: per node messages x1\.00, bytes x1\.00")
+        window = re.search(
+            r"same window, minutes 1 to 6 of the hour \(msgs / bytes / CPU ms per node-min\): "
+            r"N=40 (\d+) / ([\d,]+) / [\d.]+, N=40 \1 / \2 / ",
+            twice,
+        )
+        self.assertIsNotNone(window, twice)
+        self.assertGreater(int(window.group(1)), 0)
+        self.assertRegex(twice, r"same window, minutes 2 to 6 of the hour")
 
     def test_gossip(self):
         out = runBench(self, "gossip.py", "--nodes", "20", "--degree", "3", "--large", "6000")

@@ -170,8 +170,11 @@ class Deadlines:
                 owner.deadlineReached(due)
         finally:
             self._firing = False
-            if heap:
+            if owners:
                 self._arm(heap[0][0])
+            else:  # only cancelled entries left, if any: no timer
+                heap.clear()
+                self._dead = 0
 
 
 __all__ = ["Deadlines", "Every"]

@@ -2176,6 +2176,20 @@ class DeadlinesTests(SynchronousTestCase):
         self.clock.advance(100)
         self.assertEqual(self.log, [("b", 20.0)])
 
+    def test_noTimerIsLeftForCancelledEntriesAlone(self):
+        """
+        Once the last deadline set has come, a cancelled one still in the
+        heap keeps no clock timer pending.
+        """
+        self.deadlines.set(self.owner("a"), 10.0)
+        self.deadlines.cancel(self.deadlines.set(self.owner("b"), 20.0))
+        self.clock.advance(10)
+        self.assertEqual(self.log, [("a", 10.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.deadlines.set(self.owner("c"), 30.0)
+        self.clock.advance(20)
+        self.assertEqual(self.log[1:], [("c", 30.0)])
+
     def test_anOwnerMaySetItsNextDeadlineWhenCalled(self):
         """
         An owner called sets its next deadline (an inactivity check that

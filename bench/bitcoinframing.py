@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import struct
 import sys
 import threading
@@ -42,7 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import alternating_runs, report, spawn  # noqa: E402
+from _common import alternating_runs, report, report_informational_per_cpu, spawn  # noqa: E402
 
 NETWORK = "regtest"
 PAYLOAD_BYTES = 100
@@ -304,11 +303,7 @@ def main() -> None:
             + ["--bare-writes", args.bare_writes],
         )
         report(f"bitcoin framing, {kind}", "msg/s", results["bitp2p"], results["bare"], 0.7)
-        ours, bare = statistics.median(perCPU["bitp2p"]), statistics.median(perCPU["bare"])
-        print(
-            f"  per receiver CPU second (informational): bitp2p {ours:,.0f} msg, "
-            f"bare Twisted {bare:,.0f} msg, ratio {ours / bare:.2f}"
-        )
+        report_informational_per_cpu("receiver", "msg", perCPU)
 
 
 if __name__ == "__main__":

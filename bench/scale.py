@@ -57,7 +57,7 @@ node's address (100 %) and the graph is connected.
 Cost, measured on a shared 2-core machine (CPU seconds of this process;
 docs/benchmarks.rst, section 10, has the figures): N = 1000, 7 to 9
 minutes of CPU for the warm-up, the hour and a 30-minute tail; N = 10,000,
-53 minutes for the warm-up alone and 8 GiB, so the hour does not fit in
+47 minutes for the warm-up alone and 8 GiB, so the hour does not fit in
 30 minutes with today's node code: the default N is 1000, and
 C{--nodes 10000} runs, slowly.
 
@@ -758,6 +758,7 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         id(r): (windowPerNodeMinute(r, 1, window), windowPerNodeMinute(r, max(1, window - 4), window))
         for r in flood
     }
+    useWindow = window < 60 and all(w[0] for w in windows.values())
     if len(flood) > 1:
         base = flood[0]
         for r in flood[1:]:
@@ -767,7 +768,7 @@ def compare(paths: list[str], plotPath: str | None) -> None:
                 f"x{p['messages'] / b['messages']:.2f}, bytes x{p['bytes'] / b['bytes']:.2f}, "
                 f"CPU x{p['cpu_ms'] / b['cpu_ms']:.2f} (each over its measured hour)"
             )
-        if window < 60 and all(w[0] for w in windows.values()):
+        if useWindow:
             for k, what in ((0, f"minutes 1 to {window}"), (1, f"minutes {max(1, window - 4)} to {window}")):
                 cells = ", ".join(
                     f"N={r['n']:,} {w[k]['messages']:.0f} / {w[k]['bytes']:,.0f} / {w[k]['cpu_ms']:.1f}"
@@ -792,7 +793,6 @@ def compare(paths: list[str], plotPath: str | None) -> None:
         ax.set_ylabel("fraction of reachable nodes knowing its address")
         ax.set_ylim(0, 1.02)
         ax.set_title("a newcomer's address, with churn and 4 in 5 nodes unreachable", fontsize=10)
-        useWindow = window < 60 and all(w[0] for w in windows.values())
         ns = [r["n"] for r in flood]
         for key, name in (("messages", "messages"), ("bytes", "bytes / 100"), ("cpu_ms", "CPU ms x 10")):
             factor = {"bytes": 0.01, "cpu_ms": 10}.get(key, 1)

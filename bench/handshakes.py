@@ -32,13 +32,15 @@ handshake is a little above its cost at full load; both servers are measured
 under the same load, so the ratio stays fair.) Each run also prints how busy
 the server was.
 
-The bitp2p node logs two lines at info level per handshake here (peer
-connected, peer disconnected) through twisted.logger. No log observer is
-started in the server process, so the events only go to twisted.logger's
-startup buffer; that cost is what a deployment pays at the least, and it is
-kept in the measurement. It matters: with C{Logger.emit} made a no-op the
-node did ~9% more handshakes per CPU second (8,500 against 9,300, medians
-of 5 runs each, on the 2-core machine this was written on).
+The bitp2p node is set up as twistd sets it up at its default log level
+(info; L{bitp2p.ops.tap.makeNode}): of the inbound peers' connect and
+disconnect lines it writes the first and counts the rest into a summary
+line a minute, without making an event for each (they would be debug
+events, which the log drops). No log observer is started in the server
+process, so the lines it does write go to twisted.logger's startup buffer.
+Making the two debug events of each handshake anyway (what C{--log-level
+debug} asks for) costs about a fifth of the node's in-process CPU per
+handshake (C{bench/hotpath.py}).
 
 Several runs alternate the order of the two servers; medians are reported.
 
@@ -99,6 +101,7 @@ def serve(kind: str) -> None:
                 port=0, interface="127.0.0.1", seeds=(), max_connections=10_000, max_outbound=0
             )
         )
+        node.repeated.logCounted = False  # as at twistd's --log-level info
         node.startService()
         port = node.connman.ports[0]
     print(port.getHost().port, flush=True)

@@ -115,6 +115,7 @@ def handshakes() -> float:
                    max_outbound=0),
         reactor=MemoryReactorClock(),
     )
+    node.repeated.logCounted = False  # as at twistd's --log-level info
     node.startService()
     host = IPv4Address("TCP", "127.0.0.1", 5000)
     done = Failure(ConnectionDone())

@@ -138,8 +138,13 @@ class RepeatedEvents:
     While they keep coming, one such line per interval and nothing else; an
     interval with none ends it, and the next event is written in full again.
     So each kind costs at most one line per interval, however fast it comes.
-    (Each event counted is still logged, at debug level, for whoever asks
-    for those: C{--log-level debug}.)
+    Each event counted is still logged, at debug level, for whoever asks
+    for those (C{--log-level debug}), while C{logCounted} is true: the
+    daemon and the console turn it off at any other level
+    (L{bitp2p.ops.tap.makeNode}), so that a node whose log would drop them
+    does not pay for making them (an inbound handshake paid a fifth of its
+    CPU for its two; Bitcoin Core, likewise, logs every connection only
+    under C{-debug=net}).
 
     Bounded: at most C{maxKinds} kinds are remembered at once (kinds are
     names in the code, so this is only a safeguard: an event of yet another
@@ -149,7 +154,12 @@ class RepeatedEvents:
     timers (the node calls it when it stops).
 
     @param clock: the reactor's time (L{IReactorTime}).
+
+    @ivar logCounted: whether each event counted is logged at debug level
+        (true unless set otherwise).
     """
+
+    logCounted = True
 
     def __init__(
         self,
@@ -189,7 +199,8 @@ class RepeatedEvents:
             if len(self._kinds) >= self._maxKinds:
                 self._forget(now)
                 if len(self._kinds) >= self._maxKinds:
-                    logger.emit(LogLevel.debug, format, **fields)
+                    if self.logCounted:
+                        logger.emit(LogLevel.debug, format, **fields)
                     return
             self._kinds[kind] = _Kind(logger, level, now, self._interval)
             logger.emit(level, format, **fields)
@@ -200,11 +211,12 @@ class RepeatedEvents:
             logger.emit(level, format, **fields)
             return
         state.count += 1
-        # Still there for whoever logs debug events (--log-level debug), as
-        # Bitcoin Core's -debug=net shows every connection; its traceback,
-        # if any, was in the first event.
-        fields.pop("log_failure", None)
-        logger.emit(LogLevel.debug, format, **fields)
+        if self.logCounted:
+            # Still there for whoever logs debug events (--log-level debug),
+            # as Bitcoin Core's -debug=net shows every connection; its
+            # traceback, if any, was in the first event.
+            fields.pop("log_failure", None)
+            logger.emit(LogLevel.debug, format, **fields)
         if host:
             key = hash(host)
             if len(state.hosts) < self._maxHosts:

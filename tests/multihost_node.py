@@ -47,7 +47,9 @@ def main(argv: list[str]) -> None:
     else:
         ours, rest = parser.parse_args([]), argv
     options = Options()
-    options.parseOptions(rest)
+    # Debug events are made only for a node told it logs them (the test
+    # reads every disconnection line, summarised ones included).
+    options.parseOptions(["--log-level", "debug", *rest])
     changes = {}
     if ours.maintenance_interval is not None:
         changes["maintenance_interval_s"] = ours.maintenance_interval

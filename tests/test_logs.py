@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.logs import RepeatedEvents
 from bitp2p.ops.tap import Options, logObserver
+from bitp2p.ops.tap import makeNode as makeNodeFromOptions
 
 from .helpers import Inbound, linkNodes, lose, makeNode, receive, tempDir
 
@@ -120,6 +121,18 @@ class RepeatedEventsTests(SynchronousTestCase):
         for n in range(3):
             self.refuse(f"10.0.0.{n}")
         self.assertEqual(self.logged.debug(), ["Refusing 10.0.0.1", "Refusing 10.0.0.2"])
+
+    def test_countedEventsAreNotMadeWhenTheLogWouldDropThem(self):
+        self.repeated.logCounted = False
+        for n in range(3):
+            self.refuse(f"10.0.0.{n}")
+        self.assertEqual(self.logged.debug(), [])
+        self.assertEqual(self.repeated.pending(), {"Inbound connections refused": 2})
+        self.clock.advance(60)
+        self.assertEqual(
+            self.logged.at(LogLevel.info),
+            ["Refusing 10.0.0.0", "Inbound connections refused: 2 more in the last 60 s, from 2 hosts"],
+        )
 
     def test_hostsAreRememberedUpToTheBound(self):
         repeated = RepeatedEvents(self.clock, interval_s=60, maxHosts=3)
@@ -318,6 +331,13 @@ class TwistdLogFileTests(SynchronousTestCase):
             with open(path) as f:
                 written = [line.split("] ", 1)[1] for line in f.read().splitlines()]
             self.assertEqual(written, expected)
+
+    def test_theNodeMakesCountedEventsOnlyAtDebugLevel(self):
+        for args, expected in (([], False), (["--log-level", "debug"], True),
+                               (["--log-level", "warn"], False)):
+            options = self.options(["-n"], ["--port", "7103", *args])
+            node = makeNodeFromOptions(options, MemoryReactorClock())
+            self.assertIs(node.repeated.logCounted, expected, args)
 
     def test_jsonGoesToTheFileToo(self):
         directory = tempDir(self)

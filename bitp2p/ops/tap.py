@@ -456,11 +456,17 @@ def makeNode(config: Options, reactor=None) -> Node:
     """
     The node the parsed options describe. A data directory that cannot be
     used ends the program with one line.
+
+    Below C{--log-level debug}, the events its L{RepeatedEvents
+    <bitp2p.logs.RepeatedEvents>} counts are not made at all (the log
+    would drop them).
     """
     try:
-        return Node(config.config, reactor=reactor)
+        node = Node(config.config, reactor=reactor)
     except OSError as e:
         raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
+    node.repeated.logCounted = config.logLevel <= LogLevel.debug
+    return node
 
 
 def addControl(top: NodeService, config: Options, reactor=None) -> None:

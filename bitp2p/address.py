@@ -106,10 +106,16 @@ class Address:
         return f"{self.host}:{self.port}"
 
     @classmethod
-    def of(cls, host: str, port: int) -> Address:
+    def of(cls, host: str, port: int, *, remember: bool = True) -> Address:
         """
         Build a normalised address from a host (an IP literal or an overlay
         network's host, see L{Address}) and a port.
+
+        @param remember: whether the address may be remembered, and shared
+            with whoever asks for it again (an address that comes back, as
+            a known node's). L{False} for one seen once, as a connection's
+            remote end with its ephemeral port: remembered, every inbound
+            peer held one in the cache (about 210 bytes a peer).
 
         @raise AddressError: if C{host} is neither or C{port} is out of
             range.
@@ -119,7 +125,7 @@ class Address:
         if type(host) is not str or len(host) > _MAX_HOST_CHARS:
             # Refused before the cache: it remembers only short strings.
             raise AddressError(f"not an IP address: {show(host) if isinstance(host, str) else repr(host)}")
-        if cls is Address and type(port) is int:
+        if remember and cls is Address and type(port) is int:
             return _addressOf(host, port)
         return cls(_normalHost(host), port)
 

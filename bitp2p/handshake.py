@@ -80,7 +80,7 @@ class Handshake:
         """
         remote = peer.remote_address
         try:
-            seen_as = Address.of(remote.host, remote.port)
+            seen_as = Address.of(remote.host, remote.port, remember=False)
         except (AddressError, AttributeError):
             seen_as = None
         listening = self._connections.listeningAddress

@@ -40,8 +40,7 @@ class Accounting:
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
         if peer.established_at is None:
             self.handshake_failures += 1
-        merge(self._pastIn, peer.recv_per_type)
-        merge(self._pastOut, peer.send_per_type)
+        mergeTraffic(self._pastIn, self._pastOut, peer.traffic)
 
     def totals(self, live: Iterable[Peer]) -> dict[tuple[str, str], list[int]]:
         """
@@ -52,8 +51,7 @@ class Accounting:
         received = {kind: list(counter) for kind, counter in self._pastIn.items()}
         sent = {kind: list(counter) for kind, counter in self._pastOut.items()}
         for peer in live:
-            merge(received, peer.recv_per_type)
-            merge(sent, peer.send_per_type)
+            mergeTraffic(received, sent, peer.traffic)
         totals = {("in", kind): counter for kind, counter in received.items()}
         totals.update((("out", kind), counter) for kind, counter in sent.items())
         return totals
@@ -61,18 +59,38 @@ class Accounting:
 
 def merge(totals: dict[str, list[int]], table: dict[str, list[int]]) -> None:
     """
-    Add a peer's C{[messages, bytes]} per type to C{totals}, which keeps at
-    most C{MAX_TRAFFIC_KEYS} types (the rest go under C{OTHER_TYPE}).
+    Add C{[messages, bytes]} per type (a peer's C{recv_per_type} or
+    C{send_per_type}) to C{totals}, which keeps at most C{MAX_TRAFFIC_KEYS}
+    types (the rest go under C{OTHER_TYPE}).
     """
     for kind, counter in table.items():
-        entry = totals.get(kind)
-        if entry is None:
-            if len(totals) < MAX_TRAFFIC_KEYS - 1 or kind == OTHER_TYPE:
-                totals[kind] = [counter[0], counter[1]]
-                continue
-            entry = totals.setdefault(OTHER_TYPE, [0, 0])
-        entry[0] += counter[0]
-        entry[1] += counter[1]
+        _add(totals, kind, counter[0], counter[1])
 
 
-__all__ = ["Accounting", "merge"]
+def mergeTraffic(
+    received: dict[str, list[int]], sent: dict[str, list[int]], traffic: dict[str, list[int]]
+) -> None:
+    """
+    L{merge} a peer's C{traffic} (C{type -> [messages received, bytes
+    received, messages sent, bytes sent]}) into the totals C{received} and
+    C{sent}, without making its two tables of two.
+    """
+    for kind, counter in traffic.items():
+        if counter[0]:
+            _add(received, kind, counter[0], counter[1])
+        if counter[2]:
+            _add(sent, kind, counter[2], counter[3])
+
+
+def _add(totals: dict[str, list[int]], kind: str, messages: int, size: int) -> None:
+    entry = totals.get(kind)
+    if entry is None:
+        if len(totals) < MAX_TRAFFIC_KEYS - 1 or kind == OTHER_TYPE:
+            totals[kind] = [messages, size]
+            return
+        entry = totals.setdefault(OTHER_TYPE, [0, 0])
+    entry[0] += messages
+    entry[1] += size
+
+
+__all__ = ["Accounting", "merge", "mergeTraffic"]

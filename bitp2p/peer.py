@@ -85,22 +85,40 @@ def _host(peer: Peer) -> str:
 OTHER_TYPE = "*other*"
 
 
-def typeCounter(table: dict[str, list[int]], kind: object) -> list[int]:
+# Where a type's counter (a list in a Peer's traffic table) keeps what was
+# received (messages, bytes) and what was sent (messages, bytes).
+RECV_MESSAGES, RECV_BYTES, SENT_MESSAGES, SENT_BYTES = range(4)
+
+
+def typeCounter(table: dict[str, list[int]], kind: object, sent: bool = False) -> list[int]:
     """
-    The C{[messages, bytes]} counter for a message of type C{kind} in
-    C{table} (a L{Peer}'s C{recv_per_type} or C{send_per_type}), made if
-    need be. A type not yet in C{table} when it has C{MAX_COUNTED_TYPES - 1}
-    keys, and a type that is not a string, is counted under L{OTHER_TYPE}:
-    C{table} never has more than L{MAX_COUNTED_TYPES} keys.
+    The counter of message type C{kind} in C{table} (a L{Peer}'s
+    C{traffic}): C{[messages received, bytes received, messages sent,
+    bytes sent]}, made if need be.
+
+    A type not yet in C{table}, received when it has C{MAX_COUNTED_TYPES - 1}
+    keys, or sent when it has twice that, and a type that is not a string,
+    is counted under L{OTHER_TYPE}: C{table} never has more than
+    2 x L{MAX_COUNTED_TYPES} keys, and a peer that sends many types cannot
+    take their names from the types this node sends.
 
     Callers look C{table.get(kind)} up first, and call this only when it is
     missing: once per type and peer.
     """
-    if type(kind) is not str or (len(table) >= MAX_COUNTED_TYPES - 1 and kind not in table):
+    if type(kind) is not str or (
+        len(table) >= (2 * MAX_COUNTED_TYPES if sent else MAX_COUNTED_TYPES) - 1
+        and kind not in table
+    ):
         kind = OTHER_TYPE
     # The key kept is the interned string, shared by every peer's table,
     # not the one decoded from this peer's message (two per handshake).
-    return table.setdefault(sys.intern(kind), [0, 0])
+    return table.setdefault(sys.intern(kind), [0, 0, 0, 0])
+
+
+def _direction(table: dict[str, list[int]], start: int) -> dict[str, list[int]]:
+    return {
+        kind: counter[start : start + 2] for kind, counter in table.items() if counter[start]
+    }
 
 
 def refill(tokens: float, elapsed_s: float, rate_per_s: float, cap: float) -> float:
@@ -298,17 +316,11 @@ class Peer:
     @ivar kind: the L{ConnectionType}.
     @ivar min_rtt_s: the lowest ping round trip seen, or L{None}; it
         protects the peer from eviction.
-    @ivar recv_per_type: traffic received, by message type (Bitcoin Core's
-        C{bytesrecv_per_msg}): C{type -> [messages, bytes]}, the bytes being
-        each message's line with its delimiter (and C{\\r} if any). Every
-        message decoded counts, of any type, handled or not (the handshake's
-        too); lines that fail to decode and empty lines count nowhere. At
-        most L{MAX_COUNTED_TYPES} keys: types first seen past that count
-        under C{"*other*"} (L{OTHER_TYPE}).
-    @ivar send_per_type: traffic sent, by message type (C{bytessent_per_msg}),
-        in the same form and with the same bound: every message written,
-        however it was sent (L{send}, L{sendMany}, with shared C{frames}:
-        each peer counts the full line).
+    @ivar traffic: traffic by message type, both ways, as the wire counts
+        it: C{type -> [messages received, bytes received, messages sent,
+        bytes sent]} (L{typeCounter}, which bounds its keys). One table of
+        counters of four, not two of two: it is 300 bytes less a peer.
+        L{recv_per_type} and L{send_per_type} read it.
     @ivar last_send: when we last wrote to the peer (reactor seconds; 0.0:
         never). Read-only.
     @ivar last_recv: when bytes last arrived from the peer (reactor seconds;
@@ -328,8 +340,8 @@ class Peer:
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_deadlines", "_deadline", "_ping_timer", "_close_timer",
         "_ping_nonce", "_ping_sent_at", "_waiting", "messages_ignored",
-        "kind", "min_rtt_s", "_drainWaiters", "recv_per_type",
-        "send_per_type", "_last_send", "__weakref__",
+        "kind", "min_rtt_s", "_drainWaiters", "traffic",
+        "_last_send", "__weakref__",
     )
 
     def __init__(
@@ -373,8 +385,7 @@ class Peer:
         self.close_reason: Exception | None = None
         self.reading = True
         # Both kept up to date by the wire, which knows each line's bytes.
-        self.recv_per_type: dict[str, list[int]] = {}
-        self.send_per_type: dict[str, list[int]] = {}
+        self.traffic: dict[str, list[int]] = {}
         self._last_recv = 0.0
         self._last_send = 0.0
         # Where its deadline is kept (its own if none is shared), and the
@@ -393,6 +404,28 @@ class Peer:
         return f"<Peer {who} {self.remote} {self.direction.value} {self.state.value}>"
 
     # -- facts about the connection -------------------------------------------
+
+    @property
+    def recv_per_type(self) -> dict[str, list[int]]:
+        """
+        Traffic received, by message type (Bitcoin Core's
+        C{bytesrecv_per_msg}): a new C{{type: [messages, bytes]}} of the
+        types received, the bytes being each message's line with its
+        delimiter (and C{\\r} if any). Every message decoded counts, of any
+        type, handled or not (the handshake's too); lines that fail to
+        decode and empty lines count nowhere. Types first seen past the
+        bound of L{typeCounter} count under C{"*other*"} (L{OTHER_TYPE}).
+        """
+        return _direction(self.traffic, RECV_MESSAGES)
+
+    @property
+    def send_per_type(self) -> dict[str, list[int]]:
+        """
+        Traffic sent, by message type (C{bytessent_per_msg}), in the same
+        form: every message written, however it was sent (L{send},
+        L{sendMany}, with shared C{frames}: each peer counts the full line).
+        """
+        return _direction(self.traffic, SENT_MESSAGES)
 
     @property
     def remote(self) -> str:
@@ -952,6 +985,10 @@ __all__ = [
     "PeerRoutes",
     "PeerSettings",
     "PeerState",
+    "RECV_BYTES",
+    "RECV_MESSAGES",
+    "SENT_BYTES",
+    "SENT_MESSAGES",
     "SHORT_LIVED",
     "reportHandlerFailure",
     "refill",

@@ -20,8 +20,7 @@ The methods a peer uses of its wire are: C{sendMessage}, C{sendMessages},
 C{close}, C{abort}, C{getPeer}, C{getHost} and the counters C{bytesIn} and
 C{bytesOut}. A wire, which alone knows the bytes of each message, also keeps
 its peer's traffic accounting: it counts every message it decodes or writes
-in the peer's C{recv_per_type} or C{send_per_type} (see L{typeCounter
-<bitp2p.peer.typeCounter>}), and calls the peer's C{dataArrived} for each
+in the peer's C{traffic} (see L{typeCounter <bitp2p.peer.typeCounter>}), and calls the peer's C{dataArrived} for each
 chunk received and C{dataWritten} for each write.
 """
 
@@ -43,7 +42,7 @@ from bitp2p.constants import (
     MAX_MESSAGE_BYTES,
     MAX_SEND_BUFFER_BYTES,
 )
-from bitp2p.peer import typeCounter
+from bitp2p.peer import RECV_MESSAGES, SENT_MESSAGES, typeCounter
 
 if TYPE_CHECKING:
     from bitp2p.peer import Peer
@@ -234,8 +233,8 @@ class JSONLineWire(FramingProtocol):
     its peer in one call; the peer stops taking them as soon as the
     connection is being closed.
 
-    The wire keeps its peer's traffic accounting (C{recv_per_type},
-    C{send_per_type}, C{last_recv}, C{last_send}): received messages are
+    The wire keeps its peer's traffic accounting (C{traffic},
+    C{last_recv}, C{last_send}): received messages are
     counted per run of one type, which C{decode_many} reports at no extra
     cost, so that the usual chunk (one type, no C{\\r}, no empty line,
     nothing left undecoded) is counted in one step.
@@ -321,7 +320,7 @@ class JSONLineWire(FramingProtocol):
             message = codec.decode_line(data[:-1])
             if message is not None:
                 kind = message["type"]
-                table = peer.recv_per_type
+                table = peer.traffic
                 counter = table.get(kind)
                 if counter is None:
                     counter = typeCounter(table, kind)
@@ -407,7 +406,7 @@ class JSONLineWire(FramingProtocol):
         kind = None
         if len(runs) == 1 and len(messages) == complete:
             # The usual chunk: all its lines decoded, all of one type.
-            table = peer.recv_per_type
+            table = peer.traffic
             kind = messages[0]["type"]
             counter = table.get(kind)
             if counter is None:
@@ -438,7 +437,7 @@ class JSONLineWire(FramingProtocol):
         sizes: list[int] | None,
     ) -> None:
         """
-        Count a chunk's messages in the peer's C{recv_per_type} (for the
+        Count a chunk's messages received in the peer's C{traffic} (for the
         chunks that L{dataReceived} does not count itself): once per run of
         one type, or one by one when the type changes at nearly every
         message.
@@ -449,7 +448,7 @@ class JSONLineWire(FramingProtocol):
         @param sizes: the bytes of each line as received, or L{None} when
             that is its length + 1 (no C{\\r}).
         """
-        table = self.peer.recv_per_type
+        table = self.peer.traffic
         count = len(messages)
         if len(runs) * 4 <= count:
             runs.append(count)
@@ -508,7 +507,7 @@ class JSONLineWire(FramingProtocol):
         except ProtocolViolation as violation:
             self.peer.violation(violation)
             return
-        self._count(self.peer.recv_per_type, message, len(line) + 1)
+        self._count(self.peer.traffic, message, len(line) + 1, False)
         self.peer.messagesReceived([message])
 
     def _tooLong(self) -> ProtocolViolation:
@@ -554,39 +553,40 @@ class JSONLineWire(FramingProtocol):
             if data is None:
                 data = frames[JSONLineWire] = codec.encode(message) + b"\n"
         # _count() inlined: this runs once per message sent.
-        table = self.peer.send_per_type
+        table = self.peer.traffic
         kind = message.get("type")
         counter = table.get(kind) if type(kind) is str else None
         if counter is None:
-            counter = typeCounter(table, kind)
-        counter[0] += 1
-        counter[1] += len(data)
+            counter = typeCounter(table, kind, True)
+        counter[2] += 1  # (SENT_MESSAGES, SENT_BYTES)
+        counter[3] += len(data)
         self._write(data)
 
     def sendMessages(self, messages: Iterable[Mapping]) -> None:
         """
         Encode several messages and write them in one call.
         """
-        table = self.peer.send_per_type
+        table = self.peer.traffic
         count = self._count
         lines = []
         for message in messages:
             data = codec.encode(message) + b"\n"
-            count(table, message, len(data))
+            count(table, message, len(data), True)
             lines.append(data)
         self._write(b"".join(lines))
 
     @staticmethod
-    def _count(table: dict[str, list[int]], message: Mapping, size: int) -> None:
+    def _count(table: dict[str, list[int]], message: Mapping, size: int, sent: bool) -> None:
         """
-        Count one message of C{size} bytes in a peer's C{send_per_type} or
-        C{recv_per_type}.
+        Count one message of C{size} bytes, C{sent} or received, in a
+        peer's C{traffic}.
         """
         kind = message.get("type")
         # (What an application sends may have an odd type: typeCounter()
         # counts that under OTHER_TYPE.)
         counter = table.get(kind) if type(kind) is str else None
         if counter is None:
-            counter = typeCounter(table, kind)
-        counter[0] += 1
-        counter[1] += size
+            counter = typeCounter(table, kind, sent)
+        start = SENT_MESSAGES if sent else RECV_MESSAGES
+        counter[start] += 1
+        counter[start + 1] += size

@@ -438,10 +438,9 @@ class PeerMethodsTests(ControlTestCase):
         for direction in ("sent", "recv"):
             self.assertIsInstance(info[f"bytes{direction}_per_msg"], dict)
             self.assertIsInstance(info[f"msgs{direction}_per_msg"], dict)
-        if "recv_per_type" in Peer.__slots__:  # the per-type counters are there
-            self.assertEqual(info["msgsrecv_per_msg"]["version"], 1)
-            self.assertGreater(info["bytessent_per_msg"]["version"], 0)
-            self.assertGreater(info["lastrecv"], 1e9)
+        self.assertEqual(info["msgsrecv_per_msg"]["version"], 1)
+        self.assertGreater(info["bytessent_per_msg"]["version"], 0)
+        self.assertGreater(info["lastrecv"], 1e9)
         # The id stays the same while connected.
         [again] = yield self.result(control, "getpeerinfo")
         self.assertEqual(again["id"], info["id"])

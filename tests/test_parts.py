@@ -119,8 +119,7 @@ class FakePeer:
         self.user_agent = "/fake/"
         self.messages_in = 0
         self.transport = None
-        self.recv_per_type: dict[str, list[int]] = {}
-        self.send_per_type: dict[str, list[int]] = {}
+        self.traffic: dict[str, list[int]] = {}
         self.sent: list[dict] = []
         self.closed: list[Exception] = []
         self.dropped = False
@@ -502,8 +501,8 @@ class MisbehaviorTests(SynchronousTestCase):
 
 def trafficPeer(recv: dict, send: dict, established: bool = True) -> FakePeer:
     peer = FakePeer(established=established)
-    peer.recv_per_type = {k: list(v) for k, v in recv.items()}
-    peer.send_per_type = {k: list(v) for k, v in send.items()}
+    for kind in dict.fromkeys([*recv, *send]):  # in order
+        peer.traffic[kind] = [*recv.get(kind, [0, 0]), *send.get(kind, [0, 0])]
     return peer
 
 

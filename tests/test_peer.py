@@ -863,14 +863,22 @@ class TrafficAccountingTests(SynchronousTestCase):
         self.assertEqual(peer.recv_per_type["chat"], [1, 16])
 
     def test_typesAreBoundedWithOther(self):
+        """
+        Received types have names of their own until the peer's C{traffic}
+        (both ways) has C{MAX_COUNTED_TYPES} keys, the last being
+        C{*other*}; the types this node sends keep theirs past a peer's
+        flood of types, up to twice that.
+        """
         peer, wire, transport, manager, clock = establish()
         self.assertEqual(set(peer.recv_per_type), {"version", "verack"})
+        self.assertEqual(set(peer.traffic), {"version", "verack", "getaddr", "addr"})
         lines = [line({"type": f"t{i}"}) for i in range(100)]
         for data in lines[:40]:  # one by one: each chunk of one type
             wire.dataReceived(data)
         wire.dataReceived(b"".join(lines[40:]))  # one chunk of many types
-        named = MAX_COUNTED_TYPES - 1 - 2  # with version and verack
-        self.assertEqual(len(peer.recv_per_type), MAX_COUNTED_TYPES)
+        named = MAX_COUNTED_TYPES - 1 - 4  # with the 4 types above
+        self.assertEqual(len(peer.traffic), MAX_COUNTED_TYPES)
+        self.assertEqual(len(peer.recv_per_type), 2 + named + 1)
         self.assertEqual(
             peer.recv_per_type[OTHER_TYPE],
             [100 - named, sum(len(data) for data in lines[named:])],
@@ -881,16 +889,22 @@ class TrafficAccountingTests(SynchronousTestCase):
         wire.dataReceived(lines[0] + lines[99] + lines[named])
         self.assertEqual(peer.recv_per_type["t0"], [2, 2 * len(lines[0])])
         self.assertEqual(peer.recv_per_type[OTHER_TYPE][0], 100 - named + 2)
-        self.assertEqual(len(peer.recv_per_type), MAX_COUNTED_TYPES)
-        # What is sent is bounded alike.
+        self.assertEqual(len(peer.traffic), MAX_COUNTED_TYPES)
+        # What is sent is bounded too, further.
         self.assertEqual(set(peer.send_per_type), {"version", "verack", "getaddr", "addr"})
         for i in range(100):
             peer.send({"type": f"s{i}"})
-        self.assertEqual(len(peer.send_per_type), MAX_COUNTED_TYPES)
-        self.assertEqual(peer.send_per_type["s58"], [1, len(line({"type": "s58"}))])
+        own = MAX_COUNTED_TYPES - 1  # keys left below twice the bound
+        self.assertEqual(len(peer.traffic), 2 * MAX_COUNTED_TYPES - 1)  # *other* among them
+        self.assertEqual(len(peer.send_per_type), 4 + own + 1)
+        self.assertEqual(peer.send_per_type[f"s{own - 1}"], [1, len(line({"type": "s62"}))])
+        self.assertNotIn(f"s{own}", peer.send_per_type)
         self.assertEqual(
-            peer.send_per_type[OTHER_TYPE], [100 - 59, 41 * len(line({"type": "s60"}))]
+            peer.send_per_type[OTHER_TYPE], [100 - own, (100 - own) * len(line({"type": "s70"}))]
         )
+        # Each way's counts are the other's zeroes in the same table.
+        self.assertEqual(peer.traffic[OTHER_TYPE][:2], peer.recv_per_type[OTHER_TYPE])
+        self.assertEqual(peer.traffic["t0"][2:], [0, 0])
 
     def test_aMessageWithAnOddTypeIsSentAndCountedAsOther(self):
         peer, wire, transport, manager, clock = establish()

@@ -70,7 +70,7 @@ from bitp2p.constants import (
     MAX_SEND_BUFFER_BYTES,
 )
 from bitp2p.errors import ProtocolViolation
-from bitp2p.peer import ConnectionType, typeCounter
+from bitp2p.peer import SENT_BYTES, SENT_MESSAGES, ConnectionType, typeCounter
 from bitp2p.wire import FramingProtocol
 
 if TYPE_CHECKING:
@@ -381,12 +381,12 @@ class BitcoinWire(FramingProtocol):
 
     def _command(self, raw: bytes, command: str) -> tuple[str, list[int], bool]:
         """
-        C{(command, its counter in the peer's recv_per_type, whether it is
+        C{(command, its counter in the peer's C{traffic}, whether it is
         an application's)} for a command read from a header (C{raw}: its 12
         bytes), remembered for the next ones (at most L{MAX_COUNTED_TYPES}
         commands: a peer chooses them).
         """
-        table = self.peer.recv_per_type
+        table = self.peer.traffic
         counter = table.get(command)
         if counter is None:
             counter = typeCounter(table, command)
@@ -580,12 +580,12 @@ class BitcoinWire(FramingProtocol):
         return data
 
     def _count(self, command: str, size: int) -> None:
-        table = self.peer.send_per_type
+        table = self.peer.traffic
         counter = table.get(command)
         if counter is None:
-            counter = typeCounter(table, command)
-        counter[0] += 1
-        counter[1] += size
+            counter = typeCounter(table, command, True)
+        counter[SENT_MESSAGES] += 1
+        counter[SENT_BYTES] += size
 
     def _encode(self, message: Mapping) -> bytes:
         kind = message.get("type")

@@ -89,6 +89,34 @@ class AddressCacheTests(SynchronousTestCase):
         self.assertEqual(hash(built), hash(plain))
         self.assertEqual(parse_address("[::ffff:198.51.100.7]:80"), plain)
 
+    def test_anAddressSeenOnceIsNotRemembered(self):
+        """
+        C{remember=False} (a connection's remote end, its port ephemeral)
+        builds the same address without keeping it.
+        """
+        once = Address.of("::FFFF:198.51.100.7", 50123, remember=False)
+        self.assertEqual(once, Address("198.51.100.7", 50123))
+        self.assertEqual(addressModule._addressOf.cache_info().currsize, 0)
+        self.assertIsNot(once, Address.of("198.51.100.7", 50123))
+        self.assertEqual(addressModule._addressOf.cache_info().currsize, 1)
+        with self.assertRaises(AddressError):
+            Address.of("not an ip", 1, remember=False)
+
+    def test_anInboundHandshakeLeavesNoAddressOfItsPortBehind(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from .helpers import Inbound, makeNode
+
+        node = makeNode(7104, MemoryReactorClock())
+        node.startService()
+        self.addCleanup(node.stopService)
+        Inbound(node, "127.0.0.1", port=40000)  # (what is shared is in now)
+        before = addressModule._addressOf.cache_info().currsize
+        for n in range(1, 6):
+            inbound = Inbound(node, "127.0.0.1", port=40000 + n)
+            self.assertTrue(inbound.wire.peer.established)
+        self.assertEqual(addressModule._addressOf.cache_info().currsize, before)
+
     def test_errorsAreNotRemembered(self):
         for text in ("198.51.100.300:80", "198.51.100.1:99999", "[198.51.100.1]:80", "x" * 70):
             with self.assertRaises(AddressError):

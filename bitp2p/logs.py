@@ -210,13 +210,37 @@ class RepeatedEvents:
             state.since, state.quietUntil = now, now + self._interval
             logger.emit(level, format, **fields)
             return
-        state.count += 1
         if self.logCounted:
             # Still there for whoever logs debug events (--log-level debug),
             # as Bitcoin Core's -debug=net shows every connection; its
             # traceback, if any, was in the first event.
             fields.pop("log_failure", None)
             logger.emit(LogLevel.debug, format, **fields)
+        self._count(state, kind, host, now)
+
+    def counted(self, kind: str, host: str | None) -> bool:
+        """
+        Count an event of C{kind} from C{host} without making it, if
+        L{emit} would only count it and make nothing to log
+        (C{logCounted} false, and C{kind} in an interval that is
+        summarised): L{True} if it did. On L{False}, call L{emit}.
+
+        For the callers on a hot path, that so do not make the event's
+        fields (an inbound peer's connect and disconnect lines).
+        """
+        if self.logCounted:
+            return False
+        state = self._kinds.get(kind)
+        if state is None:
+            return False
+        now = self._clock.seconds()
+        if state.timer is None and now >= state.quietUntil:
+            return False
+        self._count(state, kind, host, now)
+        return True
+
+    def _count(self, state: _Kind, kind: str, host: str | None, now: float) -> None:
+        state.count += 1
         if host:
             key = hash(host)
             if len(state.hosts) < self._maxHosts:
@@ -299,6 +323,9 @@ class Unsummarised(RepeatedEvents):
         **fields: object,
     ) -> None:
         logger.emit(level, format, **fields)
+
+    def counted(self, kind: str, host: str | None) -> bool:
+        return False
 
     def pending(self) -> dict[str, int]:
         return {}

@@ -16,7 +16,7 @@ from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p.logs import RepeatedEvents
+from bitp2p.logs import UNSUMMARISED, RepeatedEvents
 from bitp2p.ops.tap import Options, logObserver
 from bitp2p.ops.tap import makeNode as makeNodeFromOptions
 
@@ -134,6 +134,28 @@ class RepeatedEventsTests(SynchronousTestCase):
             ["Refusing 10.0.0.0", "Inbound connections refused: 2 more in the last 60 s, from 2 hosts"],
         )
 
+    def test_anEventOnlyCountedNeedNotBeMade(self):
+        """
+        C{counted} counts an event that C{emit} would only count, and says
+        so; for any other, it says to call C{emit}.
+        """
+        self.assertFalse(self.repeated.counted("Inbound connections refused", "10.0.0.1"))
+        self.refuse("10.0.0.1")  # the first is written
+        self.assertFalse(self.repeated.counted("Inbound connections refused", "10.0.0.2"))
+        self.repeated.logCounted = False
+        self.assertFalse(self.repeated.counted("Other kind", "10.0.0.2"))
+        for n in range(3):
+            self.assertTrue(self.repeated.counted("Inbound connections refused", f"10.0.0.{n}"))
+        self.assertEqual(self.repeated.pending(), {"Inbound connections refused": 3})
+        self.clock.advance(60)
+        self.assertEqual(
+            self.logged.at(LogLevel.info)[-1],
+            "Inbound connections refused: 3 more in the last 60 s, from 3 hosts",
+        )
+        self.clock.advance(60)  # a quiet interval: the next is written again
+        self.assertFalse(self.repeated.counted("Inbound connections refused", "10.0.0.1"))
+        self.assertFalse(UNSUMMARISED.counted("Inbound connections refused", "10.0.0.1"))
+
     def test_hostsAreRememberedUpToTheBound(self):
         repeated = RepeatedEvents(self.clock, interval_s=60, maxHosts=3)
         for n in range(11):
@@ -189,13 +211,14 @@ class NodeLogTests(SynchronousTestCase):
             if e["log_level"] >= level and e.get("log_namespace", "").startswith("bitp2p")
         ]
 
-    def test_inboundChurnWritesAFewLinesNotTwoAConnection(self):
+    def test_inboundChurnWritesAFewLinesNotTwoAConnection(self, logCounted: bool = True):
         """
         Before issue 16 each inbound peer that did its handshake and left
         wrote a "Connected" and a "Disconnected" line at info (~250 bytes):
         one client churning wrote 19 MB a minute. Now the first of each is
         written, the rest summarised once a minute.
         """
+        self.node.repeated.logCounted = logCounted
         for n in range(300):
             peer = Inbound(self.node, "198.51.100.7", 40000 + n)
             self.assertFalse(peer.refused)
@@ -212,6 +235,14 @@ class NodeLogTests(SynchronousTestCase):
                 "Inbound peers disconnected: 299 more in the last 60 s, from 1 host",
             ],
         )
+        debug = [line for line in self.lines(LogLevel.debug) if line not in self.lines()]
+        self.assertEqual(len(debug), 2 * 299 if logCounted else 0)
+
+    def test_inboundChurnMakesNoEventForWhatIsOnlyCounted(self):
+        """
+        The same, below --log-level debug: the lines counted are not made.
+        """
+        self.test_inboundChurnWritesAFewLinesNotTwoAConnection(logCounted=False)
 
     def test_refusedConnectionsAreSummarised(self):
         cap = self.node.config.inbound_group_cap

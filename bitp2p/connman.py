@@ -196,8 +196,9 @@ class ConnectionManager:
         # seeded rng reproducible (a set would follow memory addresses).
         self._connections: dict[Peer, None] = {}
         # The connections that are not short-lived (SHORT_LIVED), in the
-        # same order: peers() is asked for on every addr relayed.
-        self._longLived: list[Peer] = []
+        # same order: peers() is asked for on every addr relayed. (A dict
+        # too: removing a peer from a list walked it, at every close.)
+        self._longLived: dict[Peer, None] = {}
         # Connections by kind, and inbound ones by network group, kept as
         # they come and go: accepting one must not cost a walk over thousands.
         self._counts = {kind: 0 for kind in ConnectionType}
@@ -676,7 +677,7 @@ class ConnectionManager:
         peer, protocol = self._newPeer(direction, dialed, kind)
         self._connections[peer] = None
         if peer.kind not in SHORT_LIVED:
-            self._longLived.append(peer)
+            self._longLived[peer] = None
         self._counts[kind] += 1
         if kind is ConnectionType.INBOUND and group is not None:
             self._groupOf[peer] = group
@@ -883,7 +884,7 @@ class ConnectionManager:
         if peer in self._connections:
             del self._connections[peer]
             if peer.kind not in SHORT_LIVED:
-                self._longLived.remove(peer)
+                del self._longLived[peer]
             self._counts[peer.kind] -= 1
             if peer is self._evicted:
                 self._evicted = None

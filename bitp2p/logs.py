@@ -225,7 +225,7 @@ class RepeatedEvents:
         (C{logCounted} false, and C{kind} in an interval that is
         summarised): L{True} if it did. On L{False}, call L{emit}.
 
-        For the callers on a hot path, that so do not make the event's
+        For callers on a hot path, which thus need not make the event's
         fields (an inbound peer's connect and disconnect lines).
         """
         if self.logCounted:

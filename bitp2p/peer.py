@@ -319,7 +319,7 @@ class Peer:
     @ivar traffic: traffic by message type, both ways, as the wire counts
         it: C{type -> [messages received, bytes received, messages sent,
         bytes sent]} (L{typeCounter}, which bounds its keys). One table of
-        counters of four, not two of two: it is 300 bytes less a peer.
+        counters of four, not two of two: ~290 bytes less a peer.
         L{recv_per_type} and L{send_per_type} read it.
     @ivar last_send: when we last wrote to the peer (reactor seconds; 0.0:
         never). Read-only.
@@ -384,7 +384,7 @@ class Peer:
         self.messages_ignored = 0
         self.close_reason: Exception | None = None
         self.reading = True
-        # Both kept up to date by the wire, which knows each line's bytes.
+        # Kept up to date by the wire, which knows each line's bytes.
         self.traffic: dict[str, list[int]] = {}
         self._last_recv = 0.0
         self._last_send = 0.0

@@ -20,8 +20,9 @@ The methods a peer uses of its wire are: C{sendMessage}, C{sendMessages},
 C{close}, C{abort}, C{getPeer}, C{getHost} and the counters C{bytesIn} and
 C{bytesOut}. A wire, which alone knows the bytes of each message, also keeps
 its peer's traffic accounting: it counts every message it decodes or writes
-in the peer's C{traffic} (see L{typeCounter <bitp2p.peer.typeCounter>}), and calls the peer's C{dataArrived} for each
-chunk received and C{dataWritten} for each write.
+in the peer's C{traffic} (see L{typeCounter <bitp2p.peer.typeCounter>}),
+and calls the peer's C{dataArrived} for each chunk received and
+C{dataWritten} for each write.
 """
 
 from __future__ import annotations

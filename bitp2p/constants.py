@@ -339,6 +339,12 @@ CRAWL_PROGRESS_LOG_S = 10.0
 # table (at least one address): in a big network with churn, most answers
 # bring a straggler or two, which is not worth a getaddr every 2 minutes.
 LEARNING_MIN_GROWTH = 0.01
+# ... or LEARNING_MIN_GROWTH_LARGE of it once it holds
+# FAST_LEARNING_MAX_ADDRESSES or more: there each fetch costs an answer of a
+# quarter of a table (up to 1,000 addresses), and at 1 % a node among 2,000
+# reachable ones went on fetching a few dozen stragglers at a time for a
+# quarter of an hour after joining (docs/benchmarks.rst, 10d).
+LEARNING_MIN_GROWTH_LARGE = 0.05
 LEARNING_WINDOW_S = 10 * 60
 # ... and fetches at a faster pace (about every FAST_FETCH_INTERVAL_S, from
 # either table) while its address manager is small (under

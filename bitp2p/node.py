@@ -87,6 +87,7 @@ from bitp2p.constants import (
     FAST_LEARNING_MAX_ADDRESSES,
     FAST_LEARNING_WINDOW_S,
     LEARNING_MIN_GROWTH,
+    LEARNING_MIN_GROWTH_LARGE,
 )
 from bitp2p.constants import MAX_TRAFFIC_KEYS, RELAY_FRESH_S  # noqa: F401 (re-exported)
 from bitp2p.discovery import AddressRelay
@@ -402,8 +403,9 @@ class Node(service.MultiService):
         while its address manager is small and learned within
         C{FAST_LEARNING_WINDOW_S}, slowly while it learned within
         C{learning_window_s} (an answer or a table's worth grew it by at
-        least C{LEARNING_MIN_GROWTH}; relayed gossip does not count:
-        L{_bookGrew}).
+        least C{LEARNING_MIN_GROWTH}, C{LEARNING_MIN_GROWTH_LARGE} once it
+        holds C{FAST_LEARNING_MAX_ADDRESSES}; relayed gossip does not
+        count: L{_bookGrew}).
         """
         quiet = now - self._grewAt
         if quiet > self.config.learning_window_s:
@@ -422,12 +424,18 @@ class Node(service.MultiService):
         # quarter of the table, the traffic growing with N. Nor is an
         # answer that adds less than LEARNING_MIN_GROWTH of the table: in
         # such a network most answers hold a straggler or two, newcomers
-        # the relay has not brought yet, or nodes long gone.)
+        # the relay has not brought yet, or nodes long gone; of a table of
+        # FAST_LEARNING_MAX_ADDRESSES or more, LEARNING_MIN_GROWTH_LARGE.)
         size = len(self.book)
         if size > self._bookHigh:
             grown = size - self._bookHigh
             self._bookHigh = size
-            if learned and grown >= LEARNING_MIN_GROWTH * size:
+            share = (
+                LEARNING_MIN_GROWTH
+                if size < FAST_LEARNING_MAX_ADDRESSES
+                else LEARNING_MIN_GROWTH_LARGE
+            )
+            if learned and grown >= share * size:
                 self._grewAt = self._reactor.seconds()
         self.store.bookGrew()
 

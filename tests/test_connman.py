@@ -471,6 +471,41 @@ class FastLearningTests(SynchronousTestCase):
         self.assertEqual(node._learning(reactor.seconds()), Learning.FAST)
 
 
+    def test_aBigTableIsLearningOnlyFromABigAnswer(self):
+        """
+        Once the table holds C{FAST_LEARNING_MAX_ADDRESSES}, an answer must
+        add C{LEARNING_MIN_GROWTH_LARGE} of it (5 %), not 1 %, to be
+        learning: there each fetch costs a quarter of a table.
+        """
+        node, reactor = self.startNode(known=FAST_LEARNING_MAX_ADDRESSES + 500)
+        size = len(node.book)
+        self.assertGreaterEqual(size, FAST_LEARNING_MAX_ADDRESSES)
+        node._bookGrew(False)
+        reactor.advance(node.config.learning_window_s + 1)
+
+        def answer(first: int, share: float) -> float:
+            before = len(node.book)
+            count = int(before * share) + 1
+            for source in range(10):  # (one source fills 64 buckets at most)
+                learn(
+                    node,
+                    *(
+                        Address.of(f"{120 + i % 100}.{200 + i // 100}.0.1", 5000)
+                        for i in range(first + source, first + count, 10)
+                    ),
+                    source=f"31.{source}.0.1",
+                )
+            node._bookGrew(True)
+            return (len(node.book) - before) / before
+
+        grown = answer(0, 0.035)  # learning in a small table, not here
+        self.assertTrue(0.01 < grown < 0.05, grown)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.DONE)
+        grown = answer(1000, 0.065)
+        self.assertGreaterEqual(grown, 0.05)
+        self.assertEqual(node._learning(reactor.seconds()), Learning.SLOW)  # (big: not FAST)
+
+
 class SmallNetworkTests(SynchronousTestCase):
     def test_everyNodeKnowsEveryOtherWithinTwoMinutes(self):
         """

@@ -142,17 +142,18 @@ class Observers:
     def peerEstablished(self, peer: Peer) -> None:
         if peer.kind in self._shortLived:
             return
-        if not self._counted(peer, INBOUND_CONNECTED):
-            self._log(
-                peer,
-                INBOUND_CONNECTED,
-                "Connected to {node_id} at {address} ({direction}, {user_agent}{detail})",
+        self._log(
+            peer,
+            INBOUND_CONNECTED,
+            "Connected to {node_id} at {address} ({direction}, {user_agent}{detail})",
+            lambda: dict(
                 node_id=peer.node_id,
                 address=peer.address or peer.remote,
                 direction=peer.kind.value,
                 user_agent=peer.user_agent,
                 detail=_detail(peer),
-            )
+            ),
+        )
         for connected, _ in list(self._entries):
             if connected is not None:
                 _notify(connected, peer)
@@ -160,36 +161,26 @@ class Observers:
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
         if peer.established_at is None or peer.kind in self._shortLived:
             return
-        if not self._counted(peer, INBOUND_DISCONNECTED):
-            self._log(
-                peer,
-                INBOUND_DISCONNECTED,
-                "Disconnected from {node_id} at {address}: {reason}",
-                node_id=peer.node_id,
-                address=peer.address or peer.remote,
-                reason=reason,
-            )
+        self._log(
+            peer,
+            INBOUND_DISCONNECTED,
+            "Disconnected from {node_id} at {address}: {reason}",
+            lambda: dict(node_id=peer.node_id, address=peer.address or peer.remote, reason=reason),
+        )
         for _, disconnected in list(self._entries):
             if disconnected is not None:
                 _notify(disconnected, peer, reason)
 
-    def _counted(self, peer: Peer, kind: str) -> bool:
-        # An inbound peer's line only counted into a summary is not made
-        # (RepeatedEvents.counted): this is on every inbound connection's
-        # path, and anyone can make those at will.
-        return peer.kind is ConnectionType.INBOUND and self._repeated.counted(
-            kind, _host(peer)
-        )
-
-    def _log(self, peer: Peer, kind: str, format: str, **fields) -> None:
+    def _log(self, peer: Peer, kind: str, format: str, fields: Callable[[], dict]) -> None:
         if peer.kind is ConnectionType.INBOUND:
-            self._repeated.emit(peerLog, LogLevel.info, kind, _host(peer), format, **fields)
+            host = getattr(peer.remote_address, "host", "") or ""
+            # A line only counted into a summary is not made, nor its
+            # fields (RepeatedEvents.counted): this is on every inbound
+            # connection's path, and anyone can make those at will.
+            if not self._repeated.counted(kind, host):
+                self._repeated.emit(peerLog, LogLevel.info, kind, host, format, **fields())
         else:
-            peerLog.info(format, **fields)
-
-
-def _host(peer: Peer) -> str:
-    return getattr(peer.remote_address, "host", "") or ""
+            peerLog.info(format, **fields())
 
 
 def _notify(callback: Callable, *args) -> None:

@@ -57,23 +57,14 @@ class Accounting:
         return totals
 
 
-def merge(totals: dict[str, list[int]], table: dict[str, list[int]]) -> None:
-    """
-    Add C{[messages, bytes]} per type (a peer's C{recv_per_type} or
-    C{send_per_type}) to C{totals}, which keeps at most C{MAX_TRAFFIC_KEYS}
-    types (the rest go under C{OTHER_TYPE}).
-    """
-    for kind, counter in table.items():
-        _add(totals, kind, counter[0], counter[1])
-
-
 def mergeTraffic(
     received: dict[str, list[int]], sent: dict[str, list[int]], traffic: dict[str, list[int]]
 ) -> None:
     """
-    L{merge} a peer's C{traffic} (C{type -> [messages received, bytes
-    received, messages sent, bytes sent]}) into the totals C{received} and
-    C{sent}, without making its two tables of two.
+    Add a peer's C{traffic} (C{type -> [messages received, bytes received,
+    messages sent, bytes sent]}) to the totals C{received} and C{sent}
+    (C{type -> [messages, bytes]}), each of which keeps at most
+    C{MAX_TRAFFIC_KEYS} types (the rest go under C{OTHER_TYPE}).
     """
     for kind, counter in traffic.items():
         if counter[0]:
@@ -93,4 +84,4 @@ def _add(totals: dict[str, list[int]], kind: str, messages: int, size: int) -> N
     entry[1] += size
 
 
-__all__ = ["Accounting", "merge", "mergeTraffic"]
+__all__ = ["Accounting", "mergeTraffic"]

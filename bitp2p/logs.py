@@ -123,6 +123,13 @@ class _Kind:
         self.moreHosts = False
         self.timer: IDelayedCall | None = None
 
+    def quiet(self, now: float) -> bool:
+        """
+        Whether the kind has gone quiet at C{now}: no summary due and its
+        interval over, so that its next event is written in full.
+        """
+        return self.timer is None and now >= self.quietUntil
+
 
 class RepeatedEvents:
     """
@@ -205,7 +212,7 @@ class RepeatedEvents:
             self._kinds[kind] = _Kind(logger, level, now, self._interval)
             logger.emit(level, format, **fields)
             return
-        if state.timer is None and now >= state.quietUntil:
+        if state.quiet(now):
             state.logger, state.level = logger, level
             state.since, state.quietUntil = now, now + self._interval
             logger.emit(level, format, **fields)
@@ -234,7 +241,7 @@ class RepeatedEvents:
         if state is None:
             return False
         now = self._clock.seconds()
-        if state.timer is None and now >= state.quietUntil:
+        if state.quiet(now):
             return False
         self._count(state, kind, host, now)
         return True
@@ -298,7 +305,7 @@ class RepeatedEvents:
         over): their next event is written in full anyway.
         """
         for kind, state in list(self._kinds.items()):
-            if state.timer is None and now >= state.quietUntil:
+            if state.quiet(now):
                 del self._kinds[kind]
 
 

@@ -705,5 +705,7 @@ class TrafficTotalsTests(SynchronousTestCase):
         self.assertEqual(a.trafficTotals()[("in", "version")][0], 1)
         totals: dict = {}
         self.patch(accounting, "MAX_TRAFFIC_KEYS", 3)
-        accounting.merge(totals, {"a": [1, 10], "b": [1, 10], "c": [2, 20], "d": [3, 30]})
+        accounting.mergeTraffic(
+            totals, {}, {"a": [1, 10, 0, 0], "b": [1, 10, 0, 0], "c": [2, 20, 0, 0], "d": [3, 30, 0, 0]}
+        )
         self.assertEqual(totals, {"a": [1, 10], "b": [1, 10], "*other*": [5, 50]})

@@ -161,9 +161,13 @@ class Node(service.MultiService):
     @ivar bookkeeping: the L{AddressBookkeeping}.
     @ivar repeated: the L{RepeatedEvents}: the log lines anyone can cause,
         summarised.
+    @ivar name: the node's service name, C{"bitp2p-node-<node id>"}: unique
+        to each node (several nodes can share one C{Application}), known
+        from construction on (before the port, which 0 leaves to the
+        system) and stable. Find a node in an application with
+        C{IServiceCollection(application).getServiceNamed(node.name)}, or
+        set another name before C{setServiceParent}.
     """
-
-    name = "bitp2p-node"
 
     def __init__(
         self,
@@ -217,6 +221,8 @@ class Node(service.MultiService):
         # size): how much the node is still learning (L{_learning}).
         self._grewAt = reactor.seconds()
         self._bookHigh = 0
+        # Unique per node, so that two nodes fit in one application.
+        self.name = f"bitp2p-node-{self.node_id}"
         self._wire(relayKey, groupKey)
 
     def _wire(self, relayKey: bytes, groupKey: bytes) -> None:

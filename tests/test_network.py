@@ -295,3 +295,29 @@ class LoopbackAddressTests(NetworkTestCase):
             any(outboundGroups(n).count("127.1.0.0/16") >= 2 for n in crowd),
             [outboundGroups(n) for n in crowd],
         )
+
+
+class ApplicationTests(NetworkTestCase):
+    @defer.inlineCallbacks
+    def test_twoNodesOnPortZeroRunInOneApplication(self):
+        from twisted.application import service
+
+        application = service.Application("two")
+        nodes = [
+            Node(NodeConfig(port=0, interface="127.0.0.1", seeds=(), **FAST)) for _ in range(2)
+        ]
+        for node in nodes:
+            node.setServiceParent(application)
+        collection = service.IServiceCollection(application)
+        self.assertEqual([collection.getServiceNamed(n.name) for n in nodes], nodes)
+        self.assertNotEqual(nodes[0].name, nodes[1].name)
+        top = service.IService(application)
+        top.startService()
+        self.addCleanup(lambda: top.stopService() if top.running else None)
+        a, b = nodes
+        self.assertNotEqual(a.listeningAddress.port, b.listeningAddress.port)
+        peer = yield b.connect("127.0.0.1", a.listeningAddress.port)
+        self.assertEqual(peer.node_id, a.node_id)
+        yield top.stopService()
+        self.assertEqual([n.running for n in nodes], [False, False])
+        self.assertEqual([len(n.peers()) for n in nodes], [0, 0])

@@ -190,6 +190,7 @@ GOSSIP_RATE_PER_S = 100
 GOSSIP_BURST_S = 10
 
 NODE_ID_FILE = "node_id"
+LOCK_FILE = ".lock"  # held by the node using the directory
 PEERS_FILE = "peers.json"
 BANLIST_FILE = "banlist.json"
 ANCHORS_FILE = "anchors.json"

@@ -493,6 +493,7 @@ class Node(service.MultiService):
         self.gossip.stop()
         closed = self.connman.closeAll(PeerLost("node shutting down"))
         self.save()
+        self.store.close()
         closed.extend(self.connman.stopListening())
         # Once every connection is gone, the summaries still due are written.
         return defer.gatherResults(closed).addCallback(lambda _: self.repeated.stop())

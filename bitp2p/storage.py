@@ -8,6 +8,11 @@ Layout of C{--datadir DIR}::
     DIR/banlist.json  the bans (L{bitp2p.banman})
     DIR/anchors.json  the outbound peers at the last shutdown; read and
                       deleted at start
+    DIR/.lock         held (flock) by the node using the directory, as
+                      Bitcoin Core's C{.lock}: a second node, in this
+                      process or another, is refused (L{DataDirInUse})
+                      rather than sharing the files silently; released when
+                      the node stops and when its process dies
 
 The last three are I{documents}: a header line, then the body, one JSON
 value::
@@ -37,9 +42,29 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from bitp2p.constants import NODE_ID_FILE, NODE_ID_MAX_CHARS
+from bitp2p.constants import LOCK_FILE, NODE_ID_FILE, NODE_ID_MAX_CHARS
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    try:
+        import msvcrt
+    except ImportError:
+        msvcrt = None
 
 log = Logger()
+
+
+class DataDirInUse(Exception):
+    """
+    Another node (in this process or another) holds the data directory's
+    lock. Its C{str()} is one line.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(f"data directory {path} is in use by another node")
+        self.path = path
 
 _NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")
 
@@ -100,11 +125,16 @@ class DataDir:
     The files of one node's data directory.
 
     @ivar path: the directory; created if missing.
+    @ivar locked: whether this object holds the directory's lock.
+
+    @raise DataDirInUse: when another node holds the lock.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lockFd: int | None = None
+        self.lock()
         # A save cut short (the process killed mid-write) leaves its
         # temporary file behind: never read, removed at the next start.
         for stale in self.path.glob(".*.tmp-*"):
@@ -112,6 +142,40 @@ class DataDir:
                 stale.unlink()
             except OSError:
                 pass
+
+    @property
+    def locked(self) -> bool:
+        return self._lockFd is not None
+
+    def lock(self) -> None:
+        """
+        Take the directory's lock (C{.lock}, an exclusive C{flock}), unless
+        held already. The lock belongs to the open file, so a second node
+        of the same process is refused too, and it goes when the process
+        dies, however it dies.
+
+        @raise DataDirInUse: when another node holds it.
+        """
+        if self._lockFd is not None:
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            elif msvcrt is not None:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            os.close(fd)
+            raise DataDirInUse(self.path) from None
+        self._lockFd = fd
+
+    def unlock(self) -> None:
+        """
+        Release the lock (the C{.lock} file stays, as Core's does).
+        """
+        fd, self._lockFd = self._lockFd, None
+        if fd is not None:
+            os.close(fd)  # closing the file releases its lock
 
     @property
     def node_id_path(self) -> Path:

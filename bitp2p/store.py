@@ -134,12 +134,14 @@ class NodeStore:
         self, now: float, kind: BookKind, rng: random.Random, tls: bool, anchors: int
     ) -> Loaded:
         """
-        Read the documents (at most C{anchors} anchors). The anchors file is deleted once read: anchors
-        are used once, and a crash before the next clean stop must not make
-        them permanent.
+        Read the documents (at most C{anchors} anchors), after taking the
+        directory's lock again if L{close} released it (a node restarted).
+        The anchors file is deleted once read: anchors are used once, and a
+        crash before the next clean stop must not make them permanent.
         """
         if self._datadir is None:
             return Loaded()
+        self._datadir.lock()
         book = None
         body = self._datadir.load_document(PEERS_FILE, *PEERS_FORMAT, now, upgrade=_upgradePeers)
         if body is not None:
@@ -231,6 +233,14 @@ class NodeStore:
         if self._growthSave is not None and self._growthSave.active():
             self._growthSave.cancel()
         self._growthSave = None
+
+    def close(self) -> None:
+        """
+        Release the data directory's lock, once the last write is done
+        (the node's stop): another node may use the directory now.
+        """
+        if self._datadir is not None:
+            self._datadir.unlock()
 
     def _write(self, name: str, kind: tuple[str, int], body) -> None:
         try:

@@ -22,7 +22,7 @@ from bitp2p.constants import RELAY_FANOUT
 from bitp2p.errors import ConnectFailed, NotRunning, SelfConnection
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import ConnectionType, Direction
-from bitp2p.storage import encode_document
+from bitp2p.storage import DataDirInUse, encode_document
 
 from .helpers import learn, linkNodes, makeNode, tempDir
 
@@ -499,6 +499,72 @@ class GossipTests(SynchronousTestCase):
         reactor.advance(a.config.ping_interval_s)
         pump.flush()
         self.assertIsNotNone(a.status()["peers"][0]["rtt_s"])
+
+
+class DataDirLockTests(SynchronousTestCase):
+    """
+    Two nodes never share a data directory: the second is refused with one
+    line, in this process or in another, until the first stops or dies.
+    """
+
+    def test_secondNodeOnTheSameDataDirectoryIsRefusedUntilTheFirstStops(self):
+        datadir = os.path.join(tempDir(self), "d")
+        first = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        with self.assertRaises(DataDirInUse) as caught:
+            makeNode(6002, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(str(caught.exception), f"data directory {datadir} is in use by another node")
+        self.successResultOf(first.stopService())
+        second = makeNode(6002, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(second.node_id, first.node_id)
+        self.successResultOf(second.stopService())
+
+    def test_aNodeRestartedTakesTheLockAgain(self):
+        datadir = os.path.join(tempDir(self), "d")
+        node = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        self.successResultOf(node.stopService())
+        node.startService()
+        with self.assertRaises(DataDirInUse):
+            makeNode(6002, MemoryReactorClock(), datadir=datadir)
+        self.successResultOf(node.stopService())
+
+    def test_aNodeInAnotherProcessHoldsTheLockUntilItEnds(self):
+        import subprocess
+        import sys
+
+        datadir = os.path.join(tempDir(self), "d")
+        script = (
+            "import sys\n"
+            "from twisted.internet.testing import MemoryReactorClock\n"
+            "from bitp2p.node import Node, NodeConfig\n"
+            "node = Node(NodeConfig(port=6001, seeds=(), datadir=sys.argv[1]),"
+            " reactor=MemoryReactorClock())\n"
+            "node.startService()\n"
+            "print('started', flush=True)\n"
+            "sys.stdin.read()\n"
+        )
+        for end in ("exit", "kill"):
+            holder = subprocess.Popen(
+                [sys.executable, "-c", script, datadir],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            try:
+                self.assertEqual(holder.stdout.readline(), b"started\n")
+                with self.assertRaises(DataDirInUse):
+                    Node(NodeConfig(port=6002, seeds=(), datadir=datadir), reactor=MemoryReactorClock())
+                if end == "kill":
+                    holder.kill()
+                holder.stdin.close()
+                holder.wait(30)
+            finally:
+                if holder.poll() is None:
+                    holder.kill()
+                    holder.wait(30)
+                holder.stdout.close()
+                if not holder.stdin.closed:
+                    holder.stdin.close()
+            node = makeNode(6002, MemoryReactorClock(), datadir=datadir)
+            self.successResultOf(node.stopService())
 
 
 class PersistenceTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 
 from twisted.logger import LogLevel, Logger
@@ -77,9 +78,32 @@ class ErrorTests(SynchronousTestCase):
         self.assertIn("give a method", err)
 
     def test_noCredentials(self):
+        home = tempDir(self)
+        self.patch(os, "environ", {**os.environ, "XDG_DATA_HOME": home})
         code, err = self.invoke("getpeerinfo")
         self.assertEqual((code, err.strip().count("\n")), (1, 0))
-        self.assertIn("no credentials: give --datadir", err)
+        self.assertIn(
+            f"no credentials: no running node has a cookie in {home}/bitp2p; give --datadir", err
+        )
+
+    def test_withoutDatadirTheRunningNodesDefaultFolderIsUsed(self):
+        home = tempDir(self)
+        self.patch(os, "environ", {**os.environ, "XDG_DATA_HOME": home})
+        datadir = os.path.join(home, "bitp2p", "bitp2p-5000")
+        os.makedirs(datadir)
+        for name, text in ((".cookie", "__cookie__:abc\n"), (".rpcport", "6123\n")):
+            with open(os.path.join(datadir, name), "w") as f:
+                f.write(text)
+
+        class Args:
+            rpc_port = None
+            rpc_password = None
+            datadir = None
+
+        self.assertEqual(cli._credentials(Args), "__cookie__:abc")
+        self.assertEqual((Args.datadir, cli._port(Args)), (datadir, 6123))
+        Args.rpc_port, Args.datadir = 6124, None
+        self.assertRaises(cli.CLIError, cli._credentials, Args)
 
     def test_noCookie(self):
         code, err = self.invoke("--datadir", tempDir(self), "getpeerinfo")

@@ -136,7 +136,10 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
 
     def test_badControlOptionsEndWithOneLine(self):
         for args, expected in (
-            (["--rpc-port", "5332"], "--rpc-port needs --datadir"),
+            (["--rpc-port", "5332", "--no-datadir"], "--rpc-port needs a data directory"),
+            (["--port", "0", "--web-port", "5380"], "(where its cookie is written; no default one on port 0)"),
+            (["--datadir", ""], "--datadir '' names no directory: give one, or --no-datadir"),
+            (["--datadir", "d", "--no-datadir"], "--datadir and --no-datadir exclude each other"),
             (["--rpc-port", "bogus:1", "--rpc-password", "x"], "--rpc-port: unknown endpoint kind"),
             (["--log-format", "xml"], "--log-format must be text or json"),
         ):
@@ -157,6 +160,64 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
             process.wait(DEADLINE_S)
             err = process.stderr.read().decode().strip().splitlines()
         self.assertEqual(err, [f"bitp2p: cannot listen on 127.0.0.1:{busy}: address already in use"])
+
+    def test_theDefaultDataDirectoryServesThePlainCli(self):
+        """
+        C{twistd -n bitp2p --port P --web-port W} keeps its files in the
+        per-user folder (the tests' own, from the environment), and a plain
+        C{bitp2p-cli getpeerinfo} finds its cookie and port there; a second
+        node on that folder is refused with one line.
+        """
+        port, webPort = freePort(), freePort()
+        datadir = os.path.join(os.environ["XDG_DATA_HOME"], "bitp2p", f"bitp2p-{port}")
+        node = self.spawn(
+            "--port", str(port), "--interface", "127.0.0.1", "--no-seeds",
+            "--web-port", str(webPort),
+        )
+        self.waitFor(lambda: os.path.exists(os.path.join(datadir, ".cookie")), "the cookie")
+        info = self.cli("--json", "getnetworkinfo")
+        self.assertEqual(info.returncode, 0, info.stderr)
+        nodeId = json.loads(info.stdout)["node_id"]
+        peers = self.cli("--rpc-port", str(webPort), "getpeerinfo")
+        self.assertEqual((peers.returncode, peers.stdout), (0, "no peers\n"), peers.stderr)
+
+        second = self.spawn("--port", str(freePort()), "--datadir", datadir)
+        second.wait(DEADLINE_S)
+        err = second.stderr.read().decode().strip().splitlines()
+        self.assertEqual(err, [f"bitp2p: data directory {datadir} is in use by another node"])
+        self.assertEqual(second.returncode, 1)
+
+        node.terminate()
+        node.wait(DEADLINE_S)
+        self.assertIn(f"Data directory {datadir}", node.stdout.read().decode())
+        with open(os.path.join(datadir, "node_id")) as f:
+            self.assertEqual(f.read().strip(), nodeId)
+        self.assertTrue(os.path.exists(os.path.join(datadir, "peers.json")))
+
+    def test_noDataDirectoryOnPortZeroOrWhenAskedFor(self):
+        base = os.path.join(os.environ["XDG_DATA_HOME"], "bitp2p")
+        port = freePort()
+        for args, line in (
+            (["--port", str(port), "--no-datadir"], "No data directory (--no-datadir)"),
+            (["--port", "0"], "No data directory (no default one on port 0)"),
+        ):
+            log = os.path.join(tempDir(self), "node.log")
+            process = self.spawn(
+                *args, "--interface", "127.0.0.1", "--no-seeds", twistdArgs=("-l", log)
+            )
+
+            def logged() -> str:
+                try:
+                    with open(log) as f:
+                        return f.read()
+                except FileNotFoundError:
+                    return ""
+
+            self.waitFor(lambda: "listening on" in logged(), "the node to listen")
+            process.terminate()
+            process.wait(DEADLINE_S)
+            self.assertIn(line, logged())
+        self.assertFalse(os.path.exists(os.path.join(base, f"bitp2p-{port}")))
 
     def test_dashboardOnTheWebPort(self):
         datadir = os.path.join(tempDir(self), "w")

@@ -12,6 +12,8 @@ system uses to run, watch and steer a node, none of which the node needs.
   - L{bitp2p.ops.console}: the interactive console;
   - L{bitp2p.ops.uvloopreactor}: the reactors a node can run on besides
     Twisted's default (asyncio, uvloop).
+  - L{bitp2p.ops.datadir}: the per-user default data directory of the
+    daemon and the console, and how C{bitp2p-cli} finds a running node's.
 
 They see the node through its public API and its read-only views
 (L{bitp2p.views}); the core (node, peer, wire, address book, ...) must not

@@ -8,7 +8,12 @@ C{bitcoin-cli} does for bitcoind.
     bitp2p-cli --rpc-port 5332 --rpc-password SECRET --json getnetworkinfo
 
 Credentials: the cookie the node writes to its data directory (C{.cookie})
-when given C{--datadir}, or C{--rpc-user}/C{--rpc-password}. The address:
+when given C{--datadir}, or C{--rpc-user}/C{--rpc-password}. With neither,
+the data directory is found among the per-user default ones
+(L{bitp2p.ops.datadir.findNode}): the one of the running node with a
+cookie (with C{--rpc-port}, the one whose control API is on that port), so
+that C{twistd -n bitp2p --rpc-port 5332} then C{bitp2p-cli getpeerinfo}
+just works. The address:
 C{--rpc-connect} (default 127.0.0.1) and C{--rpc-port}; without a port, the
 one the node wrote beside its cookie (C{.rpcport}), else
 L{DEFAULT_RPC_PORT<bitp2p.constants.DEFAULT_RPC_PORT>}.
@@ -38,6 +43,7 @@ from typing import IO
 
 from bitp2p.constants import CLI_TIMEOUT_S as TIMEOUT_S
 from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
+from bitp2p.ops.datadir import findNode
 from bitp2p.formatting import age, span
 
 __all__ = ["CLIError", "call", "main"]
@@ -62,7 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "setban SUBNET add|remove [seconds], listbanned, clearbanned, ping, "
         "getconnectioncount, uptime, help. -netinfo: a summary of the peers.",
     )
-    parser.add_argument("--datadir", "-datadir", help="the node's data directory (for its cookie)")
+    parser.add_argument(
+        "--datadir",
+        "-datadir",
+        help="the node's data directory (for its cookie) [default: the running node's"
+        " among the per-user ones, e.g. ~/.local/share/bitp2p/*/]",
+    )
     parser.add_argument("--rpc-connect", "-rpcconnect", default="127.0.0.1", metavar="HOST")
     parser.add_argument("--rpc-port", "-rpcport", type=int, metavar="PORT")
     parser.add_argument("--rpc-user", "-rpcuser", default="bitp2p", metavar="USER")
@@ -85,9 +96,13 @@ def _credentials(args) -> str:
     if args.rpc_password is not None:
         return f"{args.rpc_user}:{args.rpc_password}"
     if args.datadir is None:
-        raise CLIError(
-            "no credentials: give --datadir (where the node writes its .cookie) or --rpc-password"
-        )
+        try:
+            args.datadir = findNode(args.rpc_port)
+        except LookupError as e:
+            raise CLIError(
+                f"no credentials: {e}; give --datadir (where the node writes its .cookie)"
+                " or --rpc-password"
+            ) from None
     path = os.path.join(args.datadir, COOKIE_FILE)
     try:
         with open(path, encoding="ascii") as f:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 import sys
 
+import attrs
+
 from twisted.application import service
 from twisted.internet.error import CannotListenError
 from twisted.logger import (
@@ -57,7 +59,9 @@ from bitp2p.constants import (
     PING_TIMEOUT_S,
 )
 from bitp2p.node import Node, NodeConfig
+from bitp2p.ops.datadir import defaultDatadir, listenPort
 from bitp2p.ops.uvloopreactor import describeReactor
+from bitp2p.storage import DataDirInUse
 
 # The log namespace stays the one of the module's old path, bitp2p.tap
 # (operators filter on it).
@@ -169,6 +173,11 @@ class Options(usage.Options):
         ["console", "c", "Interactive prompt on the terminal (when stdin is a terminal)."],
         ["no-seeds", None, "Use no bootstrap seeds, not even the built-in ones."],
         [
+            "no-datadir",
+            None,
+            "Run without a data directory: keep nothing (a new node id at each start).",
+        ],
+        [
             "tls",
             None,
             "Speak TLS to peers: the node id becomes the hash of a key kept in --datadir"
@@ -192,7 +201,14 @@ class Options(usage.Options):
             " 18444 regtest].",
         ],
         ["interface", "i", DEFAULT_INTERFACE, "Address to listen on (:: for IPv6)."],
-        ["datadir", "d", None, "Directory for the node id, address tables, bans and anchors."],
+        [
+            "datadir",
+            "d",
+            None,
+            "Directory for the node id, address tables, bans and anchors [default: a"
+            " per-user one, ~/.local/share/bitp2p/NETWORK-PORT on Linux ($XDG_DATA_HOME);"
+            " none on port 0].",
+        ],
         ["max-outbound", None, str(MAX_OUTBOUND), "Outbound connections to keep."],
         ["max-connections", None, str(MAX_CONNECTIONS), "Most connections in all."],
         [
@@ -344,10 +360,12 @@ class Options(usage.Options):
                 except ValueError as e:
                     raise usage.UsageError(f"--{option}: {e}") from None
             self[option.replace("port", "endpoint")] = value
-            if value is not None and self["rpc-password"] is None and self["datadir"] is None:
-                raise usage.UsageError(
-                    f"--{option} needs --datadir (where its cookie is written) or --rpc-password"
-                )
+        if self["datadir"] == "":
+            raise usage.UsageError(
+                "--datadir '' names no directory: give one, or --no-datadir to run without"
+            )
+        if self["datadir"] is not None and self["no-datadir"]:
+            raise usage.UsageError("--datadir and --no-datadir exclude each other")
         try:
             self.config = NodeConfig(
                 network=self["network"],
@@ -367,12 +385,46 @@ class Options(usage.Options):
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
+        self._chooseDatadir()
+        for option in ("rpc-port", "web-port"):
+            if self[option] is not None and self["rpc-password"] is None and self["datadir"] is None:
+                raise usage.UsageError(
+                    f"--{option} needs a data directory (where its cookie is written; "
+                    f"{self.datadirNote}) or --rpc-password"
+                )
         try:
             Address.of(self["interface"], 0)
         except AddressError:
             raise usage.UsageError(
                 f"--interface must be an IP address, not {self['interface']!r}"
             ) from None
+
+    def _chooseDatadir(self) -> None:
+        """
+        The data directory: C{--datadir}, else none with C{--no-datadir},
+        else the per-user default for the network and port
+        (L{bitp2p.ops.datadir}): none on port 0, which changes at each run.
+        Sets C{self["datadir"]}, C{config.datadir} and C{datadirNote}, why
+        there is none (or L{None}).
+        """
+        self.datadirNote = None
+        if self["datadir"] is not None:
+            return
+        if self["no-datadir"]:
+            self.datadirNote = "--no-datadir"
+            return
+        config = self.config
+        if config.listen_endpoints:
+            port = listenPort(config.listen_endpoints[0])
+        else:
+            port = config.port
+        self["datadir"] = defaultDatadir(config.network, port)
+        if self["datadir"] is None:
+            self.datadirNote = (
+                "no default one on port 0" if port == 0 else "no default one without a TCP port"
+            )
+            return
+        self.config = attrs.evolve(config, datadir=self["datadir"])
 
     def parseOptions(self, options=None) -> None:
         """
@@ -454,8 +506,9 @@ def _listenError(error: CannotListenError) -> str:
 
 def makeNode(config: Options, reactor=None) -> Node:
     """
-    The node the parsed options describe. A data directory that cannot be
-    used ends the program with one line.
+    The node the parsed options describe, with one log line naming its
+    data directory (or why it has none). A data directory that cannot be
+    used, or that another node holds, ends the program with one line.
 
     Below C{--log-level debug}, the events its L{RepeatedEvents
     <bitp2p.logs.RepeatedEvents>} counts are not made at all (the log
@@ -463,9 +516,20 @@ def makeNode(config: Options, reactor=None) -> Node:
     """
     try:
         node = Node(config.config, reactor=reactor)
+    except DataDirInUse as e:
+        raise UsageFailure(str(e)) from None
     except OSError as e:
         raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
     node.repeated.logCounted = config.logLevel <= LogLevel.debug
+    datadir = node.config.datadir
+    if datadir:
+        log.info("Data directory {datadir}", datadir=datadir)
+    else:
+        note = getattr(config, "datadirNote", None)
+        log.info(
+            "No data directory ({why}): the node keeps nothing",
+            why=note or "none given",
+        )
     return node
 
 

@@ -363,6 +363,26 @@ class ProcessTests(SynchronousTestCase):
             self.command(process, "quit")
             self.assertEqual(process.wait(DEADLINE_S), 0)
 
+    def test_theNodeIdIsKeptInTheDefaultDataDirectory(self):
+        """
+        Without C{--datadir}, C{python -m bitp2p PORT} keeps its node id in
+        the per-user folder (the test's own, from the environment) and says
+        so on stderr; run again, it is the same node.
+        """
+        port = freePort()
+        datadir = os.path.join(os.environ["XDG_DATA_HOME"], "bitp2p", f"bitp2p-{port}")
+        ids = []
+        for _ in range(2):
+            process = self.spawn(str(port), "--interface", "127.0.0.1", "--no-seeds")
+            self.command(process, "status")
+            ids.append(self.readUntil(process, r"^node id").split()[2])
+            process.stdin.close()
+            self.assertEqual(process.wait(DEADLINE_S), 0)
+            self.assertIn(f"Data directory {datadir}", process.stderr.read().decode())
+        self.assertEqual(ids[0], ids[1])
+        with open(os.path.join(datadir, "node_id")) as f:
+            self.assertEqual(f.read().strip(), ids[0])
+
     def test_endOfInputWaitsForTheCommandsStillRunning(self):
         """
         C{printf 'connect ...' | python -m bitp2p}: the answer to the

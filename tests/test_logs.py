@@ -366,7 +366,9 @@ class TwistdLogFileTests(SynchronousTestCase):
     def test_theNodeMakesCountedEventsOnlyAtDebugLevel(self):
         for args, expected in (([], False), (["--log-level", "debug"], True),
                                (["--log-level", "warn"], False)):
-            options = self.options(["-n"], ["--port", "7103", *args])
+            # (Three nodes never stopped: no data directory, whose lock
+            # the first would keep.)
+            options = self.options(["-n"], ["--port", "7103", "--no-datadir", *args])
             node = makeNodeFromOptions(options, MemoryReactorClock())
             self.assertIs(node.repeated.logCounted, expected, args)
 

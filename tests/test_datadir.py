@@ -7,6 +7,8 @@ finds a running node's among them.
 from __future__ import annotations
 
 import os
+import sys
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -135,3 +137,46 @@ class FindNodeTests(SynchronousTestCase):
         missing = os.path.join(tempDir(self), "none")
         self.assertEqual(runningNodes(missing), [])
         self.assertRaises(LookupError, findNode, base=missing)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The data directory C{twistd bitp2p}'s options choose.
+    """
+
+    def datadir(self, *argv: str):
+        from bitp2p.ops.tap import Options
+
+        options = Options()
+        options.parseOptions(list(argv))
+        self.assertEqual(options.config.datadir, options["datadir"])
+        return options.config.datadir, options.datadirNote
+
+    def test_theDefaultIsPerNetworkAndPort(self):
+        base = baseDir()
+        self.assertEqual(self.datadir("--port", "5001"), (os.path.join(base, "bitp2p-5001"), None))
+        self.assertEqual(self.datadir(), (os.path.join(base, "bitp2p-5000"), None))
+        self.assertEqual(
+            self.datadir("--network", "regtest"), (os.path.join(base, "regtest-18444"), None)
+        )
+        self.assertEqual(
+            self.datadir("--listen", "tcp:5002:interface=127.0.0.1"),
+            (os.path.join(base, "bitp2p-5002"), None),
+        )
+
+    def test_givenNoneOrNoDefault(self):
+        self.assertEqual(self.datadir("--datadir", "/srv/n"), ("/srv/n", None))
+        self.assertEqual(self.datadir("--no-datadir"), (None, "--no-datadir"))
+        self.assertEqual(self.datadir("--port", "0"), (None, "no default one on port 0"))
+        self.assertEqual(
+            self.datadir("--listen", "unix:/tmp/n.sock"), (None, "no default one without a TCP port")
+        )
+
+    def test_theBaseComesFromTheEnvironment(self):
+        if sys.platform in ("darwin", "win32"):
+            raise SkipTest("XDG_DATA_HOME is the rule of Linux and other Unixes")
+        home = tempDir(self)
+        self.patch(os, "environ", {**os.environ, "XDG_DATA_HOME": home})
+        self.assertEqual(
+            self.datadir("--port", "5003")[0], os.path.join(home, "bitp2p", "bitp2p-5003")
+        )

@@ -137,7 +137,11 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
     def test_badControlOptionsEndWithOneLine(self):
         for args, expected in (
             (["--rpc-port", "5332", "--no-datadir"], "--rpc-port needs a data directory"),
-            (["--port", "0", "--web-port", "5380"], "(where its cookie is written; no default one on port 0)"),
+            (
+                ["--port", "0", "--web-port", "5380"],
+                "--web-port needs a data directory for its cookie (none here: no default one on"
+                " port 0) or --rpc-password",
+            ),
             (["--datadir", ""], "--datadir '' names no directory: give one, or --no-datadir"),
             (["--datadir", "d", "--no-datadir"], "--datadir and --no-datadir exclude each other"),
             (["--rpc-port", "bogus:1", "--rpc-password", "x"], "--rpc-port: unknown endpoint kind"),

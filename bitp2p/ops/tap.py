@@ -389,8 +389,8 @@ class Options(usage.Options):
         for option in ("rpc-port", "web-port"):
             if self[option] is not None and self["rpc-password"] is None and self["datadir"] is None:
                 raise usage.UsageError(
-                    f"--{option} needs a data directory (where its cookie is written; "
-                    f"{self.datadirNote}) or --rpc-password"
+                    f"--{option} needs a data directory for its cookie (none here:"
+                    f" {self.datadirNote}) or --rpc-password"
                 )
         try:
             Address.of(self["interface"], 0)

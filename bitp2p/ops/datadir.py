@@ -110,9 +110,9 @@ def defaultDatadir(
     """
     if not port:
         return None
-    base = baseDir(platform, environ, home)
-    path = ntpath if (sys.platform if platform is None else platform).startswith("win") else posixpath
-    return path.join(base, f"{network}-{port}")
+    platform = sys.platform if platform is None else platform
+    path = ntpath if platform.startswith("win") else posixpath
+    return path.join(baseDir(platform, environ, home), f"{network}-{port}")
 
 
 def runningNodes(base: str | None = None) -> list[tuple[str, int | None]]:

@@ -387,7 +387,9 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         self._chooseDatadir()
         for option in ("rpc-port", "web-port"):
-            if self[option] is not None and self["rpc-password"] is None and self["datadir"] is None:
+            if self[option] is None or self["rpc-password"] is not None:
+                continue
+            if self["datadir"] is None:
                 raise usage.UsageError(
                     f"--{option} needs a data directory for its cookie (none here:"
                     f" {self.datadirNote}) or --rpc-password"

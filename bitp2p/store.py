@@ -18,8 +18,11 @@ them atomically, with a checksum):
 A file that is damaged, of another kind or of an unknown version is set
 aside and the node starts as if it were absent. The store does not hold the
 address manager, the bans or the pins: it reads them through callables
-when it writes, and hands what it loaded to the node (L{Loaded}). Without a
-data directory it does nothing.
+when it writes, and hands what it loaded to the node (L{Loaded}). It holds
+the directory's lock (C{.lock}, L{bitp2p.storage.DataDir}) from its
+construction to L{NodeStore.close} (the node's stop), and again from the
+next L{NodeStore.load} (a restart). Without a data directory it does
+nothing.
 """
 
 from __future__ import annotations

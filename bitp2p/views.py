@@ -332,7 +332,9 @@ class NodeView:
         L{BanMan.bans<bitp2p.banman.BanMan.bans>} order.
     @ivar gossip: the gossip counters, and C{seen}: message ids remembered.
     @ivar counters: the node's counters since start (C{handshake_failures},
-        C{violations}).
+        C{violations}; dials by outcome: C{dials_connected}, C{dials_failed},
+        C{dials_cancelled}; inbound connections C{accepted} and refused:
+        C{refused_banned}, C{refused_group}, C{refused_full}; C{evictions}).
     """
 
     now: float

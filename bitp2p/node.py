@@ -528,6 +528,15 @@ class Node(service.MultiService):
         return address.port if address is not None else 0
 
     @property
+    def ownAddresses(self) -> frozenset:
+        """
+        This node's own addresses: those it advertised to its peers (for a
+        node listening on every interface, the local end of each
+        connection) and those a dial found to be itself.
+        """
+        return frozenset(self.connman.ownAddresses)
+
+    @property
     def counters(self) -> dict[str, int]:
         """
         Since start: connections closed before their handshake was done,

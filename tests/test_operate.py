@@ -75,11 +75,15 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
 
         table = self.cli("--datadir", self.datadir, "-netinfo")
         self.assertEqual(table.returncode, 0, table.stderr)
-        self.assertIn("peers    1    0      1", table.stdout)
+        self.assertRegex(table.stdout, r"(?m)^in +1 ")
+        self.assertRegex(table.stdout, r"(?m)^total +1 ")
+        self.assertIn(f"local addresses 127.0.0.1:{self.portA}", table.stdout)
         self.assertIn(peer["node_id"][:8], table.stdout)
 
         info = self.cli("--datadir", self.datadir, "getnetworkinfo")
         self.assertIn(f"listening        127.0.0.1:{self.portA}", info.stdout)
+        self.assertRegex(info.stdout, rf"(?m)^  127\.0\.0\.1 +{self.portA} +1$")
+        self.assertNotIn("{", info.stdout)
 
         gone = self.cli("--datadir", self.datadir, "disconnectnode", "", peer["node_id"])
         self.assertEqual(gone.returncode, 0, gone.stderr)
@@ -184,5 +188,5 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
                 self.assertEqual(response.url, url + "dashboard/")
             self.assertIn("bitp2p", page)
             self.assertIn("app.js", page)
-        network = self.cli("--datadir", datadir, "--json", "getnetworkinfo")
+        network = self.cli("--datadir", datadir, "-json", "getnetworkinfo")  # bitcoin-cli's
         self.assertIn(json.loads(network.stdout)["node_id"], page)

@@ -356,11 +356,11 @@ class ControlAPI(Resource):
             "connections_in": view.peers_inbound,
             "connections_out": view.peers - view.peers_inbound,
             "listening": str(listening) if listening is not None else None,
-            "localaddresses": (
-                [{"address": listening.host, "port": listening.port, "score": 1}]
-                if listening is not None
-                else []
-            ),
+            # Bitcoin Core's: the addresses others may reach this node at
+            # (the concrete ones it advertises, never 0.0.0.0).
+            "localaddresses": [
+                {"address": a.host, "port": a.port, "score": 1} for a in view.local_addresses
+            ],
             "tls": view.tls,
             "gossip": dict(view.gossip),
             "warnings": "",

@@ -41,7 +41,7 @@ from bitp2p.constants import CLI_TIMEOUT_S as TIMEOUT_S
 from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
 from bitp2p.formatting import age, span
 
-__all__ = ["CLIError", "call", "main", "printNetinfo", "printObject", "printPeers", "printResult"]
+__all__ = ["CLIError", "call", "main"]
 
 
 class CLIError(Exception):

@@ -474,6 +474,11 @@ class BrowserTests(unittest.TestCase):
         expect(row).to_have_count(0)
         expect(page.locator("#peer-count")).to_have_text("1")
         self.assertEqual(errors, [])
+        # Credentials that stop working (the node restarted with a new
+        # cookie): the page says so, rather than "disconnected".
+        page.route("**/dashboard/state", lambda route: route.fulfill(status=401, body=""))
+        expect(page.locator("#live-text")).to_contain_text("credentials needed")
+        page.unroute("**/dashboard/state")
         context.close()
 
         # Without JavaScript: the server's rendering, forms posted as such.

@@ -152,7 +152,29 @@ class ConnectionManager:
     @param repeated: where refusals and evictions are logged (anyone can
         cause them at will): the node's L{RepeatedEvents}; by default every
         one is written.
+
+    Counters since it was made (plain ints, for the metrics: the node's
+    C{counters}, L{bitp2p.views.NodeView.counters}):
+
+    @ivar dials_connected: dials whose connection was made (the handshake
+        may still fail).
+    @ivar dials_failed: dials that could not connect.
+    @ivar dials_cancelled: dials cancelled before they connected.
+    @ivar accepted: inbound connections accepted.
+    @ivar refused_banned: inbound connections refused: banned host.
+    @ivar refused_group: refused: the network group's inbound cap reached.
+    @ivar refused_full: refused: every inbound slot taken, no one evicted.
+    @ivar evictions: inbound peers evicted to make room.
     """
+
+    dials_connected = 0
+    dials_failed = 0
+    dials_cancelled = 0
+    accepted = 0
+    refused_banned = 0
+    refused_group = 0
+    refused_full = 0
+    evictions = 0
 
     def __init__(
         self,
@@ -483,6 +505,7 @@ class ConnectionManager:
         now = self._reactor.seconds()
         bans = self._bans()
         if bans.is_banned(host, now):
+            self.refused_banned += 1
             log.debug("Refusing inbound connection from banned {host}", host=host)
             return None
         count = self._counts[ConnectionType.INBOUND]
@@ -497,6 +520,7 @@ class ConnectionManager:
         # An exempt local newcomer (many nodes on one host) counts as quiet.
         arrivals = self._arrivals.arrived(group) if group is not None else 1.0
         if group is not None and self._inboundGroups.get(group, 0) >= self._config.inbound_group_cap:
+            self.refused_group += 1
             self._repeated.emit(
                 log,
                 LogLevel.info,
@@ -509,6 +533,7 @@ class ConnectionManager:
             )
             return None
         if count >= limit and (discouraged or not self._evictInbound(arrivals)):
+            self.refused_full += 1
             self._repeated.emit(
                 log,
                 LogLevel.info,
@@ -519,6 +544,7 @@ class ConnectionManager:
                 inbound=count,
             )
             return None
+        self.accepted += 1
         return self.buildPeer(Direction.INBOUND, None, ConnectionType.INBOUND, group)
 
     def _evictInbound(self, arrivals: float) -> bool:
@@ -572,6 +598,7 @@ class ConnectionManager:
         if victim is None:
             return False
         self._evicted = victim
+        self.evictions += 1
         return True
 
     def _chooseEvictee(self, arrivals: float) -> Peer | None:
@@ -789,14 +816,17 @@ class ConnectionManager:
 
         def connected(protocol) -> None:
             done()
+            self.dials_connected += 1
             peer = getattr(protocol, "wrappedProtocol", protocol).peer  # under TLS, or not
             peer.whenEstablished().addErrback(self._alreadyConnected, peer).chainDeferred(result)
 
         def failed(failure: Failure) -> None:
             done()
             if failure.check(defer.CancelledError, ConnectingCancelledError):
+                self.dials_cancelled += 1
                 result.errback(ConnectFailed(f"dialing {target} cancelled"))
                 return
+            self.dials_failed += 1
             if address is not None and self._running():
                 self._onDialFailed(address, self._reactor.seconds())
             error = failure.value

@@ -535,14 +535,34 @@ class Node(service.MultiService):
         return address.port if address is not None else 0
 
     @property
+    def ownAddresses(self) -> frozenset:
+        """
+        This node's own addresses: those it advertised to its peers (for a
+        node listening on every interface, the local end of each
+        connection) and those a dial found to be itself.
+        """
+        return frozenset(self.connman.ownAddresses)
+
+    @property
     def counters(self) -> dict[str, int]:
         """
         Since start: connections closed before their handshake was done,
-        and protocol violations (what Prometheus reads).
+        protocol violations, and the connection manager's counts of dials
+        by outcome, inbound connections accepted and refused (by reason),
+        and evictions (what Prometheus reads).
         """
+        connman = self.connman
         return {
             "handshake_failures": self.accounting.handshake_failures,
             "violations": self.misbehavior.total,
+            "dials_connected": connman.dials_connected,
+            "dials_failed": connman.dials_failed,
+            "dials_cancelled": connman.dials_cancelled,
+            "accepted": connman.accepted,
+            "refused_banned": connman.refused_banned,
+            "refused_group": connman.refused_group,
+            "refused_full": connman.refused_full,
+            "evictions": connman.evictions,
         }
 
     # -- public API -----------------------------------------------------------

@@ -331,8 +331,15 @@ class NodeView:
     @ivar bans: the bans in force: C{(subnet, until)} pairs, in
         L{BanMan.bans<bitp2p.banman.BanMan.bans>} order.
     @ivar gossip: the gossip counters, and C{seen}: message ids remembered.
+    @ivar local_addresses: the addresses the node listens on and
+        advertises, in address order: its listening address when it is
+        bound to one host; when it listens on every interface (C{0.0.0.0},
+        C{::}), the addresses it advertised to its peers (the local end of
+        each connection) or found to be its own; empty when not listening.
     @ivar counters: the node's counters since start (C{handshake_failures},
-        C{violations}).
+        C{violations}; dials by outcome: C{dials_connected}, C{dials_failed},
+        C{dials_cancelled}; inbound connections C{accepted} and refused:
+        C{refused_banned}, C{refused_group}, C{refused_full}; C{evictions}).
     """
 
     now: float
@@ -354,6 +361,7 @@ class NodeView:
     bans: tuple[tuple[str, float], ...]
     gossip: Mapping[str, int] = attrs.field(eq=False)
     counters: Mapping[str, int] = attrs.field(eq=False)
+    local_addresses: tuple[Address, ...] = ()
 
     @property
     def known(self) -> int:
@@ -392,7 +400,20 @@ def nodeView(node) -> NodeView:
         bans=tuple(node.bans.bans(now)),
         gossip=MappingProxyType(dict(node.gossip.stats, seen=len(node.gossip.seen))),
         counters=MappingProxyType(dict(node.counters)),
+        local_addresses=_localAddresses(node.listeningAddress, node.ownAddresses),
     )
+
+
+def _localAddresses(listening: Address | None, own) -> tuple[Address, ...]:
+    """
+    L{NodeView.local_addresses}: C{listening} when bound to one host, else
+    the node's own addresses on its listening port.
+    """
+    if listening is None or not listening.port:
+        return ()
+    if listening.host not in ("0.0.0.0", "::"):
+        return (listening,)
+    return tuple(sorted(a for a in own if a.port == listening.port))
 
 
 def _bitcoinFields(view: PeerView) -> dict:

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
     node = Node(NodeConfig(port=0, seeds=(), interface="127.0.0.1", max_outbound=0))
     node.startService()
     control = ControlService(node, "tcp:0:interface=127.0.0.1", password=password)
-    control.root.putChild(b"dashboard", dashboardResource(node))
+    control.root.putHome(b"dashboard", dashboardResource(node))
     control.startService()
     reactor.addSystemEventTrigger("before", "shutdown", control.stopService)
     reactor.addSystemEventTrigger("before", "shutdown", node.stopService)

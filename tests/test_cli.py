@@ -41,13 +41,31 @@ class PrintingTests(SynchronousTestCase):
         self.assertEqual(lines[2].split()[4], "-")
 
     def test_netinfoSummary(self):
+        """
+        -netinfo: the node and its local addresses, the peers' table, then
+        the totals by direction in the table's own columns and units
+        (bytes as K/M, pings in ms, no unit mixed into the cells).
+        """
         out = io.StringIO()
-        network = {"subversion": "/bitp2p:0.1.0/", "node_id": "abc", "listening": "0.0.0.0:5000"}
-        cli.printNetinfo(network, [PEER, {**PEER, "inbound": True}], out, now=1000.0)
-        text = out.getvalue()
-        self.assertIn("node abc", text)
-        self.assertIn("peers    1    1      2", text)
-        self.assertIn("median ping 1.2 ms", text)
+        network = {
+            "subversion": "/bitp2p:0.1.0/", "node_id": "abc", "listening": "0.0.0.0:5000",
+            "localaddresses": [{"address": "192.0.2.7", "port": 5000, "score": 1}],
+        }
+        slow = {**PEER, "inbound": True, "pingtime": 0.25, "bytesrecv": 3 << 20}
+        cli.printNetinfo(network, [PEER, slow], out, now=1000.0)
+        lines = out.getvalue().splitlines()
+        self.assertIn("node abc", lines[0])
+        self.assertEqual(lines[2], "local addresses 192.0.2.7:5000")
+        footer = lines[-4:]
+        self.assertEqual(footer[0].split(), ["peers", "bytes", "in", "bytes", "out", "median", "ping", "ms"])
+        self.assertEqual(footer[1].split(), ["in", "1", "3.0M", "300", "250.0"])
+        self.assertEqual(footer[2].split(), ["out", "1", "2.0K", "300", "1.2"])
+        self.assertEqual(footer[3].split(), ["total", "2", "3.0M", "600", "250.0"])
+        self.assertNotRegex(out.getvalue(), r"\d ms")  # the unit is in the header
+        out = io.StringIO()
+        cli.printNetinfo({"listening": None, "localaddresses": []}, [], out, now=1000.0)
+        self.assertIn("local addresses n/a", out.getvalue())
+        self.assertEqual(out.getvalue().splitlines()[-1].split(), ["total", "0", "0", "0", "-"])
 
     def test_resultsForPeople(self):
         out = io.StringIO()
@@ -59,6 +77,56 @@ class PrintingTests(SynchronousTestCase):
         out = io.StringIO()
         cli.printResult("listbanned", [], out)
         self.assertEqual(out.getvalue(), "no bans\n")
+
+    def test_nestedResultsAreNotJSON(self):
+        """
+        getnetworkinfo's lists and objects print as indented rows, never as
+        raw JSON inside the key/value lines.
+        """
+        out = io.StringIO()
+        cli.printResult(
+            "getnetworkinfo",
+            {
+                "version": "0.1.0",
+                "listening": None,
+                "localaddresses": [
+                    {"address": "192.0.2.7", "port": 5000, "score": 1},
+                    {"address": "2001:db8::1", "port": 5000, "score": 1},
+                ],
+                "gossip": {"published": 3, "duplicates": 0},
+                "empty": [],
+                "tls": False,
+                "warnings": "",
+            },
+            out,
+        )
+        text = out.getvalue()
+        self.assertNotIn("{", text)
+        self.assertNotIn("[", text)
+        self.assertEqual(
+            text.splitlines(),
+            [
+                "version         0.1.0",
+                "listening       -",
+                "localaddresses",
+                "  address      port  score",
+                "  192.0.2.7    5000  1",
+                "  2001:db8::1  5000  1",
+                "gossip",
+                "  published   3",
+                "  duplicates  0",
+                "empty           none",
+                "tls             false",
+                "warnings",
+            ],
+        )
+
+    def test_bitcoinCliSpellingOfJSON(self):
+        for flag in ("--json", "-json"):
+            args = cli._parser().parse_args([flag, "getnetworkinfo"])
+            self.assertTrue(args.json, flag)
+            self.assertEqual(args.method, "getnetworkinfo")
+        self.assertFalse(cli._parser().parse_args(["getnetworkinfo"]).json)
 
     def test_argumentsAreJSONWhenTheyParse(self):
         self.assertEqual([cli._param(p) for p in ("10", "true", "null", "127.0.0.1:5")],

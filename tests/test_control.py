@@ -50,6 +50,7 @@ from bitp2p.ops.control import (
     Authenticator,
     ControlService,
 )
+from bitp2p.ops.control.auth import DENIED_PAGE
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Peer
 
@@ -243,8 +244,9 @@ class AuthenticationTests(ControlTestCase):
     def test_unauthorisedLearnsNothing(self):
         """
         Without credentials, or with wrong ones, every request gets the same
-        bare 401 with a Basic challenge: a known method, an unknown one, a
-        GET, a path that does not exist.
+        401 with a Basic challenge and the same page (which says what
+        credentials are needed): a known method, an unknown one, a GET, a
+        path that does not exist.
         """
         control = self.startControl(self.startNode())
         known = json.dumps({"method": "getpeerinfo", "params": [], "id": 1}).encode()
@@ -262,7 +264,7 @@ class AuthenticationTests(ControlTestCase):
         ):
             status, headers, body = yield self.request(control, **kwargs)
             self.assertEqual(status, 401, kwargs)
-            self.assertEqual(body, b"")
+            self.assertEqual(body, DENIED_PAGE)
             self.assertEqual(headers.getRawHeaders(b"www-authenticate"), [b'Basic realm="bitp2p"'])
             answers.append(
                 sorted((k, v) for k, v in headers.getAllRawHeaders() if k.lower() != b"date")
@@ -302,7 +304,7 @@ class AuthenticationTests(ControlTestCase):
         self.assertIsInstance(reply["result"], int)
         for wrong in ("bitp2p:s3cre", "alice:s3cret", "bitp2p:s3cret ", "__cookie__:s3cret"):
             status, _, body = yield self.request(control, body=b"{}", credentials=wrong)
-            self.assertEqual((status, body), (401, b""), wrong)
+            self.assertEqual((status, body), (401, DENIED_PAGE), wrong)
         other = self.startControl(node, password="pw", user="alice")
         status, _ = yield self.call(other, "uptime", credentials="alice:pw")
         self.assertEqual(status, 200)
@@ -330,28 +332,54 @@ class AuthenticationTests(ControlTestCase):
     @defer.inlineCallbacks
     def test_describeAndExtend(self):
         """
-        GET / describes the API; a resource added to the root is served
-        behind the same authentication; unknown paths are 404 once
-        authenticated.
+        GET /rpc (and GET /, without a home page) describes the API; a
+        resource added to the root is served behind the same
+        authentication; unknown paths are 404 once authenticated.
         """
         node = self.startNode()
         control = self.startControl(node)
-        status, headers, body = yield self.request(control, method=b"GET")
-        self.assertEqual(status, 200)
-        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
-        description = json.loads(body)
-        self.assertEqual(description["node_id"], node.node_id)
-        self.assertEqual(description["version"], __version__)
-        self.assertIn("getpeerinfo", description["methods"])
+        for path in (b"/rpc", b"/"):
+            status, headers, body = yield self.request(control, method=b"GET", path=path)
+            self.assertEqual(status, 200)
+            self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
+            description = json.loads(body)
+            self.assertEqual(description["node_id"], node.node_id)
+            self.assertEqual(description["version"], __version__)
+            self.assertIn("getpeerinfo", description["methods"])
         control.root.putChild(b"metrics", _Text(b"up 1\n"))
         status, _, body = yield self.request(control, method=b"GET", path=b"/metrics")
         self.assertEqual((status, body), (200, b"up 1\n"))
         status, _, body = yield self.request(
             control, method=b"GET", path=b"/metrics", credentials=None
         )
-        self.assertEqual((status, body), (401, b""))
+        self.assertEqual((status, body), (401, DENIED_PAGE))
         status, _, _ = yield self.request(control, method=b"GET", path=b"/nothing")
         self.assertEqual(status, 404)
+
+
+    @defer.inlineCallbacks
+    def test_home(self):
+        """
+        With a home page (the dashboard), a GET of / is redirected to it,
+        while JSON-RPC POSTs to / (bitp2p-cli's, bitcoin-cli's) and to /rpc
+        still reach the API, and GET /rpc describes it.
+        """
+        node = self.startNode()
+        control = self.startControl(node)
+        control.root.putHome(b"dashboard", _Text(b"the page"))
+        status, headers, _ = yield self.request(control, method=b"GET")
+        self.assertEqual((status, headers.getRawHeaders(b"location")), (302, [b"dashboard/"]))
+        status, _, body = yield self.request(control, method=b"GET", path=b"/dashboard")
+        self.assertEqual((status, body), (200, b"the page"))
+        for path in (b"/", b"/rpc"):
+            status, reply = yield self.call(control, "getconnectioncount", path=path)
+            self.assertEqual((status, reply["result"]), (200, 0), path)
+        status, _, body = yield self.request(control, method=b"GET", path=b"/rpc")
+        self.assertEqual((status, json.loads(body)["node_id"]), (200, node.node_id))
+        status, _, body = yield self.request(control, method=b"GET", credentials=None)
+        self.assertEqual((status, body), (401, DENIED_PAGE))
+        self.assertIn(b"__cookie__", DENIED_PAGE)
+        self.assertIn(b"--rpc-password", DENIED_PAGE)
 
 
 class ThrottleTests(SynchronousTestCase):
@@ -372,18 +400,19 @@ class ThrottleTests(SynchronousTestCase):
         auth = Authenticator(password="pw", reactor=clock)
         for _ in range(AUTH_FAILURES_ALLOWED):
             request, answer = self.deny(auth, basic("bitp2p:nope"))
-            self.assertEqual((answer, request.responseCode), (b"", 401))
+            self.assertEqual((answer, request.responseCode), (DENIED_PAGE, 401))
         request, answer = self.deny(auth, basic("bitp2p:nope"))
         self.assertIs(answer, server.NOT_DONE_YET)
         self.assertEqual(request.finished, 0)
         clock.advance(AUTH_FAILURE_DELAY_S)
         self.assertEqual((request.finished, request.responseCode), (1, 401))
+        self.assertEqual(b"".join(request.written), DENIED_PAGE)
         # Other hosts, and requests with no credentials at all, are not slowed.
-        self.assertEqual(self.deny(auth, basic("bitp2p:nope"), host="10.0.0.2")[1], b"")
-        self.assertEqual(self.deny(auth, None)[1], b"")
+        self.assertEqual(self.deny(auth, basic("bitp2p:nope"), host="10.0.0.2")[1], DENIED_PAGE)
+        self.assertEqual(self.deny(auth, None)[1], DENIED_PAGE)
         # A failing host's late answers end with the window.
         clock.advance(AUTH_FAILURE_WINDOW_S)
-        self.assertEqual(self.deny(auth, basic("bitp2p:nope"))[1], b"")
+        self.assertEqual(self.deny(auth, basic("bitp2p:nope"))[1], DENIED_PAGE)
 
     def test_stopDropsLateAnswers(self):
         clock = Clock()

@@ -22,6 +22,7 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from bitp2p.address import Address
+from bitp2p.ops.control.auth import DENIED_PAGE
 from bitp2p.ops.web import dashboardResource, sameOrigin
 
 from .helpers import learn
@@ -38,7 +39,7 @@ class DashboardHTTPTests(ControlTestCase):
     def startDashboard(self):
         node = self.startNode(datadir=False)
         control = self.startControl(node, password=PASSWORD)
-        control.root.putChild(b"dashboard", dashboardResource(node))
+        control.root.putHome(b"dashboard", dashboardResource(node))
         return node, control
 
     def origin(self, control) -> bytes:
@@ -98,7 +99,8 @@ class DashboardHTTPTests(ControlTestCase):
                     control, path=path, credentials=credentials
                 )
                 self.assertEqual(status, 401, path)
-                self.assertEqual(body, b"")
+                self.assertEqual(body, DENIED_PAGE)
+                self.assertIn(b"Credentials needed", body)
                 self.assertEqual(
                     headers.getRawHeaders(b"www-authenticate"), [b'Basic realm="bitp2p"']
                 )
@@ -122,6 +124,11 @@ class DashboardHTTPTests(ControlTestCase):
         self.assertIn(node.node_id, page)
         self.assertIn("No peers yet.", page)
         self.assertIn('<noscript><meta http-equiv="refresh"', page)
+        self.assertIn("No bans.", page)
+        # The known addresses' time is labelled for what it is (Core's nTime,
+        # 2 h back for relayed addresses), not as when we heard of them.
+        self.assertIn("Time stamp age", page)
+        self.assertIn("not when this node heard of it", page)
         self.assertNotIn("{{", page)
         self.assertIn(b"script-src 'self'", headers.getRawHeaders(b"content-security-policy")[0])
 
@@ -186,12 +193,20 @@ class DashboardHTTPTests(ControlTestCase):
         known = {k["address"]: k for k in state["known"]}
         self.assertEqual(known["10.4.5.6:8333"]["source"], str(peer.address))
         self.assertEqual(known["10.4.5.6:8333"]["table"], "new")
+        self.assertIsNone(known["10.4.5.6:8333"]["last_success"])
         types = {(t["direction"], t["type"]) for t in state["traffic"]}
         self.assertIn(("in", "version"), types)
         self.assertIn(("out", "verack"), types)
         graph = state["graph"]
         ids = {n["id"]: n["kind"] for n in graph["nodes"]}
         self.assertEqual(ids["self"], "self")
+        # Nodes are labelled by their address; the node id goes along.
+        labels = {n["id"]: (n["label"], n.get("node_id")) for n in graph["nodes"]}
+        self.assertEqual(labels["self"], (str(node.listeningAddress), node.node_id))
+        self.assertEqual(
+            labels["peer:" + other.node_id], (str(other.listeningAddress), other.node_id)
+        )
+        self.assertEqual(labels["addr:10.4.5.6:8333"][0], "10.4.5.6:8333")
         self.assertEqual(ids["peer:" + other.node_id], "peer")
         self.assertEqual(ids["addr:10.4.5.6:8333"], "known")
         edges = {(e["from"], e["to"]) for e in graph["edges"]}
@@ -282,6 +297,12 @@ class DashboardHTTPTests(ControlTestCase):
         self.assertTrue(55 < bans["10.0.0.0/8"] - node.reactor.seconds() <= 60, bans)
         state = yield self.state(control)
         self.assertEqual([b["subnet"] for b in state["bans"]], ["10.0.0.0/8"])
+        # The page lists the bans as the server renders it (without JavaScript).
+        status, _, body = yield self.request(control)
+        page = body.decode()
+        self.assertIn('<span class="badge" id="ban-count">1</span>', page)
+        self.assertRegex(page, r"<tr><td>10\.0\.0\.0/8</td><td>\d+ s left</td></tr>")
+        self.assertNotIn("No bans.", page)
         for form in ({"subnet": "nonsense"}, {"subnet": "10.1.1.1", "seconds": "-5"}, {}):
             status, headers, _ = yield self.post(control, "ban", form)
             self.assertEqual((status, self.flash(headers)[1]), (303, "0"), form)
@@ -376,7 +397,7 @@ class BrowserTests(unittest.TestCase):
 
         first = self.startProcess()
         artifacts = _artifacts()
-        url = f"http://127.0.0.1:{first['http']}/dashboard/"
+        url = f"http://127.0.0.1:{first['http']}/"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             try:
@@ -400,7 +421,8 @@ class BrowserTests(unittest.TestCase):
             "console",
             lambda m: errors.append(m.text) if m.type == "error" else None,
         )
-        page.goto(url)
+        page.goto(url)  # the site's root: the dashboard
+        expect(page).to_have_url(url + "dashboard/")
         expect(page.locator("#node code.nodeid")).to_have_text(first["node_id"])
         expect(page.locator("#live-text")).to_have_text("live")
         expect(page.locator("#peers tbody tr.empty")).to_have_count(1)
@@ -431,6 +453,19 @@ class BrowserTests(unittest.TestCase):
                 page.locator(f'#graph circle.peer[data-id="peer:{info["node_id"]}"]')
             ).to_have_count(1)
         expect(page.locator("#traffic polyline.series").first).to_be_visible()
+        # Peers are labelled by their address (the node id in the tooltip).
+        expect(page.locator("#graph text", has_text=f"127.0.0.1:{second['p2p']}")).to_have_count(1)
+        expect(page.locator("#graph text", has_text=f"127.0.0.1:{third['p2p']}")).to_have_count(1)
+        # Every label of the chart and the graph is at least 11 px on screen.
+        sizes = page.evaluate(
+            """() => Array.from(document.querySelectorAll("#traffic text, #graph text"), (t) => {
+                const svg = t.ownerSVGElement;
+                const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+                return parseFloat(getComputedStyle(t).fontSize) * scale;
+            })"""
+        )
+        self.assertGreater(len(sizes), 5)
+        self.assertGreaterEqual(min(sizes), 11, sizes)
         page.wait_for_timeout(1600)  # one more poll: a longer traffic line
         page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
@@ -439,6 +474,11 @@ class BrowserTests(unittest.TestCase):
         expect(row).to_have_count(0)
         expect(page.locator("#peer-count")).to_have_text("1")
         self.assertEqual(errors, [])
+        # Credentials that stop working (the node restarted with a new
+        # cookie): the page says so, rather than "disconnected".
+        page.route("**/dashboard/state", lambda route: route.fulfill(status=401, body=""))
+        expect(page.locator("#live-text")).to_contain_text("credentials needed")
+        page.unroute("**/dashboard/state")
         context.close()
 
         # Without JavaScript: the server's rendering, forms posted as such.
@@ -454,5 +494,22 @@ class BrowserTests(unittest.TestCase):
         page.fill("#subnet", "10.66.0.0/16")
         page.click("#ban-form button")
         expect(page.locator("#flash")).to_contain_text("Banned 10.66.0.0/16")
+        expect(page.locator("#bans tbody tr", has_text="10.66.0.0/16")).to_have_count(1)
         page.screenshot(path=str(artifacts / "dashboard-nojs.png"), full_page=True)
         plain.close()
+
+        # Without credentials: a page that says which are needed and where.
+        anonymous = browser.new_context(viewport={"width": 1280, "height": 1000})
+        anonymous.set_default_timeout(10_000)
+        # (Headless Chromium aborts a navigation answered 401 with no
+        # credentials to offer, where a desktop one shows the page once the
+        # login prompt is cancelled: the page is fetched, then shown.)
+        response = anonymous.request.get(url)
+        self.assertEqual(response.status, 401)
+        self.assertEqual(response.headers["www-authenticate"], 'Basic realm="bitp2p"')
+        page = anonymous.new_page()
+        page.set_content(response.text())
+        expect(page.locator("h1")).to_have_text("Credentials needed")
+        expect(page.locator("body")).to_contain_text("--rpc-password")
+        expect(page.locator("body")).to_contain_text(".cookie")
+        anonymous.close()

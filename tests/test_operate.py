@@ -75,11 +75,15 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
 
         table = self.cli("--datadir", self.datadir, "-netinfo")
         self.assertEqual(table.returncode, 0, table.stderr)
-        self.assertIn("peers    1    0      1", table.stdout)
+        self.assertRegex(table.stdout, r"(?m)^in +1 ")
+        self.assertRegex(table.stdout, r"(?m)^total +1 ")
+        self.assertIn(f"local addresses 127.0.0.1:{self.portA}", table.stdout)
         self.assertIn(peer["node_id"][:8], table.stdout)
 
         info = self.cli("--datadir", self.datadir, "getnetworkinfo")
         self.assertIn(f"listening        127.0.0.1:{self.portA}", info.stdout)
+        self.assertRegex(info.stdout, rf"(?m)^  127\.0\.0\.1 +{self.portA} +1$")
+        self.assertNotIn("{", info.stdout)
 
         gone = self.cli("--datadir", self.datadir, "disconnectnode", "", peer["node_id"])
         self.assertEqual(gone.returncode, 0, gone.stderr)
@@ -115,13 +119,15 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
         with self.assertRaises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(url, timeout=DEADLINE_S)
         self.assertEqual(caught.exception.code, 401)
-        self.assertEqual(caught.exception.read(), b"")
+        self.assertIn(b"Credentials needed", caught.exception.read())
         request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
         with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
             text = response.read().decode()
-        self.assertIn('bitp2p_peers{direction="inbound",type="inbound"} 1.0', text)
-        self.assertRegex(text, r'bitp2p_messages_total\{direction="in",type="version"\} 1\.0')
-        self.assertRegex(text, r'bitp2p_bytes_total\{direction="out",type="verack"\} [1-9]')
+        self.assertIn('bitp2p_peers{connection_type="inbound"} 1.0', text)
+        self.assertRegex(text, r'bitp2p_messages_total\{direction="inbound",type="version"\} 1\.0')
+        self.assertRegex(text, r'bitp2p_bytes_total\{direction="outbound",type="verack"\} [1-9]')
+        self.assertIn("bitp2p_accepts_total 1.0", text)
+        self.assertRegex(text, r"(?m)^process_start_time_seconds \d")
         self.assertIn("bitp2p_handshake_failures_total 0.0", text)
         self.assertIn('bitp2p_known_addresses{table="tried"}', text)
 
@@ -235,14 +241,17 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
         with open(cookie) as f:
             auth = base64.b64encode(f.read().strip().encode()).decode()
         for port in (webPort, rpcPort):
-            url = f"http://127.0.0.1:{port}/dashboard/"
+            # The port's root is the dashboard (a redirect to /dashboard/).
+            url = f"http://127.0.0.1:{port}/"
             with self.assertRaises(urllib.error.HTTPError) as caught:
                 urllib.request.urlopen(url, timeout=DEADLINE_S)
             self.assertEqual(caught.exception.code, 401)
+            self.assertIn(b"Credentials needed", caught.exception.read())
             request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
             with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
                 page = response.read().decode()
+                self.assertEqual(response.url, url + "dashboard/")
             self.assertIn("bitp2p", page)
             self.assertIn("app.js", page)
-        network = self.cli("--datadir", datadir, "--json", "getnetworkinfo")
+        network = self.cli("--datadir", datadir, "-json", "getnetworkinfo")  # bitcoin-cli's
         self.assertIn(json.loads(network.stdout)["node_id"], page)

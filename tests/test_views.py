@@ -316,3 +316,38 @@ def test_network():
     assert network(UNIXAddress(b"/s")) == "unix"
     assert network(IPv4Address("TCP", "example.com", 5)) == "other"
     assert network(None) == "other"
+
+
+class LocalAddressesTests(SynchronousTestCase):
+    def test_boundToOneHost(self):
+        """
+        A node bound to one host listens and advertises there.
+        """
+        with TestNetwork(seed=2) as net:
+            a = net.addNode()
+            net.start()
+            self.assertEqual(nodeView(a).local_addresses, (a.listeningAddress,))
+
+    def test_boundToEveryInterface(self):
+        """
+        A node listening on 0.0.0.0 reports the addresses it advertised to
+        its peers (the local end of each connection), never 0.0.0.0; none
+        before it has any; and getnetworkinfo's localaddresses says the
+        same.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        from bitp2p.ops.control.rpc import ControlAPI
+
+        from .helpers import Inbound, makeNode
+
+        node = makeNode(6001, MemoryReactorClock(), interface="0.0.0.0")
+        self.assertEqual(str(node.listeningAddress), "0.0.0.0:6001")
+        self.assertEqual(nodeView(node).local_addresses, ())
+        self.assertEqual(ControlAPI(node, None).rpc_getnetworkinfo()["localaddresses"], [])
+        self.assertFalse(Inbound(node, "20.1.0.1").refused)  # its local end: 127.0.0.1
+        self.assertEqual(nodeView(node).local_addresses, (Address.of("127.0.0.1", 6001),))
+        self.assertEqual(
+            ControlAPI(node, None).rpc_getnetworkinfo()["localaddresses"],
+            [{"address": "127.0.0.1", "port": 6001, "score": 1}],
+        )

@@ -21,7 +21,8 @@ L{DEFAULT_RPC_PORT<bitp2p.constants.DEFAULT_RPC_PORT>}.
 Arguments are read as JSON when they parse (C{10}, C{true}, C{null}) and as
 strings otherwise. Results are printed for people (tables for
 C{getpeerinfo}, C{listbanned}, C{-netinfo}; C{key: value} lines for
-objects) or, with C{--json}, as JSON. This is a command-line program, not
+objects, what they nest as indented lines or sub-tables) or, with
+C{--json} (or bitcoin-cli's spelling, C{-json}), as JSON. This is a command-line program, not
 part of the node: it uses the standard library's blocking HTTP client.
 
 This module owns the client's command line and its printing. It must not
@@ -78,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rpc-port", "-rpcport", type=int, metavar="PORT")
     parser.add_argument("--rpc-user", "-rpcuser", default="bitp2p", metavar="USER")
     parser.add_argument("--rpc-password", "-rpcpassword", metavar="PASSWORD")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--json", "-json", action="store_true", help="print results as JSON (also -json)"
+    )
     parser.add_argument("-netinfo", "--netinfo", action="store_true", help="a summary of the peers")
     parser.add_argument("method", nargs="?")
     parser.add_argument("params", nargs="*")
@@ -181,10 +184,60 @@ def _size(count: int | None) -> str:
     return str(count)
 
 
-def _table(rows: list[list[str]], out: IO[str]) -> None:
+def _table(
+    rows: list[list[str]], out: IO[str], indent: str = "", right: frozenset[int] = frozenset()
+) -> None:
+    """
+    C{rows} (the first the header) in columns; those in C{right} aligned
+    right (numbers).
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+        cells = (
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        )
+        out.write((indent + "  ".join(cells)).rstrip() + "\n")
+
+
+def _scalar(value: object) -> str:
+    """
+    One value of a result as people read it: C{-} for null, C{true} and
+    C{false}, numbers and strings as they are.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def printObject(result: dict, out: IO[str], indent: str = "") -> None:
+    """
+    An object as C{key  value} lines, what it nests rendered readably, never
+    as JSON: an object as indented lines of its own, a list of scalars on
+    one line, a list of objects as an indented table (one row each), an
+    empty list as C{none}.
+    """
+    width = max((len(str(k)) for k in result), default=0)
+    for key, value in result.items():
+        label = f"{indent}{str(key).ljust(width)}"
+        if isinstance(value, dict):
+            out.write(f"{indent}{key}\n" if value else f"{label}  none\n")
+            if value:
+                printObject(value, out, indent + "  ")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            out.write(f"{indent}{key}\n")
+            columns = list(dict.fromkeys(k for v in value for k in v))
+            rows = [columns] + [[_scalar(v.get(c)) for c in columns] for v in value]
+            _table(rows, out, indent + "  ")
+        elif isinstance(value, list):
+            text = ", ".join(
+                _scalar(v) if not isinstance(v, (dict, list)) else json.dumps(v) for v in value
+            )
+            out.write(f"{label}  {text or 'none'}\n".rstrip() + "\n")
+        else:
+            out.write(f"{label}  {_scalar(value)}".rstrip() + "\n")
 
 
 def printPeers(peers: list[dict], out: IO[str], now: float | None = None) -> None:
@@ -218,22 +271,41 @@ def printPeers(peers: list[dict], out: IO[str], now: float | None = None) -> Non
 
 def printNetinfo(network: dict, peers: list[dict], out: IO[str], now: float | None = None) -> None:
     """
-    The C{-netinfo} summary: this node, then its peers, then the totals.
+    The C{-netinfo} summary: this node, then its peers, then the totals
+    by direction, in the columns and units of the peers' table (bytes as
+    C{K}/C{M}, pings in ms), as Bitcoin Core's C{-netinfo} ends with a
+    table of counts.
     """
-    inbound = sum(1 for p in peers if p.get("inbound"))
+    local = ", ".join(
+        f"{a.get('address')}:{a.get('port')}"
+        if ":" not in str(a.get("address"))
+        else f"[{a.get('address')}]:{a.get('port')}"
+        for a in network.get("localaddresses") or []
+    )
     out.write(
         f"bitp2p {network.get('subversion', '')} node {network.get('node_id', '')}"
         f"{'  (tls)' if network.get('tls') else ''}\n"
-        f"listening {network.get('listening') or '-'}\n\n"
+        f"listening {network.get('listening') or '-'}\n"
+        f"local addresses {local or 'n/a'}\n\n"
     )
     printPeers(peers, out, now)
-    pings = [p["pingtime"] for p in peers if p.get("pingtime") is not None]
-    out.write(
-        f"\n        in  out  total\npeers {inbound:4}  {len(peers) - inbound:3}  {len(peers):5}\n"
-        f"bytes in {_size(sum(p.get('bytesrecv', 0) for p in peers))}, "
-        f"out {_size(sum(p.get('bytessent', 0) for p in peers))}; "
-        f"median ping {_ms(sorted(pings)[len(pings) // 2]) if pings else '-'} ms\n"
+    rows = [["", "peers", "bytes in", "bytes out", "median ping ms"]]
+    groups = (
+        ("in", [p for p in peers if p.get("inbound")]),
+        ("out", [p for p in peers if not p.get("inbound")]),
+        ("total", peers),
     )
+    for name, group in groups:
+        pings = sorted(p["pingtime"] for p in group if p.get("pingtime") is not None)
+        rows.append([
+            name,
+            str(len(group)),
+            _size(sum(p.get("bytesrecv") or 0 for p in group)),
+            _size(sum(p.get("bytessent") or 0 for p in group)),
+            _ms(pings[len(pings) // 2]) if pings else "-",
+        ])
+    out.write("\n")
+    _table(rows, out, right=frozenset({1, 2, 3, 4}))
 
 
 def printResult(method: str, result: object, out: IO[str]) -> None:
@@ -259,10 +331,7 @@ def printResult(method: str, result: object, out: IO[str]) -> None:
             ])
         _table(rows, out)
     elif isinstance(result, dict):
-        width = max((len(str(k)) for k in result), default=0)
-        for key, value in result.items():
-            text = value if isinstance(value, str) else json.dumps(value)
-            out.write(f"{str(key).ljust(width)}  {text}\n")
+        printObject(result, out)
     elif isinstance(result, str):
         out.write(result + "\n")
     else:

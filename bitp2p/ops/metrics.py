@@ -7,14 +7,23 @@ it; the address tables are counted by their sizes, never listed. The resource
 renders in the reactor thread (prometheus_client's own Twisted resource
 runs a WSGI app in a thread pool; bitp2p uses no threads).
 
-Metrics (all prefixed C{bitp2p_}):
+Names follow Prometheus' naming guide (C{_total} for counters, base units:
+C{_seconds}, C{_bytes}); C{direction} is always C{inbound} or C{outbound}
+(Bitcoin Core's words), C{connection_type} the C{connection_type} of
+C{getpeerinfo}. Metrics (all prefixed C{bitp2p_}):
 
-  - C{peers{direction, type}}: established peers, by direction and
-    connection type;
+  - C{peers{connection_type}}: established peers (C{inbound}, C{outbound},
+    C{manual}, C{feeler}, C{addr-fetch});
+  - C{peers_by_network{network}};
   - C{connections_handshaking}, C{dials_in_progress};
+  - C{dials_total{result}}: dials since start, by outcome (C{connected},
+    C{failed}, C{cancelled});
+  - C{accepts_total}: inbound connections accepted;
+    C{inbound_rejected_total{reason}}: refused (C{banned}, C{group_cap},
+    C{full}); C{evictions_total}: inbound peers evicted to make room;
   - C{messages_total{direction, type}} and C{bytes_total{direction, type}}:
-    messages and bytes received (C{in}) and sent (C{out}) per message type,
-    since start, peers gone included;
+    messages and bytes received (C{inbound}) and sent (C{outbound}) per
+    message type, since start, peers gone included;
   - C{handshake_failures_total}, C{protocol_violations_total};
   - C{known_addresses{table}}: the address manager's new and tried tables;
   - C{bans};
@@ -23,7 +32,18 @@ Metrics (all prefixed C{bitp2p_}):
     characters);
   - C{gossip_total{event}}: the gossip counters (published, received,
     duplicates, ...);
-  - C{uptime_seconds}.
+  - C{build_info{version, python}}: always 1;
+  - on a Bitcoin network, C{bitcoin_peer_info{...}} and
+    C{bitcoin_peer_start_height{peer}}.
+
+Beside them, prometheus_client's default collectors of the process
+(C{process_start_time_seconds}, C{process_cpu_seconds_total},
+C{process_resident_memory_bytes}, C{process_open_fds}, ...; read from
+C{/proc}, so on Linux) and of the platform (C{python_info}). There is no
+uptime gauge: C{time() - process_start_time_seconds} is the uptime.
+(Renamed, a breaking change: C{peers{direction, type}} became C{peers{connection_type}},
+the C{in}/C{out} of C{messages_total} and C{bytes_total} became
+C{inbound}/C{outbound}, and C{uptime_seconds} went.)
 
 This module owns the Prometheus names and the C{/metrics} resource. It
 must not know a Peer's or Node's private state, nor credentials (the tree
@@ -33,14 +53,21 @@ re-exports it.)
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+import platform
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.web.resource import Resource
 
+from bitp2p._version import __version__
 from bitp2p.views import establishedViews, nodeView
 
 __all__ = ["MetricsResource", "NodeCollector", "registryFor"]
+
+# The traffic table's direction (bitp2p.accounting's C{in}/C{out}) in the
+# one vocabulary of the metrics.
+_DIRECTION = {"in": "inbound", "out": "outbound"}
 
 
 class NodeCollector:
@@ -58,15 +85,21 @@ class NodeCollector:
         node = self.node
         view = nodeView(node)
         established = establishedViews(node)
-        peers = GaugeMetricFamily(
-            "bitp2p_peers", "Established peers", labels=["direction", "type"]
+        build = GaugeMetricFamily(
+            "bitp2p_build_info",
+            "The bitp2p and Python versions (always 1)",
+            labels=["version", "python"],
         )
-        counts: dict[tuple[str, str], int] = {}
+        build.add_metric([__version__, platform.python_version()], 1)
+        yield build
+        peers = GaugeMetricFamily(
+            "bitp2p_peers", "Established peers by connection type", labels=["connection_type"]
+        )
+        counts: dict[str, int] = {}
         for peer in established:
-            key = (peer.direction.value, peer.kind.value)
-            counts[key] = counts.get(key, 0) + 1
-        for (direction, kind), count in sorted(counts.items()):
-            peers.add_metric([direction, kind], count)
+            counts[peer.kind.value] = counts.get(peer.kind.value, 0) + 1
+        for kind, count in sorted(counts.items()):
+            peers.add_metric([kind], count)
         yield peers
         networks = GaugeMetricFamily(
             "bitp2p_peers_by_network",
@@ -96,10 +129,38 @@ class NodeCollector:
             "bitp2p_bytes", "Bytes by direction and message type", labels=["direction", "type"]
         )
         for (direction, kind), (count, size) in sorted(node.trafficTotals().items()):
-            messages.add_metric([direction, kind], count)
-            sizes.add_metric([direction, kind], size)
+            labels = [_DIRECTION.get(direction, direction), str(kind)]
+            messages.add_metric(labels, count)
+            sizes.add_metric(labels, size)
         yield messages
         yield sizes
+        counters = view.counters
+        dials = CounterMetricFamily(
+            "bitp2p_dials", "Outgoing connections tried, by outcome", labels=["result"]
+        )
+        for result in ("connected", "failed", "cancelled"):
+            dials.add_metric([result], counters["dials_" + result])
+        yield dials
+        yield CounterMetricFamily(
+            "bitp2p_accepts", "Inbound connections accepted", value=counters["accepted"]
+        )
+        rejected = CounterMetricFamily(
+            "bitp2p_inbound_rejected",
+            "Inbound connections refused, by reason",
+            labels=["reason"],
+        )
+        for reason, key in (
+            ("banned", "refused_banned"),
+            ("group_cap", "refused_group"),
+            ("full", "refused_full"),
+        ):
+            rejected.add_metric([reason], counters[key])
+        yield rejected
+        yield CounterMetricFamily(
+            "bitp2p_evictions",
+            "Inbound peers evicted to make room for a newcomer",
+            value=counters["evictions"],
+        )
         yield CounterMetricFamily(
             "bitp2p_handshake_failures",
             "Connections closed before their handshake was done",
@@ -136,7 +197,6 @@ class NodeCollector:
             if event != "seen":
                 gossip.add_metric([event], count)
         yield gossip
-        yield GaugeMetricFamily("bitp2p_uptime_seconds", "Seconds since start", value=view.uptime_s)
 
 
 def _bitcoinPeers(established):
@@ -177,10 +237,13 @@ def _bitcoinPeers(established):
 
 def registryFor(node) -> CollectorRegistry:
     """
-    A registry holding one node's collector (not the global one: a process
-    may run several nodes).
+    A registry holding one node's collector and prometheus_client's
+    default collectors of the process and the platform (not the global
+    registry: a process may run several nodes).
     """
     registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     registry.register(NodeCollector(node))
     return registry
 

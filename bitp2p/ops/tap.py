@@ -236,7 +236,7 @@ class Options(usage.Options):
             "web-port",
             None,
             None,
-            "Serve the web dashboard (/dashboard/, with the control API) on this port of"
+            "Serve the web dashboard (at /, with the control API at /rpc) on this port of"
             " 127.0.0.1, or on an endpoint. Off by default.",
         ],
         ["rpc-user", None, "bitp2p", "User name for --rpc-password."],
@@ -561,7 +561,7 @@ def addControl(top: NodeService, config: Options, reactor=None) -> None:
     except ValueError as e:
         raise UsageFailure(f"--rpc-port: {e}") from None
     control.root.putChild(b"metrics", MetricsResource(registryFor(top.node)))
-    control.root.putChild(b"dashboard", dashboardResource(top.node))
+    control.root.putHome(b"dashboard", dashboardResource(top.node))
     control.setServiceParent(top)
 
 

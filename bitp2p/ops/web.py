@@ -4,15 +4,21 @@ The web dashboard: a page to watch a node's peers come and go.
 L{dashboardResource} makes the tree to mount under a guarded root (the
 control API's, or any other L{Guarded<bitp2p.ops.control.Guarded>} one)::
 
-    control.root.putChild(b"dashboard", dashboardResource(node))
+    control.root.putHome(b"dashboard", dashboardResource(node))
 
-and serves, under that mount point (all links are relative, so any mount
-point works):
+(C{putHome} also sends a browser's C{GET /} to it: the page is what the
+web port's root shows) and serves, under that mount point (all links are
+relative, so any mount point works):
 
     - C{GET  /dashboard/}: the page (C{dashboard/index.html}), its node card
       and peer table rendered by the server (so it works without
       JavaScript: it then refreshes itself every 5 s); C{app.js} then polls
-      C{state} and keeps it up to date;
+      C{state} and keeps it up to date. The graph labels nodes with their
+      addresses (C{HOST:PORT}); the bans are a table, rendered by the
+      server too. The known addresses' time is their C{nTime} (Bitcoin
+      Core's: 2 h back for relayed addresses, which the page says: the
+      address manager keeps no time of hearing), beside the last
+      connection that worked;
     - C{GET  /dashboard/app.js}, C{/dashboard/style.css}: the static files;
     - C{GET  /dashboard/state}: a JSON snapshot of the node (L{snapshot});
     - C{POST /dashboard/connect} (form field C{target}, C{HOST:PORT}),
@@ -130,6 +136,7 @@ def _knownInfo(known: AddressView) -> dict[str, Any]:
         "address": str(known.address),
         "table": known.table,
         "last_seen": _number(known.last_seen),
+        "last_success": _number(known.last_success) or None,
         "source": str(known.source) if known.source is not None else None,
     }
 
@@ -194,16 +201,31 @@ def _graph(nodeId: str, listening, peerInfos: list[dict], known: list[dict]) -> 
     """
     The graph as this node sees it: C{nodes} (this node, its peers, the
     known addresses, and the peers gone that told us of some) and C{edges}
-    (this node to each peer, and each address's source to it).
+    (this node to each peer, and each address's source to it). Each node's
+    C{label} is its address (C{HOST:PORT}); this node's and the peers' also
+    carry their C{node_id}.
     """
     selfId = "self"
-    nodes: list[dict] = [{"id": selfId, "kind": "self", "label": nodeId}]
+    nodes: list[dict] = [
+        {
+            "id": selfId,
+            "kind": "self",
+            "label": str(listening) if listening is not None else "this node",
+            "node_id": nodeId,
+        }
+    ]
     edges: list[dict] = []
     byAddress: dict[str, str] = {}
     for info in peerInfos:
         ident = "peer:" + info["node_id"]
         nodes.append(
-            {"id": ident, "kind": "peer", "label": info["node_id"], "address": info["address"]}
+            {
+                "id": ident,
+                "kind": "peer",
+                "label": info["address"] or info["remote"] or info["node_id"][:16],
+                "node_id": info["node_id"],
+                "address": info["address"],
+            }
         )
         edges.append(
             {"from": selfId, "to": ident, "kind": "connection", "direction": info["direction"]}
@@ -322,13 +344,30 @@ def _source(known: dict) -> str:
 
 def _knownRows(state: dict) -> str:
     if not state["known"]:
-        return '<tr class="empty"><td colspan="4">No known addresses.</td></tr>'
+        return '<tr class="empty"><td colspan="5">No known addresses.</td></tr>'
     now = state["now"]
     return "\n".join(
         f'<tr><td>{_e(k["address"])}</td>'
         f'<td><span class="tag {_e(k["table"])}">{_e(k["table"])}</span></td>'
-        f'<td>{_e(_ago(k["last_seen"], now))}</td><td>{_e(_source(k))}</td></tr>'
+        f'<td>{_e(_ago(k["last_seen"], now))}</td>'
+        f'<td>{_e(_ago(k["last_success"], now))}</td><td>{_e(_source(k))}</td></tr>'
         for k in state["known"]
+    )
+
+
+def _until(until: float | None, now: float) -> str:
+    if until is None:
+        return "-"
+    return f"{_ago(now, until)} left"
+
+
+def _banRows(state: dict) -> str:
+    if not state["bans"]:
+        return '<tr class="empty"><td colspan="2">No bans.</td></tr>'
+    now = state["now"]
+    return "\n".join(
+        f'<tr><td>{_e(b["subnet"])}</td><td>{_e(_until(b["until"], now))}</td></tr>'
+        for b in state["bans"]
     )
 
 
@@ -365,6 +404,8 @@ class _Page(Resource):
             "{{peer_rows}}": _peerRows(state),
             "{{known_count}}": str(state["known_total"]),
             "{{known_rows}}": _knownRows(state),
+            "{{ban_count}}": str(len(state["bans"])),
+            "{{ban_rows}}": _banRows(state),
         }
         for slot, value in slots.items():
             template = template.replace(slot, value)

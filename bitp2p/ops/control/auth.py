@@ -5,8 +5,11 @@ the guard in front of the whole resource tree.
 Every request needs HTTP Basic credentials (L{Authenticator}): the cookie
 the node writes to C{DATADIR/.cookie} (C{__cookie__:<64 hex>}, mode 0600,
 removed at stop), or C{USER:PASSWORD} when a password is configured.
-Without them the answer is a bare 401, the same for every path and method,
-so that an unauthenticated client learns nothing; a host that keeps
+Without them the answer is a 401 with a short page saying which
+credentials are needed and where they are (L{DENIED_PAGE}: for the browser
+that lands on the dashboard without them), the same for every path and
+method and naming no configured user, so that an unauthenticated client
+learns nothing of the node; a host that keeps
 failing (more than L{AUTH_FAILURES_ALLOWED} times in
 L{AUTH_FAILURE_WINDOW_S}) gets its 401s L{AUTH_FAILURE_DELAY_S} late. The
 check sits in a wrapper resource (L{Guarded}) at the root of the tree, so
@@ -50,6 +53,7 @@ __all__ = [
     "AUTH_TRACKED_HOSTS",
     "COOKIE_USER",
     "DEFAULT_USER",
+    "DENIED_PAGE",
     "REALM",
     "Authenticator",
     "Guarded",
@@ -66,6 +70,25 @@ DEFAULT_USER = "bitp2p"
 REALM = "bitp2p"
 
 _CHALLENGE = f'Basic realm="{REALM}"'.encode("ascii")
+
+# The body of every 401: what a browser shows once its login prompt is
+# cancelled. It names no user or path of this node (the same page for all).
+DENIED_PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bitp2p: credentials needed</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
+<h1>Credentials needed</h1>
+<p>This bitp2p node's dashboard and control API need a user name and a password
+(HTTP Basic authentication). Reload the page to be asked again.</p>
+<ul>
+<li>With <code>--rpc-password</code>: the user given by <code>--rpc-user</code>
+(<code>bitp2p</code> by default) and that password.</li>
+<li>Otherwise the cookie: user <code>__cookie__</code>, and as password what follows
+<code>__cookie__:</code> in the file <code>.cookie</code> of the node's data directory
+(<code>--datadir</code>), which the node writes at start; <code>bitp2p-cli --datadir DIR</code>
+reads it by itself.</li>
+</ul>
+</body></html>
+"""
 
 # The kinds of the lines of failed authentications (RepeatedEvents): anyone
 # who can reach the API can fail as often as they like, from many hosts.
@@ -195,18 +218,21 @@ class Authenticator:
     def deny(self, request) -> bytes | int:
         """
         Answer an unauthenticated request: 401, a C{WWW-Authenticate}
-        challenge, no body; late for a host that keeps failing.
+        challenge, L{DENIED_PAGE}; late for a host that keeps failing.
 
         @return: what the resource's C{render} returns.
         """
         request.setResponseCode(401)
         request.setHeader(b"www-authenticate", _CHALLENGE)
-        request.setHeader(b"content-length", b"0")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-length", b"%d" % len(DENIED_PAGE))
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
         if request.getHeader(b"authorization") is None:
-            return b""  # a client's first try, before it sends credentials
+            return DENIED_PAGE  # a client's first try, before it sends credentials
         delay = self._failed(clientHost(request))
         if not delay:
-            return b""
+            return DENIED_PAGE
         call = self._reactor.callLater(delay, self._finish, request)
         self._delayed.add(call)
 
@@ -228,6 +254,8 @@ class Authenticator:
                 call.cancel()
 
     def _finish(self, request) -> None:
+        if request.method != b"HEAD":
+            request.write(DENIED_PAGE)
         request.finish()
 
     def _failed(self, host: str) -> float:

@@ -2,7 +2,7 @@
 The JSON-RPC endpoint (L{ControlAPI}): JSON-RPC 1.0 over HTTP, as
 bitcoind's, and its C{rpc_<name>} methods.
 
-A client POSTs a JSON-RPC 1.0 request to C{/}::
+A client POSTs a JSON-RPC 1.0 request to C{/} (or C{/rpc})::
 
     {"jsonrpc": "1.0", "id": 1, "method": "getpeerinfo", "params": []}
 
@@ -13,7 +13,8 @@ method, 400 for a request that is not JSON (-32700) or not a request
 (-32600), 413 for a body over L{MAX_BODY_BYTES}, and 500 for every other
 error. A JSON list of requests is a batch: one HTTP 200 answer, a list of
 replies in the same order. C{params} may be a list (positional) or an object
-(by name). C{GET /} describes the API.
+(by name). C{GET /rpc} describes the API (and so does C{GET /} when the
+tree has no home page: L{Root.putHome<bitp2p.ops.control.site.Root.putHome>}).
 
 Peers and the node are rendered from their views (L{bitp2p.views}); the
 node is changed only through its public methods.
@@ -135,7 +136,8 @@ class ControlAPI(Resource):
                 "name": "bitp2p control API",
                 "version": __version__,
                 "node_id": self.node.node_id,
-                "usage": 'POST JSON-RPC 1.0 to /: {"id": 1, "method": "getpeerinfo", "params": []}',
+                "usage": 'POST JSON-RPC 1.0 to / or /rpc: '
+                '{"id": 1, "method": "getpeerinfo", "params": []}',
                 "methods": sorted(METHODS),
             }
         )
@@ -354,11 +356,11 @@ class ControlAPI(Resource):
             "connections_in": view.peers_inbound,
             "connections_out": view.peers - view.peers_inbound,
             "listening": str(listening) if listening is not None else None,
-            "localaddresses": (
-                [{"address": listening.host, "port": listening.port, "score": 1}]
-                if listening is not None
-                else []
-            ),
+            # Bitcoin Core's: the addresses others may reach this node at
+            # (the concrete ones it advertises, never 0.0.0.0).
+            "localaddresses": [
+                {"address": a.host, "port": a.port, "score": 1} for a in view.local_addresses
+            ],
             "tls": view.tls,
             "gossip": dict(view.gossip),
             "warnings": "",

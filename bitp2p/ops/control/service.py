@@ -59,9 +59,11 @@ class ControlService(service.Service):
     @ivar repeated: the L{RepeatedEvents<bitp2p.logs.RepeatedEvents>} of the
         lines anyone who reaches the API can cause (refused connections,
         wrong credentials): the first written, the rest summarised.
-    @ivar api: the L{ControlAPI}, at C{/}.
-    @ivar root: the resource tree: C{root.putChild(b"metrics", ...)} adds
-        a resource beside the API, behind the same authentication.
+    @ivar api: the L{ControlAPI}, at C{/rpc} and (for POSTs) at C{/}.
+    @ivar root: the resource tree (L{Root}): C{root.putChild(b"metrics",
+        ...)} adds a resource beside the API, behind the same
+        authentication; C{root.putHome(b"dashboard", ...)} also sends a
+        browser's C{GET /} there.
     @ivar site: the twisted.web site served.
     @ivar port: the listening port, once listening (else L{None}).
     @ivar address: the address listened on, once listening (else L{None}).
@@ -100,7 +102,7 @@ class ControlService(service.Service):
         )
         self.api = ControlAPI(node, self.authenticator)
         self.root = Root()
-        self.root.putChild(b"", self.api)
+        self.root.putAPI(self.api)
         self.site = ControlSite(
             Guarded(self.root, self.authenticator), timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor
         )

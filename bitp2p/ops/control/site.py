@@ -407,9 +407,55 @@ class ConnectionLimit(WrappingFactory):
 
 class Root(Resource):
     """
-    The root of the control API's tree: the API at C{/}, other resources
-    beside it.
+    The root of the control API's tree: the API (L{putAPI}) at C{/rpc} and
+    at C{/} for C{POST}s (where C{bitcoin-cli}-style clients post), other
+    resources beside it. A C{GET} of C{/} is sent to the home page, when
+    one is given (L{putHome}: the dashboard), else to the API's
+    description.
+
+    @ivar home: the child a C{GET} of C{/} is redirected to, or L{None}.
     """
+
+    home: bytes | None = None
+
+    def putAPI(self, api: Resource) -> None:
+        """
+        Serve C{api} at C{/rpc}, and at C{/} for every method but a
+        browser's C{GET} when there is a home page.
+        """
+        self.putChild(b"rpc", api)
+        self.putChild(b"", _Front(self, api))
+
+    def putHome(self, path: bytes, child: Resource) -> None:
+        """
+        Serve C{child} at C{/PATH/}, and send a C{GET} of C{/} there.
+        """
+        self.putChild(path, child)
+        self.home = path
 
     def getChild(self, path: bytes, request):
         return pages.notFound()
+
+
+class _Front(Resource):
+    """
+    What C{/} answers: a C{GET} or C{HEAD} goes to the home page (a 302 to
+    C{PATH/}, relative, so that any mount point works) when there is one;
+    everything else, and every method when there is none, goes to the API.
+    """
+
+    isLeaf = True
+
+    def __init__(self, root: Root, api: Resource) -> None:
+        super().__init__()
+        self._root = root
+        self._api = api
+
+    def render(self, request):
+        home = self._root.home
+        if home is None or request.method not in (b"GET", b"HEAD"):
+            return self._api.render(request)
+        request.setResponseCode(302)
+        request.setHeader(b"location", home + b"/")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"The dashboard is at " + home + b"/; the control API at rpc.\n"

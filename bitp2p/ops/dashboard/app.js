@@ -85,10 +85,17 @@
       dl.appendChild(dd);
     }
     document.title = "bitp2p " + n.id.slice(0, 12);
-    const bans = $("bans");
-    bans.textContent = state.bans.length
-      ? "Banned: " + state.bans.map((b) => b.subnet).join(", ")
-      : "";
+  }
+
+  function renderBans(state) {
+    const rows = state.bans.map((b) => {
+      const tr = el("tr");
+      tr.appendChild(el("td", {}, b.subnet));
+      tr.appendChild(el("td", {}, b.until === null ? "-" : ago(state.now, b.until) + " left"));
+      return tr;
+    });
+    replaceRows(document.querySelector("#bans tbody"), rows, "No bans.", 2);
+    $("ban-count").textContent = String(state.bans.length);
   }
 
   function renderPeers(state) {
@@ -136,10 +143,11 @@
       table.appendChild(el("span", { class: "tag " + k.table }, k.table));
       tr.appendChild(table);
       tr.appendChild(el("td", {}, ago(k.last_seen, state.now)));
+      tr.appendChild(el("td", {}, ago(k.last_success, state.now)));
       tr.appendChild(el("td", {}, k.source === k.address ? "itself / us" : k.source || "-"));
       return tr;
     });
-    replaceRows(document.querySelector("#known tbody"), rows, "No known addresses.", 4);
+    replaceRows(document.querySelector("#known tbody"), rows, "No known addresses.", 5);
     $("known-count").textContent = String(state.known_total);
   }
 
@@ -159,7 +167,10 @@
 
   function renderTraffic() {
     const chart = $("traffic");
-    const W = 640, H = 220, L = 40, R = 10, T = 10, B = 22;
+    // The view box is the chart's size in CSS pixels, so that its 12 px
+    // labels are 12 px whatever the width of the card.
+    const W = pixels(chart, 640), H = 220, L = 44, R = 12, T = 12, B = 24;
+    chart.setAttribute("viewBox", "0 0 " + W + " " + H);
     chart.replaceChildren();
     const types = [...series.keys()].sort();
     // messages/s between successive samples
@@ -181,7 +192,7 @@
     for (let k = 0; k <= 4; k++) {
       const v = (max * k) / 4;
       chart.appendChild(svg("line", { class: "grid-line", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      chart.appendChild(svg("text", { x: L - 6, y: y(v) + 3, "text-anchor": "end" }, v < 10 ? v.toFixed(1) : Math.round(v)));
+      chart.appendChild(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v < 10 ? v.toFixed(1) : Math.round(v)));
     }
     chart.appendChild(svg("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
     chart.appendChild(svg("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
@@ -209,7 +220,8 @@
 
   function renderGraph(state) {
     const graph = $("graph");
-    const W = 960, H = 420, cx = W / 2, cy = H / 2;
+    const W = pixels(graph, 960), H = 420, cx = W / 2, cy = H / 2;
+    graph.setAttribute("viewBox", "0 0 " + W + " " + H);
     graph.replaceChildren();
     const nodes = state.graph.nodes;
     const self = nodes.filter((n) => n.kind === "self");
@@ -221,8 +233,8 @@
       const a = phase + (2 * Math.PI * i) / Math.max(1, list.length) - Math.PI / 2;
       pos.set(n.id, [cx + rx * Math.cos(a), cy + ry * Math.sin(a)]);
     });
-    ring(peers, 170, 105, 0);
-    ring(outer, 400, 180, Math.PI / Math.max(2, outer.length));
+    ring(peers, Math.min(170, W * 0.18), 105, 0);
+    ring(outer, W * 0.42, 180, Math.PI / Math.max(2, outer.length));
     const edges = svg("g", { class: "edges" });
     for (const e of state.graph.edges) {
       const a = pos.get(e.from), b = pos.get(e.to);
@@ -235,39 +247,61 @@
       const p = pos.get(n.id);
       const g = svg("g", { class: "node" });
       const c = svg("circle", { class: n.kind, cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: r, "data-id": n.id });
-      c.appendChild(svg("title", {}, n.kind + ": " + n.label + (n.address ? " (" + n.address + ")" : "")));
+      c.appendChild(svg("title", {}, n.kind + ": " + n.label + (n.node_id ? " (node " + n.node_id.slice(0, 16) + ")" : "")));
       g.appendChild(c);
       if (label) g.appendChild(svg("text", { x: p[0].toFixed(1), y: (p[1] + r + 13).toFixed(1), "text-anchor": "middle" }, label));
       layer.appendChild(g);
     };
     for (const n of outer) draw(n, 5, outer.length <= 16 ? n.label : null);
-    for (const n of peers) draw(n, 11, n.label.slice(0, 8));
-    for (const n of self) draw(n, 17, "me " + n.label.slice(0, 8));
+    for (const n of peers) draw(n, 11, n.label);
+    for (const n of self) draw(n, 17, "me " + n.label);
     graph.appendChild(layer);
   }
 
   // -- polling and forms ----------------------------------------------------
 
-  function live(ok) {
-    $("live").className = "dot " + (ok ? "live" : "down");
-    $("live-text").textContent = ok ? "live" : "disconnected";
+  // The width of an SVG in CSS pixels (its view box is made that wide).
+  function pixels(node, fallback) {
+    const width = Math.round(node.getBoundingClientRect().width);
+    return width > 0 ? width : fallback;
+  }
+
+  // ok: true (live), "auth" (the node wants credentials again: it was
+  // restarted with a new cookie), or false (no answer).
+  function live(ok, why) {
+    $("live").className = "dot " + (ok === true ? "live" : "down");
+    $("live-text").textContent = ok === true ? "live"
+      : ok === "auth" ? "credentials needed: reload the page to log in again"
+      : "disconnected" + (why ? " (" + why + ")" : "");
+    const hint = $("graph-hint");
+    if (hint && ok !== true) {
+      hint.textContent = ok === "auth"
+        ? "The node wants credentials: reload the page to log in."
+        : "No answer from the node.";
+    }
   }
 
   async function poll() {
     clearTimeout(timer);
     try {
       const response = await fetch("state", { cache: "no-store", credentials: "same-origin" });
+      if (response.status === 401) {
+        live("auth");
+        timer = setTimeout(poll, POLL_MS);
+        return;
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       const state = await response.json();
       recordTraffic(state);
       renderNode(state);
+      renderBans(state);
       renderPeers(state);
       renderKnown(state);
       renderTraffic();
       renderGraph(state);
       live(true);
     } catch (e) {
-      live(false);
+      live(false, e.message);
     }
     timer = setTimeout(poll, POLL_MS);
   }
@@ -309,6 +343,8 @@
     for (const form of document.querySelectorAll("form")) form.addEventListener("submit", submit);
     // Drop the flash message from the address bar (a reload would show it again).
     if (location.search) history.replaceState(null, "", location.pathname);
+    const hint = $("graph-hint");
+    if (hint) hint.textContent = "Loading...";
     poll();
   });
 })();

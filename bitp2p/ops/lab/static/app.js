@@ -108,7 +108,7 @@
       const sub = node.known === null ? node.state : node.known + " addr · " + node.peers.length + " peers";
       g.appendChild(el("text", { x: x, y: y + R + 14, "text-anchor": "middle", class: "sub known" }, sub));
       if (hop) {
-        g.appendChild(el("text", { x: x + R - 2, y: y - R + 4, "text-anchor": "middle", class: "hop" },
+        g.appendChild(el("text", { x: x, y: y - R - 6, "text-anchor": "middle", class: "hop" },
           "hop " + (hop.hop === null ? "?" : hop.hop)));
         g.appendChild(el("title", {}, "received after " + hop.ms + " ms, from " + (hop.from || "itself")));
       }

@@ -273,6 +273,26 @@ class LabTests(LabTestCase):
         self.assertTrue(any(t.startswith(f"{ports[1]} received {bid} from {ports[0]} (hop 1") for t in self.texts(lab)))
 
 
+class BitcoinNetworkTests(LabTestCase):
+    @defer.inlineCallbacks
+    def test_regtest(self):
+        """
+        On a Bitcoin network the nodes speak Bitcoin's protocol; a broadcast
+        (bitp2p's own gossip) is refused with one line.
+        """
+        lab = Lab(tempDir(self), network="regtest", basePort=_freeBase(), reactor=reactor)
+        lab.startService()
+        self.addCleanup(lab.stopService)
+        a, b = lab.startNode().port, lab.startNode().port
+        yield lab.connect(b, a)
+        self.assertEqual(self.ports(lab, b), {a})
+        self.assertEqual(lab.nodes[a].node.config.network, "regtest")
+        with self.assertRaises(LabError) as caught:
+            lab.broadcast(a)
+        self.assertIn("regtest network does not carry", str(caught.exception))
+        self.assertFalse(lab.state()["gossip"])
+
+
 class EventFeedTests(SynchronousTestCase):
     def test_bounded(self):
         """

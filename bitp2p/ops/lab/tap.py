@@ -106,6 +106,8 @@ class LabService(service.MultiService):
         self.lab.setServiceParent(self)
         self.site = server.Site(labResource(self.lab))
         self.site.displayTracebacks = False
+        # No access log: the page polls every second.
+        self.site.log = lambda request: None
         self.port = None
         self.url: str | None = None
 

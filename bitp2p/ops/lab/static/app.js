@@ -265,6 +265,8 @@
   // -- the loop --------------------------------------------------------------
   function draw() {
     if (!state) return;
+    $("broadcast").disabled = !state.gossip;
+    $("broadcast").title = state.gossip ? "" : "a " + state.network + " network carries no broadcasts";
     drawGraph();
     drawList();
     drawBroadcasts();

@@ -31,6 +31,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from bitp2p.constants import NETWORK
+from bitp2p.errors import PeerLost
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction
 from bitp2p.views import addressViews
@@ -266,6 +267,7 @@ class Lab(service.MultiService):
             transport = peer.transport
             if transport is not None:
                 transport.abortConnection()
+        node.connman.closeAll(PeerLost("killed"))  # and the dials in progress
         node.connman.stopListening()
         node.repeated.stop()
         self.record("node", lab.port, f"{lab.port} killed (crash: connections reset, nothing saved)")

@@ -632,6 +632,17 @@ class BrowserTests(unittest.TestCase):
         page.set_viewport_size({"width": 400, "height": 900})
         page.wait_for_timeout(300)
         page.screenshot(path=str(shots / "lab-narrow.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+        # Kill (a crash) and restart the last node, from the page.
+        page.select_option("#node-select", str(ports[4]))
+        page.click("#kill")
+        expect(page.locator(f'#graph g.node.crashed[data-port="{ports[4]}"]')).to_have_count(1)
+        expect(page.locator(f'#graph line.link[data-from="{ports[4]}"]')).to_have_count(0)
+        expect(page.locator("#events li.node", has_text=f"{ports[4]} killed")).to_have_count(1)
+        page.click("#restart")
+        expect(page.locator(f'#graph g.node.running[data-port="{ports[4]}"]')).to_have_count(1)
+        page.set_viewport_size({"width": 400, "height": 900})
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate(
             "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 401)"

@@ -24,7 +24,7 @@ from twisted.web import server
 
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import NETWORK
-from bitp2p.ops.tap import UsageFailure, _exitWith, _wholeNumber
+from bitp2p.ops.tap import UsageFailure
 
 __all__ = ["LabService", "Options", "makeService", "main"]
 
@@ -33,6 +33,30 @@ log = Logger()
 HOST = "127.0.0.1"
 # The most nodes --nodes starts.
 MAX_START_NODES = 100
+
+
+def _wholeNumber(option: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise usage.UsageError(f"--{option} must be a whole number in {low}..{high}, not {text!r}")
+    return value
+
+
+def _exitWith(message: str) -> SystemExit:
+    """
+    End the program with one line on the real standard error (under
+    twistd, C{sys.stderr} goes to the log: the line goes to both).
+    """
+    line = f"bitp2p: {message}"
+    log.error("{line}", line=line)
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write(line + "\n")
+        stream.flush()
+    return SystemExit(1)
 
 
 class Options(usage.Options):

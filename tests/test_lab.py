@@ -587,8 +587,8 @@ class BrowserTests(unittest.TestCase):
 
         # Discovery completes: every label says four addresses.
         for port in ports:
-            expect(page.locator(f'#graph g.node[data-port="{port}"] text.known')).to_contain_text(
-                "4 addr", timeout=30_000
+            expect(page.locator(f'#graph g.node[data-port="{port}"] text.known')).to_have_text(
+                re.compile(r"^4 addr · "), timeout=30_000
             )
         self.assertGreaterEqual(page.locator("#graph line.link").count(), 4)
         expect(page.locator("#events li.learn").first).to_be_visible()

@@ -1,6 +1,7 @@
 """
 C{python -m bitp2p PORT [options]}: a node with an interactive console
-(and C{bitp2p crawl ...}: the crawler's command, L{bitp2p.ops.crawl}).
+(and C{bitp2p crawl ...}: the crawler's command, L{bitp2p.ops.crawl};
+C{bitp2p lab ...}: the lab, L{bitp2p.ops.lab.tap}).
 
 The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}), plus
 C{--reactor default|asyncio|uvloop}, installed before anything imports the
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from bitp2p.ops.crawl import main as crawl
 
         return crawl(argv[1:])
+    if argv[:1] == ["lab"]:
+        from bitp2p.ops.lab.tap import main as lab
+
+        return lab(argv[1:])
     options = MainOptions()
     options.parseOptions(argv)
     try:

@@ -1,4 +1,4 @@
-# Registers "twistd bitp2p" and the "uvloop" reactor (twistd --reactor uvloop:
+# Registers "twistd bitp2p", "twistd bitp2p-lab" (bitp2p.ops.lab.tap) and the "uvloop" reactor (twistd --reactor uvloop:
 # Twisted's asyncio reactor on uvloop). Only registration lives here; see
 # bitp2p.ops.tap and bitp2p.ops.uvloopreactor.
 from twisted.application.reactors import Reactor
@@ -9,6 +9,13 @@ bitp2p = ServiceMaker(
     "bitp2p.ops.tap",
     "A Bitcoin-style peer-to-peer network node",
     "bitp2p",
+)
+
+bitp2pLab = ServiceMaker(
+    "bitp2p-lab",
+    "bitp2p.ops.lab.tap",
+    "A web page to start, connect and watch local bitp2p nodes",
+    "bitp2p-lab",
 )
 
 uvloop = Reactor(

@@ -220,6 +220,7 @@ class Lab(service.MultiService):
         try:
             node.startService()
         except CannotListenError as e:
+            node.store.close()  # the data directory's lock: the port may be tried again
             reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
             raise LabError(f"cannot listen on {HOST}:{lab.port}: {reason.lower()}") from None
         lab.node = node
@@ -262,6 +263,7 @@ class Lab(service.MultiService):
             timer.stopService()
         node.discovery.stop()
         node.store.stop()
+        node.store.close()  # a crashed process's lock goes with it
         node.gossip.stop()
         for peer in node.connections():
             transport = peer.transport

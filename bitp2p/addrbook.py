@@ -64,6 +64,9 @@ class AddressInfo:
     last_tried: float = 0.0
     last_success: float = 0.0
     attempts: int = 0
+    #: when this book last heard of it, by its own clock, since the start
+    #: (0.0: not since; not saved, so not compared either)
+    heard: float = attrs.field(default=0.0, eq=False)
 
     @property
     def source(self) -> None:
@@ -174,8 +177,11 @@ class AddressBook:
         if info is None:
             if len(self._entries) >= self._max and not self._evict(now):
                 return False
-            self._insert(AddressInfo(address, last_seen=seen if seen is not None else 0.0))
+            self._insert(
+                AddressInfo(address, last_seen=seen if seen is not None else 0.0, heard=now)
+            )
             return True
+        info.heard = now
         if seen is not None and seen > info.last_seen:
             info.last_seen = seen
             return True

@@ -183,7 +183,12 @@ class AddrInfo:
     @ivar source: the address of the peer that first told us of it (for our
         own dials and seeds: the address itself); its group picks the new
         bucket the entry returns to when evicted from the tried table.
-    @ivar last_seen: when it was last heard to be alive (Bitcoin's C{nTime}).
+    @ivar last_seen: when it was last heard to be alive (Bitcoin's C{nTime}:
+        the time a peer gave, less the 2-hour penalty of a relayed address).
+    @ivar heard: when this node last heard of it (a peer's C{addr}, a seed,
+        its own dial), by its own clock, since it started (0.0: not since;
+        not in Bitcoin Core, not saved). What a person asks of an address
+        (the dashboard's "heard"); no decision reads it.
     @ivar last_tried: when we last tried to connect (Bitcoin's C{m_last_try}).
     @ivar last_count_attempt: when an attempt was last counted.
     @ivar last_success: when a connection to it last worked.
@@ -206,6 +211,7 @@ class AddrInfo:
     last_tried: float = 0.0
     last_count_attempt: float = 0.0
     last_success: float = 0.0
+    heard: float = 0.0
     attempts: int = 0
     failures: int = 0
     ref_count: int = 0
@@ -771,6 +777,7 @@ class AddrMan:
             penalty = 0.0
         info = self._entries.get(address)
         if info is not None:
+            info.heard = now
             update = _ONLINE_UPDATE_S if now - seen < _ONLINE_S else _OFFLINE_UPDATE_S
             if info.last_seen < seen - update - penalty:
                 info.last_seen = max(0.0, seen - penalty)
@@ -781,7 +788,7 @@ class AddrMan:
             if info.ref_count > 0 and self._rng.randrange(1 << info.ref_count) != 0:
                 return False
         else:
-            info = AddrInfo(address, source, last_seen=max(0.0, seen - penalty))
+            info = AddrInfo(address, source, last_seen=max(0.0, seen - penalty), heard=now)
             self._create(info)
         group = self._groupKey(address)
         bucket = buckets.get(group)

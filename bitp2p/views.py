@@ -254,7 +254,10 @@ class AddressView:
 
     @ivar address: the address.
     @ivar in_tried: whether it is in the tried table (it worked), else new.
-    @ivar last_seen: when it was last heard of (gossip's timestamp).
+    @ivar last_seen: when it was last said to be alive (gossip's timestamp,
+        Bitcoin's C{nTime}: a relayed address 2 hours earlier than given).
+    @ivar heard: when this node last heard of it, by its own clock (0.0:
+        not since it started).
     @ivar last_tried: when we last dialed it (0.0 if never).
     @ivar last_success: when a connection to it last worked (0.0 if never).
     @ivar attempts: dials since it last worked.
@@ -267,6 +270,7 @@ class AddressView:
     address: Address
     in_tried: bool
     last_seen: float
+    heard: float
     last_tried: float
     last_success: float
     attempts: int
@@ -290,6 +294,7 @@ def addressView(info) -> AddressView:
         address=info.address,
         in_tried=info.in_tried,
         last_seen=info.last_seen,
+        heard=info.heard,
         last_tried=info.last_tried,
         last_success=info.last_success,
         attempts=info.attempts,

@@ -39,6 +39,13 @@ class BookkeepingTests(SynchronousTestCase):
         self.assertEqual(len(b), 1)
         b.check()
 
+    def test_heardIsWhenTheBookHeard(self):
+        b = book()
+        add(b, a("10.0.0.1"), NOW - 3600)
+        self.assertEqual(b.get(a("10.0.0.1")).heard, NOW)
+        add(b, a("10.0.0.1"), NOW - 7200, now=NOW + 30)  # no news, but heard
+        self.assertEqual(b.get(a("10.0.0.1")).heard, NOW + 30)
+
     def test_addKnownAddressIsNewsOnlyWhenFresher(self):
         b = book()
         add(b, a("10.0.0.1"), NOW - 100)

@@ -123,6 +123,19 @@ class AddTests(SynchronousTestCase):
         m.add([(a("10.0.0.1"), NOW - 100)], a("10.9.9.9"), NOW, penalty_s=2 * HOUR)
         self.assertEqual(m.get(a("10.0.0.1")).last_seen, NOW - 100 - 2 * HOUR)
 
+    def test_heardIsWhenWeHeardNotTheTimeStamp(self):
+        """
+        C{heard} is this node's clock at the last hearing, whatever the
+        time stamp (given or penalised), and a repeat hearing moves it even
+        when it changes nothing else.
+        """
+        m = man()
+        m.add([(a("10.0.0.1"), NOW - 5 * HOUR)], a("10.9.9.9"), NOW, penalty_s=2 * HOUR)
+        info = m.get(a("10.0.0.1"))
+        self.assertEqual((info.heard, info.last_seen), (NOW, NOW - 7 * HOUR))
+        m.add([(a("10.0.0.1"), NOW - 5 * HOUR)], a("10.9.9.8"), NOW + 60, penalty_s=2 * HOUR)
+        self.assertEqual((info.heard, info.last_seen), (NOW + 60, NOW - 7 * HOUR))
+
     def test_noPenaltyForSelfAnnouncement(self):
         m = man()
         m.add([(a("10.0.0.1"), NOW - 100)], a("10.0.0.1"), NOW, penalty_s=2 * HOUR)
@@ -977,13 +990,15 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(restored.key, m.key)
         self.assertEqual((restored.size_new, restored.size_tried), (m.size_new, m.size_tried))
         self.assertEqual(restored._last_good, m._last_good)
-        fields = [f.name for f in attrs.fields(AddrInfo) if f.init]  # not the bookkeeping
+        # Not the bookkeeping, nor heard (this run's clock, not saved).
+        fields = [f.name for f in attrs.fields(AddrInfo) if f.init and f.name != "heard"]
         self.assertIn("failures", fields)
         for info in m:
             other = restored.get(info.address)
             for field in fields:
                 self.assertEqual(getattr(other, field), getattr(info, field), field)
             self.assertEqual(restored._newBucketsOf(other), m._newBucketsOf(info))
+            self.assertEqual(other.heard, 0.0)
         self.assertEqual(restored.to_json(), m.to_json())
         self.assertEqual(
             sorted((b, p, i.address) for b, p, i in restored._new.slots()),

@@ -128,6 +128,7 @@ class DashboardHTTPTests(ControlTestCase):
         # The known addresses' time is labelled for what it is (Core's nTime,
         # 2 h back for relayed addresses), not as when we heard of them.
         self.assertIn("Time stamp age", page)
+        self.assertIn("<th title=\"When this node last heard of the address (its own clock)\">Heard</th>", page)
         self.assertIn("not when this node heard of it", page)
         self.assertNotIn("{{", page)
         self.assertIn(b"script-src 'self'", headers.getRawHeaders(b"content-security-policy")[0])
@@ -194,6 +195,14 @@ class DashboardHTTPTests(ControlTestCase):
         self.assertEqual(known["10.4.5.6:8333"]["source"], str(peer.address))
         self.assertEqual(known["10.4.5.6:8333"]["table"], "new")
         self.assertIsNone(known["10.4.5.6:8333"]["last_success"])
+        # A relayed address heard just now: heard now, though its time stamp
+        # is 2 h back (Core's penalty), and the two are shown apart.
+        now = node.reactor.seconds()
+        node.book.add([(Address.of("10.7.8.9", 8333), now)], peer.address, now, penalty_s=7200)
+        state = yield self.state(control)
+        relayed = {k["address"]: k for k in state["known"]}["10.7.8.9:8333"]
+        self.assertLess(state["now"] - relayed["heard"], 60)
+        self.assertGreater(state["now"] - relayed["last_seen"], 7000)
         types = {(t["direction"], t["type"]) for t in state["traffic"]}
         self.assertIn(("in", "version"), types)
         self.assertIn(("out", "verack"), types)

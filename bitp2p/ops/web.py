@@ -15,10 +15,10 @@ relative, so any mount point works):
       JavaScript: it then refreshes itself every 5 s); C{app.js} then polls
       C{state} and keeps it up to date. The graph labels nodes with their
       addresses (C{HOST:PORT}); the bans are a table, rendered by the
-      server too. The known addresses' time is their C{nTime} (Bitcoin
-      Core's: 2 h back for relayed addresses, which the page says: the
-      address manager keeps no time of hearing), beside the last
-      connection that worked;
+      server too. A known address shows when this node last heard of it
+      (its own clock), then its time stamp (C{nTime}, Bitcoin Core's: 2 h
+      back for a relayed address) apart, and the last connection that
+      worked;
     - C{GET  /dashboard/app.js}, C{/dashboard/style.css}: the static files;
     - C{GET  /dashboard/state}: a JSON snapshot of the node (L{snapshot});
     - C{POST /dashboard/connect} (form field C{target}, C{HOST:PORT}),
@@ -135,6 +135,7 @@ def _knownInfo(known: AddressView) -> dict[str, Any]:
     return {
         "address": str(known.address),
         "table": known.table,
+        "heard": _number(known.heard) or None,
         "last_seen": _number(known.last_seen),
         "last_success": _number(known.last_success) or None,
         "source": str(known.source) if known.source is not None else None,
@@ -344,11 +345,12 @@ def _source(known: dict) -> str:
 
 def _knownRows(state: dict) -> str:
     if not state["known"]:
-        return '<tr class="empty"><td colspan="5">No known addresses.</td></tr>'
+        return '<tr class="empty"><td colspan="6">No known addresses.</td></tr>'
     now = state["now"]
     return "\n".join(
         f'<tr><td>{_e(k["address"])}</td>'
         f'<td><span class="tag {_e(k["table"])}">{_e(k["table"])}</span></td>'
+        f'<td>{_e(_ago(k["heard"], now))}</td>'
         f'<td>{_e(_ago(k["last_seen"], now))}</td>'
         f'<td>{_e(_ago(k["last_success"], now))}</td><td>{_e(_source(k))}</td></tr>'
         for k in state["known"]

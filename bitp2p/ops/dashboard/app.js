@@ -142,12 +142,13 @@
       const table = el("td");
       table.appendChild(el("span", { class: "tag " + k.table }, k.table));
       tr.appendChild(table);
+      tr.appendChild(el("td", {}, ago(k.heard, state.now)));
       tr.appendChild(el("td", {}, ago(k.last_seen, state.now)));
       tr.appendChild(el("td", {}, ago(k.last_success, state.now)));
       tr.appendChild(el("td", {}, k.source === k.address ? "itself / us" : k.source || "-"));
       return tr;
     });
-    replaceRows(document.querySelector("#known tbody"), rows, "No known addresses.", 5);
+    replaceRows(document.querySelector("#known tbody"), rows, "No known addresses.", 6);
     $("known-count").textContent = String(state.known_total);
   }
 

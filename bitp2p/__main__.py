@@ -26,8 +26,16 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
+from bitp2p._version import __version__
 from bitp2p.logs import JSONLogObserver
-from bitp2p.ops.tap import NodeService, Options, UsageFailure, addControl, makeNode
+from bitp2p.ops.tap import (
+    NodeService,
+    Options,
+    UsageFailure,
+    addControl,
+    makeNode,
+    printAndExit,
+)
 from bitp2p.ops.uvloopreactor import REACTORS, installReactor
 
 
@@ -35,6 +43,12 @@ class MainOptions(Options):
     """
     C{twistd bitp2p}'s options and the reactor to run on.
     """
+
+    synopsis = (
+        "Usage: bitp2p [options] PORT\n"
+        "       bitp2p crawl --network NETWORK [options]   (crawl a Bitcoin network;"
+        " see bitp2p crawl --help)"
+    )
 
     optParameters = Options.optParameters + [
         [
@@ -46,6 +60,12 @@ class MainOptions(Options):
             " 'bitp2p[uvloop]').",
         ],
     ]
+
+    def opt_version(self) -> None:
+        """
+        Print bitp2p's version and exit.
+        """
+        raise printAndExit(f"bitp2p {__version__}")
 
     def postOptions(self) -> None:
         if self["reactor"] not in REACTORS:
@@ -64,12 +84,26 @@ def _stderrObserver(event: dict) -> None:
         sys.stderr.flush()
 
 
+def _toAPipe(run, *args) -> int:
+    """
+    C{run(*args)}, where a reader of standard output that went away
+    (C{bitp2p crawl --help | head}) ends it quietly, as C{head} expects.
+    """
+    try:
+        try:
+            return run(*args)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise printAndExit("") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["crawl"]:
         from bitp2p.ops.crawl import main as crawl
 
-        return crawl(argv[1:])
+        return _toAPipe(crawl, argv[1:])
     options = MainOptions()
     options.parseOptions(argv)
     try:

@@ -23,6 +23,7 @@ must not know what any of them does inside: it only builds and wires them.
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 from twisted.application import service
@@ -98,6 +99,24 @@ def _exitWith(message: str) -> SystemExit:
         stream.write(line + "\n")
         stream.flush()
     return SystemExit(1)
+
+
+def printAndExit(text: str) -> SystemExit:
+    """
+    Write C{text} and a newline to standard output for C{--help} or
+    C{--version}, and return the L{SystemExit} (status 0) to raise. A
+    reader that went away (C{bitp2p --help | head -3}) is not an error:
+    nothing is said, now or when Python flushes standard output at exit.
+    """
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor (a test's stream)
+            pass
+    return SystemExit(0)
 
 
 def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
@@ -256,6 +275,12 @@ class Options(usage.Options):
         super().__init__()
         for key in ("seeds", "addnodes", "connect", "seednodes", "listen"):
             self[key] = []
+
+    def opt_help(self) -> None:
+        """
+        Display this help and exit.
+        """
+        raise printAndExit(str(self).rstrip("\n"))
 
     def opt_listen(self, value: str) -> None:
         """

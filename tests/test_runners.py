@@ -1,0 +1,149 @@
+"""
+The programs an operator runs, as real processes: C{bitp2p}, C{bitp2p-cli},
+C{twistd bitp2p} and C{twist bitp2p}. Each names itself and bitp2p's
+version, ends quietly when its reader goes away, and logs what a person
+needs (issue 19, items 1, 3, 4, 10 and 11).
+
+Every process is ended in cleanup, every wait is bounded, every port is on
+loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitp2p._version import __version__
+
+from .helpers import tempDir
+
+BIN = os.path.dirname(sys.executable)
+BITP2P = os.path.join(BIN, "bitp2p")
+CLI = os.path.join(BIN, "bitp2p-cli")
+TWISTD = os.path.join(BIN, "twistd")
+TWIST = os.path.join(BIN, "twist")
+DEADLINE_S = 30
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    """
+    Run programs, each in a folder of its own; every one still running is
+    killed in cleanup. (A mixin for SynchronousTestCases.)
+    """
+
+    def runToEnd(self, *command: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+        """
+        Run C{command} to its end (bounded), its input empty.
+        """
+        return subprocess.run(
+            command,
+            cwd=tempDir(self),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=DEADLINE_S,
+        )
+
+    def toAClosedPipe(self, *command: str) -> subprocess.CompletedProcess:
+        """
+        Run C{command} with its standard output a pipe nobody reads, its
+        reading end closed before the program writes (C{... | head -0}).
+        """
+        reading, writing = os.pipe()
+        os.close(reading)
+        try:
+            return self.runToEnd(*command, stdout=writing)
+        finally:
+            os.close(writing)
+
+    def start(self, *command: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+        process = subprocess.Popen(
+            command,
+            cwd=tempDir(self),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.addCleanup(self.reap, process)
+        return process
+
+    def reap(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    def stop(self, process: subprocess.Popen) -> tuple[str, str]:
+        """
+        End C{process} with SIGTERM, as an operator would: its standard
+        output and error.
+        """
+        process.terminate()
+        out, err = process.communicate(timeout=DEADLINE_S)
+        return out.decode(), err.decode()
+
+
+class NamesAndVersionsTests(Processes, SynchronousTestCase):
+    """
+    Issue 19, item 1: each program names itself and bitp2p's version.
+    """
+
+    def test_bitp2pHelpNamesTheProgramAndItsCommands(self):
+        done = self.runToEnd(BITP2P, "--help")
+        self.assertEqual(done.returncode, 0)
+        lines = done.stdout.decode().splitlines()
+        self.assertEqual(lines[0], "Usage: bitp2p [options] PORT")
+        self.assertIn("bitp2p crawl", lines[1])
+        self.assertEqual(done.stderr, b"")
+
+    def test_bitp2pVersion(self):
+        done = self.runToEnd(BITP2P, "--version")
+        self.assertEqual((done.returncode, done.stdout.decode()), (0, f"bitp2p {__version__}\n"))
+
+    def test_cliVersionInBothSpellings(self):
+        for flag in ("--version", "-version"):
+            done = self.runToEnd(CLI, flag)
+            self.assertEqual(
+                (done.returncode, done.stdout.decode()), (0, f"bitp2p-cli {__version__}\n"), flag
+            )
+
+    def test_crawlAndPluginHelpNameThemselves(self):
+        done = self.runToEnd(BITP2P, "crawl", "--help")
+        self.assertTrue(
+            done.stdout.decode().startswith("Usage: bitp2p crawl --network NETWORK"), done.stdout
+        )
+        done = self.runToEnd(TWISTD, "bitp2p", "--help")
+        self.assertTrue(
+            done.stdout.decode().startswith("Usage: twistd [options] bitp2p [options] [PORT]"),
+            done.stdout,
+        )
+
+    def test_helpAndVersionToAClosedPipeEndQuietly(self):
+        """
+        C{bitp2p --help | head -3} and the like: no BrokenPipeError
+        traceback, exit status 0.
+        """
+        for command in (
+            (BITP2P, "--help"),
+            (BITP2P, "--version"),
+            (BITP2P, "crawl", "--help"),
+            (CLI, "--help"),
+            (CLI, "--version"),
+            (TWISTD, "bitp2p", "--help"),
+        ):
+            done = self.toAClosedPipe(*command)
+            self.assertEqual((done.returncode, done.stderr.decode()), (0, ""), command)

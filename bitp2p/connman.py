@@ -770,7 +770,7 @@ class ConnectionManager:
         try:
             endpoint = self._endpointFor(target, address)
         except (ValueError, TypeError, KeyError) as e:
-            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}"))
+            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}", str(e)))
         factory = PeerClientFactory(self, address, kind)
         if self._identity is not None:
             factory = self._identity.wrapClientFactory(factory)
@@ -795,15 +795,14 @@ class ConnectionManager:
         def failed(failure: Failure) -> None:
             done()
             if failure.check(defer.CancelledError, ConnectingCancelledError):
-                result.errback(ConnectFailed(f"dialing {target} cancelled"))
+                result.errback(ConnectFailed(f"dialing {target} cancelled", "dialing cancelled"))
                 return
             if address is not None and self._running():
                 self._onDialFailed(address, self._reactor.seconds())
             error = failure.value
             if failure.check(ConnectError):
-                error = ConnectFailed(
-                    f"cannot connect to {target}: {failure.getErrorMessage()}"
-                )
+                reason = failure.getErrorMessage().rstrip(".")
+                error = ConnectFailed(f"cannot connect to {target}: {reason}", reason)
             result.errback(error)
 
         connecting.addCallbacks(connected, failed)

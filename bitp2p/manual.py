@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.backoff import manual_retry_delay, retry_delay
 from bitp2p.endpoints import Target, parse_target
+from bitp2p.errors import failureReason
 from bitp2p.peer import ConnectionType
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class ManualTargets:
         log.info(
             "Could not connect to {target}: {error}; retrying in {delay:g} s",
             target=manual,
-            error=failure.getErrorMessage(),
+            error=failureReason(failure),
             delay=delay,
         )
 

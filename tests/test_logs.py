@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
@@ -299,6 +300,39 @@ class NodeLogTests(SynchronousTestCase):
         ]
         self.assertEqual(len(ours), 6, ours)
         self.assertIn("(outbound,", ours[0])
+
+    def test_aDeadPeerIsNamedOnceALineAndItsDialsOnlyAtDebug(self):
+        """
+        Issue 19, item 3: dead seeds wrote "Dialing X" and "Could not
+        connect to X: cannot connect to X: ..." at every try. The dials
+        and their failures are debug lines (as Bitcoin Core's -debug=net),
+        each naming the address once; a peer the operator asked for
+        (--addnode) is worth its info line, once named too.
+        """
+        node = makeNode(7103, self.reactor, seeds=("127.0.0.1:7198",), addnodes=("127.0.0.1:7199",))
+        self.addCleanup(node.stopService)
+        failed = 0
+        for _ in range(20):
+            self.reactor.advance(1)
+            for connector, client in zip(
+                self.reactor.connectors[failed:], self.reactor.tcpClients[failed:]
+            ):
+                client[2].clientConnectionFailed(connector, ConnectionRefusedError())
+            failed = len(self.reactor.connectors)
+        self.assertGreater(failed, 2)
+        lines = [line for line in self.lines(LogLevel.debug) if "7198" in line or "7199" in line]
+        self.assertTrue(any(line.startswith("Dialing 127.0.0.1:7198") for line in lines), lines)
+        couldNot = [line for line in lines if line.startswith("Could not connect")]
+        self.assertEqual(
+            {line.split(":")[0] + ":" + line.split(":")[1] for line in couldNot},
+            {"Could not connect to 127.0.0.1:7198", "Could not connect to 127.0.0.1:7199"},
+        )
+        for line in lines:
+            self.assertEqual(line.count("127.0.0.1:71"), 1, line)
+        info = [line for line in self.lines() if "7198" in line or "7199" in line]
+        self.assertTrue(info, lines)
+        self.assertTrue(all(line.startswith("Could not connect to 127.0.0.1:7199: ") for line in info), info)
+        self.assertIn("retrying in", info[0])
 
     def test_theNodesStopWritesTheSummariesDueAndLeavesNoTimer(self):
         for n in range(3):

@@ -27,7 +27,7 @@ from twisted.logger import (
 from twisted.python import usage
 
 from bitp2p._version import __version__
-from bitp2p.logs import JSONLogObserver
+from bitp2p.logs import JSONLogObserver, QuietTwisted
 from bitp2p.ops.tap import (
     NodeService,
     Options,
@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     globalLogBeginner.beginLoggingTo(
         [
-            FilteringLogObserver(
-                observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
+            QuietTwisted(
+                FilteringLogObserver(
+                    observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
+                )
             )
         ],
         redirectStandardIO=False,

@@ -42,7 +42,7 @@ from twisted.python.components import Componentized
 
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.endpoints import check_listen, parse_target
-from bitp2p.logs import JSONLogObserver
+from bitp2p.logs import JSONLogObserver, QuietTwisted
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import (
     BITCOIN_PING_INTERVAL_S,
@@ -536,7 +536,8 @@ def logObserver(config: Options) -> ILogObserver | None:
     (C{twistd.log} by default), rotated at C{--log-rotate-bytes}, keeping
     the C{--log-max-files} most recent rotated files (and, as twistd does,
     rotated on C{SIGUSR1}). It keeps only events of C{--log-level} and
-    above, as text or as JSON (C{--log-format}).
+    above, as text or as JSON (C{--log-format}); what Twisted says of its
+    own machinery counts as debug (L{QuietTwisted}).
 
     Without twistd's options (the service built by other code), only
     C{--log-format json} makes an observer, on standard output.
@@ -568,8 +569,8 @@ def logObserver(config: Options) -> ILogObserver | None:
             )
             _rotateOnSIGUSR1(stream)
         observer = JSONLogObserver(stream) if json else textFileLogObserver(stream)
-    return FilteringLogObserver(
-        observer, [LogLevelFilterPredicate(defaultLogLevel=config.logLevel)]
+    return QuietTwisted(
+        FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=config.logLevel)])
     )
 
 

@@ -147,3 +147,94 @@ class NamesAndVersionsTests(Processes, SynchronousTestCase):
         ):
             done = self.toAClosedPipe(*command)
             self.assertEqual((done.returncode, done.stderr.decode()), (0, ""), command)
+
+
+class RunnerLogTests(Processes, SynchronousTestCase):
+    """
+    What each runner logs of a node started and stopped with SIGTERM:
+    bitp2p's JSON lines under C{twist} (item 4), and none of Twisted's
+    chatter at info under any runner (item 10).
+    """
+
+    CHATTER = ("starting on", "Port", "Closed)", "Main loop terminated")
+
+    def runNode(self, *command: str, port: int) -> tuple[str, str]:
+        """
+        Start C{command}, wait until it listens on C{port} (bounded), stop
+        it with SIGTERM: its standard output and error.
+        """
+        process = self.start(*command, stdin=subprocess.PIPE)
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    self.fail(process.stderr.read().decode()[-3000:])
+                time.sleep(0.1)
+        return self.stop(process)
+
+    def nodeArgs(self, port: int, *more: str) -> list[str]:
+        return ["--port", str(port), "--interface", "127.0.0.1", "--no-seeds", *more]
+
+    def assertBitp2pJSON(self, out: str, port: int) -> None:
+        records = [json.loads(line) for line in out.splitlines() if line]
+        self.assertTrue(all({"time", "level", "namespace", "message"} <= set(r) for r in records))
+        listening = [r for r in records if "listening on" in r["message"]]
+        self.assertEqual(len(listening), 1, records)
+        self.assertEqual(listening[0]["address"], f"127.0.0.1:{port}")
+        self.assertNotIn("unpersistable", out)
+
+    def test_twistWritesBitp2psJSONWithEitherOption(self):
+        for before, after in ((), ("--log-format", "json")), (("--log-format", "json"), ()):
+            port = freePort()
+            out, err = self.runNode(TWIST, *before, "bitp2p", *self.nodeArgs(port, *after), port=port)
+            self.assertBitp2pJSON(out, port)
+            self.assertEqual(err, "")
+
+    def test_twistWritesTextWhenTold(self):
+        port = freePort()
+        out, _ = self.runNode(
+            TWIST, "--log-format", "text", "bitp2p", *self.nodeArgs(port), port=port
+        )
+        self.assertRegex(out, rf"\[bitp2p.node#info\] Node \w+ listening on 127.0.0.1:{port}")
+
+    def test_twistsLogLevelAndThePluginsAreHonoured(self):
+        port = freePort()
+        out, _ = self.runNode(
+            TWIST, "--log-level", "debug", "bitp2p", *self.nodeArgs(port, "--log-format", "json"),
+            port=port,
+        )
+        levels = {json.loads(line)["message"]: json.loads(line)["level"] for line in out.splitlines()}
+        self.assertEqual(levels.get(f"(TCP Port {port} Closed)"), "debug", levels)
+        port = freePort()
+        out, _ = self.runNode(
+            TWIST, "bitp2p", *self.nodeArgs(port, "--log-format", "json", "--log-level", "warn"),
+            port=port,
+        )
+        self.assertEqual(out, "")
+
+    def test_noTwistedChatterAtInfo(self):
+        """
+        twistd, twist and python -m bitp2p, each with the control API on:
+        no "X starting on PORT", "(TCP Port PORT Closed)", "Main loop
+        terminated." at info; twistd's own start and stop lines stay.
+        """
+        for runner in ("twistd", "twist", "bitp2p"):
+            port, webPort = freePort(), freePort()
+            args = self.nodeArgs(port, "--web-port", str(webPort), "--rpc-password", "x")
+            if runner == "twistd":
+                command = [TWISTD, "-n", "--pidfile=", "bitp2p", *args]
+            elif runner == "twist":
+                command = [TWIST, "--log-format", "text", "bitp2p", *args]
+            else:
+                command = [BITP2P, *args]
+            out, err = self.runNode(*command, port=port)
+            text = out + err
+            self.assertIn(f"listening on 127.0.0.1:{port}", text)
+            for chatter in self.CHATTER:
+                self.assertNotIn(chatter, text, runner)
+            if runner == "twistd":
+                self.assertIn("Received SIGTERM, shutting down.", text)
+                self.assertIn("Server Shut Down.", text)

@@ -357,6 +357,8 @@ class Options(usage.Options):
                 f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
             )
         self.logLevel = LogLevel.levelWithName(self["log-level"])
+        if self["log-level"] == "info" and _twist(self) is not None:
+            self.logLevel = _twist(self)["logLevel"]  # twist --log-level
         self.logRotateBytes = _wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)
         self.logMaxFiles = _wholeNumber("log-max-files", self["log-max-files"], 1)
         for option in ("rpc-port", "web-port"):
@@ -524,6 +526,45 @@ def addControl(top: NodeService, config: Options, reactor=None) -> None:
     control.setServiceParent(top)
 
 
+def _twist(config: Options) -> usage.Options | None:
+    """
+    The options of C{twist} when it runs the plugin (C{config.parent}),
+    else L{None}. twist makes its log observer itself, once the service is
+    built, from their C{fileLogObserverFactory} and C{logLevel}.
+    """
+    runner = getattr(config, "parent", None)
+    if runner is not None and "fileLogObserverFactory" in runner and "logLevel" in runner:
+        return runner
+    return None
+
+
+def _logUnderTwist(config: Options) -> None:
+    """
+    Make C{twist}'s log bitp2p's: its observer writes bitp2p's JSON lines
+    (L{JSONLogObserver}: addresses as text, not Twisted's
+    C{{"unpersistable": true}}) when C{--log-format json} is given to the
+    plugin or to twist (twist's own choice stands otherwise: text on a
+    terminal, JSON elsewhere), keeps events of C{--log-level} and above
+    (the plugin's; twist's C{--log-level} when the plugin's is left at
+    info), and demotes Twisted's chatter (L{QuietTwisted}), as under
+    twistd.
+    """
+    runner = _twist(config)
+    if runner is None:
+        return
+    json = config["log-format"] == "json" or runner.get("logFormat") == "json"
+    level = config.logLevel
+
+    def observerFor(logFile) -> ILogObserver:
+        observer = JSONLogObserver(logFile) if json else textFileLogObserver(logFile)
+        return QuietTwisted(
+            FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+        )
+
+    runner["fileLogObserverFactory"] = observerFor
+    runner["logLevel"] = level
+
+
 def logObserver(config: Options) -> ILogObserver | None:
     """
     The log observer of a node run by twistd, or L{None} to leave it to
@@ -544,6 +585,8 @@ def logObserver(config: Options) -> ILogObserver | None:
     """
     twistd = getattr(config, "parent", None)
     json = config["log-format"] == "json"
+    if _twist(config) is not None:
+        return None  # twist's own, made bitp2p's by _logUnderTwist
     if twistd is None:
         if not json:
             return None
@@ -602,6 +645,7 @@ def makeService(config: Options, stdio=None) -> service.MultiService:
 
     node = makeNode(config, reactor)
     top = NodeService(node, logObserver(config), reactor)
+    _logUnderTwist(config)
     addControl(top, config)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin

@@ -238,3 +238,44 @@ class RunnerLogTests(Processes, SynchronousTestCase):
             if runner == "twistd":
                 self.assertIn("Received SIGTERM, shutting down.", text)
                 self.assertIn("Server Shut Down.", text)
+
+
+class BusyPortTests(Processes, SynchronousTestCase):
+    """
+    Issue 19, item 11: a busy port is said once, in one line, whatever
+    runs the node (twistd -n wrote it to its log on standard output and to
+    standard error both).
+    """
+
+    def test_aBusyPortIsSaidOnceByEveryRunner(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            args = ["--port", str(port), "--interface", "127.0.0.1", "--no-seeds"]
+            expected = f"bitp2p: cannot listen on 127.0.0.1:{port}: address already in use"
+            for command in (
+                (TWISTD, "-n", "--pidfile=", "bitp2p", *args),
+                (TWIST, "bitp2p", *args),
+                (BITP2P, *args),
+            ):
+                done = self.runToEnd(*command)
+                err = done.stderr.decode()
+                self.assertEqual((done.returncode, err), (1, expected + "\n"), command)
+                self.assertNotIn("cannot listen", done.stdout.decode(), command)
+
+    def test_aDaemonsLogFileStillSaysIt(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            workdir = tempDir(self)
+            done = subprocess.run(
+                [TWISTD, "-n", "--pidfile=", "-l", "node.log", "bitp2p", "--port", str(port),
+                 "--interface", "127.0.0.1", "--no-seeds"],
+                cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, timeout=DEADLINE_S,
+            )
+        expected = f"bitp2p: cannot listen on 127.0.0.1:{port}: address already in use"
+        self.assertEqual(done.stderr.decode(), expected + "\n")
+        with open(os.path.join(workdir, "node.log")) as f:
+            self.assertEqual(f.read().count(expected), 1)

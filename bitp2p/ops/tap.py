@@ -87,13 +87,16 @@ class UsageFailure(SystemExit):
         super().__init__(f"bitp2p: {message}")
 
 
-def _exitWith(message: str) -> SystemExit:
+def _exitWith(message: str, logged: bool = True) -> SystemExit:
     """
-    End the program with one line on the real standard error: once twistd
-    runs, C{sys.stderr} is redirected into the log, so the line goes to both.
+    End the program with one line on the real standard error (once twistd
+    runs, C{sys.stderr} is redirected into the log) and, if C{logged}, in
+    the log too: not when the log is the terminal already, where it would
+    be the same line twice.
     """
     line = f"bitp2p: {message}"
-    log.error("{line}", line=line)
+    if logged:
+        log.error("{line}", line=line)
     stream = sys.__stderr__
     if stream is not None:
         stream.write(line + "\n")
@@ -431,6 +434,10 @@ class NodeService(service.MultiService):
     once started.
     """
 
+    #: whether the log goes to standard output or error already (twistd
+    #: -n without -l): a fatal error is then written once, not twice.
+    logsToStandardStreams = False
+
     def __init__(
         self, node: Node, logObserver: ILogObserver | None = None, reactor=None
     ) -> None:
@@ -455,17 +462,17 @@ class NodeService(service.MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e)) from None
+            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:  # an endpoint string Twisted cannot parse
-            raise _exitWith(str(e)) from None
+            raise _exitWith(str(e), not self.logsToStandardStreams) from None
 
     def startService(self) -> None:
         try:
             super().startService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e)) from None
+            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:
-            raise _exitWith(str(e)) from None
+            raise _exitWith(str(e), not self.logsToStandardStreams) from None
         if self.reactor is not None:
             log.info("Running on {reactor}", reactor=describeReactor(self.reactor))
 
@@ -565,6 +572,20 @@ def _logUnderTwist(config: Options) -> None:
     runner["logLevel"] = level
 
 
+def _logsToStandardStreams(config: Options) -> bool:
+    """
+    Whether twistd's log, as L{logObserver} makes it, is standard output
+    (C{-n} without C{-l}, or C{-l -}).
+    """
+    twistd = getattr(config, "parent", None)
+    if twistd is None or _twist(config) is not None:
+        return False
+    if twistd.get("logger") or twistd.get("syslog"):
+        return False
+    path = twistd.get("logfile") or ""
+    return path == "-" or (twistd.get("nodaemon", True) and not path)
+
+
 def logObserver(config: Options) -> ILogObserver | None:
     """
     The log observer of a node run by twistd, or L{None} to leave it to
@@ -645,6 +666,7 @@ def makeService(config: Options, stdio=None) -> service.MultiService:
 
     node = makeNode(config, reactor)
     top = NodeService(node, logObserver(config), reactor)
+    top.logsToStandardStreams = _logsToStandardStreams(config)
     _logUnderTwist(config)
     addControl(top, config)
     if config["console"]:

@@ -15,9 +15,11 @@ import time
 
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
+from bitp2p.formatting import duration
 from bitp2p.ops.console import Commands, TerminalConsole, age
 
 from .helpers import linkNodes, makeNode, tempDir
@@ -222,6 +224,28 @@ class CommandTests(SynchronousTestCase):
             [age(1000, t) for t in (None, 0, 1000, 990, 900, 1000 - 7200, 1000 - 3 * 86400)],
             ["-", "-", "0s", "10s", "1m", "2h", "3d"],
         )
+
+    def test_durationToTwoUnits(self):
+        """
+        Issue 19, item 11: a ban's length, in the console, the log and the
+        dashboard alike, to two units (one unit would make 1h 30m "1h").
+        """
+        self.assertEqual(
+            [duration(s) for s in (0, 2.5, 90, 3600, 5400, 86400, 90000, 3 * 86400 + 7200)],
+            ["0s", "2s", "1m 30s", "1h", "1h 30m", "1d", "1d 1h", "3d 2h"],
+        )
+
+    def test_aBansLengthReadsTheSameInTheConsoleAndTheLog(self):
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.type("ban 10.3.0.0/16")
+        self.assertEqual(self.output, ["banned 10.3.0.0/16 for 1d"])
+        self.type("ban 10.4.0.0/16 5400")
+        self.assertEqual(self.output, ["banned 10.4.0.0/16 for 1h 30m"])
+        logged = [formatEvent(e) for e in events if formatEvent(e).startswith("Banned")]
+        self.assertEqual(logged, ["Banned 10.3.0.0/16 for 1d", "Banned 10.4.0.0/16 for 1h 30m"])
+        self.assertEqual([e["seconds"] for e in events if "seconds" in e], [86400, 5400])
 
 
 class TerminalTests(SynchronousTestCase):

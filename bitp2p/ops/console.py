@@ -40,6 +40,7 @@ from zope.interface import implementer, provider
 
 from bitp2p.constants import CONSOLE_HISTORY_LINES as HISTORY_LINES
 from bitp2p.formatting import age, span
+from bitp2p.formatting import duration as humanDuration
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
 from bitp2p.views import addressViews, establishedViews, nodeView
@@ -227,7 +228,7 @@ class Commands:
         except ValueError as e:
             self._write(str(e))  # it names the ban already
             return
-        self._write(f"banned {subnet} for {span(duration)}")
+        self._write(f"banned {subnet} for {humanDuration(duration)}")
 
     def cmd_unban(self, target: str) -> None:
         try:

@@ -160,15 +160,19 @@ class RunnerLogTests(Processes, SynchronousTestCase):
 
     def runNode(self, *command: str, port: int) -> tuple[str, str]:
         """
-        Start C{command}, wait until it listens on C{port} (bounded), stop
-        it with SIGTERM: its standard output and error.
+        Start C{command}, wait until it answers on C{port} (bounded: its
+        C{version} shows the reactor runs, and so handles SIGTERM), stop it
+        with SIGTERM: its standard output and error.
         """
         process = self.start(*command, stdin=subprocess.PIPE)
         deadline = time.monotonic() + DEADLINE_S
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b'{"type": "version", "node_id": "checker", "port": 0, "protocol": 1}\n')
+                    if s.recv(1):
+                        break
+                raise OSError("closed")
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     self.fail(process.stderr.read().decode()[-3000:])

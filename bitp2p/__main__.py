@@ -7,8 +7,9 @@ C{--reactor default|asyncio|uvloop}, installed before anything imports the
 reactor (L{bitp2p.ops.uvloopreactor}; twistd has its own C{--reactor}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
 reads one command per line (each run once the one before has answered),
-answers on stdout, logs to stderr, and stops at the end of its input. Either way it logs events of C{--log-level} and above
-(info by default) and writes no file.
+answers on stdout, logs to stderr, and stops at the end of its input.
+Either way it logs events of C{--log-level} and above (info by default)
+and writes no file.
 
 It owns the command line of C{python -m bitp2p} and nothing else: the
 options are the twistd plugin's (L{bitp2p.ops.tap}), the prompt is

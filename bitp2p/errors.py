@@ -44,7 +44,8 @@ def failureReason(failure) -> str:
     without naming the peer when the error says so apart
     (L{ConnectFailed.reason}).
     """
-    reason = getattr(failure.value, "reason", None) if isinstance(failure.value, ConnectFailed) else None
+    error = failure.value
+    reason = error.reason if isinstance(error, ConnectFailed) else None
     return reason if isinstance(reason, str) and reason else failure.getErrorMessage()
 
 

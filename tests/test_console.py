@@ -467,7 +467,10 @@ class ProcessTests(SynchronousTestCase):
         lines = b.stdout.read().decode().splitlines()
         self.assertEqual(
             lines[:2],
-            [f"connecting to 127.0.0.1:{portA} ...", f"connected to {idA[:8]} at 127.0.0.1:{portA}"],
+            [
+                f"connecting to 127.0.0.1:{portA} ...",
+                f"connected to {idA[:8]} at 127.0.0.1:{portA}",
+            ],
         )
         self.assertNotIn("no peers", lines)
         self.assertRegex(lines[-1], rf"^{idA[:8]}\s+127.0.0.1:{portA}\s+outbound")

@@ -346,7 +346,9 @@ class NodeLogTests(SynchronousTestCase):
         each naming the address once; a peer the operator asked for
         (--addnode) is worth its info line, once named too.
         """
-        node = makeNode(7103, self.reactor, seeds=("127.0.0.1:7198",), addnodes=("127.0.0.1:7199",))
+        node = makeNode(
+            7103, self.reactor, seeds=("127.0.0.1:7198",), addnodes=("127.0.0.1:7199",)
+        )
         self.addCleanup(node.stopService)
         failed = 0
         for _ in range(20):
@@ -368,7 +370,9 @@ class NodeLogTests(SynchronousTestCase):
             self.assertEqual(line.count("127.0.0.1:71"), 1, line)
         info = [line for line in self.lines() if "7198" in line or "7199" in line]
         self.assertTrue(info, lines)
-        self.assertTrue(all(line.startswith("Could not connect to 127.0.0.1:7199: ") for line in info), info)
+        self.assertTrue(
+            all(line.startswith("Could not connect to 127.0.0.1:7199: ") for line in info), info
+        )
         self.assertIn("retrying in", info[0])
 
     def test_aSecondConnectionToAPeerIsClosedAtDebugNamingItsAddress(self):

@@ -29,6 +29,7 @@ CLI = os.path.join(BIN, "bitp2p-cli")
 TWISTD = os.path.join(BIN, "twistd")
 TWIST = os.path.join(BIN, "twist")
 DEADLINE_S = 30
+VERSION = b'{"type": "version", "node_id": "checker", "port": 0, "protocol": 1}\n'
 
 
 def freePort() -> int:
@@ -169,7 +170,7 @@ class RunnerLogTests(Processes, SynchronousTestCase):
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                    s.sendall(b'{"type": "version", "node_id": "checker", "port": 0, "protocol": 1}\n')
+                    s.sendall(VERSION)
                     if s.recv(1):
                         break
                 raise OSError("closed")
@@ -193,7 +194,9 @@ class RunnerLogTests(Processes, SynchronousTestCase):
     def test_twistWritesBitp2psJSONWithEitherOption(self):
         for before, after in ((), ("--log-format", "json")), (("--log-format", "json"), ()):
             port = freePort()
-            out, err = self.runNode(TWIST, *before, "bitp2p", *self.nodeArgs(port, *after), port=port)
+            out, err = self.runNode(
+                TWIST, *before, "bitp2p", *self.nodeArgs(port, *after), port=port
+            )
             self.assertBitp2pJSON(out, port)
             self.assertEqual(err, "")
 
@@ -210,7 +213,8 @@ class RunnerLogTests(Processes, SynchronousTestCase):
             TWIST, "--log-level", "debug", "bitp2p", *self.nodeArgs(port, "--log-format", "json"),
             port=port,
         )
-        levels = {json.loads(line)["message"]: json.loads(line)["level"] for line in out.splitlines()}
+        records = [json.loads(line) for line in out.splitlines()]
+        levels = {record["message"]: record["level"] for record in records}
         self.assertEqual(levels.get(f"(TCP Port {port} Closed)"), "debug", levels)
         port = freePort()
         out, _ = self.runNode(

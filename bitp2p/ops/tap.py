@@ -14,6 +14,9 @@ that is rotated at C{--log-rotate-bytes} with only C{--log-max-files}
 rotated files kept (twistd alone keeps every one: a node under a flood of
 connections could fill its disk).
 
+Under C{twist}, which makes its log observer itself once the service is
+built, it makes that observer bitp2p's in the same way (L{_logUnderTwist}).
+
 This module owns the command line and the assembly of the services (the
 node, the control API with C{/metrics} and the dashboard, the console). It
 must not know what any of them does inside: it only builds and wires them.
@@ -73,6 +76,7 @@ __all__ = [
     "logObserver",
     "makeNode",
     "makeService",
+    "printAndExit",
 ]
 
 LOG_LEVELS = ("debug", "info", "warn", "error")

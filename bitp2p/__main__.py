@@ -7,9 +7,10 @@ The options are those of C{twistd bitp2p} (L{bitp2p.ops.tap.Options}), plus
 C{--reactor default|asyncio|uvloop}, installed before anything imports the
 reactor (L{bitp2p.ops.uvloopreactor}; twistd has its own C{--reactor}). On a
 terminal the console has a prompt and log lines appear above it; on a pipe it
-reads one command per line, answers on stdout, logs to stderr, and stops at
-the end of its input. Either way it logs events of C{--log-level} and above
-(info by default) and writes no file.
+reads one command per line (each run once the one before has answered),
+answers on stdout, logs to stderr, and stops at the end of its input.
+Either way it logs events of C{--log-level} and above (info by default)
+and writes no file.
 
 It owns the command line of C{python -m bitp2p} and nothing else: the
 options are the twistd plugin's (L{bitp2p.ops.tap}), the prompt is
@@ -27,8 +28,16 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
-from bitp2p.logs import JSONLogObserver
-from bitp2p.ops.tap import NodeService, Options, UsageFailure, addControl, makeNode
+from bitp2p._version import __version__
+from bitp2p.logs import JSONLogObserver, QuietTwisted
+from bitp2p.ops.tap import (
+    NodeService,
+    Options,
+    UsageFailure,
+    addControl,
+    makeNode,
+    printAndExit,
+)
 from bitp2p.ops.uvloopreactor import REACTORS, installReactor
 
 
@@ -36,6 +45,12 @@ class MainOptions(Options):
     """
     C{twistd bitp2p}'s options and the reactor to run on.
     """
+
+    synopsis = (
+        "Usage: bitp2p [options] PORT\n"
+        "       bitp2p crawl --network NETWORK [options]   (crawl a Bitcoin network;"
+        " see bitp2p crawl --help)"
+    )
 
     optParameters = Options.optParameters + [
         [
@@ -47,6 +62,12 @@ class MainOptions(Options):
             " 'bitp2p[uvloop]').",
         ],
     ]
+
+    def opt_version(self) -> None:
+        """
+        Print bitp2p's version and exit.
+        """
+        raise printAndExit(f"bitp2p {__version__}")
 
     def postOptions(self) -> None:
         if self["reactor"] not in REACTORS:
@@ -65,12 +86,26 @@ def _stderrObserver(event: dict) -> None:
         sys.stderr.flush()
 
 
+def _toAPipe(run, *args) -> int:
+    """
+    C{run(*args)}, where a reader of standard output that went away
+    (C{bitp2p crawl --help | head}) ends it quietly, as C{head} expects.
+    """
+    try:
+        try:
+            return run(*args)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise printAndExit("") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["crawl"]:
         from bitp2p.ops.crawl import main as crawl
 
-        return crawl(argv[1:])
+        return _toAPipe(crawl, argv[1:])
     if argv[:1] == ["lab"]:
         from bitp2p.ops.lab.tap import main as lab
 
@@ -107,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     globalLogBeginner.beginLoggingTo(
         [
-            FilteringLogObserver(
-                observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
+            QuietTwisted(
+                FilteringLogObserver(
+                    observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
+                )
             )
         ],
         redirectStandardIO=False,

@@ -797,7 +797,7 @@ class ConnectionManager:
         try:
             endpoint = self._endpointFor(target, address)
         except (ValueError, TypeError, KeyError) as e:
-            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}"))
+            return defer.fail(ConnectFailed(f"cannot dial {target}: {e}", str(e)))
         factory = PeerClientFactory(self, address, kind)
         if self._identity is not None:
             factory = self._identity.wrapClientFactory(factory)
@@ -824,16 +824,15 @@ class ConnectionManager:
             done()
             if failure.check(defer.CancelledError, ConnectingCancelledError):
                 self.dials_cancelled += 1
-                result.errback(ConnectFailed(f"dialing {target} cancelled"))
+                result.errback(ConnectFailed(f"dialing {target} cancelled", "dialing cancelled"))
                 return
             self.dials_failed += 1
             if address is not None and self._running():
                 self._onDialFailed(address, self._reactor.seconds())
             error = failure.value
             if failure.check(ConnectError):
-                error = ConnectFailed(
-                    f"cannot connect to {target}: {failure.getErrorMessage()}"
-                )
+                reason = failure.getErrorMessage().rstrip(".")
+                error = ConnectFailed(f"cannot connect to {target}: {reason}", reason)
             result.errback(error)
 
         connecting.addCallbacks(connected, failed)

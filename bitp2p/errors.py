@@ -6,6 +6,8 @@ Every one of them has a one-line C{str()} fit for a log line or the console.
 It owns the exception types; it knows nothing of where they are raised.
 """
 
+from __future__ import annotations
+
 from bitp2p.codec import ProtocolViolation
 
 __all__ = [
@@ -18,13 +20,33 @@ __all__ = [
     "PeerLost",
     "ProtocolViolation",
     "SelfConnection",
+    "failureReason",
 ]
 
 
 class ConnectFailed(Exception):
     """
     A connection to a peer could not be made or did not complete its handshake.
+
+    @ivar reason: why, without naming the peer: for a line that names it
+        already ("Could not connect to 10.0.0.1:8333: connection refused"),
+        where C{str()} would name it twice. The whole message by default.
     """
+
+    def __init__(self, message: str = "", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+def failureReason(failure) -> str:
+    """
+    Why a dial failed (a L{Failure <twisted.python.failure.Failure>}),
+    without naming the peer when the error says so apart
+    (L{ConnectFailed.reason}).
+    """
+    error = failure.value
+    reason = error.reason if isinstance(error, ConnectFailed) else None
+    return reason if isinstance(reason, str) and reason else failure.getErrorMessage()
 
 
 class NotRunning(ConnectFailed):

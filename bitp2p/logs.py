@@ -11,6 +11,10 @@ that carries a failure. L{JSONLogObserver} writes those lines to a stream;
 with C{twistd} it is installed as the application's C{ILogObserver}
 (L{bitp2p.ops.tap}), so twistd's own events go through it too.
 
+L{QuietTwisted} demotes what Twisted says of its own machinery (a port
+starting or closed, the main loop ended) to debug, for every runner's
+observer.
+
 L{RepeatedEvents} keeps the log from being a way to fill the node's disk:
 a line that anyone who can reach the node may cause again and again (a
 refused connection, a protocol violation, a wrong password) is written the
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from typing import IO
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -39,7 +44,15 @@ from bitp2p.constants import (
     LOG_SUMMARY_MAX_KINDS,
 )
 
-__all__ = ["UNSUMMARISED", "JSONLogObserver", "RepeatedEvents", "Unsummarised", "jsonLine"]
+__all__ = [
+    "UNSUMMARISED",
+    "JSONLogObserver",
+    "QuietTwisted",
+    "RepeatedEvents",
+    "Unsummarised",
+    "isTwistedChatter",
+    "jsonLine",
+]
 
 _SKIP = frozenset({"log_format", "log_namespace", "log_level", "log_time", "log_logger",
                    "log_source", "log_failure", "log_io", "log_system", "log_text",
@@ -93,6 +106,56 @@ class JSONLogObserver:
     def __call__(self, event: dict) -> None:
         self._stream.write(jsonLine(event) + "\n")
         self._stream.flush()
+
+
+# What Twisted writes about its own machinery, at info, whatever the
+# application: a port starting to listen ("PeerServerFactory starting on
+# 5000"), a port closed ("(TCP Port 5000 Closed)"), a factory started or
+# stopped, the reactor's loop ending. Useful to whoever debugs Twisted, noise
+# to an operator: debug lines. (Errors are never matched: only these texts,
+# and only at info or below.)
+_CHATTER = re.compile(
+    r".+ starting on .+"
+    r"|\((TCP |UDP |UNIX |SSL )?Port .+ Closed\)"
+    r"|(Starting|Stopping) factory .+"
+)
+_CHATTER_NAMESPACES = {
+    "log_legacy": _CHATTER,
+    "twisted.internet.base": re.compile(r"Main loop terminated\."),
+}
+
+
+def isTwistedChatter(event: dict) -> bool:
+    """
+    Whether C{event} is one of Twisted's lines about its own machinery,
+    not worth an operator's attention (see L{QuietTwisted}).
+    """
+    pattern = _CHATTER_NAMESPACES.get(event.get("log_namespace"))
+    if pattern is None or event.get("isError") or event.get("log_failure") is not None:
+        return False
+    level = event.get("log_level")
+    if level is not None and level > LogLevel.info:
+        return False
+    return pattern.fullmatch(formatEvent(event)) is not None
+
+
+@implementer(ILogObserver)
+class QuietTwisted:
+    """
+    Pass every event on to C{observer}, Twisted's lines about its own
+    machinery (L{isTwistedChatter}) demoted to debug: put it in front of
+    the level filter, and they are written only with C{--log-level debug}.
+    (twistd's start-up lines, "Received SIGTERM" and "Server Shut Down."
+    are kept at info.)
+    """
+
+    def __init__(self, observer: ILogObserver) -> None:
+        self._observer = observer
+
+    def __call__(self, event: dict) -> None:
+        if isTwistedChatter(event):
+            event = {**event, "log_level": LogLevel.debug}
+        self._observer(event)
 
 
 class _Kind:

@@ -27,6 +27,8 @@ from twisted.python.failure import Failure
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.backoff import manual_retry_delay, retry_delay
 from bitp2p.endpoints import Target, parse_target
+from bitp2p.errors import failureReason
+from bitp2p.formatting import duration as _duration
 from bitp2p.peer import ConnectionType
 
 if TYPE_CHECKING:
@@ -156,9 +158,10 @@ class ManualTargets:
         delay = manual.backoff(manual.failures)
         manual.next_try = self._reactor.seconds() + delay
         log.info(
-            "Could not connect to {target}: {error}; retrying in {delay:g} s",
+            "Could not connect to {target}: {error}; retrying in {retry}",
             target=manual,
-            error=failure.getErrorMessage(),
+            error=failureReason(failure),
+            retry=_duration(delay),
             delay=delay,
         )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 from twisted.logger import Logger, LogLevel
 
 from bitp2p.constants import DISCOURAGE_S
+from bitp2p.formatting import duration as _duration
 from bitp2p.logs import UNSUMMARISED
 
 if TYPE_CHECKING:
@@ -79,8 +80,9 @@ class Misbehavior:
                 LogLevel.warn,
                 DISCOURAGED,
                 host,
-                "Discouraging {host} for {hours} h after {count} protocol violations",
+                "Discouraging {host} for {duration} after {count} protocol violations",
                 host=host,
+                duration=_duration(DISCOURAGE_S),
                 hours=DISCOURAGE_S // 3600,
                 count=count,
             )

@@ -94,6 +94,7 @@ from bitp2p.discovery import AddressRelay
 from bitp2p.endpoints import Target, parse_target
 from bitp2p.errors import ConnectFailed, NotRunning, PeerLost
 from bitp2p.events import Observers, PeerEvents
+from bitp2p.formatting import duration as _duration
 from bitp2p.gossip import GOSSIP_FIELD, MAX_HOPS, Gossip, GossipSettings
 from bitp2p.handshake import Handshake
 from bitp2p.logs import RepeatedEvents
@@ -795,7 +796,12 @@ class Node(service.MultiService):
             raise ValueError(f"ban duration must be positive, not {duration_s!r}")
         now = self._reactor.seconds()
         subnet = self.bans.ban(target, now + duration_s)
-        log.info("Banned {subnet} for {seconds:g} s", subnet=subnet, seconds=duration_s)
+        log.info(
+            "Banned {subnet} for {duration}",
+            subnet=subnet,
+            duration=_duration(duration_s),
+            seconds=duration_s,
+        )
         for peer in self.connman.connections():
             if self.bans.is_banned(getattr(peer.remote_address, "host", "") or "", now):
                 peer.close(PeerLost(f"banned ({subnet})"))

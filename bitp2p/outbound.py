@@ -40,6 +40,7 @@ from bitp2p.constants import (
     RECENT_TRY_TRIES,
 )
 from bitp2p.endpoints import Target
+from bitp2p.errors import failureReason
 from bitp2p.peer import SHORT_LIVED, ConnectionType
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ class OutboundFiller:
         log.debug(
             "Could not connect to {address}: {error}",
             address=address,
-            error=failure.getErrorMessage(),
+            error=failureReason(failure),
         )
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:

@@ -61,6 +61,7 @@ from bitp2p.constants import (
     PING_TIMEOUT_S,
 )
 from bitp2p.errors import (
+    DuplicateConnection,
     HandshakeFailed,
     HandshakeTimeout,
     PeerLost,
@@ -822,7 +823,21 @@ class Peer:
         self.info = message.get("info")
         refusal = self._manager.checkVersion(self)
         if refusal is not None:
-            self._report(REFUSED_VERSIONS, "Closing {peer}: {reason}", reason=refusal)
+            where = dict(node_id=self.node_id, address=self.address or self.remote)
+            if isinstance(refusal, DuplicateConnection):
+                # Two nodes that dial each other at once: a normal race,
+                # settled by keeping one of the two connections.
+                log.debug(
+                    "Closing a second connection to {node_id} at {address}",
+                    peer=self, reason=refusal, **where,
+                )
+            else:
+                self._report(
+                    REFUSED_VERSIONS,
+                    "Closing the connection to {node_id} at {address}: {reason}",
+                    reason=refusal,
+                    **where,
+                )
             self.close(refusal)
             return
         if self.direction is Direction.INBOUND:

@@ -14,11 +14,14 @@ import sys
 import time
 
 from twisted.conch.insults.insults import ServerProtocol
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p.address import Address
-from bitp2p.ops.console import Commands, TerminalConsole, age
+from bitp2p.formatting import duration
+from bitp2p.ops.console import Commands, PipeConsole, TerminalConsole, age
 
 from .helpers import linkNodes, makeNode, tempDir
 
@@ -223,6 +226,75 @@ class CommandTests(SynchronousTestCase):
             ["-", "-", "0s", "10s", "1m", "2h", "3d"],
         )
 
+    def test_durationToTwoUnits(self):
+        """
+        Issue 19, item 11: a ban's length, in the console, the log and the
+        dashboard alike, to two units (one unit would make 1h 30m "1h").
+        """
+        self.assertEqual(
+            [duration(s) for s in (0, 2.5, 90, 3600, 5400, 86400, 90000, 3 * 86400 + 7200)],
+            ["0s", "2s", "1m 30s", "1h", "1h 30m", "1d", "1d 1h", "3d 2h"],
+        )
+
+    def test_aBansLengthReadsTheSameInTheConsoleAndTheLog(self):
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.type("ban 10.3.0.0/16")
+        self.assertEqual(self.output, ["banned 10.3.0.0/16 for 1d"])
+        self.type("ban 10.4.0.0/16 5400")
+        self.assertEqual(self.output, ["banned 10.4.0.0/16 for 1h 30m"])
+        logged = [formatEvent(e) for e in events if formatEvent(e).startswith("Banned")]
+        self.assertEqual(logged, ["Banned 10.3.0.0/16 for 1d", "Banned 10.4.0.0/16 for 1h 30m"])
+        self.assertEqual([e["seconds"] for e in events if "seconds" in e], [86400, 5400])
+
+
+class PipeQueueTests(SynchronousTestCase):
+    """
+    Issue 19, item 5: piped commands run in order, each once the one
+    before has answered.
+    """
+
+    def setUp(self):
+        self.ran: list[str] = []
+        self.later: dict[str, Deferred] = {}
+        self.quits: list[int] = []
+        self.pipe = PipeConsole(makeNode(6011, MemoryReactorClock()), lambda: self.quits.append(1))
+        self.pipe.commands = self  # the stand-in for Commands: execute()
+        self.transport = StringTransport()
+        self.pipe.makeConnection(self.transport)
+
+    def execute(self, line: str) -> Deferred | None:
+        self.ran.append(line)
+        if line.startswith("slow"):
+            self.later[line] = Deferred()
+            return self.later[line]
+        if line == "fails at once":
+            return fail(ValueError("no such peer"))
+        return None
+
+    def test_aCommandWaitsForTheAnswerOfTheOneBefore(self):
+        self.pipe.dataReceived(b"slow 1\npeers\nslow 2\nstatus\n")
+        self.assertEqual(self.ran, ["slow 1"])
+        self.later["slow 1"].callback(None)
+        self.assertEqual(self.ran, ["slow 1", "peers", "slow 2"])
+        self.pipe.readConnectionLost()
+        self.assertEqual(self.quits, [])
+        self.later["slow 2"].callback(None)
+        self.assertEqual(self.ran, ["slow 1", "peers", "slow 2", "status"])
+        self.assertEqual(self.quits, [1])
+
+    def test_commandsAnsweredAtOnceRunOnAndAFailureIsSaid(self):
+        self.pipe.dataReceived(b"fails at once\npeers\nstatus\n")
+        self.assertEqual(self.ran, ["fails at once", "peers", "status"])
+        self.assertEqual(self.transport.value(), b"failed: no such peer\n")
+        self.pipe.readConnectionLost()
+        self.assertEqual(self.quits, [1])
+
+    def test_theEndOfInputWithNothingQueuedStops(self):
+        self.pipe.readConnectionLost()
+        self.assertEqual(self.quits, [1])
+
 
 class TerminalTests(SynchronousTestCase):
     def setUp(self):
@@ -397,6 +469,31 @@ class ProcessTests(SynchronousTestCase):
         b.stdin.close()
         self.readUntil(b, rf"^connected to {idA[:8]} at 127.0.0.1:{portA}")
         self.assertEqual(b.wait(DEADLINE_S), 0)
+
+    def test_pipedCommandsRunInOrderEachAfterTheLastAnswered(self):
+        """
+        C{printf 'connect 127.0.0.1 PORT\\npeers\\n' | bitp2p 0}: the
+        peers command lists the peer the connect made (it printed "no
+        peers" before the handshake was over).
+        """
+        portA = freePort()
+        a = self.spawn(str(portA), "--interface", "127.0.0.1", "--no-seeds")
+        self.command(a, "status")
+        idA = self.readUntil(a, r"^node id").split()[2]
+        b = self.spawn("0", "--interface", "127.0.0.1", "--no-seeds")
+        b.stdin.write(f"connect 127.0.0.1 {portA}\npeers\n".encode())
+        b.stdin.close()
+        self.assertEqual(b.wait(DEADLINE_S), 0)  # (its few lines fit in the pipe)
+        lines = b.stdout.read().decode().splitlines()
+        self.assertEqual(
+            lines[:2],
+            [
+                f"connecting to 127.0.0.1:{portA} ...",
+                f"connected to {idA[:8]} at 127.0.0.1:{portA}",
+            ],
+        )
+        self.assertNotIn("no peers", lines)
+        self.assertRegex(lines[-1], rf"^{idA[:8]}\s+127.0.0.1:{portA}\s+outbound")
 
     def test_endOfInputStopsTheNode(self):
         process = self.spawn("0", "--interface", "127.0.0.1", "--no-seeds")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p.logs import UNSUMMARISED, RepeatedEvents
+from bitp2p.logs import UNSUMMARISED, QuietTwisted, RepeatedEvents
 from bitp2p.ops.tap import Options, logObserver
 from bitp2p.ops.tap import makeNode as makeNodeFromOptions
 
@@ -192,6 +193,43 @@ class RepeatedEventsTests(SynchronousTestCase):
         self.assertEqual(self.repeated.pending(), {})
 
 
+class QuietTwistedTests(SynchronousTestCase):
+    """
+    Issue 19, item 10: what Twisted says of its own machinery is debug.
+    """
+
+    def test_twistedsChatterIsDemotedAndTheRestKept(self):
+        from twisted.python import log as legacy
+
+        events: list[dict] = []
+        observer = QuietTwisted(events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        base = Logger(namespace="twisted.internet.base")
+        legacy.msg("PeerServerFactory starting on 5340")
+        legacy.msg("ControlSite (ConnectionLimit) starting on 5341")
+        legacy.msg("(TCP Port 5341 Closed)")
+        legacy.msg("(UNIX Port /tmp/node.sock Closed)")
+        base.info("Main loop terminated.")
+        base.info("Received SIGTERM, shutting down.")
+        legacy.msg("Something starting on 5000 went wrong", isError=True)
+        Logger(namespace="bitp2p.node").info("Node abc listening on 0.0.0.0:5340")
+        levels = [(formatEvent(e), e["log_level"]) for e in events]
+        self.assertEqual(
+            levels,
+            [
+                ("PeerServerFactory starting on 5340", LogLevel.debug),
+                ("ControlSite (ConnectionLimit) starting on 5341", LogLevel.debug),
+                ("(TCP Port 5341 Closed)", LogLevel.debug),
+                ("(UNIX Port /tmp/node.sock Closed)", LogLevel.debug),
+                ("Main loop terminated.", LogLevel.debug),
+                ("Received SIGTERM, shutting down.", LogLevel.info),
+                ("Something starting on 5000 went wrong", LogLevel.critical),
+                ("Node abc listening on 0.0.0.0:5340", LogLevel.info),
+            ],
+        )
+
+
 class NodeLogTests(SynchronousTestCase):
     """
     What a node writes at info and above when outsiders churn.
@@ -300,6 +338,73 @@ class NodeLogTests(SynchronousTestCase):
         self.assertEqual(len(ours), 6, ours)
         self.assertIn("(outbound,", ours[0])
 
+    def test_aDeadPeerIsNamedOnceALineAndItsDialsOnlyAtDebug(self):
+        """
+        Issue 19, item 3: dead seeds wrote "Dialing X" and "Could not
+        connect to X: cannot connect to X: ..." at every try. The dials
+        and their failures are debug lines (as Bitcoin Core's -debug=net),
+        each naming the address once; a peer the operator asked for
+        (--addnode) is worth its info line, once named too.
+        """
+        node = makeNode(
+            7103, self.reactor, seeds=("127.0.0.1:7198",), addnodes=("127.0.0.1:7199",)
+        )
+        self.addCleanup(node.stopService)
+        failed = 0
+        for _ in range(20):
+            self.reactor.advance(1)
+            for connector, client in zip(
+                self.reactor.connectors[failed:], self.reactor.tcpClients[failed:]
+            ):
+                client[2].clientConnectionFailed(connector, ConnectionRefusedError())
+            failed = len(self.reactor.connectors)
+        self.assertGreater(failed, 2)
+        lines = [line for line in self.lines(LogLevel.debug) if "7198" in line or "7199" in line]
+        self.assertTrue(any(line.startswith("Dialing 127.0.0.1:7198") for line in lines), lines)
+        couldNot = [line for line in lines if line.startswith("Could not connect")]
+        self.assertEqual(
+            {line.split(":")[0] + ":" + line.split(":")[1] for line in couldNot},
+            {"Could not connect to 127.0.0.1:7198", "Could not connect to 127.0.0.1:7199"},
+        )
+        for line in lines:
+            self.assertEqual(line.count("127.0.0.1:71"), 1, line)
+        info = [line for line in self.lines() if "7198" in line or "7199" in line]
+        self.assertTrue(info, lines)
+        self.assertTrue(
+            all(line.startswith("Could not connect to 127.0.0.1:7199: ") for line in info), info
+        )
+        self.assertIn("retrying in", info[0])
+
+    def test_aSecondConnectionToAPeerIsClosedAtDebugNamingItsAddress(self):
+        """
+        Issue 19, item 10: two nodes that dial each other at once wrote
+        "Closing <Peer ...>: already connected" at info. It is a normal
+        race: a debug line, naming the node and its address, not a repr.
+        """
+        other = makeNode(7104, self.reactor)
+        linkNodes(self.node, other, self.reactor)
+        self.assertEqual([p.node_id for p in self.node.peers()], [other.node_id])
+        again = Inbound(self.node, "127.0.0.1", 45000, node_id=other.node_id)
+        self.assertFalse(again.refused)
+        self.assertEqual([p.node_id for p in self.node.peers()], [other.node_id])
+        self.assertEqual([line for line in self.lines() if "Closing" in line], [])
+        self.assertIn(
+            f"Closing a second connection to {other.node_id} at 127.0.0.1:5000",
+            self.lines(LogLevel.debug),
+        )
+        self.assertNotIn("<Peer", " ".join(self.lines(LogLevel.debug)))
+
+    def test_aRefusedVersionNamesThePeerByIdAndAddress(self):
+        Inbound(self.node, "198.51.100.9", 45001, node_id=self.node.node_id)
+        closing = [line for line in self.lines() if line.startswith("Closing")]
+        self.assertEqual(
+            closing,
+            [
+                f"Closing the connection to {self.node.node_id} at 198.51.100.9:5000:"
+                " connected to itself"
+            ],
+        )
+
     def test_theNodesStopWritesTheSummariesDueAndLeavesNoTimer(self):
         for n in range(3):
             lose(Inbound(self.node, "198.51.100.8", 44000 + n).wire)
@@ -348,7 +453,7 @@ class TwistdLogFileTests(SynchronousTestCase):
         directory = tempDir(self)
         options = self.options(["-n", "-l", os.path.join(directory, "node.log")], [])
         self.assertEqual((options.logRotateBytes, options.logMaxFiles), (10_000_000, 10))
-        file = logObserver(options)._observer._outFile
+        file = logObserver(options)._observer._observer._outFile  # QuietTwisted, filter, file
         self.assertEqual((file.rotateLength, file.maxRotatedFiles), (10_000_000, 10))
 
     def test_debugEventsAreLeftOutUnlessAskedFor(self):

@@ -42,6 +42,7 @@ import urllib.error
 import urllib.request
 from typing import IO
 
+from bitp2p._version import __version__
 from bitp2p.constants import CLI_TIMEOUT_S as TIMEOUT_S
 from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
 from bitp2p.ops.datadir import findNode
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rpc-password", "-rpcpassword", metavar="PASSWORD")
     parser.add_argument(
         "--json", "-json", action="store_true", help="print results as JSON (also -json)"
+    )
+    parser.add_argument(
+        "--version",
+        "-version",
+        action="version",
+        version=f"bitp2p-cli {__version__}",
+        help="print bitp2p-cli's version and exit",
     )
     parser.add_argument("-netinfo", "--netinfo", action="store_true", help="a summary of the peers")
     parser.add_argument("method", nargs="?")
@@ -340,7 +348,12 @@ def printResult(method: str, result: object, out: IO[str]) -> None:
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     try:
-        return _main(argv, sys.stdout if out is None else out)
+        try:
+            return _main(argv, sys.stdout if out is None else out)
+        finally:
+            # --help and --version exit through SystemExit, their text still
+            # in the buffer: flush it here, where a closed pipe is caught.
+            sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (bitp2p-cli ... | head): not an error. Python
         # would complain again when flushing stdout at exit.

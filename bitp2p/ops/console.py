@@ -25,13 +25,14 @@ import inspect
 import os
 import sys
 import time
+from collections import deque
 from typing import Callable
 
 from twisted.application import service
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.recvline import HistoricRecvLine
 from twisted.internet import stdio
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.protocols.basic import LineOnlyReceiver
@@ -40,6 +41,7 @@ from zope.interface import implementer, provider
 
 from bitp2p.constants import CONSOLE_HISTORY_LINES as HISTORY_LINES
 from bitp2p.formatting import age, span
+from bitp2p.formatting import duration as humanDuration
 from bitp2p.node import Node
 from bitp2p.storage import atomic_write
 from bitp2p.views import addressViews, establishedViews, nodeView
@@ -227,7 +229,7 @@ class Commands:
         except ValueError as e:
             self._write(str(e))  # it names the ban already
             return
-        self._write(f"banned {subnet} for {span(duration)}")
+        self._write(f"banned {subnet} for {humanDuration(duration)}")
 
     def cmd_unban(self, target: str) -> None:
         try:
@@ -386,9 +388,14 @@ class TerminalConsole(HistoricRecvLine):
 @implementer(IHalfCloseableProtocol)
 class PipeConsole(LineOnlyReceiver):
     """
-    The console on a pipe: one command per line, answers one per line, and
-    the end of input stops the node, once the commands still running
-    (C{connect}, C{disconnect}) have finished.
+    The console on a pipe: one command per line, answers one per line.
+
+    Commands run in the order they came, each once the one before has
+    answered: a command that finishes later (C{connect}, C{disconnect})
+    holds the ones after it until its Deferred fires (C{connect} waits for
+    the handshake or its failure, bounded by the node's timeouts), so that
+    C{printf 'connect 127.0.0.1 5000\\npeers\\n'} lists the peer. The end of
+    input stops the node once every command read has answered.
     """
 
     delimiter = b"\n"
@@ -397,17 +404,40 @@ class PipeConsole(LineOnlyReceiver):
     def __init__(self, node: Node, quit: Callable[[], object]) -> None:
         self._quit = quit
         self.commands = Commands(node, self.showText, quit)
-        self._running: list[Deferred] = []
+        self._queue: deque[str] = deque()
+        self._waiting: Deferred | None = None
+        self._draining = False
+        self._ended = False
 
     def lineReceived(self, line: bytes) -> None:
-        d = self.commands.execute(line.rstrip(b"\r").decode("utf-8", "replace"))
-        if d is not None:
-            self._running.append(d)
-            d.addBoth(self._finished, d)
+        self._queue.append(line.rstrip(b"\r").decode("utf-8", "replace"))
+        self._runQueued()
 
-    def _finished(self, result, d: Deferred):
-        self._running.remove(d)
-        return result
+    def _runQueued(self) -> None:
+        """
+        Run the commands queued, in order, while none is waiting for its
+        answer; at the end of input with nothing left, stop.
+        """
+        if self._draining:
+            return  # a command answered at once, inside the loop below
+        self._draining = True
+        try:
+            while self._waiting is None and self._queue:
+                d = self.commands.execute(self._queue.popleft())
+                if d is not None:
+                    self._waiting = d
+                    d.addBoth(self._answered, d)
+        finally:
+            self._draining = False
+        if self._ended and self._waiting is None and not self._queue:
+            self._quit()
+
+    def _answered(self, result, d: Deferred) -> None:
+        if self._waiting is d:
+            self._waiting = None
+        if isinstance(result, Failure):
+            self.showText(f"failed: {result.getErrorMessage()}")
+        self._runQueued()
 
     def showText(self, text: str) -> None:
         if self.transport is not None:
@@ -418,10 +448,8 @@ class PipeConsole(LineOnlyReceiver):
         The end of input (stdout stays open for the answers still to come,
         each bounded by its own timeout).
         """
-        if not self._running:
-            self._quit()
-            return
-        gatherResults(list(self._running), consumeErrors=True).addBoth(lambda _: self._quit())
+        self._ended = True
+        self._runQueued()
 
     def writeConnectionLost(self) -> None:
         pass

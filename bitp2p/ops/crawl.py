@@ -52,7 +52,7 @@ class Options(usage.Options):
     Options of C{bitp2p crawl}.
     """
 
-    synopsis = "--network NETWORK [options]"
+    synopsis = "Usage: bitp2p crawl --network NETWORK [options]"
     longdesc = (
         "Crawl a Bitcoin network: from its DNS seeds (or --seed), connect to every "
         "node learned, record its version, services, user agent, latency and the "

@@ -14,6 +14,9 @@ that is rotated at C{--log-rotate-bytes} with only C{--log-max-files}
 rotated files kept (twistd alone keeps every one: a node under a flood of
 connections could fill its disk).
 
+Under C{twist}, which makes its log observer itself once the service is
+built, it makes that observer bitp2p's in the same way (L{_logUnderTwist}).
+
 This module owns the command line and the assembly of the services (the
 node, the control API with C{/metrics} and the dashboard, the console). It
 must not know what any of them does inside: it only builds and wires them.
@@ -23,6 +26,7 @@ must not know what any of them does inside: it only builds and wires them.
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import attrs
@@ -43,7 +47,7 @@ from twisted.python.components import Componentized
 
 from bitp2p.address import Address, AddressError, split_host_port
 from bitp2p.endpoints import check_listen, parse_target
-from bitp2p.logs import JSONLogObserver
+from bitp2p.logs import JSONLogObserver, QuietTwisted
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import (
     BITCOIN_PING_INTERVAL_S,
@@ -76,6 +80,7 @@ __all__ = [
     "logObserver",
     "makeNode",
     "makeService",
+    "printAndExit",
 ]
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -90,18 +95,39 @@ class UsageFailure(SystemExit):
         super().__init__(f"bitp2p: {message}")
 
 
-def _exitWith(message: str) -> SystemExit:
+def _exitWith(message: str, logged: bool = True) -> SystemExit:
     """
-    End the program with one line on the real standard error: once twistd
-    runs, C{sys.stderr} is redirected into the log, so the line goes to both.
+    End the program with one line on the real standard error (once twistd
+    runs, C{sys.stderr} is redirected into the log) and, if C{logged}, in
+    the log too: not when the log is the terminal already, where it would
+    be the same line twice.
     """
     line = f"bitp2p: {message}"
-    log.error("{line}", line=line)
+    if logged:
+        log.error("{line}", line=line)
     stream = sys.__stderr__
     if stream is not None:
         stream.write(line + "\n")
         stream.flush()
     return SystemExit(1)
+
+
+def printAndExit(text: str) -> SystemExit:
+    """
+    Write C{text} and a newline to standard output for C{--help} or
+    C{--version}, and return the L{SystemExit} (status 0) to raise. A
+    reader that went away (C{bitp2p --help | head -3}) is not an error:
+    nothing is said, now or when Python flushes standard output at exit.
+    """
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor (a test's stream)
+            pass
+    return SystemExit(0)
 
 
 def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
@@ -273,6 +299,12 @@ class Options(usage.Options):
         for key in ("seeds", "addnodes", "connect", "seednodes", "listen"):
             self[key] = []
 
+    def opt_help(self) -> None:
+        """
+        Display this help and exit.
+        """
+        raise printAndExit(str(self).rstrip("\n"))
+
     def opt_listen(self, value: str) -> None:
         """
         Listen on a Twisted endpoint: tcp:5000, tcp6:5000, unix:/path.sock,
@@ -348,6 +380,8 @@ class Options(usage.Options):
                 f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
             )
         self.logLevel = LogLevel.levelWithName(self["log-level"])
+        if self["log-level"] == "info" and _twist(self) is not None:
+            self.logLevel = _twist(self)["logLevel"]  # twist --log-level
         self.logRotateBytes = _wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)
         self.logMaxFiles = _wholeNumber("log-max-files", self["log-max-files"], 1)
         for option in ("rpc-port", "web-port"):
@@ -458,6 +492,10 @@ class NodeService(service.MultiService):
     once started.
     """
 
+    #: whether the log goes to standard output or error already (twistd
+    #: -n without -l): a fatal error is then written once, not twice.
+    logsToStandardStreams = False
+
     def __init__(
         self, node: Node, logObserver: ILogObserver | None = None, reactor=None
     ) -> None:
@@ -482,17 +520,17 @@ class NodeService(service.MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e)) from None
+            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:  # an endpoint string Twisted cannot parse
-            raise _exitWith(str(e)) from None
+            raise _exitWith(str(e), not self.logsToStandardStreams) from None
 
     def startService(self) -> None:
         try:
             super().startService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e)) from None
+            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:
-            raise _exitWith(str(e)) from None
+            raise _exitWith(str(e), not self.logsToStandardStreams) from None
         if self.reactor is not None:
             log.info("Running on {reactor}", reactor=describeReactor(self.reactor))
 
@@ -565,6 +603,59 @@ def addControl(top: NodeService, config: Options, reactor=None) -> None:
     control.setServiceParent(top)
 
 
+def _twist(config: Options) -> usage.Options | None:
+    """
+    The options of C{twist} when it runs the plugin (C{config.parent}),
+    else L{None}. twist makes its log observer itself, once the service is
+    built, from their C{fileLogObserverFactory} and C{logLevel}.
+    """
+    runner = getattr(config, "parent", None)
+    if runner is not None and "fileLogObserverFactory" in runner and "logLevel" in runner:
+        return runner
+    return None
+
+
+def _logUnderTwist(config: Options) -> None:
+    """
+    Make C{twist}'s log bitp2p's: its observer writes bitp2p's JSON lines
+    (L{JSONLogObserver}: addresses as text, not Twisted's
+    C{{"unpersistable": true}}) when C{--log-format json} is given to the
+    plugin or to twist (twist's own choice stands otherwise: text on a
+    terminal, JSON elsewhere), keeps events of C{--log-level} and above
+    (the plugin's; twist's C{--log-level} when the plugin's is left at
+    info), and demotes Twisted's chatter (L{QuietTwisted}), as under
+    twistd.
+    """
+    runner = _twist(config)
+    if runner is None:
+        return
+    json = config["log-format"] == "json" or runner.get("logFormat") == "json"
+    level = config.logLevel
+
+    def observerFor(logFile) -> ILogObserver:
+        observer = JSONLogObserver(logFile) if json else textFileLogObserver(logFile)
+        return QuietTwisted(
+            FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+        )
+
+    runner["fileLogObserverFactory"] = observerFor
+    runner["logLevel"] = level
+
+
+def _logsToStandardStreams(config: Options) -> bool:
+    """
+    Whether twistd's log, as L{logObserver} makes it, is standard output
+    (C{-n} without C{-l}, or C{-l -}).
+    """
+    twistd = getattr(config, "parent", None)
+    if twistd is None or _twist(config) is not None:
+        return False
+    if twistd.get("logger") or twistd.get("syslog"):
+        return False
+    path = twistd.get("logfile") or ""
+    return path == "-" or (twistd.get("nodaemon", True) and not path)
+
+
 def logObserver(config: Options) -> ILogObserver | None:
     """
     The log observer of a node run by twistd, or L{None} to leave it to
@@ -577,13 +668,16 @@ def logObserver(config: Options) -> ILogObserver | None:
     (C{twistd.log} by default), rotated at C{--log-rotate-bytes}, keeping
     the C{--log-max-files} most recent rotated files (and, as twistd does,
     rotated on C{SIGUSR1}). It keeps only events of C{--log-level} and
-    above, as text or as JSON (C{--log-format}).
+    above, as text or as JSON (C{--log-format}); what Twisted says of its
+    own machinery counts as debug (L{QuietTwisted}).
 
     Without twistd's options (the service built by other code), only
     C{--log-format json} makes an observer, on standard output.
     """
     twistd = getattr(config, "parent", None)
     json = config["log-format"] == "json"
+    if _twist(config) is not None:
+        return None  # twist's own, made bitp2p's by _logUnderTwist
     if twistd is None:
         if not json:
             return None
@@ -609,8 +703,8 @@ def logObserver(config: Options) -> ILogObserver | None:
             )
             _rotateOnSIGUSR1(stream)
         observer = JSONLogObserver(stream) if json else textFileLogObserver(stream)
-    return FilteringLogObserver(
-        observer, [LogLevelFilterPredicate(defaultLogLevel=config.logLevel)]
+    return QuietTwisted(
+        FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=config.logLevel)])
     )
 
 
@@ -642,6 +736,8 @@ def makeService(config: Options, stdio=None) -> service.MultiService:
 
     node = makeNode(config, reactor)
     top = NodeService(node, logObserver(config), reactor)
+    top.logsToStandardStreams = _logsToStandardStreams(config)
+    _logUnderTwist(config)
     addControl(top, config)
     if config["console"]:
         stdin = stdio if stdio is not None else sys.stdin

@@ -61,6 +61,7 @@ from bitp2p.constants import DASHBOARD_MAX_FIELD as MAX_FIELD
 from bitp2p.constants import DASHBOARD_MAX_KNOWN as MAX_KNOWN
 from bitp2p.constants import DEFAULT_BAN_S
 from bitp2p.endpoints import parse_target
+from bitp2p.formatting import duration as humanDuration
 from bitp2p.views import AddressView, PeerView, addressViews, nodeView, peerView
 
 __all__ = ["STATIC_DIR", "dashboardResource", "sameOrigin", "snapshot"]
@@ -593,7 +594,7 @@ class _Ban(_Action):
             banned = self.node.ban(subnet, duration)
         except ValueError as e:
             return f"Cannot ban {subnet}: {e}", False
-        return f"Banned {banned} for {duration:g} s.", True
+        return f"Banned {banned} for {humanDuration(duration)}.", True
 
 
 # -- the tree -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -36,20 +37,33 @@ from .test_control import _Body, readBody
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ephemeralLow() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_BELOW = max(_ephemeralLow(), 20000)
+
+
 def _freeBase(span: int = 20) -> int:
     """
     A port from which C{span} ports were free a moment ago.
     """
+    # Below the kernel's ephemeral range (32768 and up on Linux): while other
+    # tests run, thousands of their connections sit in TIME_WAIT on ports of
+    # that range, which nothing may listen on (SO_REUSEADDR or not).
+    low, high = _EPHEMERAL_BELOW - 12000, _EPHEMERAL_BELOW - span
     for _ in range(50):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
-        probe.close()
-        if base + span > 65535:
-            continue
+        base = random.randrange(low, high)
         free = True
         for port in range(base, base + span):
             s = socket.socket()
+            # As listenTCP does: a port held only by connections in
+            # TIME_WAIT (plenty, while other tests run) is free to listen on.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -466,6 +480,57 @@ class CommandLineTests(unittest.TestCase):
             done.stderr.strip().splitlines(),
             [f"bitp2p: lab: cannot listen on 127.0.0.1:{port}: address already in use"],
         )
+
+    def _logOf(self, command: list[str], stream: str, until: str, seconds: float = 20) -> str:
+        """
+        Run C{command} until its C{stream} has said C{until} (bounded), stop
+        it with SIGTERM, and return all that stream said.
+        """
+        process = subprocess.Popen(
+            command, cwd=tempDir(self), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.addCleanup(lambda: process.poll() is not None or process.kill())
+        fd = getattr(process, stream).fileno()
+        seen = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and until.encode() not in seen:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(fd, 65536)  # unbuffered: select sees all there is
+                if not chunk:
+                    break
+                seen += chunk
+        process.terminate()
+        rest = process.communicate(timeout=seconds)[0 if stream == "stdout" else 1]
+        text = seen.decode() + (rest or "")
+        self.assertIn(until, text)
+        return text
+
+    def test_logsAsANodesWithoutTwistedsChatter(self):
+        """
+        C{bitp2p lab} logs on standard error, and C{twistd -n bitp2p-lab} on
+        standard output, what a node would (its connections at info), and
+        none of Twisted's talk of its own machinery: no factory starting or
+        stopping, no port closed, no main loop terminated.
+        """
+        web = lambda: str(_freeBase())  # noqa: E731
+        lab = self._logOf(
+            [sys.executable, "-m", "bitp2p", "lab", "--nodes", "2", "--web-port", "0",
+             "--base-port", web()],
+            "stderr", "Connected to",
+        )
+        twistd = self._logOf(
+            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=",
+             "bitp2p-lab", "--nodes", "2", "--web-port", "0", "--base-port", web()],
+            "stdout", "Connected to",
+        )
+        for text in (lab, twistd):
+            self.assertIn("listening on 127.0.0.1:", text)
+            for chatter in ("factory", "Port", "starting on", "Main loop terminated"):
+                self.assertNotIn(chatter, text)
+        quiet = self.run_("--nodes", "1", "--web-port", "0", "--log-level", "nonsense")
+        self.assertEqual(quiet.returncode, 1)
+        self.assertIn("--log-level must be one of", quiet.stderr)
 
     def test_badOption(self):
         done = self.run_("--nodes", "-1")

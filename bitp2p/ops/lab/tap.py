@@ -4,7 +4,9 @@ build (the lab of L{bitp2p.ops.lab.service} and its page of
 L{bitp2p.ops.lab.web}, on loopback).
 
 Mistakes on the command line and a busy web port end the program with one
-line, no traceback.
+line, no traceback. Logs go where a node's go (L{bitp2p.ops.tap.logObserver}
+under twistd; standard error for C{bitp2p lab}), at C{--log-level} and
+above, Twisted's chatter demoted (L{bitp2p.logs.QuietTwisted}).
 
 It owns the command line and the assembly, nothing the lab or the page
 does.
@@ -18,13 +20,22 @@ import tempfile
 
 from twisted.application import service
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    Logger,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+)
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.web import server
 
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
-from bitp2p.constants import NETWORK
-from bitp2p.ops.tap import UsageFailure
+from bitp2p.constants import LOG_MAX_FILES, LOG_ROTATE_BYTES, NETWORK
+from bitp2p.logs import JSONLogObserver, QuietTwisted
+from bitp2p.ops.tap import LOG_LEVELS, UsageFailure, logObserver
 
 __all__ = ["LabService", "Options", "makeService", "main"]
 
@@ -88,12 +99,29 @@ class Options(usage.Options):
             "Directory for the nodes' data directories (one per port) [default: a fresh"
             " temporary directory, removed at the end].",
         ],
+        ["log-format", None, "text", "Log lines as text, or json (one object per line)."],
+        [
+            "log-level",
+            None,
+            "info",
+            "Lowest level logged: debug (the nodes' every connection), info, warn or error.",
+        ],
     ]
+    # twistd's log file (-l FILE), rotated as a node's is.
+    logRotateBytes = LOG_ROTATE_BYTES
+    logMaxFiles = LOG_MAX_FILES
 
     def postOptions(self) -> None:
         self["nodes"] = _wholeNumber("nodes", self["nodes"], 0, MAX_START_NODES)
         self["web-port"] = _wholeNumber("web-port", self["web-port"], 0, 65535)
         self["base-port"] = _wholeNumber("base-port", self["base-port"], 1, 65535)
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(
+                f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
+            )
+        self.logLevel = LogLevel.levelWithName(self["log-level"])
         networks = (NETWORK, *BITCOIN_NETWORKS)
         if self["network"] not in networks:
             raise usage.UsageError(
@@ -130,10 +158,25 @@ class LabService(service.MultiService):
         self.lab.setServiceParent(self)
         self.site = server.Site(labResource(self.lab))
         self.site.displayTracebacks = False
+        self.site.noisy = False  # no "Starting factory <Site ...>"
         # No access log: the page polls every second.
         self.site.log = lambda request: None
         self.port = None
         self.url: str | None = None
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Join C{parent}; under twistd, give the application the log observer
+        a node's would have (L{logObserver}: its level, its format, Twisted's
+        chatter demoted), unless it has one.
+        """
+        super().setServiceParent(parent)
+        if getattr(self.config, "parent", None) is None:
+            return
+        observer = logObserver(self.config)
+        if observer is not None and isinstance(parent, Componentized):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, observer)
 
     def privilegedStartService(self) -> None:
         self._listen()
@@ -202,5 +245,26 @@ def main(argv: list[str]) -> int:
         f"bitp2p lab: {top.url} (nodes' data in {top.lab.directory}; Ctrl-C to stop)\n"
     )
     sys.stdout.flush()
+    if options["log-format"] == "json":
+        observer = JSONLogObserver(sys.stderr)
+    else:
+        from bitp2p.ops.console import formatLogLine
+
+        def observer(event: dict) -> None:
+            text = formatLogLine(event)
+            if text is not None:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+
+    globalLogBeginner.beginLoggingTo(
+        [
+            QuietTwisted(
+                FilteringLogObserver(
+                    observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
+                )
+            )
+        ],
+        redirectStandardIO=False,
+    )
     reactor.run()
     return 0

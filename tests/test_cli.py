@@ -64,7 +64,7 @@ class PrintingTests(SynchronousTestCase):
         self.assertNotRegex(out.getvalue(), r"\d ms")  # the unit is in the header
         out = io.StringIO()
         cli.printNetinfo({"listening": None, "localaddresses": []}, [], out, now=1000.0)
-        self.assertIn("local addresses n/a", out.getvalue())
+        self.assertIn("local addresses none", out.getvalue())
         self.assertEqual(out.getvalue().splitlines()[-1].split(), ["total", "0", "0", "0", "-"])
 
     def test_resultsForPeople(self):

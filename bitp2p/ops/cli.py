@@ -294,7 +294,7 @@ def printNetinfo(network: dict, peers: list[dict], out: IO[str], now: float | No
         f"bitp2p {network.get('subversion', '')} node {network.get('node_id', '')}"
         f"{'  (tls)' if network.get('tls') else ''}\n"
         f"listening {network.get('listening') or '-'}\n"
-        f"local addresses {local or 'n/a'}\n\n"
+        f"local addresses {local or 'none'}\n\n"
     )
     printPeers(peers, out, now)
     rows = [["", "peers", "bytes in", "bytes out", "median ping ms"]]

@@ -37,6 +37,7 @@ import json
 import os
 import re
 import secrets
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -168,6 +169,8 @@ class DataDir:
             os.close(fd)
             raise DataDirInUse(self.path) from None
         self._lockFd = fd
+        # Like a file object: dropped without unlock(), it still lets go.
+        self._release = weakref.finalize(self, os.close, fd)
 
     def unlock(self) -> None:
         """
@@ -175,7 +178,7 @@ class DataDir:
         """
         fd, self._lockFd = self._lockFd, None
         if fd is not None:
-            os.close(fd)  # closing the file releases its lock
+            self._release()  # closes the file, which releases its lock
 
     @property
     def node_id_path(self) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import gc
 import os
 
 import attrs
@@ -517,6 +518,21 @@ class DataDirLockTests(SynchronousTestCase):
         second = makeNode(6002, MemoryReactorClock(), datadir=datadir)
         self.assertEqual(second.node_id, first.node_id)
         self.successResultOf(second.stopService())
+
+    def test_aDataDirectoryDroppedWithoutUnlockLetsGo(self):
+        """
+        Like a file object, a L{DataDir} that is dropped (a node built and
+        never started, a store that failed half-way) releases its lock.
+        """
+        from bitp2p.storage import DataDir
+
+        datadir = os.path.join(tempDir(self), "d")
+        held = DataDir(datadir)
+        with self.assertRaises(DataDirInUse):
+            DataDir(datadir)
+        del held
+        gc.collect()
+        DataDir(datadir).unlock()
 
     def test_aNodeRestartedTakesTheLockAgain(self):
         datadir = os.path.join(tempDir(self), "d")

@@ -1350,6 +1350,7 @@ class NodeStoreTests(SynchronousTestCase):
         path = tempDir(self)
         store = self.store(path)
         store.saveAnchors([addr("20.0.0.1:5000"), addr("30.0.0.1:5000"), addr("40.0.0.1:5000")])
+        store.close()  # stopped: the next node may take the directory
         self.assertTrue(os.path.exists(os.path.join(path, ANCHORS_FILE)))
         loaded = self.load(self.store(path), anchors=2)
         self.assertEqual(loaded.anchors, (addr("20.0.0.1:5000"), addr("30.0.0.1:5000")))
@@ -1393,6 +1394,9 @@ class NodeStoreTests(SynchronousTestCase):
         """
         path = tempDir(self)
         store = self.store(path, delay=30.0)
+        # The directory's lock set aside: other stores read and write here
+        # too, to see what is on disk.
+        store.close()
         self.learn(2)
         self.store(path).save()  # another store wrote it; this one knows 0
         store.bookGrew()

@@ -5,9 +5,9 @@ twisted.test.iosim, every timer driven by hand.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-import gc
 import os
 
 import attrs

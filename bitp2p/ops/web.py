@@ -64,7 +64,7 @@ from bitp2p.endpoints import parse_target
 from bitp2p.formatting import duration as humanDuration
 from bitp2p.views import AddressView, PeerView, addressViews, nodeView, peerView
 
-__all__ = ["STATIC_DIR", "dashboardResource", "sameOrigin", "snapshot"]
+__all__ = ["STATIC_DIR", "StaticFile", "dashboardResource", "sameOrigin", "snapshot"]
 
 # The log namespace stays the one of the module's old path, bitp2p.web
 # (operators filter on it).
@@ -600,20 +600,24 @@ class _Ban(_Action):
 # -- the tree -----------------------------------------------------------------------
 
 
-class _Static(Resource):
+class StaticFile(Resource):
     """
-    One of the page's static files, read at each request (they are small).
+    One static file of a page, read at each request (they are small), not
+    cached, with C{headers} (the dashboard's security headers by default;
+    the lab passes its own).
     """
 
     isLeaf = True
 
-    def __init__(self, name: str, contentType: bytes) -> None:
+    def __init__(self, path: Path, contentType: bytes, headers: dict | None = None) -> None:
         super().__init__()
-        self._path = STATIC_DIR / name
+        self._path = path
         self._type = contentType
+        self._headers = _SECURITY_HEADERS if headers is None else headers
 
     def render_GET(self, request) -> bytes:
-        _secure(request)
+        for name, value in self._headers.items():
+            request.setHeader(name, value)
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"content-type", self._type)
         return self._path.read_bytes()
@@ -639,8 +643,8 @@ def dashboardResource(node) -> Resource:
     root = _Dashboard()
     root.putChild(b"", _Page(node))
     root.putChild(b"state", _State(node))
-    root.putChild(b"app.js", _Static("app.js", b"text/javascript; charset=utf-8"))
-    root.putChild(b"style.css", _Static("style.css", b"text/css; charset=utf-8"))
+    root.putChild(b"app.js", StaticFile(STATIC_DIR / "app.js", b"text/javascript; charset=utf-8"))
+    root.putChild(b"style.css", StaticFile(STATIC_DIR / "style.css", b"text/css; charset=utf-8"))
     root.putChild(b"connect", _Connect(node))
     root.putChild(b"disconnect", _Disconnect(node))
     root.putChild(b"ban", _Ban(node))

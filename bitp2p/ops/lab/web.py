@@ -40,7 +40,7 @@ from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
 from bitp2p.ops.lab.service import Lab, LabError
-from bitp2p.ops.web import sameOrigin, snapshot
+from bitp2p.ops.web import StaticFile, sameOrigin, snapshot
 
 __all__ = ["STATIC_DIR", "labResource", "loopbackHost"]
 
@@ -144,21 +144,6 @@ class _Page(Resource):
         request.setHeader(b"content-security-policy", _CSP)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return template.encode("utf-8")
-
-
-class _Static(Resource):
-    isLeaf = True
-
-    def __init__(self, name: str, contentType: bytes) -> None:
-        super().__init__()
-        self._path = STATIC_DIR / name
-        self._type = contentType
-
-    def render_GET(self, request) -> bytes:
-        _secure(request)
-        request.setHeader(b"cache-control", b"no-cache")
-        request.setHeader(b"content-type", self._type)
-        return self._path.read_bytes()
 
 
 class _State(Resource):
@@ -363,8 +348,9 @@ class _Root(Resource):
     def __init__(self, lab: Lab) -> None:
         super().__init__()
         self.putChild(b"", _Page(lab))
-        self.putChild(b"app.js", _Static("app.js", b"text/javascript; charset=utf-8"))
-        self.putChild(b"style.css", _Static("style.css", b"text/css; charset=utf-8"))
+        js, css = b"text/javascript; charset=utf-8", b"text/css; charset=utf-8"
+        self.putChild(b"app.js", StaticFile(STATIC_DIR / "app.js", js, _HEADERS))
+        self.putChild(b"style.css", StaticFile(STATIC_DIR / "style.css", css, _HEADERS))
         api = Resource()
         api.putChild(b"state", _State(lab))
         api.putChild(b"events", _Events(lab))

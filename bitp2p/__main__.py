@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import sys
 
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-)
 from twisted.python import usage
 
 from bitp2p._version import __version__
-from bitp2p.logs import JSONLogObserver, QuietTwisted
+from bitp2p.logs import JSONLogObserver
 from bitp2p.ops.tap import (
     NodeService,
     Options,
     UsageFailure,
     addControl,
+    beginLogging,
     makeNode,
     printAndExit,
+    stderrLines,
 )
 from bitp2p.ops.uvloopreactor import REACTORS, installReactor
 
@@ -75,15 +72,6 @@ class MainOptions(Options):
                 f"--reactor must be one of {', '.join(REACTORS)}, not {self['reactor']!r}"
             )
         super().postOptions()
-
-
-def _stderrObserver(event: dict) -> None:
-    from bitp2p.ops.console import formatLogLine
-
-    text = formatLogLine(event)
-    if text is not None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
 
 
 def _toAPipe(run, *args) -> int:
@@ -138,18 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         observer = JSONLogObserver(sys.stderr)
     else:
         observer = (
-            console.logObserver(options.logLevel) if console.interactive else _stderrObserver
+            console.logObserver(options.logLevel) if console.interactive else stderrLines
         )
-    globalLogBeginner.beginLoggingTo(
-        [
-            QuietTwisted(
-                FilteringLogObserver(
-                    observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
-                )
-            )
-        ],
-        redirectStandardIO=False,
-    )
+    beginLogging(observer, options.logLevel)
     reactor.run()
     return 0
 

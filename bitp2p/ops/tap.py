@@ -40,6 +40,7 @@ from twisted.logger import (
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
+    globalLogBeginner,
     textFileLogObserver,
 )
 from twisted.python import logfile, usage
@@ -182,6 +183,51 @@ def _portLast(parser: usage.Options, options: list[str]) -> list[str]:
 def _optionalSeconds(option: str, text: str | None) -> float | None:
     return None if text is None else _seconds(option, text)
 
+
+
+def checkLogOptions(options: usage.Options) -> LogLevel:
+    """
+    Check C{--log-format} and C{--log-level} of C{options} (a node's, the
+    lab's) and return the level.
+
+    @raise usage.UsageError: for a format or level that is not one.
+    """
+    if options["log-format"] not in ("text", "json"):
+        raise usage.UsageError(f"--log-format must be text or json, not {options['log-format']!r}")
+    if options["log-level"] not in LOG_LEVELS:
+        raise usage.UsageError(
+            f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {options['log-level']!r}"
+        )
+    return LogLevel.levelWithName(options["log-level"])
+
+
+def stderrLines(event: dict) -> None:
+    """
+    A log observer writing the console's one-line form of each event on
+    standard error (C{python -m bitp2p} on a pipe, C{bitp2p lab}).
+    """
+    from bitp2p.ops.console import formatLogLine
+
+    text = formatLogLine(event)
+    if text is not None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def beginLogging(observer: ILogObserver, level: LogLevel) -> None:
+    """
+    Begin the program's logging (not under twistd or twist, which begin
+    their own) to C{observer}: events of C{level} and above, Twisted's
+    chatter demoted (L{QuietTwisted}).
+    """
+    globalLogBeginner.beginLoggingTo(
+        [
+            QuietTwisted(
+                FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+            )
+        ],
+        redirectStandardIO=False,
+    )
 
 class Options(usage.Options):
     """
@@ -373,13 +419,7 @@ class Options(usage.Options):
         if self["listen"] and self["port"] is not None:
             raise usage.UsageError("--listen says where to listen: give it or --port, not both")
         port = self["port"]
-        if self["log-format"] not in ("text", "json"):
-            raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
-        if self["log-level"] not in LOG_LEVELS:
-            raise usage.UsageError(
-                f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
-            )
-        self.logLevel = LogLevel.levelWithName(self["log-level"])
+        self.logLevel = checkLogOptions(self)
         if self["log-level"] == "info" and _twist(self) is not None:
             self.logLevel = _twist(self)["logLevel"]  # twist --log-level
         self.logRotateBytes = _wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)

@@ -20,22 +20,15 @@ import tempfile
 
 from twisted.application import service
 from twisted.internet.error import CannotListenError
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    LogLevel,
-    Logger,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-)
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 from twisted.web import server
 
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import LOG_MAX_FILES, LOG_ROTATE_BYTES, NETWORK
-from bitp2p.logs import JSONLogObserver, QuietTwisted
-from bitp2p.ops.tap import LOG_LEVELS, UsageFailure, logObserver
+from bitp2p.logs import JSONLogObserver
+from bitp2p.ops.tap import UsageFailure, beginLogging, checkLogOptions, logObserver, stderrLines
 
 __all__ = ["LabService", "Options", "makeService", "main"]
 
@@ -82,7 +75,12 @@ class Options(usage.Options):
         "and watch them discover each other."
     )
     optParameters = [
-        ["nodes", "n", "0", "Nodes to start at launch, each one after the first dialing the first."],
+        [
+            "nodes",
+            "n",
+            "0",
+            "Nodes to start at launch, each one after the first dialing the first.",
+        ],
         ["web-port", "w", "8080", "Port of the lab's page, on 127.0.0.1."],
         ["base-port", "b", "5000", "First port tried for a node started without one."],
         [
@@ -115,13 +113,7 @@ class Options(usage.Options):
         self["nodes"] = _wholeNumber("nodes", self["nodes"], 0, MAX_START_NODES)
         self["web-port"] = _wholeNumber("web-port", self["web-port"], 0, 65535)
         self["base-port"] = _wholeNumber("base-port", self["base-port"], 1, 65535)
-        if self["log-format"] not in ("text", "json"):
-            raise usage.UsageError(f"--log-format must be text or json, not {self['log-format']!r}")
-        if self["log-level"] not in LOG_LEVELS:
-            raise usage.UsageError(
-                f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {self['log-level']!r}"
-            )
-        self.logLevel = LogLevel.levelWithName(self["log-level"])
+        self.logLevel = checkLogOptions(self)
         networks = (NETWORK, *BITCOIN_NETWORKS)
         if self["network"] not in networks:
             raise usage.UsageError(
@@ -154,7 +146,9 @@ class LabService(service.MultiService):
         self.config = config
         self._temporary = config["dir"] is None
         directory = tempfile.mkdtemp(prefix="bitp2p-lab-") if self._temporary else config["dir"]
-        self.lab = Lab(directory, network=config["network"], basePort=config["base-port"], reactor=reactor)
+        self.lab = Lab(
+            directory, network=config["network"], basePort=config["base-port"], reactor=reactor
+        )
         self.lab.setServiceParent(self)
         self.site = server.Site(labResource(self.lab))
         self.site.displayTracebacks = False
@@ -245,26 +239,7 @@ def main(argv: list[str]) -> int:
         f"bitp2p lab: {top.url} (nodes' data in {top.lab.directory}; Ctrl-C to stop)\n"
     )
     sys.stdout.flush()
-    if options["log-format"] == "json":
-        observer = JSONLogObserver(sys.stderr)
-    else:
-        from bitp2p.ops.console import formatLogLine
-
-        def observer(event: dict) -> None:
-            text = formatLogLine(event)
-            if text is not None:
-                sys.stderr.write(text + "\n")
-                sys.stderr.flush()
-
-    globalLogBeginner.beginLoggingTo(
-        [
-            QuietTwisted(
-                FilteringLogObserver(
-                    observer, [LogLevelFilterPredicate(defaultLogLevel=options.logLevel)]
-                )
-            )
-        ],
-        redirectStandardIO=False,
-    )
+    json = options["log-format"] == "json"
+    beginLogging(JSONLogObserver(sys.stderr) if json else stderrLines, options.logLevel)
     reactor.run()
     return 0

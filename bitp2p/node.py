@@ -499,6 +499,29 @@ class Node(service.MultiService):
         # Once every connection is gone, the summaries still due are written.
         return defer.gatherResults(closed).addCallback(lambda _: self.repeated.stop())
 
+    def crash(self) -> None:
+        """
+        Stop as a crashed process would (the lab's "kill"; a test's): every
+        connection reset at once (C{abortConnection}), dials in progress
+        cancelled, the listening ports closed, the timers stopped, and
+        nothing saved: no tables, no anchors. The data directory's lock is
+        released, as the process's death would. The node can be started
+        again (it loads what the last orderly stop saved).
+        """
+        service.Service.stopService(self)
+        for timer in self:
+            timer.stopService()
+        self.discovery.stop()
+        self.store.stop()
+        self.gossip.stop()
+        for peer in self.connections():
+            if peer.transport is not None:
+                peer.transport.abortConnection()
+        self.connman.closeAll(PeerLost("crashed"))  # and the dials in progress
+        self.store.close()
+        self.connman.stopListening()
+        self.repeated.stop()
+
     def _maintain(self) -> None:
         """
         The connection manager's round: tried collisions, manual peers,

@@ -791,3 +791,37 @@ class TrafficTotalsTests(SynchronousTestCase):
             totals, {}, {"a": [1, 10, 0, 0], "b": [1, 10, 0, 0], "c": [2, 20, 0, 0], "d": [3, 30, 0, 0]}
         )
         self.assertEqual(totals, {"a": [1, 10], "b": [1, 10], "*other*": [5, 50]})
+
+
+class CrashTests(SynchronousTestCase):
+    """
+    L{Node.crash}: a stop as a crashed process's, for the lab's kill and
+    for tests.
+    """
+
+    def test_aCrashResetsEverythingSavesNothingAndLetsTheDirectoryGo(self):
+        datadir = os.path.join(tempDir(self), "d")
+        clock = MemoryReactorClock()
+        node = makeNode(6001, clock, datadir=datadir)
+        other = makeNode(6002, clock)
+        pump = linkNodes(node, other, clock)
+        [peer] = node.peers()
+        learn(node, Address.of("10.1.2.3", 8333))
+        dial = node.connect("127.0.0.1", 6003)
+        node.crash()
+        pump.flush()
+        self.assertFalse(node.running)
+        self.assertTrue(peer.transport.disconnected)
+        self.assertEqual(node.peers(), [])
+        self.assertEqual(other.peers(), [])
+        self.failureResultOf(dial, ConnectFailed)
+        self.assertFalse([timer for timer in node if timer.running])  # no timer left
+        # Nothing saved: no address table, no anchors (an orderly stop writes both).
+        self.assertFalse(os.path.exists(os.path.join(datadir, "peers.json")))
+        self.assertFalse(os.path.exists(os.path.join(datadir, "anchors.json")))
+        # The directory is free, as after a process's death; a node built
+        # on it again has the same id.
+        again = makeNode(6001, MemoryReactorClock(), datadir=datadir)
+        self.assertEqual(again.node_id, node.node_id)
+        self.successResultOf(again.stopService())
+        self.successResultOf(other.stopService())

@@ -31,7 +31,6 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from bitp2p.constants import NETWORK
-from bitp2p.errors import PeerLost
 from bitp2p.node import Node, NodeConfig
 from bitp2p.peer import Direction
 from bitp2p.views import addressViews
@@ -258,20 +257,7 @@ class Lab(service.MultiService):
         lab = self._running(port)
         node = lab.node
         self._forget(lab, "crashed")
-        service.Service.stopService(node)  # not running: no more rounds
-        for timer in node:
-            timer.stopService()
-        node.discovery.stop()
-        node.store.stop()
-        node.store.close()  # a crashed process's lock goes with it
-        node.gossip.stop()
-        for peer in node.connections():
-            transport = peer.transport
-            if transport is not None:
-                transport.abortConnection()
-        node.connman.closeAll(PeerLost("killed"))  # and the dials in progress
-        node.connman.stopListening()
-        node.repeated.stop()
+        node.crash()
         self.record("node", lab.port, f"{lab.port} killed (crash: connections reset, nothing saved)")
 
     def restartNode(self, port) -> defer.Deferred:

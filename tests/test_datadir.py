@@ -180,3 +180,26 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(
             self.datadir("--port", "5003")[0], os.path.join(home, "bitp2p", "bitp2p-5003")
         )
+
+    def test_anUnusableDirectoryIsNamedForWhatItIs(self):
+        """
+        A data directory that cannot be made ends the program with one line
+        that says whether it was the default one or the one --datadir gave.
+        """
+        from bitp2p.ops.tap import Options, UsageFailure, makeNode
+
+        if sys.platform in ("darwin", "win32"):
+            raise SkipTest("XDG_DATA_HOME is the rule of Linux and other Unixes")
+        notADirectory = os.path.join(tempDir(self), "file")
+        with open(notADirectory, "w"):
+            pass
+        self.patch(os, "environ", {**os.environ, "XDG_DATA_HOME": notADirectory})
+        for argv, start in (
+            (["--port", "5004"], f"the default data directory {notADirectory}"),
+            (["--datadir", os.path.join(notADirectory, "d")], f"--datadir {notADirectory}"),
+        ):
+            options = Options()
+            options.parseOptions(argv)
+            with self.assertRaises(UsageFailure) as caught:
+                makeNode(options)
+            self.assertTrue(str(caught.exception).startswith(f"bitp2p: {start}"), caught.exception)

@@ -484,6 +484,7 @@ class Options(usage.Options):
         there is none (or L{None}).
         """
         self.datadirNote = None
+        self.datadirIsDefault = False
         if self["datadir"] is not None:
             return
         if self["no-datadir"]:
@@ -495,6 +496,7 @@ class Options(usage.Options):
         else:
             port = config.port
         self["datadir"] = defaultDatadir(config.network, port)
+        self.datadirIsDefault = self["datadir"] is not None
         if self["datadir"] is None:
             self.datadirNote = (
                 "no default one on port 0" if port == 0 else "no default one without a TCP port"
@@ -599,7 +601,9 @@ def makeNode(config: Options, reactor=None) -> Node:
     except DataDirInUse as e:
         raise UsageFailure(str(e)) from None
     except OSError as e:
-        raise UsageFailure(f"--datadir {config['datadir']}: {e.strerror or e}") from None
+        default = getattr(config, "datadirIsDefault", False)
+        which = "the default data directory" if default else "--datadir"
+        raise UsageFailure(f"{which} {config['datadir']}: {e.strerror or e}") from None
     node.repeated.logCounted = config.logLevel <= LogLevel.debug
     datadir = node.config.datadir
     if datadir:

@@ -460,6 +460,9 @@ class Node(service.MultiService):
         service.MultiService.privilegedStartService(self)
 
     def startService(self) -> None:
+        # The data directory first: a restart refused it must not be left
+        # listening, half-started.
+        self.store.lock()
         self.connman.listen()
         service.Service.startService(self)
         now = self._started_at = self._reactor.seconds()

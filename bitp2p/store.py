@@ -237,6 +237,16 @@ class NodeStore:
             self._growthSave.cancel()
         self._growthSave = None
 
+    def lock(self) -> None:
+        """
+        Take the data directory's lock again if L{close} released it (a
+        node restarted); nothing without a data directory.
+
+        @raise DataDirInUse: another node holds it.
+        """
+        if self._datadir is not None:
+            self._datadir.lock()
+
     def close(self) -> None:
         """
         Release the data directory's lock, once the last write is done

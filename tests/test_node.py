@@ -543,6 +543,23 @@ class DataDirLockTests(SynchronousTestCase):
             makeNode(6002, MemoryReactorClock(), datadir=datadir)
         self.successResultOf(node.stopService())
 
+    def test_aRestartRefusedTheDirectoryDoesNotListen(self):
+        """
+        A stopped node whose directory another node took meanwhile is
+        refused at its restart before it listens: not left half-started.
+        """
+        datadir = os.path.join(tempDir(self), "d")
+        reactor = MemoryReactorClock()
+        node = makeNode(6001, reactor, datadir=datadir)
+        self.successResultOf(node.stopService())
+        other = makeNode(6002, MemoryReactorClock(), datadir=datadir)
+        listening = len(reactor.tcpServers)
+        with self.assertRaises(DataDirInUse):
+            node.startService()
+        self.assertEqual(len(reactor.tcpServers), listening)
+        self.assertFalse(node.running)
+        self.successResultOf(other.stopService())
+
     def test_aNodeInAnotherProcessHoldsTheLockUntilItEnds(self):
         import subprocess
         import sys

@@ -382,6 +382,130 @@ class AuthenticationTests(ControlTestCase):
         self.assertIn(b"--rpc-password", DENIED_PAGE)
 
 
+class HealthTests(ControlTestCase):
+    """
+    C{GET /health}: C{up}/C{down} without credentials, and nothing else.
+    """
+
+    def get(self, port: int, path: bytes = b"/health", method: bytes = b"GET",
+            authorization: bytes | None = None) -> defer.Deferred:
+        headers = Headers()
+        if authorization is not None:
+            headers.addRawHeader(b"authorization", authorization)
+        url = b"http://127.0.0.1:%d%s" % (port, path)
+        d = Agent(reactor).request(method, url, headers)
+        return d.addCallback(
+            lambda r: readBody(r).addCallback(lambda data: (r.code, r.headers, data))
+        )
+
+    @defer.inlineCallbacks
+    def test_upWithoutCredentialsOnEveryPort(self):
+        """
+        A running, listening node's /health answers 200 C{up} as plain
+        text, with no credentials, wrong ones or right ones alike, on the
+        --rpc-port and the --web-port; it tells nothing else (no node id).
+        """
+        node = self.startNode()
+        control = ControlService(node, "tcp:0:interface=127.0.0.1")
+        control.addEndpoint("tcp:0:interface=127.0.0.1")
+        control.startService()
+        self.addCleanup(lambda: control.stopService() if control.running else None)
+        ports = [control.address.port, control.extraPorts[0].getHost().port]
+        cookie = basic(self.cookie(control))
+        for port in ports:
+            for authorization in (None, basic("bitp2p:wrong"), cookie):
+                status, headers, body = yield self.get(port, authorization=authorization)
+                self.assertEqual((status, body), (200, b"up\n"), (port, authorization))
+                self.assertEqual(
+                    headers.getRawHeaders(b"content-type"), [b"text/plain; charset=utf-8"]
+                )
+                self.assertNotIn(node.node_id.encode(), body)
+            status, _, body = yield self.get(port, path=b"/health/")
+            self.assertEqual((status, body), (200, b"up\n"))
+            status, _, body = yield self.get(port, method=b"HEAD")
+            self.assertEqual((status, body), (200, b""))
+            # Nothing under it, and nothing but GET and HEAD.
+            status, _, body = yield self.get(port, path=b"/health/peers")
+            self.assertEqual(status, 404)
+            self.assertNotIn(node.node_id.encode(), body)
+            status, _, _ = yield self.get(port, method=b"POST")
+            self.assertEqual(status, 405)
+            # The rest of the tree still wants credentials.
+            status, _, body = yield self.get(port, path=b"/rpc")
+            self.assertEqual((status, body), (401, DENIED_PAGE))
+
+    @defer.inlineCallbacks
+    def test_downWhenTheNodeIsStopped(self):
+        """
+        Once the node has stopped (the control API still up), /health
+        answers 503 C{down}.
+        """
+        node = self.startNode()
+        control = self.startControl(node)
+        yield node.stopService()
+        status, headers, body = yield self.get(control.address.port)
+        self.assertEqual((status, body), (503, b"down\n"))
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"text/plain; charset=utf-8"])
+
+    @defer.inlineCallbacks
+    def test_downWhenNotListening(self):
+        """
+        A running node that should listen but is not listening is down; one
+        told not to listen (C{listen=False}) is up while it runs.
+        """
+        node = self.startNode()
+        control = self.startControl(node)
+        yield defer.gatherResults(node.connman.stopListening())
+        status, _, body = yield self.get(control.address.port)
+        self.assertEqual((status, body), (503, b"down\n"))
+        quiet = self.startNode(listen=False)
+        other = self.startControl(quiet)
+        status, _, body = yield self.get(other.address.port)
+        self.assertEqual((status, body), (200, b"up\n"))
+
+
+class HealthAuthTests(SynchronousTestCase):
+    """
+    /health does not look at credentials: it cannot test a password, does
+    not count against the failed-authentication throttle, and does not
+    mark a connection as an authenticated client's.
+    """
+
+    def render(self, tree, path: bytes, authorization: bytes | None):
+        from twisted.web.resource import getChildForRequest
+
+        request = DummyRequest(path.lstrip(b"/").split(b"/"))
+        request.client = IPv4Address("TCP", "10.0.0.1", 40000)
+        if authorization is not None:
+            request.requestHeaders.setRawHeaders(b"authorization", [authorization])
+        resource = getChildForRequest(tree, request)
+        return request, resource.render(request)
+
+    def test_noThrottleNoAdmission(self):
+        from bitp2p.ops.control.auth import Guarded
+        from bitp2p.ops.control.site import Health, Root
+
+        admittedRequests = []
+        auth = Authenticator(password="pw", reactor=Clock(), onAdmitted=admittedRequests.append)
+        tree = Guarded(Root(), auth)
+        tree.putOpen(b"health", Health(lambda: True))
+        for _ in range(AUTH_FAILURES_ALLOWED + 5):
+            request, answer = self.render(tree, b"/health", basic("bitp2p:nope"))
+            self.assertEqual((answer, request.responseCode), (b"up\n", 200))
+        request, answer = self.render(tree, b"/health", basic("bitp2p:pw"))
+        self.assertEqual(answer, b"up\n")
+        self.assertEqual(admittedRequests, [])
+        # The host's wrong tries at /health did not count: its first wrong
+        # try elsewhere is answered at once, not late.
+        request, answer = self.render(tree, b"/rpc", basic("bitp2p:nope"))
+        self.assertEqual((answer, request.responseCode), (DENIED_PAGE, 401))
+        for _ in range(AUTH_FAILURES_ALLOWED):
+            self.render(tree, b"/rpc", basic("bitp2p:nope"))
+        request, answer = self.render(tree, b"/rpc", basic("bitp2p:nope"))
+        self.assertIs(answer, server.NOT_DONE_YET)  # the throttle does work here
+        auth.stop()
+
+
 class ThrottleTests(SynchronousTestCase):
     """
     A host that keeps failing gets its 401s late (on the reactor's clock).

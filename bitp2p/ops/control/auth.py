@@ -322,7 +322,10 @@ class Guarded(Resource):
     """
     A resource tree behind authentication: every path under it, and the
     tree's root itself, answers 401 (L{Authenticator.deny}) unless the
-    request carries accepted credentials.
+    request carries accepted credentials; except the few children put with
+    L{putOpen} (C{/health}), which are served to anyone, their credentials
+    (if any) not even looked at: they neither admit a connection nor count
+    as failures.
 
     @ivar wrapped: the tree guarded; L{putChild} adds to it.
     """
@@ -331,8 +334,18 @@ class Guarded(Resource):
         super().__init__()
         self.wrapped = wrapped
         self._authenticator = authenticator
+        self._open: dict[bytes, Resource] = {}
+
+    def putOpen(self, path: bytes, child) -> None:
+        """
+        Serve C{child} at C{/PATH} without authentication. It must tell
+        nothing a stranger may not know.
+        """
+        self._open[path] = child
 
     def getChildWithDefault(self, path: bytes, request):
+        if path in self._open:
+            return self._open[path]
         if not self._authenticator.admit(request):
             return _Denied(self._authenticator)
         # Traversal goes on from the wrapped root, with this segment again

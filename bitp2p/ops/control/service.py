@@ -34,6 +34,7 @@ from bitp2p.ops.control.site import (
     ClosedConnections,
     ConnectionLimit,
     ControlSite,
+    Health,
     Root,
     admitted,
 )
@@ -63,7 +64,8 @@ class ControlService(service.Service):
     @ivar root: the resource tree (L{Root}): C{root.putChild(b"metrics",
         ...)} adds a resource beside the API, behind the same
         authentication; C{root.putHome(b"dashboard", ...)} also sends a
-        browser's C{GET /} there.
+        browser's C{GET /} there. C{/health} (L{Health}) is served beside
+        it without authentication.
     @ivar site: the twisted.web site served.
     @ivar port: the listening port, once listening (else L{None}).
     @ivar address: the address listened on, once listening (else L{None}).
@@ -103,9 +105,10 @@ class ControlService(service.Service):
         self.api = ControlAPI(node, self.authenticator)
         self.root = Root()
         self.root.putAPI(self.api)
-        self.site = ControlSite(
-            Guarded(self.root, self.authenticator), timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor
-        )
+        guarded = Guarded(self.root, self.authenticator)
+        # The one path served without credentials (site.py says why).
+        guarded.putOpen(b"health", Health(self._nodeIsUp))
+        self.site = ControlSite(guarded, timeout=HTTP_IDLE_TIMEOUT_S, reactor=reactor)
         self.site.closed = ClosedConnections(self.repeated)
         self._factory = ConnectionLimit(
             self.site, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_HOST
@@ -115,6 +118,16 @@ class ControlService(service.Service):
         self._pending: list[defer.Deferred] = []  # endpoints that listen later
         self._portFile: tuple[Path, bytes] | None = None
         self.extraPorts: list = []
+
+    def _nodeIsUp(self) -> bool:
+        """
+        What C{/health} says: the node runs and, unless told not to listen,
+        listens.
+        """
+        node = self.node
+        return bool(node.running) and (
+            node.listeningAddress is not None or not node.config.listen
+        )
 
     def addEndpoint(self, endpoint: str) -> None:
         """

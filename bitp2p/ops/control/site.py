@@ -54,6 +54,13 @@ counts at most once a minute (L{ClosedConnections}, through the node's
 L{RepeatedEvents<bitp2p.logs.RepeatedEvents>}), so that an attacker cannot
 fill the log.
 
+One path answers without credentials: C{GET /health} (L{Health}), for
+process supervisors, load balancers and Kubernetes probes. It says C{up}
+(200) or C{down} (503), and nothing else about the node; it does not look
+at credentials, so it can neither test a password nor count against the
+failed-authentication throttle, and its requests do not make a connection
+an authenticated one.
+
 This module owns HTTP limits (L{MAX_BODY_BYTES}, L{MAX_HTTP_CONNECTIONS},
 L{MAX_HTTP_CONNECTIONS_PER_HOST}, L{HTTP_REQUEST_DEADLINE_S},
 L{HTTP_IDLE_TIMEOUT_S}) and access logging. It must not know the JSON-RPC
@@ -66,7 +73,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
@@ -96,6 +103,7 @@ __all__ = [
     "ConnectionLimit",
     "ControlChannel",
     "ControlSite",
+    "Health",
     "Root",
     "admitted",
 ]
@@ -459,3 +467,34 @@ class _Front(Resource):
         request.setHeader(b"location", home + b"/")
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return b"The dashboard is at " + home + b"/; the control API at rpc.\n"
+
+
+class Health(Resource):
+    """
+    C{/health}: C{up} (200) while C{isUp()} is true, else C{down} (503), as
+    plain text, for C{GET} and C{HEAD}; nothing else about the node. It is
+    served without authentication (L{Guarded.putOpen
+    <bitp2p.ops.control.auth.Guarded.putOpen>}); paths under it are 404.
+    """
+
+    def __init__(self, isUp: Callable[[], bool]) -> None:
+        super().__init__()
+        self._isUp = isUp
+
+    def render(self, request) -> bytes:
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"GET, HEAD")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"GET or HEAD only\n"
+        up = self._isUp()
+        request.setResponseCode(200 if up else 503)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return b"up\n" if up else b"down\n"
+
+    def getChild(self, path: bytes, request):
+        if path == b"":
+            return self  # /health/
+        return pages.notFound()

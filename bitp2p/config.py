@@ -43,6 +43,7 @@ from bitp2p.constants import (
     PING_TIMEOUT_S,
     SAVE_INTERVAL_S,
     SEED_FALLBACK_S,
+    SEED_RETRY_MAX_S,
     STALE_HANDSHAKE_S,
     USER_AGENT,
     BITCOIN_INACTIVITY_TIMEOUT_S,
@@ -148,9 +149,11 @@ class NodeConfig:
         5000, or the Bitcoin network's port.
     @ivar interface: the address to listen on (C{0.0.0.0}: all IPv4, C{::}: all).
     @ivar seeds: C{HOST:PORT} bootstrap addresses (host names resolve to all
-        their addresses), used when the address manager is empty, or when
-        there is still no peer C{seed_fallback_s} after start; L{None} for
-        the built-in list, C{()} for none.
+        their addresses), used when the address manager is empty, and
+        again (names resolved again) while the node is short of outbound
+        peers: C{seed_fallback_s} after start, then backing off up to
+        C{seed_retry_max_s} apart; L{None} for the built-in list, C{()} for
+        none.
     @ivar addnodes: peers always kept connected (C{--addnode}): C{HOST:PORT}
         or client endpoint strings (L{bitp2p.endpoints.parse_target}).
     @ivar connect: peers to connect to, and only those: no automatic
@@ -219,6 +222,7 @@ class NodeConfig:
     save_interval_s: float = attrs.field(default=SAVE_INTERVAL_S, validator=_positive)
     growth_save_delay_s: float = attrs.field(default=GROWTH_SAVE_DELAY_S, validator=_positive)
     seed_fallback_s: float = attrs.field(default=SEED_FALLBACK_S, validator=_positive)
+    seed_retry_max_s: float = attrs.field(default=SEED_RETRY_MAX_S, validator=_positive)
     feeler_interval_s: float = attrs.field(default=FEELER_INTERVAL_S, validator=_positive)
     learning_window_s: float = attrs.field(default=LEARNING_WINDOW_S, validator=_positive)
     connect_timeout_s: float = attrs.field(default=CONNECT_TIMEOUT_S, validator=_positive)

@@ -75,8 +75,18 @@ SAVE_INTERVAL_S = 15 * 60  # Bitcoin Core: DUMP_PEERS_INTERVAL
 # seeds.
 GROWTH_SAVE_DELAY_S = 5
 # When the address book already has addresses, seeds are only used if the node
-# still has no peer this long after start (Bitcoin Core waits likewise).
+# is still short of peers this long after start (Bitcoin Core waits likewise).
 SEED_FALLBACK_S = 60
+# Short of peers: fewer than this many established automatic outbound
+# connections (Bitcoin Core skips its DNS seeds once it has 2 full-relay
+# outbound peers, "P2P peers available"). While the node stays short, the
+# fallback comes again, SEED_FALLBACK_S after the last one, then twice as
+# long each time, up to SEED_RETRY_MAX_S apart (Core: DNSSEEDS_DELAY_MANY_PEERS);
+# each one resolves the seed names again, so a fleet's pod that came first
+# finds the pods that came after it. It stops once the node has its peers,
+# and starts again (from SEED_FALLBACK_S) when an outbound peer goes.
+SEED_ENOUGH_OUTBOUND = 2
+SEED_RETRY_MAX_S = 5 * 60
 
 # Address gossip
 GETADDR_MAX_REPLY = 1000  # at most this many addresses in one answer

@@ -21,8 +21,14 @@ L{AddressRelay} owns:
     knows it (the per-peer known-address filter);
   - self-advertisement (at the handshake and every C{advertise_interval_s});
   - the bootstrap seeds: added when the address manager is empty, host
-    names resolved to all their addresses, and the fallback to them when
-    there is still no peer C{seed_fallback_s} after start.
+    names resolved to all their addresses (by the injected
+    C{IHostnameResolver}, else the reactor's C{nameResolver}; one
+    resolution of a name in flight at a time; our own addresses skipped),
+    and the fallback to them, names resolved again, while the node is
+    short of outbound peers (fewer than C{SEED_ENOUGH_OUTBOUND}):
+    C{seed_fallback_s} after start, then backing off up to
+    C{seed_retry_max_s}, stopping once it has its peers and starting again
+    when an outbound peer goes.
 
 Its per-peer state (L{_AddrState}) lives here, keyed by peer, from the
 handshake (or the first address exchanged) to the close. It reaches the
@@ -58,6 +64,7 @@ from bitp2p.constants import (
     RELAY_FANOUT,
     RELAY_FRESH_S,
     RELAY_MAX_ENTRIES,
+    SEED_ENOUGH_OUTBOUND,
 )
 from bitp2p.peer import ConnectionType, Direction, Peer, refill
 
@@ -123,6 +130,8 @@ class AddressRelay:
     @param maintain: run the connection manager's round (once seeds are
         known).
     @param running: whether the node runs.
+    @param resolver: the C{IHostnameResolver} for seed names; L{None}: the
+        reactor's C{nameResolver}.
     """
 
     def __init__(
@@ -137,6 +146,7 @@ class AddressRelay:
         onAnswer: Callable[[Peer], None],
         maintain: Callable[[], None],
         running: Callable[[], bool],
+        resolver=None,
     ) -> None:
         self._config = config
         self._reactor = reactor
@@ -152,26 +162,33 @@ class AddressRelay:
         self._peerKeys: dict[Peer, int] = {}
         self._floodTokens = float(NOVEL_FLOOD_BURST)
         self._floodAt = reactor.seconds()
+        self._resolver = resolver
         self._seedTimer = None
+        self._started = False
+        self._seedDelay = config.seed_fallback_s
+        # Names whose resolution is in flight, and names that failed last
+        # time (logged once until they resolve again).
+        self._resolving: set[tuple[str, int]] = set()
+        self._seedFailing: set[str] = set()
 
     # -- start and stop ---------------------------------------------------------
 
     def start(self) -> None:
         """
-        Bootstrap: the seeds now if the address manager is empty, else only
-        if there is still no peer C{seed_fallback_s} later. Nothing with
-        C{--connect}, which dials only what it names.
+        Bootstrap: the seeds now if the address manager is empty; in any
+        case, the fallback to them C{seed_fallback_s} later if the node is
+        still short of peers. Nothing with C{--connect}, which dials only
+        what it names.
         """
         if self._config.connect:
             return
+        self._started = True
         if len(self._book()) == 0:
             self.addSeeds()
-        else:
-            self._seedTimer = self._reactor.callLater(
-                self._config.seed_fallback_s, self._seedFallback
-            )
+        self._scheduleFallback(restart=True)
 
     def stop(self) -> None:
+        self._started = False
         if self._seedTimer is not None and self._seedTimer.active():
             self._seedTimer.cancel()
         self._seedTimer = None
@@ -199,6 +216,15 @@ class AddressRelay:
     def peerClosed(self, peer: Peer, reason: Exception) -> None:
         self._states.pop(peer, None)
         self._peerKeys.pop(peer, None)
+        # An outbound peer gone may leave the node short again: the
+        # fallback, stopped once it had its peers, looks again later.
+        if (
+            peer.kind is ConnectionType.OUTBOUND
+            and self._seedTimer is None
+            and self._started
+            and self._running()
+        ):
+            self._scheduleFallback(restart=True)
 
     def _state(self, peer: Peer) -> _AddrState:
         state = self._states.get(peer)
@@ -517,20 +543,52 @@ class AddressRelay:
             self._addSeed(address, now)
 
     def _addSeed(self, address: Address, now: float) -> None:
-        if not self._connections.isOwn(address):
+        # A name that stands for the whole fleet stands for us too: never
+        # our own address.
+        if not self._isOwnSeed(address):
             self._book().add([(address, now)], address, now)
 
+    def _isOwnSeed(self, address: Address) -> bool:
+        """
+        Whether a seed is this node: an address known as ours (advertised,
+        or found by dialing ourselves), our listening address, or, when we
+        listen on every interface, a loopback address with our port. (A
+        pod's own IP behind a wildcard listener is known as ours from its
+        first connection, or from the one dial that reaches itself.)
+        """
+        if self._connections.isOwn(address):
+            return True
+        listening = self._connections.listeningAddress
+        if listening is None or address.port != listening.port:
+            return False
+        if listening.host in ("0.0.0.0", "::"):
+            return address.is_loopback
+        return address.host == listening.host
+
+    def _seedFailed(self, host: str, message: str, **fields) -> None:
+        # One line per failing name, not one per try.
+        if host not in self._seedFailing:
+            self._seedFailing.add(host)
+            log.warn(message, host=host, **fields)
+
     def _resolveSeed(self, host: str, port: int) -> None:
-        resolver = getattr(self._reactor, "nameResolver", None)
+        if (host, port) in self._resolving:
+            return
+        resolver = self._resolver or getattr(self._reactor, "nameResolver", None)
         if resolver is None:
-            log.warn("Cannot resolve seed {host}: no resolver", host=host)
+            self._seedFailed(host, "Cannot resolve seed {host}: no resolver")
             return
         receiver = _Collect()
+        self._resolving.add((host, port))
         resolver.resolveHostName(receiver, host, port)
 
         def done(addresses: list[Address]) -> None:
+            self._resolving.discard((host, port))
             if not addresses:
-                log.warn("Seed {host} resolved to no address", host=host)
+                self._seedFailed(host, "Seed {host} resolved to no address")
+            elif host in self._seedFailing:
+                self._seedFailing.discard(host)
+                log.info("Seed {host} resolves again", host=host)
             if not self._running():
                 return
             now = self._reactor.seconds()
@@ -540,12 +598,34 @@ class AddressRelay:
 
         receiver.done.addCallback(done)
 
+    def shortOfPeers(self) -> bool:
+        """
+        Whether the node has fewer established automatic outbound peers
+        than C{SEED_ENOUGH_OUTBOUND} (or than its outbound slots, if fewer):
+        while it does, the seeds are worth asking again.
+        """
+        enough = min(SEED_ENOUGH_OUTBOUND, self._config.outbound_slots)
+        outbound = sum(
+            1 for peer in self._connections.peers() if peer.kind is ConnectionType.OUTBOUND
+        )
+        return outbound < enough
+
+    def _scheduleFallback(self, restart: bool = False) -> None:
+        if restart:
+            self._seedDelay = self._config.seed_fallback_s
+        self._seedTimer = self._reactor.callLater(self._seedDelay, self._seedFallback)
+
     def _seedFallback(self) -> None:
         self._seedTimer = None
-        if not self._connections.peers():
-            log.info("No peer yet: falling back to the seeds")
-            self.addSeeds()
-            self._maintain()
+        if not self._started or not self._running() or not self.shortOfPeers():
+            return
+        if self._seedDelay == self._config.seed_fallback_s:
+            log.info("Short of peers: falling back to the seeds")
+        self.addSeeds()
+        self._maintain()
+        bound = max(self._config.seed_retry_max_s, self._config.seed_fallback_s)
+        self._seedDelay = min(self._seedDelay * 2, bound)
+        self._scheduleFallback()
 
 
 def _isSelfAdvertisement(peer: Peer, entries: Entries) -> bool:

@@ -168,6 +168,13 @@ class Node(service.MultiService):
         system) and stable. Find a node in an application with
         C{IServiceCollection(application).getServiceNamed(node.name)}, or
         set another name before C{setServiceParent}.
+
+    @param reactor: the reactor (the global one by default).
+    @param rng: the source of randomness (the system's by default).
+    @param resolver: the C{IHostnameResolver} that resolves seed names (all
+        their addresses), for a DNS server other than the system's (a
+        C{twisted.names} resolver, a test's); by default the reactor's
+        C{nameResolver}.
     """
 
     def __init__(
@@ -175,12 +182,14 @@ class Node(service.MultiService):
         config: NodeConfig | None = None,
         reactor=None,
         rng: random.Random | None = None,
+        resolver=None,
     ) -> None:
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
         self.config = config = config if config is not None else NodeConfig()
         self._reactor = reactor
+        self._resolver = resolver
         # Selection, relay targets and eviction must be unpredictable to an
         # attacker who sees our ping nonces: the default source is the
         # system's, not a Mersenne Twister (tests inject a seeded one).
@@ -293,6 +302,7 @@ class Node(service.MultiService):
             onAnswer=self.shortLived.answerReceived,
             maintain=self._maintain,
             running=lambda: self.running,
+            resolver=self._resolver,
         )
         self.outbound = OutboundFiller(
             config,

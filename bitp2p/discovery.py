@@ -177,10 +177,10 @@ class AddressRelay:
         """
         Bootstrap: the seeds now if the address manager is empty; in any
         case, the fallback to them C{seed_fallback_s} later if the node is
-        still short of peers. Nothing with C{--connect}, which dials only
-        what it names.
+        still short of peers. Nothing without seeds, nor with C{--connect},
+        which dials only what it names.
         """
-        if self._config.connect:
+        if self._config.connect or not self._config.seed_list():
             return
         self._started = True
         if len(self._book()) == 0:

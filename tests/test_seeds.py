@@ -207,3 +207,10 @@ class FallbackTests(SynchronousTestCase):
         node = seedNode(resolver, connect=["10.9.9.9:5000"], seed_fallback_s=10)
         node.reactor.advance(100)
         self.assertEqual(resolver.asked, [])
+
+    def test_noSeedsNoFallback(self):
+        logs = LogLines(self)
+        node = makeNode(PORT, seed_fallback_s=10)
+        node.reactor.advance(100)
+        self.assertEqual(logs.count("falling back"), 0)
+        self.assertNotIn("_seedFallback", repr(node.reactor.getDelayedCalls()))

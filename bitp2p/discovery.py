@@ -574,13 +574,21 @@ class AddressRelay:
     def _resolveSeed(self, host: str, port: int) -> None:
         if (host, port) in self._resolving:
             return
-        resolver = self._resolver or getattr(self._reactor, "nameResolver", None)
+        resolver = self._resolver
+        if resolver is None:
+            resolver = getattr(self._reactor, "nameResolver", None)
         if resolver is None:
             self._seedFailed(host, "Cannot resolve seed {host}: no resolver")
             return
         receiver = _Collect()
         self._resolving.add((host, port))
-        resolver.resolveHostName(receiver, host, port)
+        try:
+            resolver.resolveHostName(receiver, host, port)
+        except Exception as e:
+            # A resolver that fails at once leaves no question in flight.
+            self._resolving.discard((host, port))
+            self._seedFailed(host, "Cannot resolve seed {host}: {why}", why=e)
+            return
 
         def done(addresses: list[Address]) -> None:
             self._resolving.discard((host, port))

@@ -214,3 +214,18 @@ class FallbackTests(SynchronousTestCase):
         node.reactor.advance(100)
         self.assertEqual(logs.count("falling back"), 0)
         self.assertNotIn("_seedFallback", repr(node.reactor.getDelayedCalls()))
+
+    def test_aResolverThatFailsAtOnceLeavesNothingInFlight(self):
+        logs = LogLines(self)
+
+        class Broken(TableResolver):
+            def resolveHostName(self, receiver, hostName, *args, **kwargs):
+                self.asked.append((self.clock.seconds(), hostName, 0))
+                raise OSError("no DNS")
+
+        resolver = Broken()
+        node = seedNode(resolver, seed_fallback_s=10, seed_retry_max_s=10)
+        node.reactor.advance(10)
+        node.reactor.advance(10)
+        self.assertEqual(askedAt(resolver), [0, 10, 20])
+        self.assertEqual(logs.count("Cannot resolve seed"), 1)

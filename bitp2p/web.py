@@ -7,4 +7,13 @@ It owns nothing: a re-export of L{bitp2p.ops.web}.
 from bitp2p.ops.web import *  # noqa: F401,F403
 from bitp2p.ops.web import MAX_KNOWN  # noqa: F401
 
-__all__ = ["MAX_KNOWN", "STATIC_DIR", "StaticFile", "dashboardResource", "sameOrigin", "snapshot"]
+__all__ = [
+    "MAX_KNOWN",
+    "PAGE_CSP",
+    "SECURITY_HEADERS",
+    "STATIC_DIR",
+    "StaticFile",
+    "dashboardResource",
+    "sameOrigin",
+    "snapshot",
+]

@@ -78,6 +78,7 @@ __all__ = [
     "Options",
     "UsageFailure",
     "addControl",
+    "exitWith",
     "logObserver",
     "makeNode",
     "makeService",
@@ -96,7 +97,7 @@ class UsageFailure(SystemExit):
         super().__init__(f"bitp2p: {message}")
 
 
-def _exitWith(message: str, logged: bool = True) -> SystemExit:
+def exitWith(message: str, logged: bool = True) -> SystemExit:
     """
     End the program with one line on the real standard error (once twistd
     runs, C{sys.stderr} is redirected into the log) and, if C{logged}, in
@@ -562,17 +563,17 @@ class NodeService(service.MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
+            raise exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:  # an endpoint string Twisted cannot parse
-            raise _exitWith(str(e), not self.logsToStandardStreams) from None
+            raise exitWith(str(e), not self.logsToStandardStreams) from None
 
     def startService(self) -> None:
         try:
             super().startService()
         except CannotListenError as e:
-            raise _exitWith(_listenError(e), not self.logsToStandardStreams) from None
+            raise exitWith(_listenError(e), not self.logsToStandardStreams) from None
         except ValueError as e:
-            raise _exitWith(str(e), not self.logsToStandardStreams) from None
+            raise exitWith(str(e), not self.logsToStandardStreams) from None
         if self.reactor is not None:
             log.info("Running on {reactor}", reactor=describeReactor(self.reactor))
 

@@ -64,7 +64,15 @@ from bitp2p.endpoints import parse_target
 from bitp2p.formatting import duration as humanDuration
 from bitp2p.views import AddressView, PeerView, addressViews, nodeView, peerView
 
-__all__ = ["STATIC_DIR", "StaticFile", "dashboardResource", "sameOrigin", "snapshot"]
+__all__ = [
+    "PAGE_CSP",
+    "SECURITY_HEADERS",
+    "STATIC_DIR",
+    "StaticFile",
+    "dashboardResource",
+    "sameOrigin",
+    "snapshot",
+]
 
 # The log namespace stays the one of the module's old path, bitp2p.web
 # (operators filter on it).
@@ -73,20 +81,22 @@ log = Logger(namespace="bitp2p.web")
 # Where the page and its static files are (installed as package data).
 STATIC_DIR = Path(__file__).resolve().parent / "dashboard"
 
-_SECURITY_HEADERS = {
+# The headers of every page and file served (the lab's too), and the
+# content security policy of the pages.
+SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
     b"x-frame-options": b"DENY",
     b"referrer-policy": b"same-origin",
     b"cache-control": b"no-store",
 }
-_CSP = (
+PAGE_CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
 def _secure(request) -> None:
-    for name, value in _SECURITY_HEADERS.items():
+    for name, value in SECURITY_HEADERS.items():
         request.setHeader(name, value)
 
 
@@ -413,7 +423,7 @@ class _Page(Resource):
         for slot, value in slots.items():
             template = template.replace(slot, value)
         _secure(request)
-        request.setHeader(b"content-security-policy", _CSP)
+        request.setHeader(b"content-security-policy", PAGE_CSP)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return template.encode("utf-8")
 
@@ -613,7 +623,7 @@ class StaticFile(Resource):
         super().__init__()
         self._path = path
         self._type = contentType
-        self._headers = _SECURITY_HEADERS if headers is None else headers
+        self._headers = SECURITY_HEADERS if headers is None else headers
 
     def render_GET(self, request) -> bytes:
         for name, value in self._headers.items():

@@ -28,7 +28,14 @@ from twisted.web import server
 from bitp2p.bitcoin.networks import NETWORKS as BITCOIN_NETWORKS
 from bitp2p.constants import LOG_MAX_FILES, LOG_ROTATE_BYTES, NETWORK
 from bitp2p.logs import JSONLogObserver
-from bitp2p.ops.tap import UsageFailure, beginLogging, checkLogOptions, logObserver, stderrLines
+from bitp2p.ops.tap import (
+    UsageFailure,
+    beginLogging,
+    checkLogOptions,
+    exitWith,
+    logObserver,
+    stderrLines,
+)
 
 __all__ = ["LabService", "Options", "makeService", "main"]
 
@@ -47,20 +54,6 @@ def _wholeNumber(option: str, text: str, low: int, high: int) -> int:
     if value is None or not low <= value <= high:
         raise usage.UsageError(f"--{option} must be a whole number in {low}..{high}, not {text!r}")
     return value
-
-
-def _exitWith(message: str) -> SystemExit:
-    """
-    End the program with one line on the real standard error (under
-    twistd, C{sys.stderr} goes to the log: the line goes to both).
-    """
-    line = f"bitp2p: {message}"
-    log.error("{line}", line=line)
-    stream = sys.__stderr__
-    if stream is not None:
-        stream.write(line + "\n")
-        stream.flush()
-    return SystemExit(1)
 
 
 class Options(usage.Options):
@@ -184,7 +177,7 @@ class LabService(service.MultiService):
         except CannotListenError as e:
             reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
             self._cleanup()
-            raise _exitWith(f"lab: cannot listen on {HOST}:{e.port}: {reason.lower()}") from None
+            raise exitWith(f"lab: cannot listen on {HOST}:{e.port}: {reason.lower()}") from None
         self.url = f"http://{HOST}:{self.port.getHost().port}/"
 
     def startService(self) -> None:
@@ -197,7 +190,7 @@ class LabService(service.MultiService):
             try:
                 node = self.lab.startNode()
             except LabError as e:
-                raise _exitWith(f"lab: {e}") from None
+                raise exitWith(f"lab: {e}") from None
             if first is None:
                 first = node.port
             else:

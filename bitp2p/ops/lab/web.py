@@ -40,7 +40,7 @@ from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
 from bitp2p.ops.lab.service import Lab, LabError
-from bitp2p.ops.web import StaticFile, sameOrigin, snapshot
+from bitp2p.ops.web import PAGE_CSP, SECURITY_HEADERS, StaticFile, sameOrigin, snapshot
 
 __all__ = ["STATIC_DIR", "labResource", "loopbackHost"]
 
@@ -51,17 +51,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY = 4096
 # How long an action that waits (a dial) is waited for before answering.
 ACTION_WAIT_S = 5.0
-
-_HEADERS = {
-    b"x-content-type-options": b"nosniff",
-    b"x-frame-options": b"DENY",
-    b"referrer-policy": b"same-origin",
-    b"cache-control": b"no-store",
-}
-_CSP = (
-    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
 
 
 def loopbackHost(host: bytes | None) -> bool:
@@ -89,7 +78,7 @@ def loopbackHost(host: bytes | None) -> bool:
 
 
 def _secure(request) -> None:
-    for name, value in _HEADERS.items():
+    for name, value in SECURITY_HEADERS.items():
         request.setHeader(name, value)
 
 
@@ -141,7 +130,7 @@ class _Page(Resource):
         }.items():
             template = template.replace(slot, value)
         _secure(request)
-        request.setHeader(b"content-security-policy", _CSP)
+        request.setHeader(b"content-security-policy", PAGE_CSP)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return template.encode("utf-8")
 
@@ -349,8 +338,8 @@ class _Root(Resource):
         super().__init__()
         self.putChild(b"", _Page(lab))
         js, css = b"text/javascript; charset=utf-8", b"text/css; charset=utf-8"
-        self.putChild(b"app.js", StaticFile(STATIC_DIR / "app.js", js, _HEADERS))
-        self.putChild(b"style.css", StaticFile(STATIC_DIR / "style.css", css, _HEADERS))
+        self.putChild(b"app.js", StaticFile(STATIC_DIR / "app.js", js))
+        self.putChild(b"style.css", StaticFile(STATIC_DIR / "style.css", css))
         api = Resource()
         api.putChild(b"state", _State(lab))
         api.putChild(b"events", _Events(lab))

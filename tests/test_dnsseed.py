@@ -126,8 +126,10 @@ class DNSSeedTests(TestCase):
         Serve C{zone} on 127.0.0.1, UDP and TCP on one free port.
         """
         factory = server.DNSServerFactory(authorities=[zone])
-        protocol = dns.DNSDatagramProtocol(factory)
         for _ in range(20):
+            # A protocol of its own each try: one given up keeps its
+            # transport until it has stopped.
+            protocol = dns.DNSDatagramProtocol(factory)
             udp = reactor.listenUDP(0, protocol, interface="127.0.0.1")
             port = udp.getHost().port
             try:

@@ -168,6 +168,13 @@ class DataDir:
         except OSError:
             os.close(fd)
             raise DataDirInUse(self.path) from None
+        # Who holds it, for bitp2p-cli to tell a running node's cookie from
+        # one a killed node left, without touching the lock itself.
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, b"%d\n" % os.getpid())
+        except OSError:
+            pass
         self._lockFd = fd
         # Like a file object: dropped without unlock(), it still lets go.
         self._release = weakref.finalize(self, os.close, fd)

@@ -133,6 +133,42 @@ class FindNodeTests(SynchronousTestCase):
         self.addCleanup(held.unlock)
         self.assertEqual(findNode(base=base), live)
 
+    def test_theLockFileSaysWhoHoldsItWithoutALockTaken(self):
+        """
+        Among several, a cookie whose lock file names a process that is
+        gone is left out, and one naming a live process kept, without any
+        lock being tried (so a node starting at that instant is never
+        refused because of bitp2p-cli).
+        """
+        if sys.platform == "win32":
+            raise SkipTest("no process ids asked on Windows")
+        import subprocess
+
+        from bitp2p.ops import datadir as module
+
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait(30)
+        base = tempDir(self)
+        dead = self.node(base, "bitp2p-5000", 5332)
+        live = self.node(base, "bitp2p-5001", 5333)
+        for datadir, pid in ((dead, gone.pid), (live, os.getpid())):
+            with open(os.path.join(datadir, ".lock"), "w") as f:
+                f.write(f"{pid}\n")
+
+        def noLock(*args):
+            raise AssertionError("a lock was tried")
+
+        if module.fcntl is not None:
+            self.patch(module.fcntl, "flock", noLock)
+        self.assertEqual(findNode(base=base), live)
+
+    def test_aNodeWritesItsProcessIdInItsLock(self):
+        datadir = os.path.join(tempDir(self), "d")
+        held = DataDir(datadir)
+        self.addCleanup(held.unlock)
+        with open(os.path.join(datadir, ".lock")) as f:
+            self.assertEqual(f.read(), f"{os.getpid()}\n")
+
     def test_noBaseFolder(self):
         missing = os.path.join(tempDir(self), "none")
         self.assertEqual(runningNodes(missing), [])

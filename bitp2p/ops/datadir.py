@@ -142,13 +142,30 @@ def runningNodes(base: str | None = None) -> list[tuple[str, int | None]]:
 
 def _running(datadir: str) -> bool:
     """
-    Whether a node holds C{datadir}'s lock. (The probe takes a shared lock
-    for an instant, so it is made only to choose among several.)
+    Whether a node holds C{datadir}'s lock: the process whose id the lock
+    file holds is alive (a node killed leaves its cookie and its id
+    behind). Without an id there (or where processes cannot be asked), a
+    probe of the lock, which takes a shared lock for an instant: so it is
+    made only to choose among several.
     """
+    path = os.path.join(datadir, LOCK_FILE)
+    try:
+        with open(path, encoding="ascii") as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid > 0 and hasattr(os, "kill") and sys.platform != "win32":
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # alive, another user's
+        return True
     if fcntl is None:
         return True
     try:
-        fd = os.open(os.path.join(datadir, LOCK_FILE), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

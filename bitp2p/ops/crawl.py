@@ -33,7 +33,7 @@ from twisted.python import usage
 from bitp2p.address import AddressError, split_host_port
 from bitp2p.bitcoin.crawl import Crawler, Progress, Snapshot, outputFormat
 from bitp2p.bitcoin.networks import NETWORKS
-from bitp2p.ops.tap import _positiveNumber, _seconds, _wholeNumber
+from bitp2p.ops.tap import _positiveNumber, _seconds, wholeNumber
 from bitp2p.constants import (
     CRAWL_ADDR_QUIET_S,
     CRAWL_ADDR_WAIT_S,
@@ -98,13 +98,13 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--network must be one of {', '.join(NETWORKS)}, not {self['network']!r}"
             )
-        self["concurrency"] = _wholeNumber("concurrency", self["concurrency"], 1)
+        self["concurrency"] = wholeNumber("concurrency", self["concurrency"], 1)
         self["timeout"] = _seconds("timeout", self["timeout"])
         self["addr-wait"] = _seconds("addr-wait", self["addr-wait"])
         self["addr-quiet"] = _seconds("addr-quiet", self["addr-quiet"])
         self["rate"] = _positiveNumber("rate", self["rate"])
         if self["max-nodes"] is not None:
-            self["max-nodes"] = _wholeNumber("max-nodes", self["max-nodes"], 1)
+            self["max-nodes"] = wholeNumber("max-nodes", self["max-nodes"], 1)
         if self["out"] is not None:
             try:
                 outputFormat(self["out"])

@@ -78,11 +78,15 @@ __all__ = [
     "Options",
     "UsageFailure",
     "addControl",
+    "beginLogging",
+    "checkLogOptions",
     "exitWith",
     "logObserver",
     "makeNode",
     "makeService",
     "printAndExit",
+    "stderrLines",
+    "wholeNumber",
 ]
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -132,7 +136,12 @@ def printAndExit(text: str) -> SystemExit:
     return SystemExit(0)
 
 
-def _wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
+def wholeNumber(option: str, text: str, low: int, high: int | None = None) -> int:
+    """
+    The value of a whole-number option, in C{low..high} (or C{>= low}).
+
+    @raise usage.UsageError: one line naming the option and the bounds.
+    """
     bounds = f"in {low}..{high}" if high is not None else f">= {low}"
     try:
         value = int(text)
@@ -423,12 +432,12 @@ class Options(usage.Options):
         self.logLevel = checkLogOptions(self)
         if self["log-level"] == "info" and _twist(self) is not None:
             self.logLevel = _twist(self)["logLevel"]  # twist --log-level
-        self.logRotateBytes = _wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)
-        self.logMaxFiles = _wholeNumber("log-max-files", self["log-max-files"], 1)
+        self.logRotateBytes = wholeNumber("log-rotate-bytes", self["log-rotate-bytes"], 1)
+        self.logMaxFiles = wholeNumber("log-max-files", self["log-max-files"], 1)
         for option in ("rpc-port", "web-port"):
             value = self[option]
             if value is not None and value.isascii() and value.isdigit():
-                value = f"tcp:{_wholeNumber(option, value, 0, 65535)}:interface=127.0.0.1"
+                value = f"tcp:{wholeNumber(option, value, 0, 65535)}:interface=127.0.0.1"
             elif value is not None:
                 try:
                     check_listen(value)
@@ -444,7 +453,7 @@ class Options(usage.Options):
         try:
             self.config = NodeConfig(
                 network=self["network"],
-                port=None if port is None else _wholeNumber("port", str(port), 0, 65535),
+                port=None if port is None else wholeNumber("port", str(port), 0, 65535),
                 interface=self["interface"],
                 listen_endpoints=self["listen"],
                 tls=bool(self["tls"]),
@@ -453,8 +462,8 @@ class Options(usage.Options):
                 connect=self["connect"],
                 seednodes=self["seednodes"],
                 datadir=self["datadir"],
-                max_outbound=_wholeNumber("max-outbound", self["max-outbound"], 0),
-                max_connections=_wholeNumber("max-connections", self["max-connections"], 1),
+                max_outbound=wholeNumber("max-outbound", self["max-outbound"], 0),
+                max_connections=wholeNumber("max-connections", self["max-connections"], 1),
                 ping_interval_s=_optionalSeconds("ping-interval", self["ping-interval"]),
                 ping_timeout_s=_optionalSeconds("ping-timeout", self["ping-timeout"]),
             )

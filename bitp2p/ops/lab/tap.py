@@ -35,6 +35,7 @@ from bitp2p.ops.tap import (
     exitWith,
     logObserver,
     stderrLines,
+    wholeNumber,
 )
 
 __all__ = ["LabService", "Options", "makeService", "main"]
@@ -44,16 +45,6 @@ log = Logger()
 HOST = "127.0.0.1"
 # The most nodes --nodes starts.
 MAX_START_NODES = 100
-
-
-def _wholeNumber(option: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise usage.UsageError(f"--{option} must be a whole number in {low}..{high}, not {text!r}")
-    return value
 
 
 class Options(usage.Options):
@@ -103,9 +94,9 @@ class Options(usage.Options):
     logMaxFiles = LOG_MAX_FILES
 
     def postOptions(self) -> None:
-        self["nodes"] = _wholeNumber("nodes", self["nodes"], 0, MAX_START_NODES)
-        self["web-port"] = _wholeNumber("web-port", self["web-port"], 0, 65535)
-        self["base-port"] = _wholeNumber("base-port", self["base-port"], 1, 65535)
+        self["nodes"] = wholeNumber("nodes", self["nodes"], 0, MAX_START_NODES)
+        self["web-port"] = wholeNumber("web-port", self["web-port"], 0, 65535)
+        self["base-port"] = wholeNumber("base-port", self["base-port"], 1, 65535)
         self.logLevel = checkLogOptions(self)
         networks = (NETWORK, *BITCOIN_NETWORKS)
         if self["network"] not in networks:

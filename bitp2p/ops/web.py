@@ -70,7 +70,10 @@ __all__ = [
     "STATIC_DIR",
     "StaticFile",
     "dashboardResource",
+    "escapeText",
+    "renderTemplate",
     "sameOrigin",
+    "secureHeaders",
     "snapshot",
 ]
 
@@ -95,9 +98,27 @@ PAGE_CSP = (
 )
 
 
-def _secure(request) -> None:
+def secureHeaders(request) -> None:
+    """
+    Set the security headers of every page and file served.
+    """
     for name, value in SECURITY_HEADERS.items():
         request.setHeader(name, value)
+
+
+def renderTemplate(request, path: Path, slots: dict[str, str]) -> bytes:
+    """
+    The page at C{path} with each C{{{slot}}} replaced by its (already
+    escaped) text, served as HTML with the security headers and the
+    pages' content security policy.
+    """
+    template = path.read_text(encoding="utf-8")
+    for slot, value in slots.items():
+        template = template.replace(slot, value)
+    secureHeaders(request)
+    request.setHeader(b"content-security-policy", PAGE_CSP)
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    return template.encode("utf-8")
 
 
 # -- the snapshot -----------------------------------------------------------------
@@ -276,7 +297,10 @@ def _graph(nodeId: str, listening, peerInfos: list[dict], known: list[dict]) -> 
 # -- server-side rendering ----------------------------------------------------------
 
 
-def _e(value) -> str:
+def escapeText(value) -> str:
+    """
+    C{value} as HTML text (C{None} as nothing), quotes escaped too.
+    """
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -301,7 +325,7 @@ def _size(count: int) -> str:
 
 
 def _detail(detail: str) -> str:
-    return f'<br><small class="detail">{_e(detail)}</small>' if detail else ""
+    return f'<br><small class="detail">{escapeText(detail)}</small>' if detail else ""
 
 
 def _ping(rtt: float | None) -> str:
@@ -311,12 +335,12 @@ def _ping(rtt: float | None) -> str:
 def _nodeCard(state: dict) -> str:
     n = state["node"]
     rows = [
-        ("Node id", f'<code class="nodeid">{_e(n["id"])}</code>'),
-        ("Listening", _e(n["listening"] or "not listening")),
-        ("Uptime", _e(_ago(state["now"] - n["uptime"], state["now"]))),
-        ("Network", _e(n["network"])),
+        ("Node id", f'<code class="nodeid">{escapeText(n["id"])}</code>'),
+        ("Listening", escapeText(n["listening"] or "not listening")),
+        ("Uptime", escapeText(_ago(state["now"] - n["uptime"], state["now"]))),
+        ("Network", escapeText(n["network"])),
         ("TLS", "on" if n["tls"] else "off"),
-        ("User agent", _e(n["user_agent"])),
+        ("User agent", escapeText(n["user_agent"])),
         ("Peers", str(len(state["peers"]))),
         ("Known addresses", str(state["known_total"])),
     ]
@@ -330,18 +354,18 @@ def _peerRows(state: dict) -> str:
     rows = []
     for p in state["peers"]:
         rows.append(
-            f'<tr data-node-id="{_e(p["node_id"])}">'
-            f'<td><code title="{_e(p["node_id"])}">{_e(p["node_id"][:16])}</code></td>'
-            f'<td>{_e(p["address"] or p["remote"])}</td>'
-            f'<td><span class="tag {_e(p["direction"])}">{_e(p["direction"])}</span></td>'
-            f'<td>{_e(p["kind"])}</td>'
-            f'<td class="agent">{_e(p["agent"])}{_detail(p["detail"])}</td>'
-            f'<td>{_e(_ago(p["since"], now))}</td>'
-            f'<td class="num">{_e(_ping(p["ping"]))}</td>'
-            f'<td class="num">{_e(_size(p["bytes_in"]))}</td>'
-            f'<td class="num">{_e(_size(p["bytes_out"]))}</td>'
+            f'<tr data-node-id="{escapeText(p["node_id"])}">'
+            f'<td><code title="{escapeText(p["node_id"])}">{escapeText(p["node_id"][:16])}</code></td>'
+            f'<td>{escapeText(p["address"] or p["remote"])}</td>'
+            f'<td><span class="tag {escapeText(p["direction"])}">{escapeText(p["direction"])}</span></td>'
+            f'<td>{escapeText(p["kind"])}</td>'
+            f'<td class="agent">{escapeText(p["agent"])}{_detail(p["detail"])}</td>'
+            f'<td>{escapeText(_ago(p["since"], now))}</td>'
+            f'<td class="num">{escapeText(_ping(p["ping"]))}</td>'
+            f'<td class="num">{escapeText(_size(p["bytes_in"]))}</td>'
+            f'<td class="num">{escapeText(_size(p["bytes_out"]))}</td>'
             '<td><form method="post" action="disconnect" class="inline">'
-            f'<input type="hidden" name="node_id" value="{_e(p["node_id"])}">'
+            f'<input type="hidden" name="node_id" value="{escapeText(p["node_id"])}">'
             '<button type="submit" class="danger small">Disconnect</button></form></td>'
             "</tr>"
         )
@@ -359,11 +383,11 @@ def _knownRows(state: dict) -> str:
         return '<tr class="empty"><td colspan="6">No known addresses.</td></tr>'
     now = state["now"]
     return "\n".join(
-        f'<tr><td>{_e(k["address"])}</td>'
-        f'<td><span class="tag {_e(k["table"])}">{_e(k["table"])}</span></td>'
-        f'<td>{_e(_ago(k["heard"], now))}</td>'
-        f'<td>{_e(_ago(k["last_seen"], now))}</td>'
-        f'<td>{_e(_ago(k["last_success"], now))}</td><td>{_e(_source(k))}</td></tr>'
+        f'<tr><td>{escapeText(k["address"])}</td>'
+        f'<td><span class="tag {escapeText(k["table"])}">{escapeText(k["table"])}</span></td>'
+        f'<td>{escapeText(_ago(k["heard"], now))}</td>'
+        f'<td>{escapeText(_ago(k["last_seen"], now))}</td>'
+        f'<td>{escapeText(_ago(k["last_success"], now))}</td><td>{escapeText(_source(k))}</td></tr>'
         for k in state["known"]
     )
 
@@ -379,7 +403,7 @@ def _banRows(state: dict) -> str:
         return '<tr class="empty"><td colspan="2">No bans.</td></tr>'
     now = state["now"]
     return "\n".join(
-        f'<tr><td>{_e(b["subnet"])}</td><td>{_e(_until(b["until"], now))}</td></tr>'
+        f'<tr><td>{escapeText(b["subnet"])}</td><td>{escapeText(_until(b["until"], now))}</td></tr>'
         for b in state["bans"]
     )
 
@@ -390,7 +414,7 @@ def _flash(request) -> str:
         return '<p id="flash" class="flash" hidden></p>'
     ok = request.args.get(b"ok", [b"1"])[0] == b"1"
     kind = "ok" if ok else "error"
-    return f'<p id="flash" class="flash {kind}" role="status">{_e(message)}</p>'
+    return f'<p id="flash" class="flash {kind}" role="status">{escapeText(message)}</p>'
 
 
 class _Page(Resource):
@@ -405,12 +429,11 @@ class _Page(Resource):
         self.node = node
 
     def render_GET(self, request) -> bytes:
-        template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         state = snapshot(self.node)
         slots = {
-            "{{node_id}}": _e(state["node"]["id"]),
-            "{{short_id}}": _e(state["node"]["id"][:12]),
-            "{{version}}": _e(state["version"]),
+            "{{node_id}}": escapeText(state["node"]["id"]),
+            "{{short_id}}": escapeText(state["node"]["id"][:12]),
+            "{{version}}": escapeText(state["version"]),
             "{{flash}}": _flash(request),
             "{{node_card}}": _nodeCard(state),
             "{{peer_count}}": str(len(state["peers"])),
@@ -420,12 +443,7 @@ class _Page(Resource):
             "{{ban_count}}": str(len(state["bans"])),
             "{{ban_rows}}": _banRows(state),
         }
-        for slot, value in slots.items():
-            template = template.replace(slot, value)
-        _secure(request)
-        request.setHeader(b"content-security-policy", PAGE_CSP)
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return template.encode("utf-8")
+        return renderTemplate(request, STATIC_DIR / "index.html", slots)
 
 
 class _State(Resource):
@@ -436,7 +454,7 @@ class _State(Resource):
         self.node = node
 
     def render_GET(self, request) -> bytes:
-        _secure(request)
+        secureHeaders(request)
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(snapshot(self.node), allow_nan=False).encode("utf-8")
 
@@ -477,7 +495,7 @@ def _redirect(request, message: str, ok: bool) -> bytes:
     request.setResponseCode(303)
     request.setHeader(b"location", ("./?" + query).encode("ascii"))
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    _secure(request)
+    secureHeaders(request)
     return f"{message}\n".encode("utf-8")
 
 
@@ -523,7 +541,7 @@ class _Action(Resource):
         if not sameOrigin(request):
             request.setResponseCode(403)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            _secure(request)
+            secureHeaders(request)
             log.info("Dashboard: refused a cross-origin POST to {uri}", uri=request.uri[:200])
             return b"Forbidden: this form must be posted from the dashboard itself.\n"
         result = self.act(request)

@@ -28,7 +28,6 @@ L{bitp2p.ops.lab.service}'s.
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import json
 from pathlib import Path
@@ -40,7 +39,14 @@ from twisted.web.resource import Resource
 
 from bitp2p._version import __version__
 from bitp2p.ops.lab.service import Lab, LabError
-from bitp2p.ops.web import PAGE_CSP, SECURITY_HEADERS, StaticFile, sameOrigin, snapshot
+from bitp2p.ops.web import (
+    StaticFile,
+    escapeText,
+    renderTemplate,
+    sameOrigin,
+    secureHeaders,
+    snapshot,
+)
 
 __all__ = ["STATIC_DIR", "labResource", "loopbackHost"]
 
@@ -77,20 +83,11 @@ def loopbackHost(host: bytes | None) -> bool:
         return False
 
 
-def _secure(request) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        request.setHeader(name, value)
-
-
 def _json(request, body, code: int = 200) -> bytes:
-    _secure(request)
+    secureHeaders(request)
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     return json.dumps(body, allow_nan=False).encode("utf-8")
-
-
-def _e(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def nodeList(state: dict) -> str:
@@ -102,11 +99,11 @@ def nodeList(state: dict) -> str:
     rows = []
     for n in state["nodes"]:
         peers = ", ".join(
-            f"{_e(p['port'] or p['address'])} ({_e(p['direction'])})" for p in n["peers"]
+            f"{escapeText(p['port'] or p['address'])} ({escapeText(p['direction'])})" for p in n["peers"]
         )
         known = "" if n["known"] is None else f", knows {n['known']} addresses"
         rows.append(
-            f'<li data-port="{n["port"]}"><strong>{n["port"]}</strong> {_e(n["state"])}{known}'
+            f'<li data-port="{n["port"]}"><strong>{n["port"]}</strong> {escapeText(n["state"])}{known}'
             f'{"; peers: " + peers if peers else ""}</li>'
         )
     return "\n".join(rows)
@@ -120,19 +117,14 @@ class _Page(Resource):
         self.lab = lab
 
     def render_GET(self, request) -> bytes:
-        template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         state = self.lab.state()
-        for slot, value in {
+        slots = {
             "{{node_list}}": nodeList(state),
-            "{{network}}": _e(state["network"]),
-            "{{directory}}": _e(state["directory"]),
-            "{{version}}": _e(__version__),
-        }.items():
-            template = template.replace(slot, value)
-        _secure(request)
-        request.setHeader(b"content-security-policy", PAGE_CSP)
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return template.encode("utf-8")
+            "{{network}}": escapeText(state["network"]),
+            "{{directory}}": escapeText(state["directory"]),
+            "{{version}}": escapeText(__version__),
+        }
+        return renderTemplate(request, STATIC_DIR / "index.html", slots)
 
 
 class _State(Resource):
@@ -322,7 +314,7 @@ class _Refused(Resource):
     isLeaf = True
 
     def render(self, request) -> bytes:
-        _secure(request)
+        secureHeaders(request)
         request.setResponseCode(421)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return b"The lab answers only requests to a loopback host (localhost, 127.0.0.1, [::1]).\n"

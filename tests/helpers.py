@@ -308,3 +308,53 @@ class Inbound:
     @property
     def refused(self) -> bool:
         return self.wire is None
+
+
+def stopProcess(proc, gently: bool = True, wait_s: float = 10.0) -> None:
+    """
+    End a test's subprocess (if it still runs) and close its pipes: with
+    SIGTERM first when C{gently} (then SIGKILL after C{wait_s}), else
+    SIGKILL at once.
+    """
+    import subprocess
+
+    if proc.poll() is None:
+        if gently:
+            proc.terminate()
+            try:
+                proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        else:
+            proc.kill()
+            proc.wait(wait_s)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()
+
+
+def firstLine(proc, what: str, seconds: float = 15.0) -> bytes:
+    """
+    The first line a subprocess writes on its standard output, read within
+    C{seconds} (bounded).
+
+    @raise AssertionError: "C{what} did not start" or "C{what} exited",
+        with what it wrote on standard error.
+    """
+    import os
+    import select
+    import time
+
+    deadline = time.monotonic() + seconds
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, left))
+        if not ready or proc.poll() is not None:
+            raise AssertionError(f"{what} did not start: {proc.stderr.read1(4096)!r}")
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"{what} exited: {proc.stderr.read1(4096)!r}")
+        line += chunk
+    return line

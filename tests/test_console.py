@@ -23,7 +23,7 @@ from bitp2p.address import Address
 from bitp2p.formatting import duration
 from bitp2p.ops.console import Commands, PipeConsole, TerminalConsole, age
 
-from .helpers import linkNodes, makeNode, tempDir
+from .helpers import linkNodes, makeNode, stopProcess, tempDir
 
 DEADLINE_S = 30
 
@@ -391,12 +391,7 @@ class ProcessTests(SynchronousTestCase):
         return process
 
     def reap(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream and not stream.closed:
-                stream.close()
+        stopProcess(process, gently=False)
 
     def readUntil(self, process, pattern: str) -> str:
         """

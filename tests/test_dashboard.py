@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
-import time
 import unittest
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,7 +23,7 @@ from bitp2p.address import Address
 from bitp2p.ops.control.auth import DENIED_PAGE
 from bitp2p.ops.web import dashboardResource, sameOrigin
 
-from .helpers import learn
+from .helpers import firstLine, learn, stopProcess
 from .test_control import ControlTestCase, _Body, basic, readBody
 
 PASSWORD = "secret"
@@ -362,29 +360,8 @@ class BrowserTests(unittest.TestCase):
             env=env,
         )
 
-        def stop():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                stream.close()
-
-        self.addCleanup(stop)
-        deadline = time.monotonic() + 15
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([proc.stdout], [], [], max(0, left))
-            if not ready or proc.poll() is not None:
-                self.fail(f"the node process did not start: {proc.stderr.read1(4096)!r}")
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                self.fail(f"the node process exited: {proc.stderr.read1(4096)!r}")
-            line += chunk
+        self.addCleanup(stopProcess, proc, True, 5)
+        line = firstLine(proc, "the node process")
         return json.loads(line)
 
     def test_liveDashboard(self):

@@ -31,7 +31,7 @@ from bitp2p.ops.lab.web import labResource, loopbackHost
 from bitp2p.ops.lab.tap import Options
 from bitp2p.ops.tap import UsageFailure
 
-from .helpers import tempDir
+from .helpers import firstLine, stopProcess, tempDir
 from .test_control import _Body, readBody
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -566,29 +566,8 @@ class BrowserTests(unittest.TestCase):
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
         )
 
-        def stop():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
-
-        self.addCleanup(stop)
-        deadline = time.monotonic() + 15
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([proc.stdout], [], [], max(0, left))
-            if not ready or proc.poll() is not None:
-                self.fail(f"the lab did not start: {proc.stderr.read1(4096)!r}")
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                self.fail(f"the lab exited: {proc.stderr.read1(4096)!r}")
-            line += chunk
+        self.addCleanup(stopProcess, proc)
+        line = firstLine(proc, "the lab")
         match = re.search(r"(http://127\.0\.0\.1:\d+/)", line.decode())
         self.assertIsNotNone(match, line)
         return match.group(1)

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitp2p._version import __version__
 
-from .helpers import tempDir
+from .helpers import stopProcess, tempDir
 
 BIN = os.path.dirname(sys.executable)
 BITP2P = os.path.join(BIN, "bitp2p")
@@ -81,12 +81,7 @@ class Processes:
         return process
 
     def reap(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None and not stream.closed:
-                stream.close()
+        stopProcess(process, gently=False)
 
     def stop(self, process: subprocess.Popen) -> tuple[str, str]:
         """

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from bitp2p.ops.tap import Options
 from bitp2p.tls import node_id_of_public_key
 
-from .helpers import tempDir
+from .helpers import stopProcess, tempDir
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 DEADLINE_S = 30
@@ -93,15 +93,7 @@ class TwistdProcesses:
         return process
 
     def reap(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        process.stdout.close()
-        process.stderr.close()
+        stopProcess(process)
 
 
 class TwistdTests(TwistdProcesses, SynchronousTestCase):

@@ -178,16 +178,20 @@
   async function showDetail() {
     if (selected === null) return;
     $("detail-port").textContent = selected;
+    const notShown = (text) => {
+      $("detail").hidden = true;
+      $("detail-empty").hidden = false;
+      $("detail-empty").textContent = text;
+    };
+    // A node stopped or killed has no view: said without asking the lab
+    // (whose answer would be an error status).
+    const node = state && state.nodes.find((n) => n.port === selected);
+    if (node && node.state !== "running") return notShown("node " + selected + " is " + node.state);
     let snap;
     try {
       const r = await fetch("api/node?port=" + selected);
       snap = await r.json();
-      if (!r.ok) {
-        $("detail").hidden = true;
-        $("detail-empty").hidden = false;
-        $("detail-empty").textContent = snap.error;
-        return;
-      }
+      if (!r.ok) return notShown(snap.error);
     } catch (e) { return; }
     $("detail-empty").hidden = true;
     $("detail").hidden = false;
@@ -254,10 +258,16 @@
   }
 
   async function pollEvents() {
-    const r = await fetch("api/events?since=" + lastSeq);
+    // An action's refresh may overlap the loop's: each event is taken once.
+    const since = lastSeq;
+    const r = await fetch("api/events?since=" + since);
     const body = await r.json();
-    if (body.missed) feed.push({ seq: 0, t: Date.now() / 1000, kind: "error", text: "(older events were dropped)" });
-    for (const e of body.events) { feed.push(e); lastSeq = e.seq; }
+    if (body.missed && since === lastSeq) feed.push({ seq: 0, t: Date.now() / 1000, kind: "error", text: "(older events were dropped)" });
+    for (const e of body.events) {
+      if (e.seq <= lastSeq) continue;
+      feed.push(e);
+      lastSeq = e.seq;
+    }
     while (feed.length > 2000) feed.shift();
     if (!paused && body.events.length) drawEvents();
   }

@@ -215,8 +215,11 @@ class TwistdTests(TwistdProcesses, SynchronousTestCase):
         def logged() -> str:
             text = ""
             for name in sorted(os.listdir(workdir)):
-                with open(os.path.join(workdir, name)) as f:
-                    text += f.read()
+                try:
+                    with open(os.path.join(workdir, name)) as f:
+                        text += f.read()
+                except FileNotFoundError:
+                    continue  # rotated away between the listing and the read
             return text
 
         deadline = time.monotonic() + DEADLINE_S

@@ -188,6 +188,53 @@ class ErrorTests(SynchronousTestCase):
         self.assertIn(f"cannot connect to the node at 127.0.0.1:{port}", err)
         self.assertEqual(err.count("\n"), 1)
 
+    def healthAnswers(self, status: int, body: bytes):
+        """
+        -health against a stand-in for C{urlopen} answering C{status} and
+        C{body}; what it printed, wrote to stderr and exited with.
+        """
+        import email.message
+        import urllib.error
+
+        asked = []
+
+        class Response(io.BytesIO):
+            def __init__(self):
+                super().__init__(body)
+                self.status = status
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        def urlopen(url, timeout):
+            asked.append(url)
+            if status != 200:
+                raise urllib.error.HTTPError(url, status, "", email.message.Message(), io.BytesIO(body))
+            return Response()
+
+        self.patch(cli.urllib.request, "urlopen", urlopen)
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(cli.sys, "stderr", err)
+        code = cli.main(["--rpc-port", "5332", "-health"], out=out)
+        self.assertEqual(asked, ["http://127.0.0.1:5332/health"])
+        return code, out.getvalue(), err.getvalue()
+
+    def test_healthUpDownOrNeither(self):
+        """
+        -health exits 0 on C{up} (200), 1 on C{down} (503), and 1 with one
+        line on anything else (a server that is not a bitp2p node).
+        """
+        self.assertEqual(self.healthAnswers(200, b"up\n"), (0, "up\n", ""))
+        self.assertEqual(self.healthAnswers(503, b"down\n"), (1, "down\n", ""))
+        self.assertEqual(
+            self.healthAnswers(404, b"<html>not found</html>"),
+            (1, "", "bitp2p-cli: the node at 127.0.0.1:5332 answered HTTP 404 to /health\n"),
+        )
+        self.assertEqual(self.healthAnswers(200, b"hello")[:2], (1, ""))
+
     def test_thePortComesFromTheDataDirectory(self):
         directory = tempDir(self)
         with open(f"{directory}/.rpcport", "w") as f:

@@ -105,10 +105,19 @@ class OperatorTests(TwistdProcesses, SynchronousTestCase):
         self.assertEqual(wrong.returncode, 1)
         self.assertIn("refused the credentials (HTTP 401)", wrong.stderr)
 
+        # -health needs no credentials (a container's health check); the
+        # port comes from --rpc-port or the data directory.
+        for where in (["--rpc-port", str(self.rpcPort)], ["--datadir", self.datadir]):
+            health = self.cli(*where, "-health")
+            self.assertEqual((health.returncode, health.stdout, health.stderr), (0, "up\n", ""))
+
         # Stopped, the node takes its cookie away.
         self.a.terminate()
         self.a.wait(DEADLINE_S)
         self.assertFalse(os.path.exists(cookie))
+        health = self.cli("--rpc-port", str(self.rpcPort), "-health")
+        self.assertEqual((health.returncode, health.stdout), (1, ""))
+        self.assertIn(f"bitp2p-cli: cannot connect to the node at 127.0.0.1:{self.rpcPort}", health.stderr)
 
     def test_metricsAndJSONLogs(self):
         self.startPair()

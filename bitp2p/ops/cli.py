@@ -6,6 +6,7 @@ C{bitcoin-cli} does for bitcoind.
     bitp2p-cli --datadir DIR -netinfo
     bitp2p-cli --datadir DIR addnode 127.0.0.1:5001 add
     bitp2p-cli --rpc-port 5332 --rpc-password SECRET --json getnetworkinfo
+    bitp2p-cli --rpc-port 5332 -health
 
 Credentials: the cookie the node writes to its data directory (C{.cookie})
 when given C{--datadir}, or C{--rpc-user}/C{--rpc-password}. With neither,
@@ -27,7 +28,9 @@ part of the node: it uses the standard library's blocking HTTP client.
 
 This module owns the client's command line and its printing. It must not
 import the node, Twisted or the server side: it knows the API only as
-JSON over HTTP. (Moved from C{bitp2p.cli}, which still re-exports it.)
+JSON over HTTP. C{-health} asks C{GET /health}, which needs no
+credentials, prints C{up} or C{down} and exits 0 only when up: a container's
+or a supervisor's health check. (Moved from C{bitp2p.cli}, which still re-exports it.)
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from bitp2p.constants import COOKIE_FILE, DEFAULT_RPC_PORT, RPC_PORT_FILE
 from bitp2p.ops.datadir import findNode
 from bitp2p.formatting import age, span
 
-__all__ = ["CLIError", "call", "main"]
+__all__ = ["CLIError", "call", "health", "main"]
 
 
 class CLIError(Exception):
@@ -91,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print bitp2p-cli's version and exit",
     )
     parser.add_argument("-netinfo", "--netinfo", action="store_true", help="a summary of the peers")
+    parser.add_argument(
+        "-health",
+        "--health",
+        action="store_true",
+        help="ask GET /health (no credentials): print up or down, exit 0 only when up",
+    )
     parser.add_argument("method", nargs="?")
     parser.add_argument("params", nargs="*")
     return parser
@@ -174,6 +183,32 @@ def call(host: str, port: int, credentials: str, method: str, params: list) -> o
     if error:
         raise CLIError(f"error code: {error.get('code')}\nerror message:\n{error.get('message')}")
     return answer.get("result") if isinstance(answer, dict) else answer
+
+
+def health(host: str, port: int) -> str:
+    """
+    Ask the node's C{GET /health}: C{"up"} or C{"down"}.
+
+    @raise CLIError: when the node cannot be reached or answers something
+        else.
+    """
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with urllib.request.urlopen(f"http://{target}/health", timeout=TIMEOUT_S) as response:
+            status, body = response.status, response.read(64)
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read(64)
+    except urllib.error.URLError as e:
+        reason = getattr(e.reason, "strerror", None) or str(e.reason)
+        raise CLIError(
+            f"cannot connect to the node at {target}: {reason} (is it running with --rpc-port?)"
+        ) from None
+    except OSError as e:
+        raise CLIError(f"no answer from the node at {target}: {e}") from None
+    state = body.decode("ascii", "replace").strip()
+    if (status, state) not in ((200, "up"), (503, "down")):
+        raise CLIError(f"the node at {target} answered HTTP {status} to /health")
+    return state
 
 
 # -- printing -------------------------------------------------------------------
@@ -363,11 +398,15 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
 
 def _main(argv: list[str] | None, out: IO[str]) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.netinfo and not args.method:
+    if not args.netinfo and not args.health and not args.method:
         _parser().print_usage(sys.stderr)
-        sys.stderr.write("bitp2p-cli: give a method (see --help), or -netinfo\n")
+        sys.stderr.write("bitp2p-cli: give a method (see --help), -netinfo or -health\n")
         return 2
     try:
+        if args.health:
+            state = health(args.rpc_connect, _port(args))
+            out.write(state + "\n")
+            return 0 if state == "up" else 1
         credentials = _credentials(args)
         port = _port(args)
         if args.netinfo:

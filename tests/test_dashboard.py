@@ -379,7 +379,7 @@ class BrowserTests(unittest.TestCase):
             )
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if chromium is None:
-            self.fail("the browser test needs chromium on PATH: run .ci/browser-deps (as root)")
+            self.fail("the browser test needs chromium on PATH: run .ci/system-deps (as root)")
 
         first = self.startProcess()
         artifacts = _artifacts()

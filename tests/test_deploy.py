@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bitp2p.ops.container import commandLine, optionArguments
 from bitp2p.ops.tap import Options
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -227,23 +228,62 @@ def test_kustomizationListsTheManifests():
     )
 
 
-def _args(statefulset: dict) -> list[str]:
-    return statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+CONTAINERFILE = DEPLOY.parent / "Containerfile"
 
 
-def _option(args: list[str], name: str) -> str:
-    assert args.count(name) == 1, name
-    return args[args.index(name) + 1]
+def imageEnvironment() -> dict[str, str]:
+    """
+    The variables the C{Containerfile} sets (its C{ENV} lines).
+    """
+    text = CONTAINERFILE.read_text().replace("\\\n", " ")
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for word in shlex.split(line[4:]):
+                name, _, value = word.partition("=")
+                env[name] = value
+    return env
 
 
-def test_manifestsFitTogether():
+def podEnvironment(k: dict[str, dict]) -> dict[str, str]:
+    """
+    The BITP2P_ variables the StatefulSet's container runs with: the image's,
+    then the ConfigMap's (envFrom), then its own (the example Secret's
+    password), as the kubelet would set them.
+    """
+    container = k["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
+    env = {n: v for n, v in imageEnvironment().items() if n.startswith("BITP2P_")}
+    env.update(k["ConfigMap"]["data"])
+    for variable in container["env"]:
+        ref = variable["valueFrom"]["secretKeyRef"]
+        env[variable["name"]] = k["Secret"]["stringData"][ref["key"]]
+    return env
+
+
+def podOptions(k: dict[str, dict], datadir: str | None = None) -> Options:
+    """
+    The plugin's options, parsed by its real parser from the command line
+    the image's entry point makes of the pod's variables.
+    """
+    env = podEnvironment(k)
+    if datadir is not None:
+        env["BITP2P_DATADIR"] = datadir
+    line = commandLine(env, [])
+    assert line[:4] == ["twistd", "--nodaemon", "--pidfile=", "bitp2p"]
+    options = Options()
+    options.parseOptions(line[4:])
+    return options
+
+
+def test_manifestsFitTogether(tmp_path):
     """
     The pieces name each other right: the StatefulSet's service is the
     headless Service, whose DNS name is the nodes' seed; selectors match
     the pods' labels (the Service's, the PDB's); the probes ask /health on
     the control API's port, the one Prometheus is told to scrape; the
-    data volume is mounted at the --datadir the command uses; every
-    $(VAR) of the command is defined, from the ConfigMap and the Secret.
+    data volume is mounted at the data directory the image's entry point
+    gives the node; the ConfigMap names only options; the pod's user is
+    the image's.
     """
     k = kinds()
     service, statefulset, pdb = k["Service"], k["StatefulSet"], k["PodDisruptionBudget"]
@@ -251,8 +291,8 @@ def test_manifestsFitTogether():
     spec = statefulset["spec"]
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
-    args = _args(statefulset)
     labels = spec["template"]["metadata"]["labels"]
+    options = podOptions(k)
 
     assert spec["replicas"] >= 3
     assert spec["serviceName"] == service["metadata"]["name"]
@@ -265,79 +305,71 @@ def test_manifestsFitTogether():
 
     # Ports: P2P, and the control API (probes, metrics).
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    p2p = int(_option(args, "--port"))
+    p2p = options.config.port
     assert ports["p2p"] == p2p == 5000
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(p2p, "p2p")]
-    assert _option(args, "--rpc-port") == f"tcp:{ports['control']}:interface=0.0.0.0"
+    assert options["rpc-endpoint"] == f"tcp:{ports['control']}:interface=0.0.0.0"
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "control"}, probe
     annotations = spec["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(ports["control"])
     assert annotations["prometheus.io/path"] == "/metrics"
+    exposed = re.search(r"(?m)^EXPOSE (.*)$", CONTAINERFILE.read_text()).group(1).split()
+    assert sorted(exposed) == sorted(f"{port}/tcp" for port in ports.values())
 
-    # Seeding through the headless Service's DNS name.
-    name = service["metadata"]["name"]
-    assert _option(args, "--seed") == (
-        f"{name}.$(POD_NAMESPACE).svc.$(BITP2P_CLUSTER_DOMAIN):{p2p}"
-    )
+    # Seeding through the headless Service's DNS name (short: the pod's
+    # DNS search path completes it with the namespace and cluster domain).
+    assert list(options.config.seeds) == [f"{service['metadata']['name']}:{p2p}"]
 
-    # The data directory: a volume per pod, mounted where --datadir says.
+    # The data directory: a volume per pod, mounted where the node keeps it,
+    # which is the image's volume.
     claims = [c["metadata"]["name"] for c in spec["volumeClaimTemplates"]]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert claims == ["data"]
-    assert mounts["data"] == _option(args, "--datadir")
+    assert mounts["data"] == options["datadir"] == "/data"
+    assert 'VOLUME ["/data"]' in CONTAINERFILE.read_text()
 
-    # Every $(VAR) is defined; from the ConfigMap and the Secret as named.
-    env = {e["name"]: e.get("valueFrom", {}) for e in container["env"]}
-    used = set(re.findall(r"\$\((\w+)\)", " ".join(args)))
-    assert used <= set(env), used - set(env)
-    for var, source in env.items():
-        if "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            assert ref["name"] == configmap["metadata"]["name"]
-            assert ref["key"] in configmap["data"], var
-        elif "secretKeyRef" in source:
-            ref = source["secretKeyRef"]
-            assert ref["name"] == secret["metadata"]["name"]
-            assert ref["key"] in secret["stringData"], var
-        else:
-            assert source == {"fieldRef": {"fieldPath": "metadata.namespace"}}, var
-    assert env["BITP2P_RPC_PASSWORD"]["secretKeyRef"]["key"] == "password"
-    assert _option(args, "--rpc-password") == "$(BITP2P_RPC_PASSWORD)"
+    # The options come from the ConfigMap (every key an option: the entry
+    # point refuses others) and the Secret; no command line of its own.
+    assert "command" not in container and "args" not in container
+    assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+    optionArguments(configmap["data"])
+    [password] = container["env"]
+    assert password["name"] == "BITP2P_RPC_PASSWORD"
+    assert password["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "password"}
+    assert options["rpc-password"] == secret["stringData"]["password"]
+    # Service links would add BITP2P_HEADLESS_SERVICE_HOST and such, which
+    # the entry point refuses.
+    assert pod["enableServiceLinks"] is False
 
-    # Not root, nothing written outside the volumes, no capabilities.
+    # Not root (the image's user), nothing written outside the volumes, no
+    # capabilities.
     security = container["securityContext"]
+    user = re.search(r"(?m)^USER (\d+):(\d+)$", CONTAINERFILE.read_text())
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] != 0
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        int(user.group(1)), int(user.group(2))) != (0, 0)
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["image"] == "bitp2p:latest"
-    assert container["command"] == ["twistd"]
-    assert args[:3] == ["--nodaemon", "--pidfile=", "bitp2p"]
 
 
-def test_podCommandLineParses(tmp_path):
+def test_podOptionsParse(tmp_path):
     """
-    The pod's command line, its $(VAR)s expanded as the kubelet would
-    (from the ConfigMap, the example Secret, namespace C{default}), is
-    accepted by the plugin's real options parser, and means what the
-    manifests say.
+    The pod's options, as the image's entry point makes them of its
+    variables, are accepted by the plugin's real options parser and mean
+    what the manifests say.
     """
     k = kinds()
-    values = {**k["ConfigMap"]["data"], "POD_NAMESPACE": "default"}
-    values["BITP2P_RPC_PASSWORD"] = k["Secret"]["stringData"]["password"]
-    args = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], a) for a in _args(k["StatefulSet"])]
-    args = args[3:]  # after twistd's own options and the plugin's name
-    args[args.index("--datadir") + 1] = str(tmp_path / "data")
-    options = Options()
-    options.parseOptions(args)
+    options = podOptions(k, datadir=str(tmp_path / "data"))
     config = options.config
     assert config.port == 5000
     assert config.datadir == str(tmp_path / "data")
-    assert list(config.seeds) == ["bitp2p-headless.default.svc.cluster.local:5000"]
-    assert config.max_outbound == int(values["BITP2P_MAX_OUTBOUND"])
-    assert options["rpc-password"] == values["BITP2P_RPC_PASSWORD"]
+    assert list(config.seeds) == ["bitp2p-headless:5000"]
+    assert config.max_outbound == int(k["ConfigMap"]["data"]["BITP2P_MAX_OUTBOUND"])
+    assert config.max_connections == int(k["ConfigMap"]["data"]["BITP2P_MAX_CONNECTIONS"])
+    assert options["log-format"] == "json"

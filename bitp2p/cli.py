@@ -8,6 +8,7 @@ It owns nothing: a re-export of L{bitp2p.ops.cli}.
 import sys
 
 from bitp2p.ops.cli import *  # noqa: F401,F403
+from bitp2p.ops.cli import __all__ as _all
 from bitp2p.ops.cli import (  # noqa: F401
     DEFAULT_RPC_PORT,
     TIMEOUT_S,
@@ -17,16 +18,9 @@ from bitp2p.ops.cli import (  # noqa: F401
     printResult,
 )
 
-__all__ = [
-    "CLIError",
-    "DEFAULT_RPC_PORT",
-    "TIMEOUT_S",
-    "call",
-    "main",
-    "printNetinfo",
-    "printPeers",
-    "printResult",
-]
+__all__ = sorted(
+    {*_all, "DEFAULT_RPC_PORT", "TIMEOUT_S", "printNetinfo", "printPeers", "printResult"}
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,11 +14,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitp2p.ops import container
+from bitp2p.ops import cli, container
 from bitp2p.ops.container import VariableError, commandLine, optionArguments
 from bitp2p.ops.tap import Options, UsageFailure
 
@@ -143,10 +144,11 @@ class ProcessTests(SynchronousTestCase):
         process 1, which that signal cannot kill, it exits with 0 (seen in
         tests/test_fleet.py).
         """
-        port = freePort()
+        port, rpcPort = freePort(), freePort()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BITP2P_")}
         env.update(BITP2P_PORT=str(port), BITP2P_INTERFACE="127.0.0.1", BITP2P_NO_SEEDS="yes",
-                   BITP2P_NO_DATADIR="1", BITP2P_LOG_FORMAT="json")
+                   BITP2P_NO_DATADIR="1", BITP2P_LOG_FORMAT="json",
+                   BITP2P_RPC_PORT=str(rpcPort), BITP2P_RPC_PASSWORD="secret")
         process = subprocess.Popen(
             [sys.executable, "-m", "bitp2p.ops.container", "--log-level", "info"],
             env=env, cwd=tempDir(self), stdin=subprocess.DEVNULL,
@@ -154,16 +156,21 @@ class ProcessTests(SynchronousTestCase):
         )
         self.addCleanup(stopProcess, process)
         lines = []
-        # "Running on" is logged once the reactor runs, with twistd's
-        # signal handlers installed.
         while not any(b"Running on" in line for line in lines):
             lines.append(firstLine(process, "the entry point's node"))
             self.assertLess(len(lines), 50, lines)
         self.assertTrue(all(line.startswith(b"{") for line in lines), lines)
         self.assertTrue(any(f"listening on 127.0.0.1:{port}".encode() in line for line in lines), lines)
+        # The control API answering means the reactor runs, and with it
+        # twistd's signal handlers (installed after the services start).
+        self.patch(cli.sys, "stderr", io.StringIO())  # "cannot connect" until it listens
+        deadline = time.monotonic() + 15
+        while cli.main(["--rpc-port", str(rpcPort), "-health"], out=io.StringIO()) != 0:
+            self.assertLess(time.monotonic(), deadline, "the control API did not answer")
+            time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(30), -signal.SIGTERM)
-        self.assertIn(b'"message":"Server Shut Down."', process.stdout.read() + process.stderr.read())
+        self.assertIn(b'"message":"Server Shut Down."', process.stdout.read())
 
 
 class ContainerfileTests(SynchronousTestCase):

@@ -39,6 +39,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .podman import ROOT, Podman, PodmanUnusable
+from .test_twistd import freePort
 
 SEED_NAME = "bitp2p-seed"
 P2P_PORT = 5000
@@ -253,9 +254,10 @@ def test_aFleetOfTenFormsSurvivesChurnAndHealsAPartition(podman):
     # 4. Partition: half the nodes cut off, then connected again.
     cut = fleet.live[: len(fleet.live) // 2]
     rest = [n for n in fleet.live if n not in cut]
+    cutAt = time.monotonic()
     for name in cut:
         podman.run("network", "disconnect", fleet.network, podman.name(name))
-    cutAt = time.monotonic()
+    figures["partition_commands_s"] = round(time.monotonic() - cutAt, 1)
     waitFor(
         lambda: (lambda peers: set(peers) == set(rest)
                  and all(not (peers[n] & set(cut)) for n in rest))(fleet.snapshot(rest)[0]),
@@ -264,10 +266,11 @@ def test_aFleetOfTenFormsSurvivesChurnAndHealsAPartition(podman):
             "the cut-off nodes to drop all their links (they have no network)")
     figures["partition_noticed_s"] = round(time.monotonic() - cutAt, 1)
     assert fleet.connected(rest), "the half left on the network stays one network"
+    healed = time.monotonic()
     for name in cut:
         podman.run("network", "connect", "--ip", fleet.ips[name], "--alias", SEED_NAME,
                    fleet.network, podman.name(name))
-    healed = time.monotonic()
+    figures["heal_commands_s"] = round(time.monotonic() - healed, 1)
     waitFor(lambda: fleet.connected(fleet.live), "the two halves to be one network again")
     figures["heal_one_network_s"] = round(time.monotonic() - healed, 1)
     fleet.scrapeAll()
@@ -275,14 +278,6 @@ def test_aFleetOfTenFormsSurvivesChurnAndHealsAPartition(podman):
     FIGURES.parent.mkdir(exist_ok=True)
     FIGURES.write_text(json.dumps(figures, indent=2) + "\n")
     print("fleet figures:", json.dumps(figures))
-
-
-def freePort() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_theStatefulSetsPodRunsUnderKubePlay(podman, tmp_path):

@@ -111,9 +111,25 @@ class Podman:
         probe = self.run("run", "--rm", "--network", "none", base, "python3", "-c", "print('ok')",
                          check=False, timeout=60)
         if probe.returncode != 0 or probe.stdout.strip() != b"ok":
-            first = (self.errors(probe).strip().splitlines() or ["no output"])[-1]
-            raise PodmanUnusable(f"podman cannot run a container here: {first}")
+            raise PodmanUnusable(f"podman cannot run a container here: {self.lastError(probe)}")
+        # A network of its own (netavark, its NAT and DNS), as the fleet needs.
+        network = self.name("probe")
+        made = self.run("network", "create", network, check=False)
+        if made.returncode != 0:
+            raise PodmanUnusable(f"podman cannot make a container network here: {self.lastError(made)}")
+        try:
+            probe = self.run("run", "--rm", "--network", network, base, "python3", "-c", "print('ok')",
+                             check=False, timeout=60)
+        finally:
+            self.run("network", "rm", "-f", network, check=False)
+        if probe.returncode != 0 or probe.stdout.strip() != b"ok":
+            raise PodmanUnusable(
+                f"podman cannot run a container on a network of its own here: {self.lastError(probe)}"
+            )
         return base
+
+    def lastError(self, result: subprocess.CompletedProcess) -> str:
+        return (self.errors(result).strip().splitlines() or ["no output"])[-1]
 
     def makeBase(self) -> None:
         """

@@ -361,3 +361,22 @@ def test_theStatefulSetsPodRunsUnderKubePlay(podman, tmp_path):
     podman.run("pod", "stop", "--time", "20", name)
     assert podman.out("inspect", member, "--format", "{{.State.ExitCode}}") == "0"
     podman.run("kube", "down", str(played))
+
+
+def test_whyItSkipsIsSaid(tmp_path, monkeypatch):
+    """
+    Where podman cannot run the fleet, the skip says why, in one line: no
+    podman, not root, a base image named but missing.
+    """
+    import shutil
+
+    from . import podman as podmanModule
+
+    engine = Podman(str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(PodmanUnusable, match=r"^podman is not installed \(as root: bash .ci/system-deps"):
+        engine.usable()
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(podmanModule.os, "geteuid", lambda: 1000)
+    with pytest.raises(PodmanUnusable, match="^the fleet test runs podman as root"):
+        engine.usable()

@@ -6,7 +6,8 @@ the container's arguments.
     podman run -e BITP2P_SEED=seed.example.org:5000 -e BITP2P_MAX_OUTBOUND=4 bitp2p
     podman run bitp2p --seed 10.0.0.5:5000 --log-level debug
 
-Every option of C{twistd bitp2p} has a variable: its name in capitals,
+Every option of C{twistd bitp2p} but C{--console} (a prompt wants a
+terminal) has a variable: its name in capitals,
 C{-} as C{_}, after C{BITP2P_} (C{--max-outbound} is C{BITP2P_MAX_OUTBOUND}).
 An option given several times (C{--seed}, C{--addnode}, C{--connect},
 C{--seednode}, C{--listen}) takes several values, separated by spaces or
@@ -66,9 +67,10 @@ def _variable(option: str) -> str:
 
 def optionArguments(environ: Mapping[str, str]) -> list[str]:
     """
-    The command-line options the C{BITP2P_} variables of C{environ} say, in
-    the order of the plugin's declarations (so the same variables always
-    give the same line).
+    The command-line options the C{BITP2P_} variables of C{environ} say:
+    the flags, then the options given once, then those given several times,
+    each group in the options' alphabetical order (so the same variables
+    always give the same line).
 
     @raise VariableError: for a variable that names no option, or a
         flag whose value is neither true nor false.

@@ -127,6 +127,15 @@ class Fleet:
             assert sum(s.value for s in families["bitp2p_peers"].samples) >= 1, name
             assert "process_cpu_seconds" in families, sorted(families)
 
+    def printLogs(self, lines: int = 15) -> None:
+        """
+        The end of every container's log, for a failed run's report.
+        """
+        for name in sorted(self.ips):
+            result = self.podman.run("logs", "--tail", str(lines), self.podman.name(name), check=False)
+            print(f"--- {name} ({self.ips[name]}) ---")
+            print((result.stdout + result.stderr).decode(errors="replace").rstrip())
+
     def inside(self, name: str, *args: str) -> str:
         """
         bitp2p-cli in the container (for a node the host cannot reach).
@@ -190,6 +199,14 @@ def waitFor(predicate, what: str, limit_s: float = STEP_LIMIT_S) -> float:
 
 def test_aFleetOfTenFormsSurvivesChurnAndHealsAPartition(podman):
     fleet = Fleet(podman)
+    try:
+        scenario(podman, fleet)
+    except BaseException:
+        fleet.printLogs()
+        raise
+
+
+def scenario(podman: Podman, fleet: Fleet) -> None:
     figures = {"nodes": NODES}
     started = time.monotonic()
     for i in range(NODES):

@@ -99,11 +99,20 @@ def _stdlibDumps(obj: Any) -> bytes:
 # a minus sign and 19 or more: text holding one of those runs is decoded by
 # the standard library. (Mapping digits to 1 and "-" to 2, then looking for
 # the runs, is ~5x cheaper than a regex, and is done once per received
-# chunk, not once per line.)
+# chunk, not once per line.) A run of exactly 20 digits is looked at
+# again: one that stands alone as an integer of at most 2^64 - 1 (a ping's
+# nonce, half of them) orjson reads exactly, as the standard library does.
 _DIGITS = bytes(1 if 0x30 <= b <= 0x39 else 2 if b == 0x2D else 0 for b in range(256))
 _LONG_RUN = b"\x01" * 20
 _RUN_19 = b"\x01" * 19
 _LONG_NEGATIVE = b"\x02" + b"\x01" * 19
+# A run of 19 digits or more, its sign, and what follows it.
+_LONG_NUMBER = re.compile(rb"(-?)([0-9]{19,})(.?)", re.DOTALL)
+_U64_DIGITS = str(2**64 - 1).encode()
+# What makes digits part of a float (a fraction or an exponent) when it
+# stands before or after them.
+_FLOAT_BEFORE = frozenset(b".eE+")
+_FLOAT_AFTER = frozenset(b".eE")
 
 
 try:
@@ -145,7 +154,31 @@ def needs_exact(text: bytes) -> bool:
     mapped = text.translate(_DIGITS)
     # Both hold 19 digits in a row, which is rare: one search for those
     # first.
-    return _RUN_19 in mapped and (_LONG_RUN in mapped or _LONG_NEGATIVE in mapped)
+    return (
+        _RUN_19 in mapped
+        and (_LONG_RUN in mapped or _LONG_NEGATIVE in mapped)
+        and not _longRunsFit(text)
+    )
+
+
+def _longRunsFit(text: bytes) -> bool:
+    """
+    Whether every run of 19 digits or more in C{text} is one that orjson
+    reads as the standard library does: 19 digits without a minus sign,
+    or an integer of exactly 20 digits up to 2^64 - 1, not part of a float
+    (digits in a string read the same either way). Anything else (a longer
+    run, a negative one, 20 digits in a fraction or an exponent) is not.
+    """
+    for match in _LONG_NUMBER.finditer(text):
+        sign, digits, after = match.groups()
+        if len(digits) == 19 and not sign:
+            continue
+        if sign or len(digits) != 20 or digits > _U64_DIGITS or (after and after[0] in _FLOAT_AFTER):
+            return False
+        start = match.start()
+        if start and text[start - 1] in _FLOAT_BEFORE:
+            return False
+    return True
 
 
 _NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")

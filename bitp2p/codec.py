@@ -31,7 +31,7 @@ import operator
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from bitp2p.address import Address, AddressError, is_reachable, is_routable, parse_address
+from bitp2p.address import Address, AddressError, is_reachable, parse_address, parse_dialable
 from bitp2p.constants import (
     MAX_ADDR_ENTRIES,
     NODE_ID_MAX_CHARS,
@@ -272,12 +272,13 @@ def _entry(item: object) -> tuple[Address, int | None] | None:
     if not isinstance(text, str):
         return None
     try:
-        address = parse_address(text)
+        # (None if not routable or not reachable: PROTOCOL.md's addresses
+        # are IP literals, the Tor, I2P and CJDNS forms a Bitcoin network
+        # brings are malformed here.)
+        address = parse_dialable(text)
     except AddressError:
         return None
-    if not is_routable(address) or not is_reachable(address):
-        # PROTOCOL.md's addresses are IP literals: the Tor, I2P and CJDNS
-        # forms a Bitcoin network brings are malformed here.
+    if address is None:
         return None
     return (address, seen)
 

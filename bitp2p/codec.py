@@ -521,7 +521,9 @@ def encode(message: Mapping) -> bytes:
     kind = message.get("type")
     if kind == "addr":
         out = {k: v for k, v in message.items() if k != "dropped"}
-        out["peers"] = [_wireEntry(e) for e in message["peers"]]
+        # (Entries made by addr() are in their wire form already: only
+        # tuples, as decode() gives them, are turned into it.)
+        out["peers"] = [_wireEntry(e) if isinstance(e, tuple) else e for e in message["peers"]]
         return _dumps(out)
     if kind in ("version", "verack"):
         out = {k: v for k, v in message.items() if v is not None}
@@ -574,7 +576,14 @@ def addr(entries: Iterable[tuple[Address, int | None]]) -> dict:
     An C{addr} message: plain C{host:port} strings for entries without a
     time, C{{"addr": ..., "time": ...}} objects for those with one.
     """
-    return {"type": "addr", "peers": [_wireEntry(tuple(e)) for e in entries]}
+    # (_wireEntry inlined: this runs per relayed or answered address.)
+    return {
+        "type": "addr",
+        "peers": [
+            str(address) if seen is None else {"addr": str(address), "time": seen}
+            for address, seen in entries
+        ],
+    }
 
 
 def ping(nonce: int) -> dict:

@@ -480,11 +480,16 @@ class AddressRelay:
                         "big",
                     )
         ranks = [((base ^ peerKey) * _MIX) & _MASK64 for peerKey in peerKeys]
-        # heapq.nlargest(fanout, peers, key=rank), as its documentation
-        # says it is (a stable sort: of equal ranks, the earlier peer
-        # first), without a Python call per peer.
-        order = sorted(range(len(peers)), key=ranks.__getitem__, reverse=True)
-        return [peers[index] for index in order[:fanout]]
+        # heapq.nlargest(fanout, peers, key=rank), which is a stable sort
+        # (of equal ranks, the earlier peer first), without a Python call
+        # per peer: the highest rank left, its first peer, fanout times
+        # (a rank is never negative: -1 marks one taken).
+        targets = []
+        for _ in range(fanout):
+            index = ranks.index(max(ranks))
+            ranks[index] = -1
+            targets.append(peers[index])
+        return targets
 
     # -- our own address --------------------------------------------------------
 

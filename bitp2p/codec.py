@@ -31,7 +31,7 @@ import operator
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from bitp2p.address import Address, AddressError, is_reachable, is_routable, parse_address
+from bitp2p.address import Address, AddressError, is_reachable, parse_address, parse_dialable
 from bitp2p.constants import (
     MAX_ADDR_ENTRIES,
     NODE_ID_MAX_CHARS,
@@ -99,11 +99,20 @@ def _stdlibDumps(obj: Any) -> bytes:
 # a minus sign and 19 or more: text holding one of those runs is decoded by
 # the standard library. (Mapping digits to 1 and "-" to 2, then looking for
 # the runs, is ~5x cheaper than a regex, and is done once per received
-# chunk, not once per line.)
+# chunk, not once per line.) A run of exactly 20 digits is looked at
+# again: one that stands alone as an integer of at most 2^64 - 1 (a ping's
+# nonce, half of them) orjson reads exactly, as the standard library does.
 _DIGITS = bytes(1 if 0x30 <= b <= 0x39 else 2 if b == 0x2D else 0 for b in range(256))
 _LONG_RUN = b"\x01" * 20
 _RUN_19 = b"\x01" * 19
 _LONG_NEGATIVE = b"\x02" + b"\x01" * 19
+# A run of 19 digits or more, its sign, and what follows it.
+_LONG_NUMBER = re.compile(rb"(-?)([0-9]{19,})(.?)", re.DOTALL)
+_U64_DIGITS = str(2**64 - 1).encode()
+# What makes digits part of a float (a fraction or an exponent) when it
+# stands before or after them.
+_FLOAT_BEFORE = frozenset(b".eE+")
+_FLOAT_AFTER = frozenset(b".eE")
 
 
 try:
@@ -145,7 +154,31 @@ def needs_exact(text: bytes) -> bool:
     mapped = text.translate(_DIGITS)
     # Both hold 19 digits in a row, which is rare: one search for those
     # first.
-    return _RUN_19 in mapped and (_LONG_RUN in mapped or _LONG_NEGATIVE in mapped)
+    return (
+        _RUN_19 in mapped
+        and (_LONG_RUN in mapped or _LONG_NEGATIVE in mapped)
+        and not _longRunsFit(text)
+    )
+
+
+def _longRunsFit(text: bytes) -> bool:
+    """
+    Whether every run of 19 digits or more in C{text} is one that orjson
+    reads as the standard library does: 19 digits without a minus sign,
+    or an integer of exactly 20 digits up to 2^64 - 1, not part of a float
+    (digits in a string read the same either way). Anything else (a longer
+    run, a negative one, 20 digits in a fraction or an exponent) is not.
+    """
+    for match in _LONG_NUMBER.finditer(text):
+        sign, digits, after = match.groups()
+        if len(digits) == 19 and not sign:
+            continue
+        if sign or len(digits) != 20 or digits > _U64_DIGITS or (after and after[0] in _FLOAT_AFTER):
+            return False
+        start = match.start()
+        if start and text[start - 1] in _FLOAT_BEFORE:
+            return False
+    return True
 
 
 _NODE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{NODE_ID_MAX_CHARS}}}")
@@ -239,12 +272,13 @@ def _entry(item: object) -> tuple[Address, int | None] | None:
     if not isinstance(text, str):
         return None
     try:
-        address = parse_address(text)
+        # (None if not routable or not reachable: PROTOCOL.md's addresses
+        # are IP literals, the Tor, I2P and CJDNS forms a Bitcoin network
+        # brings are malformed here.)
+        address = parse_dialable(text)
     except AddressError:
         return None
-    if not is_routable(address) or not is_reachable(address):
-        # PROTOCOL.md's addresses are IP literals: the Tor, I2P and CJDNS
-        # forms a Bitcoin network brings are malformed here.
+    if address is None:
         return None
     return (address, seen)
 
@@ -487,7 +521,9 @@ def encode(message: Mapping) -> bytes:
     kind = message.get("type")
     if kind == "addr":
         out = {k: v for k, v in message.items() if k != "dropped"}
-        out["peers"] = [_wireEntry(e) for e in message["peers"]]
+        # (Entries made by addr() are in their wire form already: only
+        # tuples, as decode() gives them, are turned into it.)
+        out["peers"] = [_wireEntry(e) if isinstance(e, tuple) else e for e in message["peers"]]
         return _dumps(out)
     if kind in ("version", "verack"):
         out = {k: v for k, v in message.items() if v is not None}
@@ -540,7 +576,14 @@ def addr(entries: Iterable[tuple[Address, int | None]]) -> dict:
     An C{addr} message: plain C{host:port} strings for entries without a
     time, C{{"addr": ..., "time": ...}} objects for those with one.
     """
-    return {"type": "addr", "peers": [_wireEntry(tuple(e)) for e in entries]}
+    # (_wireEntry inlined: this runs per relayed or answered address.)
+    return {
+        "type": "addr",
+        "peers": [
+            str(address) if seen is None else {"addr": str(address), "time": seen}
+            for address, seen in entries
+        ],
+    }
 
 
 def ping(nonce: int) -> dict:

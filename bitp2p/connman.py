@@ -228,6 +228,11 @@ class ConnectionManager:
         # Each inbound connection's group as it was counted at admission
         # (what is local may change meanwhile).
         self._groupOf: dict[Peer, str] = {}
+        # What eviction asks of each established inbound peer that does
+        # not change while it is connected: its keyed network group and
+        # whether it is on loopback (made once, not on every eviction
+        # round, where each costs ~10 us a peer).
+        self._evictionKeys: dict[Peer, tuple[int, bool]] = {}
         # How often each network group connects (local ones exempt, as from
         # the group cap).
         self._arrivals = Arrivals(reactor, INBOUND_CHURN_HALF_LIFE_S, INBOUND_CHURN_SOURCES)
@@ -640,6 +645,7 @@ class ConnectionManager:
                 count=count,
             )
         candidates = []
+        keys = self._evictionKeys
         for peer in self._connections:
             if (
                 peer.kind is not ConnectionType.INBOUND
@@ -647,15 +653,21 @@ class ConnectionManager:
                 or peer.close_reason is not None
             ):
                 continue
-            remote = hostAddress(peer.remote_address)
-            group = network_group(remote) if remote is not None else "?"
+            known = keys.get(peer)
+            if known is None:
+                remote = hostAddress(peer.remote_address)
+                group = network_group(remote) if remote is not None else "?"
+                known = keys[peer] = (
+                    self._keyedGroup(group),
+                    remote is not None and remote.is_loopback,
+                )
             candidates.append(
                 EvictionCandidate(
                     id=peer,
                     connected_at=peer.connected_at,
                     min_ping_s=peer.min_rtt_s,
-                    keyed_net_group=self._keyedGroup(group),
-                    is_local=remote is not None and remote.is_loopback,
+                    keyed_net_group=known[0],
+                    is_local=known[1],
                     last_addr_time=self._noveltyOf(peer),
                 )
             )
@@ -917,6 +929,7 @@ class ConnectionManager:
             self._counts[peer.kind] -= 1
             if peer is self._evicted:
                 self._evicted = None
+            self._evictionKeys.pop(peer, None)
             group = self._groupOf.pop(peer, None)
             if group is not None:
                 left = self._inboundGroups[group] - 1

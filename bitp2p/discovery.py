@@ -41,7 +41,6 @@ sockets, slots or wire formats.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -470,19 +469,27 @@ class AddressRelay:
         # own keyed hash (made once per peer): one multiplication per peer
         # instead of a hash.
         keys = self._peerKeys
-
-        def rank(peer: Peer) -> int:
-            peerKey = keys.get(peer)
-            if peerKey is None:
-                peerKey = keys[peer] = int.from_bytes(
-                    hashlib.blake2b(
-                        (peer.node_id or "").encode(), key=self._relayKey, digest_size=8
-                    ).digest(),
-                    "big",
-                )
-            return ((base ^ peerKey) * _MIX) & _MASK64
-
-        return heapq.nlargest(fanout, peers, key=rank)
+        peerKeys = list(map(keys.get, peers))
+        if None in peerKeys:
+            for index, peer in enumerate(peers):
+                if peerKeys[index] is None:
+                    peerKeys[index] = keys[peer] = int.from_bytes(
+                        hashlib.blake2b(
+                            (peer.node_id or "").encode(), key=self._relayKey, digest_size=8
+                        ).digest(),
+                        "big",
+                    )
+        ranks = [((base ^ peerKey) * _MIX) & _MASK64 for peerKey in peerKeys]
+        # heapq.nlargest(fanout, peers, key=rank), which is a stable sort
+        # (of equal ranks, the earlier peer first), without a Python call
+        # per peer: the highest rank left, its first peer, fanout times
+        # (a rank is never negative: -1 marks one taken).
+        targets = []
+        for _ in range(fanout):
+            index = ranks.index(max(ranks))
+            ranks[index] = -1
+            targets.append(peers[index])
+        return targets
 
     # -- our own address --------------------------------------------------------
 

@@ -305,6 +305,9 @@ class Peer:
         L{BitcoinInfo<bitp2p.bitcoin.wire.BitcoinInfo>}: services, start
         height, relay flag), or L{None}.
     @ivar connected_at: when the connection was made.
+    @ivar established: whether the handshake is done and the connection
+        not closed (C{state} is C{ESTABLISHED}); a plain attribute, kept
+        with C{state}, as it is read per peer per relayed message.
     @ivar established_at: when the handshake completed, or L{None}.
     @ivar rtt_s: the round-trip time of the last answered ping, or L{None}.
     @ivar messages_in: messages received (decoded).
@@ -336,7 +339,7 @@ class Peer:
     # attributes was 1.6 KB of each peer's ~3 KB (bench/peers.py).
     __slots__ = (
         "wire", "_manager", "_applicationHandlers", "_clock", "_settings", "_rng",
-        "direction", "dialed", "state", "node_id", "listen_port", "user_agent",
+        "direction", "dialed", "state", "established", "node_id", "listen_port", "user_agent",
         "protocol", "addr_recv", "info", "connected_at", "established_at", "rtt_s",
         "messages_in", "messages_out", "close_reason", "reading", "_last_recv",
         "_deadlines", "_deadline", "_ping_timer", "_close_timer",
@@ -371,6 +374,7 @@ class Peer:
         self.kind = kind
         self.min_rtt_s: float | None = None
         self.state = PeerState.NEW
+        self.established = False
         self.node_id: str | None = None
         self.listen_port = 0
         self.user_agent = ""
@@ -463,10 +467,6 @@ class Peer:
             return Address.of(host, self.listen_port)
         except (ValueError, AttributeError, TypeError):
             return None
-
-    @property
-    def established(self) -> bool:
-        return self.state is PeerState.ESTABLISHED
 
     @property
     def transport(self):
@@ -784,6 +784,7 @@ class Peer:
     def connectionLost(self, reason: Failure) -> None:
         previous = self.state
         self.state = PeerState.CLOSED
+        self.established = False
         for timer in (self._ping_timer, self._close_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -926,6 +927,7 @@ class Peer:
 
     def _enter(self, state: PeerState) -> None:
         self.state = state
+        self.established = state is PeerState.ESTABLISHED
         if state is not PeerState.ESTABLISHED:
             return
         self.established_at = self._clock.seconds()

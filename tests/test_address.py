@@ -170,6 +170,34 @@ class RoutabilityTests(SynchronousTestCase):
         for text in ("127.0.0.1:80", "10.1.2.3:80", "192.168.1.1:80", "1.2.3.4:80", "[2001:db8::1]:80"):
             self.assertTrue(is_routable(parse_address(text)), text)
 
+    def test_parseDialable(self):
+        """
+        parse_dialable is parse_address for an addr entry: L{None} for an
+        address that is not routable or not reachable (remembered, as the
+        parsed address is), an error for what is not an address (not
+        remembered).
+        """
+        parse_dialable = addressModule.parse_dialable
+        addressModule._dialable.cache_clear()
+        self.assertEqual(parse_dialable("198.51.100.3:80"), Address.of("198.51.100.3", 80))
+        self.assertIs(parse_dialable("198.51.100.3:80"), parse_dialable("198.51.100.3:80"))
+        onion = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333"
+        self.assertTrue(is_routable(parse_address(onion)))
+        for text in ("0.1.2.3:80", "[fe80::1]:80", "198.51.100.3:0", onion):
+            self.assertIsNone(parse_dialable(text), text)
+        self.assertEqual(addressModule._dialable.cache_info().currsize, 5)
+        for text in ("198.51.100.300:80", "x" * 70, "1.2.3.4"):
+            with self.assertRaises(AddressError):
+                parse_dialable(text)
+        self.assertEqual(addressModule._dialable.cache_info().currsize, 5)
+
+        class Text(str):
+            pass
+
+        self.assertEqual(parse_dialable(Text("198.51.100.8:80")), Address("198.51.100.8", 80))
+        self.assertIsNone(parse_dialable(Text("0.1.2.3:80")))
+        self.assertEqual(addressModule._dialable.cache_info().currsize, 5)
+
     def test_unroutableAddrEntriesAreDropped(self):
         """
         Through the codec, as a peer sends them: dropped, not a violation.

@@ -326,6 +326,30 @@ class DecodeManyTests(SynchronousTestCase):
         # 19 digits, then a break, then 19 more: no single long run.
         self.assertFalse(codec.needs_exact(b'{"a":1234567890123456789,"b":1234567890123456789}'))
 
+    def test_twentyDigitIntegersThatFit64BitsTakeTheFastPath(self):
+        # Half of all pings' nonces have 20 digits; orjson reads those up
+        # to 2^64 - 1 exactly.
+        for fits in (2**64 - 1, 10**19, 12345678901234567890):
+            raw = line({"type": "ping", "nonce": fits})
+            self.assertFalse(codec.needs_exact(raw), raw)
+            self.assertEqual(codec.decode_line(raw), {"type": "ping", "nonce": fits})
+        self.assertFalse(codec.needs_exact(b'{"a":"12345678901234567890"}'))  # in a string
+        self.assertFalse(codec.needs_exact(b"[12345678901234567890,1]"))
+        for raw in (
+            line({"type": "ping", "nonce": 2**64}),
+            b'{"a":99999999999999999999}',
+            b'{"a":12345678901234567890.5}',
+            b'{"a":1.12345678901234567890}',
+            b'{"a":1e12345678901234567890}',
+            b'{"a":1E+12345678901234567890}',
+            b'{"a":12345678901234567890e1}',
+            b'{"a":-1234567890123456789}',
+            b'{"a":123456789012345678901}',
+            # One run that fits, one that does not.
+            b'{"a":12345678901234567890,"b":98765432109876543210}',
+        ):
+            self.assertTrue(codec.needs_exact(raw), raw)
+
     def test_exactPathKeepsHugeIntegers(self):
         for big in (2**100 + 1, 2**64, -(2**63) - 1, -(10**19) + 1):
             raw = line({"type": "x", "n": big})

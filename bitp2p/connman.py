@@ -56,6 +56,7 @@ from bitp2p.constants import (
     INBOUND_CHURN_HALF_LIFE_S,
     INBOUND_CHURN_RATIO,
     INBOUND_CHURN_SOURCES,
+    LOCAL_HOSTS_REMEMBERED,
 )
 from bitp2p.endpoints import Target
 from bitp2p.errors import (
@@ -248,6 +249,8 @@ class ConnectionManager:
         # the Deferreds of connect() calls that joined it.
         self._dials: dict[Address, _Dial] = {}
         self._own: set[Address] = set()
+        # The local hosts of established connections already looked at.
+        self._localHosts: set[str | None] = set()
         self._closing: dict[Peer, list[Deferred]] = {}
 
     # -- listening (the Listener's) ----------------------------------------------
@@ -912,9 +915,15 @@ class ConnectionManager:
         C{peer}'s handshake is done: the local end's group is ours, and the
         event is published.
         """
-        local = hostAddress(peer.local_address)
-        if local is not None and not local.is_unspecified:
-            self.addLocalGroup(local)
+        # The local end is one of a few addresses (those listened on, or
+        # dialed from): each is looked at once, not at every handshake.
+        host = getattr(peer.local_address, "host", None)
+        if host not in self._localHosts:
+            local = hostAddress(peer.local_address)
+            if local is not None and not local.is_unspecified:
+                self.addLocalGroup(local)
+            if len(self._localHosts) < LOCAL_HOSTS_REMEMBERED:
+                self._localHosts.add(host)
         self._events.established(peer)
 
     def peerClosed(self, peer: Peer, reason: Exception) -> None:

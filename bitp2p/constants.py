@@ -184,6 +184,10 @@ HOST_CACHE_SIZE = 16384
 # addr message that tells of it. Only valid addresses are remembered (a wire
 # form is at most 70 characters), at most ADDRESS_CACHE_SIZE of each.
 ADDRESS_CACHE_SIZE = 16384
+# The local hosts of connections (and our own addresses as peers see them)
+# that the connection manager and discovery look at once and remember: a
+# node has a few (those it listens on or dials from), this is a bound.
+LOCAL_HOSTS_REMEMBERED = 64
 MAX_IP_CHARS = 45
 MAX_ZONE_CHARS = 15
 

@@ -58,6 +58,7 @@ from bitp2p.constants import (
     GETADDR_MAX_REPLY,
     GETADDR_MIN_COUNT,
     KNOWN_ADDRESSES_PER_PEER,
+    LOCAL_HOSTS_REMEMBERED,
     NOVEL_FLOOD_BURST,
     NOVEL_FLOOD_RATE_PER_S,
     RELAY_FANOUT,
@@ -169,6 +170,8 @@ class AddressRelay:
         # time (logged once until they resolve again).
         self._resolving: set[tuple[str, int]] = set()
         self._seedFailing: set[str] = set()
+        # Our own address as peers reach it, by local host and port.
+        self._ownAddresses: dict[tuple[str | None, int], Address] = {}
 
     # -- start and stop ---------------------------------------------------------
 
@@ -505,11 +508,18 @@ class AddressRelay:
         host = listening.host
         if host in ("0.0.0.0", "::"):
             host = getattr(peer.local_address, "host", None)
-        try:
-            own = Address.of(host, listening.port)
-        except (AddressError, AttributeError):
-            return None
-        self._connections.addOwn(own)
+        # One of a few (a node has few local addresses): made and
+        # remembered as our own once, not at every handshake.
+        key = (host, listening.port)
+        own = self._ownAddresses.get(key)
+        if own is None:
+            try:
+                own = Address.of(host, listening.port)
+            except (AddressError, AttributeError):
+                return None
+            self._connections.addOwn(own)
+            if len(self._ownAddresses) < LOCAL_HOSTS_REMEMBERED:
+                self._ownAddresses[key] = own
         return own
 
     def advertise(self, peer: Peer) -> None:

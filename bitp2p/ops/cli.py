@@ -146,6 +146,20 @@ def _port(args) -> int:
     return DEFAULT_RPC_PORT
 
 
+def _target(host: str, port: int) -> str:
+    """
+    C{host:port} as a URL has it (an IPv6 host in brackets).
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _cannotConnect(target: str, error: urllib.error.URLError) -> CLIError:
+    reason = getattr(error.reason, "strerror", None) or str(error.reason)
+    return CLIError(
+        f"cannot connect to the node at {target}: {reason} (is it running with --rpc-port?)"
+    )
+
+
 def call(host: str, port: int, credentials: str, method: str, params: list) -> object:
     """
     Make one call and return its result.
@@ -155,7 +169,7 @@ def call(host: str, port: int, credentials: str, method: str, params: list) -> o
     """
     body = json.dumps({"jsonrpc": "1.0", "id": "bitp2p-cli", "method": method, "params": params})
     auth = base64.b64encode(credentials.encode()).decode("ascii")
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    target = _target(host, port)
     request = urllib.request.Request(
         f"http://{target}/",
         data=body.encode(),
@@ -173,10 +187,7 @@ def call(host: str, port: int, credentials: str, method: str, params: list) -> o
         except ValueError:
             raise CLIError(f"the node at {target} answered HTTP {e.code}") from None
     except urllib.error.URLError as e:
-        reason = getattr(e.reason, "strerror", None) or str(e.reason)
-        raise CLIError(
-            f"cannot connect to the node at {target}: {reason} (is it running with --rpc-port?)"
-        ) from None
+        raise _cannotConnect(target, e) from None
     except (OSError, ValueError) as e:
         raise CLIError(f"no answer from the node at {target}: {e}") from None
     error = answer.get("error") if isinstance(answer, dict) else None
@@ -192,17 +203,14 @@ def health(host: str, port: int) -> str:
     @raise CLIError: when the node cannot be reached or answers something
         else.
     """
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    target = _target(host, port)
     try:
         with urllib.request.urlopen(f"http://{target}/health", timeout=TIMEOUT_S) as response:
             status, body = response.status, response.read(64)
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read(64)
     except urllib.error.URLError as e:
-        reason = getattr(e.reason, "strerror", None) or str(e.reason)
-        raise CLIError(
-            f"cannot connect to the node at {target}: {reason} (is it running with --rpc-port?)"
-        ) from None
+        raise _cannotConnect(target, e) from None
     except OSError as e:
         raise CLIError(f"no answer from the node at {target}: {e}") from None
     state = body.decode("ascii", "replace").strip()

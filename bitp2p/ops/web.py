@@ -630,22 +630,19 @@ class _Ban(_Action):
 
 class StaticFile(Resource):
     """
-    One static file of a page, read at each request (they are small), not
-    cached, with C{headers} (the dashboard's security headers by default;
-    the lab passes its own).
+    One static file of a page (the dashboard's or the lab's), read at each
+    request (they are small), not cached, with the security headers.
     """
 
     isLeaf = True
 
-    def __init__(self, path: Path, contentType: bytes, headers: dict | None = None) -> None:
+    def __init__(self, path: Path, contentType: bytes) -> None:
         super().__init__()
         self._path = path
         self._type = contentType
-        self._headers = SECURITY_HEADERS if headers is None else headers
 
     def render_GET(self, request) -> bytes:
-        for name, value in self._headers.items():
-            request.setHeader(name, value)
+        secureHeaders(request)
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"content-type", self._type)
         return self._path.read_bytes()

@@ -38,6 +38,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bitp2p.ops import cli
+
 from .podman import ROOT, Podman, PodmanUnusable
 from .test_twistd import freePort
 
@@ -88,12 +90,18 @@ class Fleet:
             "--env", "BITP2P_PING_INTERVAL=5", "--env", "BITP2P_PING_TIMEOUT=10",
             self.podman.image,
         )
-        self.ips[name] = self.podman.out(
-            "inspect", container, "--format",
-            "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % self.network,
-        )
+        self.lookUp(name)
         self.live.append(name)
         return name
+
+    def lookUp(self, name: str) -> None:
+        """
+        Note the address the network gave C{name}'s container.
+        """
+        self.ips[name] = self.podman.out(
+            "inspect", self.podman.name(name), "--format",
+            "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % self.network,
+        )
 
     def kill(self, name: str) -> None:
         self.podman.run("kill", "--signal", "KILL", self.podman.name(name))
@@ -261,10 +269,7 @@ def scenario(podman: Podman, fleet: Fleet) -> None:
     stopped = podman.out("inspect", podman.name("n1"), "--format", "{{.State.ExitCode}}")
     assert stopped == "0", "SIGTERM: the node saves its tables and exits 0"
     podman.run("start", podman.name("n1"))
-    fleet.ips["n1"] = podman.out(
-        "inspect", podman.name("n1"), "--format",
-        "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % fleet.network,
-    )
+    fleet.lookUp("n1")
     waitFor(lambda: fleet.connected(fleet.live), "n1 back in the network")
     assert fleet.rpc("n1", "getnetworkinfo")["node_id"] == before
 
@@ -346,14 +351,16 @@ def test_theStatefulSetsPodRunsUnderKubePlay(podman, tmp_path):
 
     control = f"http://127.0.0.1:{hostPorts['control']}"
 
-    def health() -> bytes | None:
+    def up() -> bool:
+        # bitp2p-cli -health's check: 200 and "up".
         try:
-            with urllib.request.urlopen(f"{control}/health", timeout=3) as response:
-                return response.read()
-        except OSError:
-            return None
+            return cli.health("127.0.0.1", hostPorts["control"]) == "up"
+        except cli.CLIError:
+            return False
 
-    waitFor(lambda: health() == b"up\n", "the pod's /health to answer up", 60)
+    waitFor(up, "the pod's /health to answer up", 60)
+    with urllib.request.urlopen(f"{control}/health", timeout=3) as response:
+        assert response.read() == b"up\n"
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{control}/metrics", timeout=3)
     assert refused.value.code == 401
